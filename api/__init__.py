@@ -1,0 +1,1 @@
+"""k2forge front doors: the `k2forge` CLI and the REST job service."""

@@ -1,0 +1,58 @@
+"""The `k2forge` command line. Each package contributes one command group from its own `cli` module.
+
+Groups load lazily (only the one invoked is imported), so `k2forge corpus --help` never imports torch.
+To add a group, add it to `GROUPS`; do not add placeholder commands for packages that are not built yet.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+#: command name -> "module:click_object"
+GROUPS: dict[str, str] = {
+    "corpus": "corpus.cli:corpus",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(GROUPS))
+
+    def get_command(self, ctx, name):
+        if name in GROUPS:
+            module, attr = GROUPS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), help="Logging level.")
+def cli(quiet: bool, log_level: str) -> None:
+    """k2forge: rewrite a raw corpus into a better pretraining corpus, and pretrain a Kimi-K2-style model on it."""
+    from corpus.log import setup_logging
+    setup_logging(log_level, quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors (bad specs, bad input files) print one clear message and exit 2, no traceback."""
+    from corpus.schema import SchemaError
+    from corpus.spec import SpecError
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (SpecError, SchemaError, FileNotFoundError, ValueError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""LLM rewriting of knowledge text: engines, styles, chunk-wise autoregressive generation, fidelity checks."""
