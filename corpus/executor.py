@@ -147,8 +147,9 @@ class RayExecutor(Executor):
 
         opts = {"num_cpus": stage.resources.get("num_cpus", 1), "num_gpus": stage.resources.get("num_gpus", 0)}
         n = max(1, min(self.workers, len(units)))
-        stage_ref = ray.put(stage)
-        actors = [StageActor.options(**opts).remote(stage_ref) for _ in range(n)]
+        # The stage goes inline with each actor's creation (not as an object-store ref): a restarted actor
+        # must still find its constructor argument after the driver's references are gone.
+        actors = [StageActor.options(**opts).remote(stage) for _ in range(n)]
         queue = list(units)
         inflight: dict[Any, tuple[Unit, Any]] = {}
         try:
@@ -159,7 +160,15 @@ class RayExecutor(Executor):
             while inflight:
                 done, _ = ray.wait(list(inflight), num_returns=1)
                 u, a = inflight.pop(done[0])
-                yield u, ray.get(done[0])
+                try:
+                    stats = ray.get(done[0])
+                except ray.exceptions.RayTaskError as e:
+                    # The unit's own error (e.g. a SchemaError naming file and line) reaches the caller as
+                    # itself, so the front doors report it like a local run instead of a wrapped traceback.
+                    if isinstance(getattr(e, "cause", None), Exception):
+                        raise e.cause from None
+                    raise
+                yield u, stats
                 if queue:
                     nu = queue.pop(0)
                     inflight[a.process.remote(nu)] = (nu, a)
