@@ -1,0 +1,224 @@
+"""The k2forge job service (FastAPI). Routes are versioned under /v1; OpenAPI docs at /docs.
+
+Every job kind is the same pydantic spec the CLI uses (corpus.spec.JOB_KINDS); the service validates, confines
+paths to the data root, redacts secrets, stores the job and lets the dispatcher run it in a worker process.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from api import metrics
+from api.outputs import describe_outputs
+from api.runner import Dispatcher
+from api.security import (PathError, RateLimiter, check_token, confine_spec, load_tokens, model_sources,
+                          split_secrets)
+from api.settings import Settings
+from api.store import STATES, TERMINAL, JobStore
+
+log = logging.getLogger(__name__)
+
+
+class JobRequest(BaseModel):
+    kind: str = Field(description="ingest | rephrase | mathnotes | dedup | mix | pack | train")
+    spec: dict[str, Any] = Field(default_factory=dict, description="the job kind's spec, as for the CLI --spec")
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    spec: dict[str, Any]
+    progress: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    attempts: int
+    cancel_requested: bool
+    created_at: str
+    updated_at: str
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def _problem(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or Settings()).resolved()
+    store = JobStore(settings.db_url)
+    dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / ".k2forge")
+    tokens = load_tokens(settings.tokens_env, settings.tokens_file)
+    limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+    if not tokens:
+        raise RuntimeError("no API tokens configured: set K2FORGE_API_TOKENS or K2FORGE_API_TOKENS_FILE")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        dispatcher.start()
+        yield
+        dispatcher.stop()
+
+    app = FastAPI(title="k2forge", version="1", lifespan=lifespan,
+                  description="Submit and watch corpus, rephrasing, math-notes and training jobs.")
+    app.state.store, app.state.dispatcher, app.state.settings = store, dispatcher, settings
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        start = time.perf_counter()
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
+            return _problem(413, f"request body larger than {settings.max_body_bytes} bytes")
+        if size is None and request.method in ("POST", "PUT", "PATCH"):
+            body = await request.body()  # chunked upload: count what actually arrived
+            if len(body) > settings.max_body_bytes:
+                return _problem(413, f"request body larger than {settings.max_body_bytes} bytes")
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code,
+                        time.perf_counter() - start)
+        return response
+
+    def principal(authorization: str | None = Header(None)) -> str:
+        status, who = check_token(authorization, tokens)
+        if status == 401:
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if status == 403:
+            raise HTTPException(403, "invalid token")
+        if not limiter.allow(who):
+            raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "1"})
+        return who
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError):
+        return _problem(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
+
+    def _job_or_404(job_id: str):
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"job {job_id} not found")
+        return job
+
+    def _validate(req: JobRequest) -> tuple[dict, dict]:
+        from corpus.spec import JOB_KINDS, job_kind
+        if req.kind not in JOB_KINDS:
+            raise HTTPException(422, [{"loc": ["body", "kind"],
+                                       "msg": f"unknown job kind, expected one of {sorted(JOB_KINDS)}"}])
+        try:
+            spec = confine_spec(req.spec, settings.data_root)
+        except PathError as e:
+            raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
+        for field_path, value in model_sources(spec):
+            if value not in settings.model_allowlist:
+                raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
+                                           "msg": f"model source {value!r} is not in the service allowlist"}])
+        if settings.ray_address and isinstance(spec.get("executor"), dict | None):
+            ex = dict(spec.get("executor") or {})
+            ex.setdefault("kind", "ray")
+            ex.setdefault("ray_address", settings.ray_address)
+            spec["executor"] = ex
+        spec_cls, _ = job_kind(req.kind)
+        try:
+            validated = spec_cls.model_validate(spec)
+        except ValidationError as e:
+            raise HTTPException(422, [{"loc": ["body", "spec", *e_["loc"]], "msg": e_["msg"]}
+                                      for e_ in e.errors()]) from None
+        full = json.loads(validated.model_dump_json())
+        # secrets given explicitly in the request are kept out of the DB; defaults never contain secrets
+        return split_secrets(full)
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        return {"ok": True, "jobs": store.counts()}
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    def get_metrics(who: str = Depends(principal)) -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(store.counts()), media_type=metrics.CONTENT_TYPE)
+
+    @app.post("/v1/jobs", status_code=201, response_model=JobOut, tags=["jobs"],
+              responses={200: {"model": JobOut, "description": "existing job for this Idempotency-Key"}})
+    def submit(req: JobRequest, who: str = Depends(principal),
+               idempotency_key: str | None = Header(None, max_length=200)):
+        redacted, secrets = _validate(req)
+        key = f"{who}:{idempotency_key}" if idempotency_key else None
+        job, created = store.create(req.kind, redacted, who, key)
+        if not created:
+            if job.kind != req.kind or job.spec != redacted:
+                raise HTTPException(409, "Idempotency-Key was already used for a different job")
+            return JSONResponse(status_code=200, content=job.to_dict())
+        if secrets:
+            dispatcher.secrets[job.id] = secrets
+        return job.to_dict()
+
+    @app.get("/v1/jobs", response_model=JobList, tags=["jobs"])
+    def list_jobs(state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+                  kind: str | None = Query(None, max_length=32), limit: int = Query(50, ge=1, le=500),
+                  offset: int = Query(0, ge=0, le=10**9), who: str = Depends(principal)):
+        rows, total = store.list(state, kind, limit, offset)
+        return {"jobs": [j.to_dict() for j in rows], "total": total, "limit": limit, "offset": offset}
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    def get_job(job_id: str, who: str = Depends(principal)):
+        return _job_or_404(job_id).to_dict()
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+    def cancel(job_id: str, who: str = Depends(principal)):
+        job = _job_or_404(job_id)
+        if job.state in TERMINAL:
+            raise HTTPException(409, f"job {job_id} is already {job.state}")
+        dispatcher.cancel(job_id)
+        return _job_or_404(job_id).to_dict()
+
+    @app.get("/v1/jobs/{job_id}/outputs", tags=["jobs"])
+    def outputs(job_id: str, who: str = Depends(principal)) -> dict:
+        job = _job_or_404(job_id)
+        if job.state != "succeeded":
+            raise HTTPException(409, f"job {job_id} is {job.state}; outputs exist once it succeeded")
+        return {"job_id": job_id, "outputs": describe_outputs(job.result or {}, settings.data_root)}
+
+    @app.get("/v1/jobs/{job_id}/events", tags=["jobs"],
+             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
+    async def events(job_id: str, who: str = Depends(principal), last_event_id: str | None = Header(None)):
+        _job_or_404(job_id)
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        return StreamingResponse(_event_stream(store, job_id, after), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+async def _event_stream(store: JobStore, job_id: str, after: int, poll_s: float = 0.25):
+    """Replay stored events after `after`, then follow new ones until the job ends."""
+    last_beat = time.monotonic()
+    while True:
+        batch = await asyncio.to_thread(store.events, job_id, after)
+        for ev in batch:
+            after = ev.seq
+            yield f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n"
+        if not batch:
+            job = await asyncio.to_thread(store.get, job_id)
+            if job is None or job.state in TERMINAL:
+                yield f"event: end\ndata: {json.dumps({'state': job.state if job else 'unknown'})}\n\n"
+                return
+            if time.monotonic() - last_beat > 10:
+                last_beat = time.monotonic()
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(poll_s)
+
+
+assert set(STATES) >= set(TERMINAL)

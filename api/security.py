@@ -1,0 +1,167 @@
+"""Service security: bearer tokens, path confinement to the data root, model allowlist, secret redaction,
+per-token rate limiting.
+
+Path fields are found by name, so every job spec is covered without per-kind code: any key named like
+input(s), output, path(s), dir, file, manifest, mixture, packed, checkpoint, tokenizer, styles_file (optionally with a
+prefix such as `labelled_input`) holds a path or a list of paths/globs, and each must resolve inside the data root.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PATH_KEY = re.compile(r"(^|_)(inputs?|outputs?|paths?|dirs?|files?|manifest|mixture|packed|checkpoint|"
+                      r"tokenizer|root)$")
+SECRET_KEY = re.compile(r"(api_?key|token|secret|password|authorization)$", re.I)
+REDACTED = "***redacted***"
+
+
+class PathError(ValueError):
+    def __init__(self, field: str, msg: str):
+        super().__init__(f"{field}: {msg}")
+        self.field = field
+
+
+def load_tokens(env_value: str | None, file: str | None) -> dict[str, str]:
+    """Tokens from K2FORGE_API_TOKENS ("name:token,token2") and/or a file with one `[name:]token` per line."""
+    entries: list[str] = []
+    if env_value:
+        entries += [e.strip() for e in env_value.split(",") if e.strip()]
+    if file:
+        entries += [ln.strip() for ln in Path(file).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    tokens = {}
+    for i, e in enumerate(entries):
+        name, _, tok = e.rpartition(":")
+        tokens[tok] = name or f"token{i}"
+    return tokens
+
+
+def check_token(header: str | None, tokens: dict[str, str]) -> tuple[int, str | None]:
+    """(status, principal): 401 without a bearer token, 403 with a wrong one, 200 otherwise. Constant-time."""
+    if not header or not header.lower().startswith("bearer ") or not header[7:].strip():
+        return 401, None
+    given = header[7:].strip().encode()
+    principal = None
+    for tok, name in tokens.items():
+        if hmac.compare_digest(given, tok.encode()):
+            principal = name
+    return (200, principal) if principal else (403, None)
+
+
+def confine(value: str, root: Path, field: str) -> str:
+    """Resolve `value` (relative = under root) and refuse anything outside root, symlinks included."""
+    if "\x00" in value:
+        raise PathError(field, "path contains a NUL byte")
+    p = Path(value)
+    if ".." in p.parts:
+        raise PathError(field, f"'..' is not allowed in paths ({value!r})")
+    full = p if p.is_absolute() else root / p
+    # Globs: check the directory part before the first wildcard.
+    parts = full.parts
+    cut = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    checked = Path(*parts[:cut]) if cut else root
+    real = Path(os.path.realpath(checked))
+    root_real = Path(os.path.realpath(root))
+    if real != root_real and root_real not in real.parents:
+        raise PathError(field, f"path {value!r} is outside the data root")
+    return str(full)
+
+
+def confine_spec(spec: Any, root: Path, where: str = "spec") -> Any:
+    """Return a copy of a spec dict with every path field resolved inside root; raise PathError otherwise."""
+    if isinstance(spec, dict):
+        out = {}
+        for k, v in spec.items():
+            loc = f"{where}.{k}"
+            if PATH_KEY.search(str(k)) and v is not None:
+                if isinstance(v, str):
+                    out[k] = confine(v, root, loc)
+                elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+                    out[k] = [confine(x, root, f"{loc}[{i}]") for i, x in enumerate(v)]
+                else:
+                    out[k] = confine_spec(v, root, loc)
+            else:
+                out[k] = confine_spec(v, root, loc)
+        return out
+    if isinstance(spec, list):
+        return [confine_spec(x, root, f"{where}[{i}]") for i, x in enumerate(spec)]
+    return spec
+
+
+def split_secrets(spec: Any) -> tuple[Any, dict[str, Any]]:
+    """(redacted copy, {dotted path: secret}) — secrets never reach the database or the logs."""
+    secrets: dict[str, Any] = {}
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, dict):
+            res = {}
+            for k, v in x.items():
+                p = f"{path}.{k}" if path else str(k)
+                if SECRET_KEY.search(str(k)) and isinstance(v, str) and v and not str(k).endswith("_env"):
+                    secrets[p] = v
+                    res[k] = REDACTED
+                else:
+                    res[k] = walk(v, p)
+            return res
+        if isinstance(x, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(x)]
+        return x
+
+    return walk(spec, ""), secrets
+
+
+def merge_secrets(spec: dict, secrets: dict[str, Any]) -> dict:
+    """Put secrets back into a redacted spec (worker side, from its environment)."""
+    for dotted, value in secrets.items():
+        node = spec
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            node = node.get(k, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node[keys[-1]] = value
+    return spec
+
+
+def model_sources(spec: Any) -> list[tuple[str, str]]:
+    """(field, value) of every model source in a spec: keys `model` and `base_url` anywhere."""
+    found: list[tuple[str, str]] = []
+
+    def walk(x: Any, path: str) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                p = f"{path}.{k}"
+                if k in ("model", "base_url") and isinstance(v, str):
+                    found.append((p, v))
+                else:
+                    walk(v, p)
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+
+    walk(spec, "spec")
+    return found
+
+
+class RateLimiter:
+    """Token bucket per principal: `rate` requests per second with a burst of `burst`."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(key, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            ok = tokens >= 1
+            self._state[key] = (tokens - 1 if ok else tokens, now)
+            return ok

@@ -1,0 +1,31 @@
+"""`k2forge serve`: run the job service under uvicorn."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="All job input/output paths must lie here "
+              "[env K2FORGE_DATA_ROOT, default ./data].")
+@click.option("--db-url", help="SQLAlchemy database URL [env K2FORGE_DB_URL, default SQLite in the data root].")
+@click.option("--tokens-file", type=click.Path(dir_okay=False, exists=True),
+              help="File with one bearer token per line ([name:]token) [env K2FORGE_API_TOKENS(_FILE)].")
+@click.option("--max-workers", type=int, help="Jobs running at once [env K2FORGE_MAX_WORKERS, default 2].")
+@click.option("--ray-address", help="Run jobs' executors on this Ray cluster [env K2FORGE_RAY_ADDRESS].")
+@click.option("--allow-model", multiple=True, help="Model id/path or base URL that specs may name (repeatable).")
+def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, allow_model) -> None:
+    """Serve the REST API (OpenAPI docs at /docs). Jobs survive restarts and resume from finished shards."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    s = Settings()
+    for name, value in (("data_root", data_root), ("db_url", db_url), ("tokens_file", tokens_file),
+                        ("max_workers", max_workers), ("ray_address", ray_address)):
+        if value is not None:
+            setattr(s, name, value)
+    s.model_allowlist += list(allow_model)
+    uvicorn.run(create_app(s), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)

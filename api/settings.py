@@ -1,0 +1,36 @@
+"""Service settings, from flags or K2FORGE_* environment variables."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [x.strip() for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
+@dataclass
+class Settings:
+    data_root: Path = field(default_factory=lambda: Path(os.environ.get("K2FORGE_DATA_ROOT", "./data")))
+    db_url: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_DB_URL"))
+    tokens_env: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_API_TOKENS"))
+    tokens_file: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_API_TOKENS_FILE"))
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_BODY_BYTES", 1 << 20)))
+    rate_per_s: float = field(default_factory=lambda: float(os.environ.get("K2FORGE_RATE_PER_S", 200)))
+    rate_burst: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_RATE_BURST", 400)))
+    #: model sources a spec may name (model ids/paths and base URLs); the embedded model (None) is always allowed.
+    model_allowlist: list[str] = field(default_factory=lambda: _env_list("K2FORGE_MODEL_ALLOWLIST"))
+    max_workers: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_WORKERS", 2)))
+    ray_address: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_RAY_ADDRESS"))
+    sync_max_docs: int = 4
+    sync_max_chars: int = 8000
+
+    def resolved(self) -> "Settings":
+        self.data_root = Path(self.data_root).resolve()
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        if not self.db_url:
+            state = self.data_root / ".k2forge"
+            state.mkdir(exist_ok=True)
+            self.db_url = f"sqlite:///{state / 'jobs.db'}"
+        return self

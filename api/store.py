@@ -1,0 +1,161 @@
+"""Persistent job store: jobs, state transitions, progress and events in SQL (SQLite WAL by default).
+
+A database URL (e.g. postgresql+psycopg://...) lets several API replicas share state. States:
+queued -> running -> succeeded | failed | cancelled; a running job whose worker died goes back to queued on the
+next service start and resumes from its finished shards (every run function is idempotent).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select,
+                        update)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    spec: Mapped[dict] = mapped_column(JSON)              # redacted: no secrets are ever stored
+    owner: Mapped[str] = mapped_column(String(64), default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "state": self.state, "spec": self.spec,
+                "progress": self.progress or {}, "result": self.result, "error": self.error,
+                "attempts": self.attempts, "cancel_requested": bool(self.cancel_requested),
+                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id"), index=True)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+class JobStore:
+    """Thin, explicit data access; every method is one short transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        kw: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kw["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = create_engine(url, **kw)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    def create(self, kind: str, spec: dict, owner: str, idempotency_key: str | None) -> tuple[Job, bool]:
+        """Insert a queued job; with an idempotency key already used, return that job instead (created=False)."""
+        with self.session() as s:
+            if idempotency_key:
+                found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+                if found:
+                    return found, False
+            job = Job(id=uuid.uuid4().hex, kind=kind, spec=spec, owner=owner, idempotency_key=idempotency_key,
+                      progress={}, state="queued")
+            s.add(job)
+            s.add(JobEvent(job_id=job.id, type="state", data={"state": "queued"}))
+            s.commit()
+            return job, True
+
+    def get(self, job_id: str) -> Job | None:
+        with self.session() as s:
+            return s.get(Job, job_id)
+
+    def list(self, state: str | None, kind: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+        with self.session() as s:
+            q = select(Job)
+            if state:
+                q = q.where(Job.state == state)
+            if kind:
+                q = q.where(Job.kind == kind)
+            total = s.scalar(select(func.count()).select_from(q.subquery()))
+            rows = s.scalars(q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)).all()
+            return list(rows), int(total or 0)
+
+    def transition(self, job_id: str, state: str, *, expect: tuple[str, ...] | None = None,
+                   **fields: Any) -> bool:
+        """Set state (and fields) if the current state is in `expect`; record a state event. False if not."""
+        with self.session() as s:
+            q = update(Job).where(Job.id == job_id)
+            if expect:
+                q = q.where(Job.state.in_(expect))
+            n = s.execute(q.values(state=state, updated_at=_now(), **fields)).rowcount
+            if n:
+                data = {"state": state}
+                if fields.get("error"):
+                    data["error"] = fields["error"]
+                s.add(JobEvent(job_id=job_id, type="state", data=data))
+            s.commit()
+            return bool(n)
+
+    def set_fields(self, job_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(updated_at=_now(), **fields))
+            s.commit()
+
+    def add_event(self, job_id: str, type: str, data: dict, progress: dict | None = None) -> None:
+        with self.session() as s:
+            s.add(JobEvent(job_id=job_id, type=type, data=json.loads(json.dumps(data, default=str))))
+            if progress is not None:
+                s.execute(update(Job).where(Job.id == job_id).values(progress=progress, updated_at=_now()))
+            s.commit()
+
+    def events(self, job_id: str, after: int = 0, limit: int = 500) -> list[JobEvent]:
+        with self.session() as s:
+            return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after)
+                                  .order_by(JobEvent.seq).limit(limit)).all())
+
+    def next_queued(self) -> Job | None:
+        with self.session() as s:
+            return s.scalar(select(Job).where(Job.state == "queued", Job.cancel_requested == 0)
+                            .order_by(Job.created_at, Job.id).limit(1))
+
+    def running(self) -> list[Job]:
+        with self.session() as s:
+            return list(s.scalars(select(Job).where(Job.state == "running")).all())
+
+    def counts(self) -> dict[str, int]:
+        with self.session() as s:
+            return {st: n for st, n in s.execute(select(Job.state, func.count()).group_by(Job.state)).all()}
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

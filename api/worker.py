@@ -1,0 +1,89 @@
+"""One job, run in its own process: `python -m api.worker --db URL --job ID`.
+
+The service starts one of these per running job (in a new session, so cancel can stop its whole process group).
+The worker validates the stored spec with the job kind's spec class, runs the kind's run function (the same one
+the CLI calls) and records progress events, the result and the final state. Secrets the service kept out of the
+database arrive in the K2FORGE_JOB_SECRETS environment variable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+from api.security import merge_secrets
+from api.store import JobStore
+
+log = logging.getLogger("k2forge.worker")
+
+
+class EventSink:
+    """on_event callback: every event is stored; progress is also folded into the job row (throttled)."""
+
+    def __init__(self, store: JobStore, job_id: str, min_interval: float = 0.25):
+        self.store, self.job_id, self.min_interval = store, job_id, min_interval
+        self.progress: dict = {}
+        self._last = 0.0
+
+    def __call__(self, event: dict) -> None:
+        etype = str(event.get("type", "log"))
+        if etype == "progress":
+            self.progress.update({k: v for k, v in event.items() if k != "type"})
+            now = time.monotonic()
+            if now - self._last < self.min_interval and not event.get("final"):
+                return
+            self._last = now
+        self.store.add_event(self.job_id, etype, event, progress=dict(self.progress) if etype == "progress" else None)
+
+
+class _LogToEvents(logging.Handler):
+    def __init__(self, sink: EventSink):
+        super().__init__(logging.INFO)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink({"type": "log", "level": record.levelname, "message": record.getMessage()})
+        except Exception:  # never let logging kill the job
+            pass
+
+
+def run_job(store: JobStore, job_id: str) -> int:
+    from corpus.spec import job_kind, parse_spec
+
+    job = store.get(job_id)
+    if job is None:
+        print(f"job {job_id} not found", file=sys.stderr)
+        return 2
+    sink = EventSink(store, job_id)
+    logging.getLogger().addHandler(_LogToEvents(sink))
+    spec_dict = merge_secrets(json.loads(json.dumps(job.spec)), json.loads(os.environ.get("K2FORGE_JOB_SECRETS", "{}")))
+    try:
+        spec_cls, run = job_kind(job.kind)
+        spec = parse_spec(spec_cls, spec_dict, f"job {job_id} spec")
+        result = run(spec, on_event=sink)
+    except Exception as e:  # the job fails with a clear message; the traceback goes to the job's log events
+        sink({"type": "log", "level": "ERROR", "message": traceback.format_exc(limit=8)})
+        store.transition(job_id, "failed", expect=("running",), error=f"{type(e).__name__}: {e}")
+        return 1
+    sink({"type": "progress", "final": True, "done": True})
+    store.transition(job_id, "succeeded", expect=("running",), result=json.loads(json.dumps(result, default=str)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--job", required=True)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("K2FORGE_QUIET", "1")  # no progress bars in a service worker; events carry progress
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(run_job(JobStore(args.db), args.job))
+
+
+if __name__ == "__main__":
+    main()

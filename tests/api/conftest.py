@@ -1,0 +1,81 @@
+"""A real `k2forge serve` process on loopback, driven over HTTP with httpx."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+TOKEN = "test-token-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """Start/kill/restart a real service; `client` talks to it with a valid bearer token."""
+
+    def __init__(self, root: Path, max_workers: int = 1, extra_env: dict | None = None):
+        self.root, self.max_workers = root, max_workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "K2FORGE_API_TOKENS": f"alice:{TOKEN}", "K2FORGE_MODEL_ALLOWLIST": "",
+                    **(extra_env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
+    def start(self) -> "Service":
+        log = open(self.root / f"service-{time.time_ns()}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "--quiet", "serve", "--port", str(self.port), "--data-root",
+             str(self.root), "--max-workers", str(self.max_workers)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited with {self.proc.returncode}: see {log.name}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("service did not become healthy in 60 s")
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def wait_state(self, job_id: str, states: tuple[str, ...], timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.client.get(f"/v1/jobs/{job_id}").json()
+            if job["state"] in states:
+                return job
+            time.sleep(0.1)
+        raise TimeoutError(f"job {job_id} not in {states} after {timeout} s: {job}")
+
+
+@pytest.fixture
+def service(tmp_path):
+    svc = Service(tmp_path).start()
+    yield svc
+    svc.stop()
