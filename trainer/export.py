@@ -1,0 +1,184 @@
+"""Export a K2ForCausalLM as a Hugging Face `deepseek_v3` checkpoint (config.json + model.safetensors).
+
+The checkpoint loads with transformers' `DeepseekV3ForCausalLM.from_pretrained` and reproduces our logits:
+module names already match; the stacked expert tensors are split into per-expert keys
+`mlp.experts.{j}.{gate,up,down}_proj.weight` (transformers 5.x fuses them again on load, 4.x reads them as is).
+`rope_interleave: true` means DeepSeek's adjacent-pair RoPE; `rope_scaling: null` for plain RoPE, because HF
+applies YaRN (and its mscale^2 softmax factor) at every length once it is configured.
+
+The directory is written atomically: everything goes to a temp dir next to `out_dir`, then one rename.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.config import ModelConfig
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja")
+OUR_CONFIG_NAME = "k2forge_model_config.json"
+
+
+def hf_config(config: ModelConfig, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """transformers 5.x DeepseekV3Config fields (4.x names kept where they differ) for this model."""
+    c = config
+    return {
+        "architectures": ["DeepseekV3ForCausalLM"],
+        "model_type": "deepseek_v3",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "moe_intermediate_size": c.moe_intermediate_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "num_key_value_heads": c.num_attention_heads,
+        "n_shared_experts": c.n_shared_experts,
+        "n_routed_experts": c.n_routed_experts,
+        "routed_scaling_factor": c.routed_scaling_factor,
+        "kv_lora_rank": c.kv_lora_rank,
+        "q_lora_rank": c.q_lora_rank,
+        "qk_rope_head_dim": c.qk_rope_head_dim,
+        "qk_nope_head_dim": c.qk_nope_head_dim,
+        "v_head_dim": c.v_head_dim,
+        "n_group": c.n_group,
+        "topk_group": c.topk_group,
+        "num_experts_per_tok": c.num_experts_per_tok,
+        "first_k_dense_replace": c.first_k_dense_replace,
+        "norm_topk_prob": c.norm_topk_prob,
+        "topk_method": "noaux_tc",
+        "scoring_func": "sigmoid",
+        "moe_layer_freq": 1,
+        "ep_size": 1,
+        "num_nextn_predict_layers": 0,
+        "hidden_act": "silu",
+        "max_position_embeddings": c.max_position_embeddings,
+        "initializer_range": c.initializer_range,
+        "rms_norm_eps": c.rms_norm_eps,
+        "tie_word_embeddings": False,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": _hf_rope_scaling(c.rope_scaling),
+        "rope_interleave": True,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "use_cache": True,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+
+
+def _hf_rope_scaling(rs: dict[str, Any] | None) -> dict[str, Any] | None:
+    if rs is None:
+        return None
+    out = {k: v for k, v in rs.items() if k != "type"}
+    out["rope_type"] = "yarn"
+    out["type"] = "yarn"  # 4.x spelling
+    return out
+
+
+def hf_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Our state dict under transformers' names, experts split per expert; the routing bias stays fp32."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in model.state_dict().items():
+        t = t.detach()
+        if name.endswith("mlp.experts.gate_up_proj"):
+            prefix = name[: -len("gate_up_proj")]
+            inter = t.shape[1] // 2
+            for j in range(t.shape[0]):
+                out[f"{prefix}{j}.gate_proj.weight"] = t[j, :inter]
+                out[f"{prefix}{j}.up_proj.weight"] = t[j, inter:]
+        elif name.endswith("mlp.experts.down_proj"):
+            prefix = name[: -len("down_proj")]
+            for j in range(t.shape[0]):
+                out[f"{prefix}{j}.down_proj.weight"] = t[j]
+        else:
+            out[name] = t
+    for name, t in out.items():
+        keep_fp32 = name.endswith("e_score_correction_bias")
+        t = t.to(torch.float32) if keep_fp32 else (t.to(dtype) if dtype is not None else t)
+        out[name] = t.contiguous().cpu()  # safetensors wants contiguous, non-shared storage
+    return out
+
+
+def export_hf(model: torch.nn.Module, config: ModelConfig, out_dir: str | os.PathLike,
+              tokenizer_dir: str | os.PathLike | None = None, dtype: torch.dtype | None = None,
+              overwrite: bool = False) -> Path:
+    """Write config.json, model.safetensors (and tokenizer files) to `out_dir` atomically; return its path."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"export_hf: {out_dir} already exists (pass overwrite=True to replace it)")
+    tok_files = _tokenizer_files(tokenizer_dir, config) if tokenizer_dir is not None else []
+    tensors = hf_state_dict(model, dtype)
+    weight_dtype = dtype or next(iter(model.parameters())).dtype
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(hf_config(config, weight_dtype), indent=2) + "\n")
+        (tmp / OUR_CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        for f in tok_files:
+            shutil.copy2(f, tmp / f.name)
+        _replace_dir(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    os.replace(out_dir, old)  # two renames: the old export is removed only once the new one is in place
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _tokenizer_files(tokenizer_dir: str | os.PathLike, config: ModelConfig) -> list[Path]:
+    d = Path(tokenizer_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"export_hf: tokenizer_dir {d} is not a directory")
+    files = [d / n for n in TOKENIZER_FILES if (d / n).is_file()]
+    if not any(f.name in ("tokenizer.json", "tokenizer.model", "vocab.json") for f in files):
+        raise FileNotFoundError(f"export_hf: no tokenizer.json / vocab.json / tokenizer.model in {d}")
+    if (d / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        n = Tokenizer.from_file(str(d / "tokenizer.json")).get_vocab_size()
+        if n > config.vocab_size:
+            raise ValueError(f"export_hf: tokenizer in {d} has {n} tokens but the model's vocab_size is "
+                             f"{config.vocab_size}")
+    return files
+
+
+def load_export(export_dir: str | os.PathLike, attn_impl: str = "auto") -> torch.nn.Module:
+    """Rebuild our K2ForCausalLM from an export (inverse of export_hf)."""
+    from safetensors.torch import load_file
+
+    from trainer.model import K2ForCausalLM
+
+    d = Path(export_dir)
+    config = ModelConfig.from_dict(json.loads((d / OUR_CONFIG_NAME).read_text()))
+    flat = load_file(str(d / "model.safetensors"))
+    model = K2ForCausalLM(config, attn_impl=attn_impl, init_weights=False)
+    state = {}
+    for name in model.state_dict():
+        if name.endswith("mlp.experts.gate_up_proj"):
+            p = name[: -len("gate_up_proj")]
+            state[name] = torch.stack([torch.cat([flat[f"{p}{j}.gate_proj.weight"], flat[f"{p}{j}.up_proj.weight"]])
+                                       for j in range(config.n_routed_experts)])
+        elif name.endswith("mlp.experts.down_proj"):
+            p = name[: -len("down_proj")]
+            state[name] = torch.stack([flat[f"{p}{j}.down_proj.weight"] for j in range(config.n_routed_experts)])
+        else:
+            state[name] = flat[name]
+    model.load_state_dict(state, strict=True)
+    return model

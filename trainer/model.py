@@ -1,0 +1,290 @@
+"""Kimi-K2 / DeepSeek-V3 style decoder: MLA attention + DeepSeekMoE, readable top to bottom.
+
+    input_ids (B, T) -> embed_tokens -> [Block] * L -> norm -> lm_head -> logits (B, T, V)
+    Block: x + MLA(input_layernorm(x)); x + FFN(post_attention_layernorm(x))
+    FFN: SwiGLU for layers < first_k_dense_replace, MoE after.
+
+Module and parameter names equal transformers' `DeepseekV3ForCausalLM` (experts stacked like its 5.x in-memory
+layout), so export is a rename-free copy plus splitting the expert stacks into per-expert keys.
+
+Attention masking: causal, plus optional document masking (`doc_ids` (B, T): a token attends only to earlier
+tokens of the same document) and padding (`attention_mask` (B, T), 1 = real token). Every training forward
+records each head's signed maximum pre-softmax logit over valid pairs into `MLA.max_logits` for QK-Clip
+(the protocol in trainer/protocol.py). On CPU the logits come from the explicit score matrix; on CUDA from
+FlexAttention's `AuxRequest(max_scores=True)`, so no T x T matrix is materialised there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.config import ModelConfig
+from trainer.moe import MoE, SwiGLU
+from trainer.rope import apply_rope_interleaved, inv_frequencies, rope_cos_sin, softmax_scale
+
+# The low-rank latents are normalised with eps 1e-6 in both DeepSeek-V3's reference and transformers,
+# whatever rms_norm_eps says; matching it keeps exported logits identical.
+LATENT_NORM_EPS = 1e-6
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()  # normalise in fp32 whatever the activation dtype
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+@dataclass
+class AttnMask:
+    """Which (query i, key j) pairs may interact: j <= i, same document, both real tokens."""
+
+    seq_len: int
+    device: torch.device
+    doc_ids: torch.Tensor | None = None  # (B, T)
+    token_valid: torch.Tensor | None = None  # (B, T) bool
+
+    @cached_property
+    def valid_pairs(self) -> torch.Tensor:
+        """(B or 1, 1, T, T) bool: the pairs that count, for attention and for max logits."""
+        t = self.seq_len
+        m = torch.ones(t, t, dtype=torch.bool, device=self.device).tril()[None, None]  # (1, 1, T, T) causal
+        if self.doc_ids is not None:
+            m = m & (self.doc_ids[:, None, :, None] == self.doc_ids[:, None, None, :])
+        if self.token_valid is not None:
+            m = m & self.token_valid[:, None, :, None] & self.token_valid[:, None, None, :]
+        return m
+
+    @cached_property
+    def softmax_allowed(self) -> torch.Tensor:
+        """valid_pairs, plus the diagonal so that a padded query row is never all -inf (its output is unused)."""
+        if self.token_valid is None:
+            return self.valid_pairs  # every row already contains its diagonal
+        eye = torch.eye(self.seq_len, dtype=torch.bool, device=self.device)[None, None]
+        return self.valid_pairs | eye
+
+
+class MLA(nn.Module):
+    """Multi-head latent attention with one RoPE key shared by all heads. Satisfies QKClipAttention."""
+
+    def __init__(self, config: ModelConfig, attn_impl: str = "auto"):
+        super().__init__()
+        self.n_heads = config.num_attention_heads
+        self.qk_nope_head_dim, self.qk_rope_head_dim = config.qk_nope_head_dim, config.qk_rope_head_dim
+        self.v_head_dim, self.kv_lora_rank = config.v_head_dim, config.kv_lora_rank
+        self.softmax_scale = softmax_scale(config.qk_head_dim, config.rope_scaling)
+        self.attn_impl = attn_impl
+        h, n, dq = config.hidden_size, self.n_heads, config.qk_head_dim
+        if config.q_lora_rank is None:
+            self.q_proj = nn.Linear(h, n * dq, bias=False)
+        else:
+            self.q_a_proj = nn.Linear(h, config.q_lora_rank, bias=False)
+            self.q_a_layernorm = RMSNorm(config.q_lora_rank, LATENT_NORM_EPS)
+            self.q_b_proj = nn.Linear(config.q_lora_rank, n * dq, bias=False)  # rows: head-major [nope | rope]
+        self.kv_a_proj_with_mqa = nn.Linear(h, self.kv_lora_rank + self.qk_rope_head_dim, bias=False)
+        self.kv_a_layernorm = RMSNorm(self.kv_lora_rank, LATENT_NORM_EPS)
+        self.kv_b_proj = nn.Linear(self.kv_lora_rank, n * (self.qk_nope_head_dim + self.v_head_dim),
+                                   bias=False)  # rows: head-major [k_nope | v]
+        self.o_proj = nn.Linear(n * self.v_head_dim, h, bias=False)
+        self.register_buffer("max_logits", torch.full((n,), float("-inf")), persistent=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: AttnMask) -> torch.Tensor:
+        b, t, _ = x.shape
+        nh, dn, dr, dv = self.n_heads, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
+        q = self.q_proj(x) if hasattr(self, "q_proj") else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
+        q = q.view(b, t, nh, dn + dr).transpose(1, 2)  # (B, H, T, dn+dr)
+        q_nope, q_rope = q.split([dn, dr], dim=-1)
+        c_kv, k_rope = self.kv_a_proj_with_mqa(x).split([self.kv_lora_rank, dr], dim=-1)  # (B,T,r), (B,T,dr)
+        kv = self.kv_b_proj(self.kv_a_layernorm(c_kv)).view(b, t, nh, dn + dv).transpose(1, 2)  # (B,H,T,dn+dv)
+        k_nope, v = kv.split([dn, dv], dim=-1)
+        q_rope = apply_rope_interleaved(q_rope, cos, sin)  # (B, H, T, dr)
+        k_rope = apply_rope_interleaved(k_rope.unsqueeze(1), cos, sin)  # (B, 1, T, dr): ONE key for all heads
+        q = torch.cat([q_nope, q_rope], dim=-1)  # (B, H, T, dq)
+        k = torch.cat([k_nope, k_rope.expand(b, nh, t, dr)], dim=-1)  # (B, H, T, dq)
+        if self._use_flex(x):
+            out, head_max = _flex_attention(q, k, v, self.softmax_scale, mask, want_max=self.training)
+        else:
+            out, head_max = _dense_attention(q, k, v, self.softmax_scale, mask, want_max=self.training)
+        if head_max is not None:
+            with torch.no_grad():  # running max across micro-batches; stays on device (no host sync)
+                torch.maximum(self.max_logits, head_max.detach().float(), out=self.max_logits)
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, nh * dv))  # (B, T, H)
+
+    def _use_flex(self, x: torch.Tensor) -> bool:
+        if self.attn_impl == "auto":
+            return x.is_cuda
+        if self.attn_impl not in ("flex", "dense"):
+            raise ValueError(f"attn_impl must be 'auto', 'flex' or 'dense', got {self.attn_impl!r}")
+        return self.attn_impl == "flex"
+
+
+def _dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: AttnMask,
+                     want_max: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Explicit scores. q, k (B, H, T, dq); v (B, H, T, dv) -> out (B, H, T, dv), per-head max (H,) or None."""
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, H, T, T)
+    masked = scores.masked_fill(~mask.softmax_allowed, float("-inf"))
+    head_max = None
+    if want_max:
+        pairs = masked if mask.token_valid is None else scores.masked_fill(~mask.valid_pairs, float("-inf"))
+        head_max = pairs.amax(dim=(0, 2, 3))  # (H,) signed max over valid pairs only
+    probs = torch.softmax(masked, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs, v), head_max
+
+
+_COMPILED_FLEX = None
+
+
+def _flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: AttnMask,
+                    want_max: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """FlexAttention (CUDA): block-sparse mask, max scores from the kernel (natural-log units, scale applied)."""
+    global _COMPILED_FLEX
+    from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
+
+    if _COMPILED_FLEX is None:
+        _COMPILED_FLEX = torch.compile(flex_attention)
+    doc, valid = mask.doc_ids, mask.token_valid
+
+    def mask_mod(b, h, qi, kj):
+        m = qi >= kj
+        if doc is not None:
+            m = m & (doc[b, qi] == doc[b, kj])
+        if valid is not None:
+            m = m & valid[b, qi] & valid[b, kj]
+        return m
+
+    batch = q.shape[0] if (doc is not None or valid is not None) else None
+    block_mask = create_block_mask(mask_mod, batch, None, mask.seq_len, mask.seq_len, device=q.device)
+    if not want_max:
+        return _COMPILED_FLEX(q, k, v, block_mask=block_mask, scale=scale), None
+    out, aux = _COMPILED_FLEX(q, k, v, block_mask=block_mask, scale=scale, return_aux=AuxRequest(max_scores=True))
+    return out, aux.max_scores.amax(dim=(0, 2))  # (B, H, T) -> (H,); fully masked rows hold -inf
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer_idx: int, attn_impl: str):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = MLA(config, attn_impl)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MoE(config) if config.is_moe_layer(layer_idx) else SwiGLU(config.hidden_size,
+                                                                              config.intermediate_size)
+
+    def forward(self, x, cos, sin, mask):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class ModelOutput(dict):
+    """dict with attribute access, like transformers' ModelOutput (Trainer reads outputs['loss'])."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(name) from e
+
+
+class Backbone(nn.Module):
+    def __init__(self, config: ModelConfig, attn_impl: str):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(Block(config, i, attn_impl) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class K2ForCausalLM(nn.Module):
+    """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None) -> .loss, .logits."""
+
+    def __init__(self, config: ModelConfig, attn_impl: str = "auto", init_weights: bool = True):
+        super().__init__()
+        self.config = config
+        self.model = Backbone(config, attn_impl)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        inv_freq, self.rope_attention_factor = inv_frequencies(config.qk_rope_head_dim, config.rope_theta,
+                                                               config.rope_scaling)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        if init_weights:
+            self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """normal(0, initializer_range) for matrices and embeddings, ones for norm gains, zeros for biases."""
+        std = self.config.initializer_range
+        for name, p in self.named_parameters():
+            if p.ndim == 1:
+                p.fill_(1.0)  # the only 1-D parameters are RMSNorm gains
+            else:
+                p.normal_(0.0, std)
+        inv_freq, _ = inv_frequencies(self.config.qk_rope_head_dim, self.config.rope_theta, self.config.rope_scaling)
+        self.inv_freq.copy_(inv_freq)  # recomputed so a model built on the meta device can be materialised
+        for mod in self.modules():
+            if isinstance(mod, MoE):
+                mod.gate.e_score_correction_bias.zero_()
+                mod.expert_load.zero_()
+            if isinstance(mod, MLA):
+                mod.max_logits.fill_(float("-inf"))
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                doc_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None) -> ModelOutput:
+        b, t = input_ids.shape
+        if t > self.config.max_position_embeddings:
+            raise ValueError(f"sequence length {t} exceeds max_position_embeddings="
+                             f"{self.config.max_position_embeddings}")
+        x = self.model.embed_tokens(input_ids)  # (B, T, H)
+        positions = torch.arange(t, device=input_ids.device)
+        cos, sin = rope_cos_sin(self.inv_freq, self.rope_attention_factor, positions, x.dtype)  # (T, dr/2)
+        cos, sin = cos[None], sin[None]  # (1, T, dr/2)
+        mask = AttnMask(t, input_ids.device, doc_ids=doc_ids, token_valid=None if attention_mask is None else attention_mask.bool())
+        for layer in self.model.layers:
+            x = layer(x, cos, sin, mask)
+        logits = self.lm_head(self.model.norm(x))  # (B, T, V)
+        aux = self._aux_loss()
+        loss = None
+        if labels is not None:
+            # position t predicts labels[t+1]; -100 marks positions without a target
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                   ignore_index=-100)
+            if aux is not None and self.training:
+                loss = loss + aux
+        return ModelOutput(loss=loss, logits=logits, aux_loss=aux)
+
+    def _aux_loss(self) -> torch.Tensor | None:
+        losses = [m.aux_loss for m in self.moe_layers() if m.aux_loss is not None]
+        return torch.stack(losses).sum() if losses else None
+
+    # ------------------------------------------------------------------ training-time helpers
+    def moe_layers(self) -> list[MoE]:
+        return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, MoE)]
+
+    def attention_layers(self) -> list[MLA]:
+        return [layer.self_attn for layer in self.model.layers]
+
+    @torch.no_grad()
+    def update_router_biases(self, gamma: float | None = None) -> torch.Tensor | None:
+        """Aux-loss-free balancing after an optimizer step; returns the (layers, E) loads used, then resets them.
+
+        Loads accumulated by training forwards since the last call are summed over the data-parallel group
+        (one all-reduce for all layers) so every rank applies the same update.
+        """
+        layers = self.moe_layers()
+        if not layers:
+            return None
+        gamma = self.config.bias_update_speed if gamma is None else gamma
+        loads = torch.stack([m.expert_load for m in layers])  # (L_moe, E)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(loads, op=torch.distributed.ReduceOp.SUM)
+        for m, load in zip(layers, loads):
+            m.apply_bias_update(load, gamma)
+        return loads
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
