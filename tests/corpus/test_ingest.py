@@ -141,3 +141,21 @@ def test_missing_inputs_and_bad_spec_are_clear(tmp_path):
         load_spec(IngestSpec, overrides={"inputs": ["a"], "output": "o", "default_domain": "poetry"})
     with pytest.raises(SpecError, match="shard_bytess"):
         load_spec(IngestSpec, overrides={"inputs": ["a"], "output": "o", "shard_bytess": 5})
+
+
+def test_bundled_samples_ingest_cleanly_and_cover_the_brief(tmp_path):
+    from corpus.samples import sample_files
+    res = run_ingest(IngestSpec(inputs=[str(p) for p in sample_files()], output=str(tmp_path / "s")))
+    assert res["rows_out"] == res["rows_in"] >= 40 and res["skipped"] == {}
+    docs = [r for p in sorted((tmp_path / "s").glob("*.parquet")) for r in read_shard(p).to_pylist()]
+    by = lambda key, val: [d for d in docs if d[key] == val]  # noqa: E731
+    assert {d["domain"] for d in docs} == {"web", "code", "math", "knowledge"}
+    math_docs = by("domain", "math")
+    assert len({d["lang"] for d in math_docs} - {"en"}) >= 3
+    assert any("\\begin{align}" in d["text"] for d in math_docs) and any("$$" in d["text"] for d in math_docs)
+    long_knowledge = [d for d in by("domain", "knowledge") if 150 <= len(d["text"].split()) <= 400
+                      and d["text"].count("\n\n") >= 2]
+    assert len(long_knowledge) >= 5
+    texts = [d["text"] for d in docs]
+    assert len(texts) - len(set(texts)) == 1  # exactly one planted exact duplicate
+    assert len({d["id"] for d in docs}) == len(docs)
