@@ -1,0 +1,232 @@
+"""MuonClip (Kimi K2, Algorithm 1): Muon for hidden matrices, AdamW for the rest, QK-Clip after every update.
+
+Muon, per hidden matrix W (n x m); a stack [E, n, m] is E matrices orthogonalised in one batched call:
+    M = mu * M + G                                  (nesterov=True feeds mu * M + G to Newton-Schulz)
+    O = NewtonSchulz5(M) * 0.2 * sqrt(max(n, m))    (0.2*sqrt, NOT sqrt(0.2*max): matches AdamW update RMS)
+    W = W - lr * (O + wd * W)                       (decoupled weight decay)
+Embeddings, the output head, norm gains and every 1-D parameter use AdamW (betas 0.9/0.95, eps 1e-8) with the
+same lr and weight decay (the 0.2*sqrt factor is what lets AdamW hyper-parameters transfer). Which parameter
+goes where is decided by explicit rules in `param_groups` (torchtitan style), never by the optimizer guessing.
+
+Router gate weight [E, H]: it is a hidden matrix, and K2/Moonlight run Muon on every hidden matrix, so it goes
+to Muon by default (`router_gate="adamw"` is available for ablations). The router's routing bias
+(e_score_correction_bias) is a buffer updated by the aux-loss-free balancing rule; it is never optimised here.
+
+Every group reads `group["lr"]` at each step, so any torch LR scheduler (or HF Trainer's) drives both kinds.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from trainer.protocol import find_qk_clip_layers
+from trainer.qkclip import qk_clip_
+
+NS_COEFFS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz5(g: torch.Tensor, steps: int = 5, eps: float = 1e-7,
+                   dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Approximate UV^T of each matrix in `g` (..., n, m), batched over leading dims; returned in `dtype`.
+
+    Frobenius normalisation is per matrix (dims -2, -1), so the experts of a stack never share a norm.
+    The only Python branch depends on shapes, not values, so torch.compile traces it without breaks.
+    """
+    if g.dim() < 2:
+        raise ValueError(f"newton_schulz5 needs a matrix or a stack of matrices, got shape {tuple(g.shape)}")
+    a, b, c = NS_COEFFS
+    x = g.to(dtype)
+    transpose = g.size(-2) > g.size(-1)
+    if transpose:  # iterate on the short side: A = X X^T is then the small Gram matrix
+        x = x.mT
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + eps)
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.mT if transpose else x
+
+
+def muon_scale(shape: torch.Size) -> float:
+    """0.2 * sqrt(max(n, m)) for the last two dims: the RMS of the update then matches AdamW's (~0.2)."""
+    return 0.2 * math.sqrt(max(shape[-2], shape[-1]))
+
+
+# ----------------------------------------------------------------------------------------------- grouping rules
+_HEAD_NAMES = ("lm_head", "output", "embed_out")
+
+
+def _output_head_ids(model: nn.Module) -> set[int]:
+    ids = set()
+    get_out = getattr(model, "get_output_embeddings", None)
+    head = get_out() if callable(get_out) else None
+    if head is not None and getattr(head, "weight", None) is not None:
+        ids.add(id(head.weight))
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in _HEAD_NAMES:
+            ids.update(id(p) for p in module.parameters(recurse=False))
+    return ids
+
+
+def _is_router_gate(module_name: str, module: nn.Module) -> bool:
+    # HF / DeepSeek naming: the router is `mlp.gate` (SwiGLU's projection is `gate_proj`); the router owns the
+    # routing-bias buffer in every DeepSeek-V3 implementation, which is the more robust signal.
+    return hasattr(module, "e_score_correction_bias") or module_name.rsplit(".", 1)[-1] == "gate"
+
+
+def assign_optimizers(model: nn.Module, router_gate: str = "muon") -> dict[str, tuple[str, str]]:
+    """{param name: ("muon" | "adamw", reason)} for every trainable parameter, by ordered rules (first wins)."""
+    if router_gate not in ("muon", "adamw"):
+        raise ValueError(f"router_gate must be 'muon' or 'adamw', got {router_gate!r}")
+    heads = _output_head_ids(model)
+    out, seen = {}, set()
+    for mname, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            name = f"{mname}.{pname}" if mname else pname
+            if id(p) in seen or not p.requires_grad:  # tied weights are optimised once; frozen never
+                continue
+            seen.add(id(p))
+            if "correction_bias" in pname:
+                raise ValueError(f"parameter {name!r} looks like the router bias: it must be a buffer updated "
+                                 "by the balancing rule, not a trained parameter")
+            if p.dim() < 2:
+                out[name] = ("adamw", "1-D (norm gain / bias)")
+            elif isinstance(module, nn.Embedding):
+                out[name] = ("adamw", "embedding")
+            elif id(p) in heads:
+                out[name] = ("adamw", "output head")
+            elif _is_router_gate(mname, module):
+                out[name] = (router_gate, "router gate")
+            else:
+                out[name] = ("muon", "hidden matrix")
+    return out
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, *, momentum: float = 0.95,
+                 nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
+                 router_gate: str = "muon") -> list[dict]:
+    """Named param groups for MuonClip: one Muon group and one AdamW group (empty ones are dropped)."""
+    named = dict(model.named_parameters())
+    kinds = assign_optimizers(model, router_gate)
+    muon = [(n, named[n]) for n, (k, _) in kinds.items() if k == "muon"]
+    adamw = [(n, named[n]) for n, (k, _) in kinds.items() if k == "adamw"]
+    groups = [
+        {"params": muon, "use_muon": True, "lr": lr, "weight_decay": weight_decay, "momentum": momentum,
+         "nesterov": nesterov},
+        {"params": adamw, "use_muon": False, "lr": lr, "weight_decay": weight_decay, "betas": betas, "eps": eps},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+# ------------------------------------------------------------------------------------------------ optimizer
+class MuonClip(torch.optim.Optimizer):
+    """Muon + AdamW + QK-Clip in one optimizer (one state dict for checkpoints).
+
+    params: groups from `param_groups` (each group must say `use_muon`). model / qk_clip_layers: where the
+    QK-Clip attention layers are found (trainer/protocol.py); without either, no clipping happens.
+    After each step `last_clip_stats` holds device-tensor stats (trainer/qkclip.py ClipStats); call its
+    `to_host()` only when logging. qk_clip=False gives vanilla Muon but still records (and resets) max logits.
+    """
+
+    def __init__(self, params, lr: float = 2e-4, weight_decay: float = 0.1, momentum: float = 0.95,
+                 nesterov: bool = False, betas: tuple[float, float] = (0.9, 0.95), eps: float = 1e-8,
+                 ns_steps: int = 5, ns_dtype: torch.dtype = torch.bfloat16, qk_clip: bool = True,
+                 qk_clip_tau: float = 100.0, model: nn.Module | None = None, qk_clip_layers=None,
+                 process_group=None):
+        if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1 or eps <= 0:
+            raise ValueError(f"invalid MuonClip hyper-parameters: lr={lr} weight_decay={weight_decay} "
+                             f"momentum={momentum} eps={eps}")
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"invalid AdamW betas {betas}")
+        if not qk_clip_tau > 0:
+            raise ValueError(f"qk_clip_tau must be > 0, got {qk_clip_tau}")
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, betas=betas,
+                        eps=eps, ns_steps=ns_steps)
+        super().__init__(params, defaults)
+        self.ns_dtype = ns_dtype
+        self.qk_clip = qk_clip
+        self.qk_clip_tau = float(qk_clip_tau)
+        self.process_group = process_group
+        if qk_clip_layers is None and model is not None:
+            qk_clip_layers = find_qk_clip_layers(model)
+        self.qk_clip_layers = list(qk_clip_layers or [])
+        self.last_clip_stats = None
+
+    @classmethod
+    def from_model(cls, model: nn.Module, lr: float = 2e-4, weight_decay: float = 0.1, *,
+                   router_gate: str = "muon", **kw) -> "MuonClip":
+        """Group `model`'s parameters by the rules and clip its attention layers."""
+        group_kw = {k: kw[k] for k in ("momentum", "nesterov", "betas", "eps") if k in kw}
+        groups = param_groups(model, lr, weight_decay, router_gate=router_gate, **group_kw)
+        return cls(groups, lr=lr, weight_decay=weight_decay, model=model, **kw)
+
+    def add_param_group(self, param_group: dict) -> None:
+        if not isinstance(param_group.get("use_muon"), bool):
+            raise ValueError("every MuonClip param group needs use_muon=True/False; build groups with "
+                             "trainer.muonclip.param_groups(model, ...) so embeddings/head/norms get AdamW")
+        super().add_param_group(param_group)
+        if param_group["use_muon"]:
+            names = param_group.get("param_names") or [f"#{i}" for i in range(len(param_group["params"]))]
+            for name, p in zip(names, param_group["params"]):
+                if p.dim() < 2:
+                    raise ValueError(f"Muon param group holds {name!r} with shape {tuple(p.shape)}: Muon needs "
+                                     "a matrix or a stack of matrices; 1-D params belong to AdamW")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every group, then QK-Clip on the attention layers (stats in `last_clip_stats`)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["use_muon"]:
+                self._muon_group(group)
+            else:
+                self._adamw_group(group)
+        self.last_clip_stats = qk_clip_(self.qk_clip_layers, self.qk_clip_tau, apply=self.qk_clip,
+                                        process_group=self.process_group)
+        return loss
+
+    def _muon_group(self, group: dict) -> None:
+        lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("MuonClip does not support sparse gradients")
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                # param dtype, like torch SGD: load_state_dict casts float state to the param dtype anyway
+                state["momentum_buffer"] = torch.zeros_like(p)
+            buf = state["momentum_buffer"]
+            buf.mul_(mu).add_(p.grad)
+            m = buf * mu + p.grad if group["nesterov"] else buf
+            o = newton_schulz5(m, steps=group["ns_steps"], dtype=self.ns_dtype)
+            p.mul_(1.0 - lr * wd)
+            p.add_(o.to(p.dtype), alpha=-lr * muon_scale(p.shape))
+
+    def _adamw_group(self, group: dict) -> None:
+        # Mirrors torch.optim.AdamW's single-tensor path op for op, so the two agree to rounding.
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("MuonClip does not support sparse gradients")
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            step = state["step"].item()  # a CPU scalar: no device sync
+            p.mul_(1.0 - lr * wd)
+            state["exp_avg"].lerp_(p.grad, 1.0 - beta1)
+            state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
+            bias_correction1 = 1.0 - beta1 ** step
+            bias_correction2_sqrt = (1.0 - beta2 ** step) ** 0.5
+            denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(eps)
+            p.addcdiv_(state["exp_avg"], denom, value=-lr / bias_correction1)
