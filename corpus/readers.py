@@ -225,8 +225,11 @@ def iter_hf(path: Path, label: str) -> RawIter:
     splits = [(name, ds[name]) for name in sorted(ds)] if isinstance(ds, datasets.DatasetDict) else [(None, ds)]
     for split, d in splits:
         tag = f"{label}[{split}]" if split else label
-        for row, rec in enumerate(d, start=1):
-            yield f"{tag}:row {row}", (lambda r=rec: r)
+        row = 0
+        for batch in d.iter(batch_size=1024):  # columnar batches: much faster than row-by-row access
+            for values in zip(*batch.values()):
+                row += 1
+                yield f"{tag}:row {row}", (lambda r=dict(zip(batch, values)): r)
 
 
 def text_files(root: Path) -> list[Path]:

@@ -72,6 +72,7 @@ def test_text_directory_one_doc_per_file(tmp_path):
 
 def test_hf_saved_dataset_and_dataset_dict(tmp_path):
     datasets = pytest.importorskip("datasets")
+    datasets.disable_progress_bars()
     ds = datasets.Dataset.from_dict({"content": ["Doc A.", "Doc B."], "domain": ["code", "code"]})
     ds.save_to_disk(str(tmp_path / "ds"))
     assert detect_format(tmp_path / "ds") == "hf"
