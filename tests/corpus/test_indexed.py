@@ -102,3 +102,21 @@ def test_empty_dataset(tmp_out):
     write_indexed(tmp_out / "e", np.zeros(0, np.uint16), np.zeros(0, np.int64), np.uint16)
     ds = IndexedDataset(tmp_out / "e")
     assert len(ds) == 0 and ds.num_documents == 0 and ds.num_tokens == 0
+
+
+# Written by megatron-core 0.16.1 `IndexedDatasetBuilder(dtype=np.int32)`: add_item + end_document for the
+# documents [0..4], [100..102], [7], then finalize (captured once; megatron-core is not a dependency).
+MEGATRON_IDX_HEX = (
+    "4d4d494449445800000100000000000000040300000000000000040000000000000005000000030000000100000000000000"
+    "00000000140000000000000020000000000000000000000000000000010000000000000002000000000000000300000000000000")
+
+
+def test_bytes_equal_megatron_builder_output(tmp_out):
+    docs = [np.arange(5), np.arange(3) + 100, np.array([7])]
+    write_indexed(tmp_out / "m", np.concatenate(docs), np.array([5, 3, 1]), np.int32)
+    assert (tmp_out / "m.idx").read_bytes().hex() == MEGATRON_IDX_HEX
+    assert (tmp_out / "m.bin").read_bytes() == np.concatenate(docs).astype("<i4").tobytes()
+    (tmp_out / "g.idx").write_bytes(bytes.fromhex(MEGATRON_IDX_HEX))
+    (tmp_out / "g.bin").write_bytes(np.concatenate(docs).astype("<i4").tobytes())
+    ds = IndexedDataset(tmp_out / "g")
+    assert [ds[i].tolist() for i in range(3)] == [d.tolist() for d in docs] and ds.num_documents == 3
