@@ -51,7 +51,8 @@ class PackSpec(Spec):
     inputs: list[str] = Field(..., min_length=1, description="document shard dirs, globs or parquet files")
     output: str = Field(..., description="output directory for {stem}.bin/.idx/.meta.json and _index.json")
     tokenizer: str | None = Field(None, description="tokenizer.json or HF model dir; none = embedded SmolLM2")
-    eos_token: str | None = Field(None, description="document separator token; none = the tokenizer's own")
+    eos_token: str | None = Field(None, description="document separator token; none = <|endoftext|> when the "
+                                  "vocabulary has it, else the tokenizer_config eos_token")
     append_eos: bool = Field(True, description="append the EOS id after every document")
     batch_size: int = Field(1024, ge=1, description="documents per encode_batch call")
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
@@ -176,6 +177,19 @@ def _unit_id(stem: str, src: Path, tok_info: dict, spec: PackSpec) -> str:
     return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+def _drop_stale_markers(units: list[Unit], out: Path) -> None:
+    """Forget finished units whose outputs were deleted or altered since, so the executor redoes them."""
+    for u in units:
+        marker = out / "_done" / PackStage.name / f"{u.id}.json"
+        if not marker.exists():
+            continue
+        want = json.loads(marker.read_text())["bin_bytes"]
+        files = [Path(f"{u.output}{e}") for e in (".bin", ".idx", ".meta.json")]
+        if not all(f.exists() for f in files) or files[0].stat().st_size != want:
+            log.warning("pack: %s: outputs missing or changed since it finished; redoing it", u.output)
+            marker.unlink()
+
+
 def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
     total: Counter = Counter()
     for d in dicts:
@@ -201,6 +215,7 @@ def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> 
     save_spec(spec, out / "_spec.yaml", "pack")
     emit({"type": "log", "message": f"pack: {len(units)} shard(s) with tokenizer {tok.name} ({dtype})"})
     stage = PackStage(spec.tokenizer, spec.eos_token, spec.append_eos, spec.batch_size, dtype.name)
+    _drop_stale_markers(units, out)
     stats = spec.executor.build().run(stage, units, out, desc="pack")
     index = {"format": PACK_FORMAT, "layout": "megatron-mmidx", "tokenizer": info, "dtype": dtype.name,
              "append_eos": spec.append_eos, "total_docs": sum(s["docs"] for s in stats),

@@ -104,6 +104,16 @@ def test_rerun_skips_and_changed_input_redoes(shards, tmp_out):
     res = run_pack(spec)
     assert len(IndexedDataset(tmp_out / "raw-00000")) == 5 and res["total_docs"] == 5 + 12
     assert (tmp_out / "syn-00000.bin").stat().st_mtime_ns == before["syn-00000.bin"]
+    (tmp_out / "syn-00000.idx").unlink()  # an output lost after its unit finished is redone, not trusted
+    run_pack(spec)
+    assert len(IndexedDataset(tmp_out / "syn-00000")) == 12
+
+
+def test_empty_shard(tmp_path, tmp_out):
+    write_table(tmp_path / "in" / "e-00000.parquet", table_from_docs([]))
+    res = run_pack(PackSpec(inputs=[str(tmp_path / "in")], output=str(tmp_out)))
+    assert res["total_tokens"] == 0 and len(IndexedDataset(tmp_out / "e-00000")) == 0
+    assert json.loads((tmp_out / "e-00000.meta.json").read_text())["tokens_by"]["domain"] == {}
 
 
 def test_no_eos_and_stem_collisions(tmp_path, tmp_out):
