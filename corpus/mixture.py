@@ -124,6 +124,20 @@ class MixSpec(Spec):
     packed: list[str] = Field(default_factory=list, description="dirs that relative source paths resolve against")
     verify_checksums: bool = Field(False, description="re-hash every .bin/.idx against the pack index")
 
+    @field_validator("mixture", mode="before")
+    @classmethod
+    def _inline(cls, v: Any) -> Any:
+        # validate an inline mixture here so errors read "sources.0.domain: ...", not pydantic's union paths
+        if isinstance(v, dict):
+            from pydantic import ValidationError
+
+            from corpus.spec import format_validation_error
+            try:
+                return MixtureConfig.model_validate(v)
+            except ValidationError as e:
+                raise ValueError(format_validation_error(e, "inline mixture")) from None
+        return v
+
 
 def load_mixture(mixture: str | MixtureConfig) -> tuple[MixtureConfig, Path]:
     """The validated mixture and the directory its relative paths default to."""

@@ -222,3 +222,14 @@ def test_domain_mismatch_warns_and_cli(packed, tmp_path):
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["allotted_tokens"] == 50
     assert any("declared 'code'" in w and "web" in w for w in m["warnings"])
+
+
+def test_inline_mixture(packed, tmp_path):
+    from corpus.spec import parse_spec
+    pdir, avail = packed
+    spec = parse_spec(MixSpec, {"mixture": {"total_tokens": 90, "sources": _sources()},
+                                "output": str(tmp_path / "m.json"), "packed": [str(pdir)]}, "api")
+    assert run_mix(spec)["allotted_tokens"] == 90
+    with pytest.raises(SpecError, match=r"inline mixture: invalid spec\n\s*sources\.0\.domain: .*'poetry'"):
+        parse_spec(MixSpec, {"mixture": {"total_tokens": 90, "sources": _sources(wiki={"domain": "poetry"})},
+                             "output": "m.json"}, "api")
