@@ -204,7 +204,7 @@ def run_mix(spec: MixSpec, on_event: Callable[[dict], None] | None = None) -> di
     alloc = allot(targets, caps, cfg.shortfall == "redistribute")
     total = sum(alloc)
     shortfall = cfg.budget() - total
-    warnings += _cap_warnings(cfg, targets, caps, avail, alloc, shortfall)
+    warnings += _cap_warnings(cfg, targets, caps, avail, shortfall)
     sources = [_source_entry(cfg, i, resolved, avail[i], caps[i], targets[i], alloc[i], total)
                for i in range(len(cfg.sources))]
     out = Path(spec.output)
@@ -229,14 +229,13 @@ def run_mix(spec: MixSpec, on_event: Callable[[dict], None] | None = None) -> di
                         for s in sources}}
 
 
-def _cap_warnings(cfg, targets, caps, avail, alloc, shortfall) -> list[str]:
+def _cap_warnings(cfg, targets, caps, avail, shortfall) -> list[str]:
     out = []
-    for s, t, c, a, got in zip(cfg.sources, targets, caps, avail, alloc):
+    fate = "redistributed to the other sources" if cfg.shortfall == "redistribute" else "reported as shortfall"
+    for s, t, c, a in zip(cfg.sources, targets, caps, avail):
         if a == 0:
-            out.append(f"source {s.name!r}: its shards hold no tokens")
-        if t > c + 1e-9:
-            fate = ("redistributed to the other sources" if cfg.shortfall == "redistribute"
-                    else "reported as shortfall")
+            out.append(f"source {s.name!r}: its shards hold no tokens; its target of {t:.0f} tokens is {fate}")
+        elif t > c + 1e-9:
             out.append(f"source {s.name!r}: target {t:.0f} tokens exceeds max_epochs {s.max_epochs:g} x "
                        f"{a} available = {c} tokens; capped, {t - c:.0f} tokens {fate}")
     if shortfall > 0:

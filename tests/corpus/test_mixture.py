@@ -233,3 +233,17 @@ def test_inline_mixture(packed, tmp_path):
     with pytest.raises(SpecError, match=r"inline mixture: invalid spec\n\s*sources\.0\.domain: .*'poetry'"):
         parse_spec(MixSpec, {"mixture": {"total_tokens": 90, "sources": _sources(wiki={"domain": "poetry"})},
                              "output": "m.json"}, "api")
+
+
+def test_source_without_tokens(packed, tmp_path):
+    pdir, avail = packed
+    write_table(tmp_path / "docs" / "none-00000.parquet", table_from_docs([]))
+    run_pack(PackSpec(inputs=[str(tmp_path / "docs")], output=str(tmp_path / "none")))
+    src = _sources() + [{"name": "none", "paths": [str(tmp_path / "none")], "domain": "web", "weight": 0.2}]
+    src[2]["weight"] = 0.2
+    _mix(pdir, tmp_path, {"total_tokens": 100, "sources": src})
+    m = _manifest(tmp_path)
+    # the empty source's 20 tokens spread 3:3:2 over the others; the tie 37.5/37.5 goes to the first source
+    assert [s["allotted_tokens"] for s in m["sources"]] == [38, 37, 25, 0] and m["shortfall_tokens"] == 0
+    assert any("'none': its shards hold no tokens" in w for w in m["warnings"])
+    assert str(tmp_path / "none") not in (tmp_path / "out" / "mix.blend.txt").read_text()
