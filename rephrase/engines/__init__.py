@@ -1,0 +1,68 @@
+"""LLM engines behind one async interface (see base.py), chosen by an `EngineSpec` and built with `make_engine`.
+
+Backends register in `ENGINES` as import strings ("module:Class"), so importing this package never imports
+torch, transformers, vllm or openai; a backend class provides `from_spec(spec) -> Engine`. Adding a backend is
+one registry line.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from corpus.spec import Spec, resolve
+from rephrase.engines.base import ChatRequest, Completion, Engine, EngineError, SamplingParams
+
+__all__ = ["ENGINES", "EngineSpec", "make_engine", "ChatRequest", "Completion", "Engine", "EngineError",
+           "SamplingParams"]
+
+#: backend name -> "module:EngineClass" (imported only when that backend is built)
+ENGINES: dict[str, str] = {
+    "local": "rephrase.engines.local:LocalEngine",
+    "vllm": "rephrase.engines.vllm_engine:VLLMEngine",
+    "openai": "rephrase.engines.openai_engine:OpenAIEngine",
+}
+
+
+class EngineSpec(Spec):
+    """Which engine to run and how. The API key itself is never a field: only the NAME of its env variable."""
+
+    kind: Literal["local", "vllm", "openai"] = Field("local", description="backend: local transformers, "
+                                                     "in-process vLLM, or an OpenAI-compatible server")
+    model: str | None = Field(None, description="HF model dir/id (local, vllm) or served model name (openai); "
+                                                "none = the embedded SmolLM2-135M-Instruct (openai: the "
+                                                "server's first model)")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env variable holding the API key")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    batch_size: int = Field(8, ge=1, description="local: requests decoded together in one batch")
+    timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout in seconds")
+    max_retries: int = Field(5, ge=0, description="openai: retries on 429/5xx/timeouts/connection errors")
+    requests_per_second: float | None = Field(None, gt=0, description="openai: cap on request starts per second")
+    tokenizer: str | None = Field(None, description="openai: local tokenizer (HF dir or tokenizer.json) for "
+                                                    "token counts; none = embedded SmolLM2 (approximate)")
+    context_length: int | None = Field(None, ge=16, description="openai: the served model's context length "
+                                                               "[default: 8192]")
+    device: str = Field("auto", description="local: cpu | cuda | cuda:N | auto")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights dtype (auto: bf16 on GPU, fp32 on CPU for local; bf16 for vllm)")
+    threads: int | None = Field(None, ge=1, description="local: torch CPU threads [default: usable cores]")
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm: fraction of (GPU or CPU) "
+                                                                       "memory reserved for weights + KV cache")
+    max_model_len: int | None = Field(None, ge=16, description="vllm: max sequence length (smaller = less KV)")
+    seed: int = Field(0, description="vllm: engine seed; openai: backoff jitter seed")
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> "EngineSpec":
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("kind 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.kind != "openai" and self.base_url:
+            raise ValueError(f"base_url is only used by kind 'openai', not {self.kind!r}")
+        return self
+
+
+def make_engine(spec: EngineSpec) -> Engine:
+    """Build the engine a spec names (loads the model for local/vllm)."""
+    if spec.kind not in ENGINES:
+        raise EngineError(f"unknown engine kind {spec.kind!r}, expected one of {', '.join(sorted(ENGINES))}")
+    return resolve(ENGINES[spec.kind]).from_spec(spec)
