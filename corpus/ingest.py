@@ -48,7 +48,7 @@ class IngestSpec(Spec):
     source_field: str = Field("source", description="input field holding the source name")
     lang_field: str = Field("lang", description="input field holding the language code")
     meta_field: str = Field("meta", description="input field holding extra metadata (object or JSON string)")
-    default_domain: Literal["web", "code", "math", "knowledge"] | None = Field(
+    default_domain: Literal[DOMAINS] | None = Field(
         None, description="domain for records without one (required for text directories)")
     default_source: str = Field("", description="source for records without one")
     default_lang: str = Field("", description="language code for records without one")
@@ -64,8 +64,6 @@ class IngestSpec(Spec):
                       default_source=self.default_source, default_lang=self.default_lang)
         return ReadOptions(fields=fm, on_error=self.on_error, max_doc_bytes=self.max_doc_bytes)
 
-
-assert set(DOMAINS) == {"web", "code", "math", "knowledge"}  # keep the Literal above in step with the schema
 
 
 # --------------------------------------------------------------------------------------------- planning
@@ -144,9 +142,14 @@ def _stem(rel: str) -> str:
 def plan_units(spec: IngestSpec) -> list[Unit]:
     """One unit per input, with an id from (relative path, content, read options) and a unique shard stem."""
     found: dict[Path, tuple[str, str]] = {}
+    out = Path(spec.output).resolve()
     for item in spec.inputs:
         for path, fmt, rel in _expand_one(item, spec.format):
+            if out == path.resolve() or out in path.resolve().parents:
+                continue  # our own earlier output, met again by a directory input or a glob
             found.setdefault(path.resolve(), (fmt, rel))
+    if not found:
+        raise FileNotFoundError(f"ingest: inputs {spec.inputs} hold nothing to read outside the output {out}")
     opts = spec.model_dump(exclude={"inputs", "output", "executor", "format"})
     opts_key = json.dumps(opts, sort_keys=True)
     units, stems = [], {}

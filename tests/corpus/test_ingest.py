@@ -159,3 +159,12 @@ def test_bundled_samples_ingest_cleanly_and_cover_the_brief(tmp_path):
     texts = [d["text"] for d in docs]
     assert len(texts) - len(set(texts)) == 1  # exactly one planted exact duplicate
     assert len({d["id"] for d in docs}) == len(docs)
+
+
+def test_output_inside_an_input_directory_is_not_read_back(tmp_path):
+    src = _write_inputs(tmp_path / "in")
+    spec = IngestSpec(inputs=[str(src)], output=str(src / "out"), on_error="skip")
+    first = run_ingest(spec)
+    again = run_ingest(spec)  # out/*.parquet now sits under the input directory
+    assert again["units_cached"] == again["inputs"] == first["inputs"] == 3
+    assert again["rows_out"] == first["rows_out"]
