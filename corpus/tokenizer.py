@@ -40,7 +40,8 @@ class Tokenizer:
 
         `encode_batch_fast` skips character offsets, which packing never needs; the ids are identical.
         """
-        return [e.ids for e in self.tok.encode_batch_fast(list(texts), add_special_tokens=False)]
+        encode = getattr(self.tok, "encode_batch_fast", self.tok.encode_batch)  # _fast: tokenizers >= 0.21
+        return [e.ids for e in encode(list(texts), add_special_tokens=False)]
 
     def info(self) -> dict[str, Any]:
         """Provenance record written into pack indexes and mixture manifests."""
