@@ -13,6 +13,7 @@ import click
 #: command name -> "module:click_object"
 GROUPS: dict[str, str] = {
     "corpus": "corpus.cli:corpus",
+    "rephrase": "rephrase.cli:rephrase",
     "serve": "api.server:serve",
 }
 

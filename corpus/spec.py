@@ -97,6 +97,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "dedup": ("corpus.dedup:DedupSpec", "corpus.dedup:run_dedup"),
     "pack": ("corpus.pack:PackSpec", "corpus.pack:run_pack"),
     "mix": ("corpus.mixture:MixSpec", "corpus.mixture:run_mix"),
+    "rephrase": ("rephrase.spec:RephraseSpec", "rephrase.run:run_rephrase"),
 }
 
 
