@@ -3,8 +3,10 @@
   1. signatures (executor, one unit per input shard): per document its exact key (digest of the normalised
      text, see corpus.minhash), length, shingle count and MinHash signature -> `_state/signatures/*.parquet`.
   2. clusters (driver): exact groups by key; LSH banding over the signatures of the exact survivors gives
-     candidate pairs, kept as edges when their estimated Jaccard >= `threshold`; union-find joins both kinds of
-     edges into clusters.
+     candidate pairs, kept as edges when their estimated Jaccard >= `threshold` (with `exact_recheck`, pairs
+     whose estimate lies within 3 standard errors of the threshold are decided by the exact Jaccard of their
+     shingle sets instead: sampling noise there would otherwise flip about half of them); union-find joins both
+     kinds of edges into clusters.
   3. write (executor, one unit per input shard): the kept rows of each input shard -> `part-NNNNN.parquet`.
 
 Kept document of a cluster (deterministic, independent of shard order and count): the longest text (in
@@ -56,7 +58,10 @@ class DedupSpec(Spec):
     num_perm: int = Field(128, ge=1, le=4096, description="MinHash permutations (= bands * rows)")
     bands: int = Field(32, ge=1, description="LSH bands")
     rows: int = Field(4, ge=1, description="signature values per band")
-    threshold: float = Field(0.7, gt=0.0, le=1.0, description="estimated Jaccard a candidate pair must reach")
+    threshold: float = Field(0.7, gt=0.0, le=1.0, description="Jaccard a candidate pair must reach")
+    exact_recheck: bool = Field(
+        True, description="re-check candidates whose estimate is within 3 standard errors of the threshold "
+                          "against the exact Jaccard of their shingle sets (reads those documents again)")
     seed: int = Field(1, ge=0, lt=2 ** 32, description="permutation seed (datasketch semantics)")
     batch_size: int = Field(1024, ge=1, description="documents per signature batch")
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
@@ -151,7 +156,7 @@ class Docs:
                                                       ("xkey", "ascending"), ("path", "ascending"),
                                                       ("row", "ascending")])
             table = table.take(order)
-        self.n = table.num_rows
+        self.n, self.paths = table.num_rows, paths
         self.ids = table.column("id").to_pylist() if self.n else []
         self.shard = table.column("shard").to_numpy() if self.n else np.zeros(0, np.int64)
         self.row = table.column("row").to_numpy() if self.n else np.zeros(0, np.int64)
@@ -173,20 +178,46 @@ def _exact_edges(docs: Docs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _near_edges(docs: Docs, nodes: np.ndarray, spec: DedupSpec) -> tuple[np.ndarray, dict[str, int]]:
-    """LSH candidates among `nodes` (ascending), verified by estimated Jaccard >= threshold."""
+    """LSH candidates among `nodes` (ascending), verified by estimated Jaccard >= threshold; estimates too
+    close to the threshold to trust (within 3 standard errors) are settled by the exact Jaccard instead."""
     nodes = nodes[docs.n_shingles[nodes] > 0]  # a doc without shingles has no signature to compare
     sub = docs.sig[nodes]
     pairs = candidate_pairs(sub, spec.bands, spec.rows)
     sim = estimated_jaccard(sub, pairs)
-    edges = nodes[pairs[sim >= spec.threshold]]
-    return edges.reshape(-1, 2), {"candidate_pairs": len(pairs), "verified_pairs": len(edges)}
+    ok = sim >= spec.threshold
+    unsure = np.zeros(0, dtype=np.int64)
+    if spec.exact_recheck:
+        margin = 3.0 * np.sqrt(spec.threshold * (1.0 - spec.threshold) / spec.num_perm)
+        unsure = np.flatnonzero(np.abs(sim - spec.threshold) <= margin)
+        ok[unsure] = exact_jaccard(docs, nodes[pairs[unsure]], spec.hasher()) >= spec.threshold
+    edges = nodes[pairs[ok]]
+    return edges.reshape(-1, 2), {"candidate_pairs": len(pairs), "rechecked_pairs": len(unsure),
+                                  "verified_pairs": len(edges)}
+
+
+def exact_jaccard(docs: Docs, pairs: np.ndarray, hasher: MinHasher) -> np.ndarray:
+    """Exact Jaccard of the shingle-hash sets of each pair of doc indices (texts re-read from the inputs)."""
+    need = np.unique(pairs)
+    sets: dict[int, np.ndarray] = {}
+    for k in np.unique(docs.shard[need]):
+        idx = need[docs.shard[need] == k]
+        texts = pq.read_table(docs.paths[k], columns=["text"]).column("text").take(
+            pa.array(docs.row[idx])).to_pylist()
+        hv, counts = hasher.shingle_hashes(texts)
+        for i, h in zip(idx.tolist(), np.split(hv, np.cumsum(counts)[:-1])):
+            sets[i] = np.unique(h)
+    out = np.empty(len(pairs), dtype=np.float64)
+    for n, (a, b) in enumerate(pairs.tolist()):
+        inter = len(np.intersect1d(sets[a], sets[b], assume_unique=True))
+        out[n] = inter / (len(sets[a]) + len(sets[b]) - inter)
+    return out
 
 
 def cluster(docs: Docs, spec: DedupSpec) -> tuple[np.ndarray, dict[str, int]]:
     """Root (= kept doc index) of every doc, plus pair counts."""
     edges = [np.zeros((0, 2), dtype=np.int64)]
     nodes = np.arange(docs.n)
-    counts = {"candidate_pairs": 0, "verified_pairs": 0}
+    counts = {"candidate_pairs": 0, "rechecked_pairs": 0, "verified_pairs": 0}
     if spec.exact:
         exact, is_first = _exact_edges(docs)
         edges.append(exact)

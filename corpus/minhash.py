@@ -21,6 +21,7 @@ default: MurmurHash3 fmix32, then a*h+b mod 2^32 with odd a) or `legacy` ((a*h+b
 from __future__ import annotations
 
 import hashlib
+import itertools
 import unicodedata
 from typing import Iterable, Sequence
 
@@ -191,14 +192,13 @@ class MinHasher:
         if self.unit == "char":
             cps = np.frombuffer("".join(units).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
             return _fmix64(cps ^ np.uint64(CHAR_SALT))
-        vocab: dict[str, int] = {}
-        ids = [vocab.setdefault(w, len(vocab)) for doc in units for w in doc]
+        flat = list(itertools.chain.from_iterable(units))
         cache = self._word_cache
         if len(cache) > 1 << 20:  # bound memory on huge vocabularies; hashes are cheap to recompute
             cache.clear()
-        table = np.fromiter((cache[w] if w in cache else cache.setdefault(w, word_hash(w)) for w in vocab),
-                            dtype=np.uint64, count=len(vocab))
-        return table[np.asarray(ids, dtype=np.int64)]
+        # set difference and map() run in C: Python-level work only for words never seen before
+        cache.update((w, word_hash(w)) for w in dict.fromkeys(flat).keys() - cache.keys())
+        return np.fromiter(map(cache.__getitem__, flat), dtype=np.uint64, count=len(flat))
 
     def _poly_hashes(self, uh: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Polynomial of k consecutive unit hashes per shingle, without crossing document boundaries."""

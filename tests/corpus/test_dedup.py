@@ -202,3 +202,31 @@ def test_spec_drives_a_click_command(tmp_path):
     assert json.loads(res.output)["exact_removed"] == sum(v[0] == "exact" for v in want.values())
     bad = CliRunner().invoke(cmd, ["--inputs", str(inp), "--output", str(tmp_path / "o"), "--bands", "3"])
     assert isinstance(bad.exception, SpecError) and "bands * rows must equal num_perm" in str(bad.exception)
+
+
+def _pair_near(r, target, n_words=200):
+    """A doc and a copy whose exact word-5-shingle Jaccard is the largest value <= target reachable by edits."""
+    from corpus.minhash import MinHasher
+    shingles = MinHasher(1).shingles
+    a = [r.choice(VOCAB) for _ in range(n_words)]
+    sa, b = set(shingles(" ".join(a))), list(a)
+    while True:
+        sb = set(shingles(" ".join(b)))
+        j = len(sa & sb) / len(sa | sb)
+        if j <= target:
+            return " ".join(a), " ".join(b), j
+        b[r.randrange(n_words)] = r.choice(VOCAB)
+
+
+def test_exact_recheck_decides_pairs_near_the_threshold(tmp_path):
+    r = random.Random(2)
+    docs, truth = [], {}
+    for n, target in enumerate((0.62, 0.66, 0.69, 0.72, 0.74, 0.78, 0.85)):
+        a, b, j = _pair_near(r, target)
+        docs += [{"text": a, "domain": "web", "id": f"p{n}a"}, {"text": b, "domain": "web", "id": f"p{n}b"}]
+        truth[n] = j >= 0.7
+    inp = _write_shards(tmp_path, [normalize_doc(d, "t") for d in docs], 2)
+    res = _run([inp], tmp_path / "out")
+    together = {int(i[1:-1]) for i, _, k in _removed(tmp_path / "out") if i[1:-1] == k[1:-1]}
+    assert {n for n, t in truth.items() if t} == together and res["rechecked_pairs"] >= 3
+    assert sum(truth.values()) == 4 and len(together) == res["near_removed"]
