@@ -109,3 +109,14 @@ def test_local_pool_surfaces_a_worker_error(tmp_path):
     from corpus.schema import SchemaError
     with pytest.raises(SchemaError, match=r"zbad\.jsonl:2: field 'text' must be a string"):
         LocalExecutor(workers=2).run(stage, plan_units(spec), tmp_path / "o")
+
+
+def test_ray_unit_error_reaches_the_caller_unwrapped(tmp_path, ray_local):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "good.jsonl").write_text('{"text": "fine", "domain": "web"}\n')
+    (src / "zbad.jsonl").write_text('{"text": "x", "domain": "web"}\n{"text": "y", "domain": "poetry"}\n')
+    from corpus.schema import SchemaError
+    with pytest.raises(SchemaError, match=r"^\S*zbad\.jsonl:2: field 'domain' is 'poetry'") as e:
+        run_ingest(_spec(src, tmp_path / "o", "ray", 2).model_copy(update={"on_error": "error"}))
+    assert "Traceback" not in str(e.value) and not list((tmp_path / "o").glob("zbad-*.parquet"))
