@@ -117,7 +117,7 @@ def map_record(record: Any, where: str, fm: FieldMap, max_doc_bytes: int) -> dic
         raise BadRecord(f"{where}: field {fm.text!r} must be a string, got {type(text).__name__}", "bad_text_type")
     if not text.strip():
         raise BadRecord(f"{where}: field {fm.text!r} is empty or whitespace-only", "empty_text")
-    if len(text) > max_doc_bytes or len(text.encode("utf-8")) > max_doc_bytes:
+    if len(text) > max_doc_bytes or _utf8_len(text, where, fm.text) > max_doc_bytes:
         raise BadRecord(f"{where}: field {fm.text!r} is larger than max_doc_bytes={max_doc_bytes}", "too_large")
     domain = _get(record, fm.domain) or fm.default_domain
     if domain is None:
@@ -130,9 +130,21 @@ def map_record(record: Any, where: str, fm: FieldMap, max_doc_bytes: int) -> dic
            "source": _get(record, fm.source) or fm.default_source,
            "lang": _get(record, fm.lang) or fm.default_lang, "meta": _get(record, fm.meta)}
     try:
-        return normalize_doc(raw, where)
+        doc = normalize_doc(raw, where)
     except SchemaError as e:
         raise BadRecord(str(e), "invalid_meta" if "'meta'" in str(e) else "invalid") from None
+    for key in ("id", "source", "lang", "meta"):
+        _utf8_len(doc[key], where, key)
+    return doc
+
+
+def _utf8_len(s: str, where: str, field_name: str) -> int:
+    """UTF-8 length; JSON escapes can smuggle in lone surrogates, which no UTF-8 file (or Arrow) can hold."""
+    try:
+        return len(s.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise BadRecord(f"{where}: field {field_name!r} is not valid Unicode (lone surrogate "
+                        f"{s[e.start]!r} at character {e.start})", "not_utf8") from None
 
 
 # --------------------------------------------------------------------------------------------- per-format readers

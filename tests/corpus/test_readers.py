@@ -93,6 +93,7 @@ BAD_CASES = [  # (line content, reason, message pattern)
     ('{"text": "x"}', "missing_domain", r"bad\.jsonl:2: missing field 'domain'"),
     ('{"text": "x", "domain": "poetry"}', "unknown_domain", r"bad\.jsonl:2: field 'domain' is 'poetry'"),
     ('{"text": "x", "domain": "web", "meta": "{oops"}', "invalid_meta", r"bad\.jsonl:2: field 'meta' is not valid"),
+    ('{"text": "a \\ud800 b", "domain": "web"}', "not_utf8", r"bad\.jsonl:2: field 'text' is not valid Unicode"),
 ]
 
 
