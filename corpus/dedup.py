@@ -129,7 +129,21 @@ class WriteStage(Stage):
         table = read_shard(unit.inputs[0])
         kept = table.take(pa.array(unit.params["keep"], type=pa.int64()))
         entry = write_table(unit.output, kept)
-        return {"rows_in": table.num_rows, "rows_out": kept.num_rows, "entry": {**entry, "input": unit.inputs[0]}}
+        return {"rows_in": table.num_rows, "rows_out": kept.num_rows, "entry": {**entry, "input": unit.inputs[0]},
+                "mtime_ns": Path(unit.output).stat().st_mtime_ns}
+
+
+def _drop_stale_markers(units: list[Unit], state: Path, stage: str) -> None:
+    """Forget finished units whose output is gone or was since overwritten (part files are named by input
+    position, so another run in the same output directory can replace them), so that the executor redoes them."""
+    for u in units:
+        marker = state / "_done" / stage / f"{u.id}.json"
+        if not marker.exists():
+            continue
+        out = Path(u.output)
+        mtime = json.loads(marker.read_text()).get("mtime_ns")
+        if not out.exists() or (mtime is not None and out.stat().st_mtime_ns != mtime):
+            marker.unlink()
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -299,13 +313,30 @@ def _stats(spec: DedupSpec, docs: Docs, clu: pa.Table, rem: pa.Table, counts: di
     return {
         "docs_in": docs.n, "docs_out": docs.n - rem.num_rows, "exact_removed": reasons.count("exact"),
         "near_removed": reasons.count("near"), "clusters": clu.num_rows,
-        "threshold": spec.threshold, **counts,
+        "threshold": spec.threshold, "exact_recheck": spec.exact_recheck, **counts,
         "lsh": {"num_perm": spec.num_perm, "bands": spec.bands, "rows": spec.rows,
                 "implied_threshold": round(lsh_threshold(spec.bands, spec.rows), 6),
                 "s_curve": s_curve(spec.bands, spec.rows)},
         "shingles": {"size": spec.shingle_size, "unit": spec.shingle_unit, "hash": spec.shingle_hash,
                      "total": int(docs.n_shingles.sum())},
         "shards": per_shard, "seconds": secs}
+
+
+def _finish(spec: DedupSpec, out: Path, paths: list[Path], docs: Docs, clu: pa.Table, rem: pa.Table,
+            counts: dict, per_unit: list[dict], secs: dict) -> dict:
+    """Write the reports, stats and index (index last: it marks a complete output); drop stale shards."""
+    per_shard = [{"input": str(p), "output": s["entry"]["path"], "rows_in": s["rows_in"], "rows_out": s["rows_out"]}
+                 for p, s in zip(paths, per_unit)]
+    stats = _stats(spec, docs, clu, rem, counts, per_shard, secs)
+    write_table(out / CLUSTERS_NAME, clu)
+    write_table(out / REMOVED_NAME, rem)
+    atomic_write_json(out / STATS_NAME, stats)
+    for old in out.glob("part-[0-9][0-9][0-9][0-9][0-9].parquet"):
+        if int(old.stem[5:]) >= len(paths):  # from an earlier run over more input shards
+            old.unlink()
+    write_index(out, [s["entry"] for s in per_unit], extra={"stage": "dedup", "stats": {
+        k: stats[k] for k in ("docs_in", "docs_out", "exact_removed", "near_removed", "threshold")}})
+    return stats
 
 
 def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -324,6 +355,7 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     t0 = time.perf_counter()
     units = _signature_units(spec, paths, out)
     stage = SignatureStage(spec.hasher() if spec.near else None, spec.batch_size)
+    _drop_stale_markers(units, out / STATE_DIR, stage.name)
     executor.run(stage, units, out / STATE_DIR, desc="dedup signatures")
     secs["signatures"] = round(time.perf_counter() - t0, 3)
     emit({"type": "progress", "stage": "signatures", "done": len(units), "total": len(units)})
@@ -337,18 +369,12 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
 
     t0 = time.perf_counter()
     wunits = _write_units(paths, out, root, docs)
+    _drop_stale_markers(wunits, out / STATE_DIR, WriteStage.name)
     per_unit = executor.run(WriteStage(), wunits, out / STATE_DIR, desc="dedup write")
     secs["write"] = round(time.perf_counter() - t0, 3)
     emit({"type": "progress", "stage": "write", "done": len(wunits), "total": len(wunits)})
 
-    per_shard = [{"input": str(p), "output": s["entry"]["path"], "rows_in": s["rows_in"], "rows_out": s["rows_out"]}
-                 for p, s in zip(paths, per_unit)]
-    stats = _stats(spec, docs, clu, rem, counts, per_shard, secs)
-    write_table(out / CLUSTERS_NAME, clu)
-    write_table(out / REMOVED_NAME, rem)
-    atomic_write_json(out / STATS_NAME, stats)
-    write_index(out, [s["entry"] for s in per_unit], extra={"stage": "dedup", "stats": {
-        k: stats[k] for k in ("docs_in", "docs_out", "exact_removed", "near_removed", "threshold")}})
+    stats = _finish(spec, out, paths, docs, clu, rem, counts, per_unit, secs)
     emit({"type": "log", "message": f"dedup: {stats['docs_in']} -> {stats['docs_out']} documents"})
     outputs = [str(out / s["entry"]["path"]) for s in per_unit]
     outputs += [str(out / n) for n in (INDEX_NAME, CLUSTERS_NAME, REMOVED_NAME, STATS_NAME, SPEC_NAME)]

@@ -230,3 +230,20 @@ def test_exact_recheck_decides_pairs_near_the_threshold(tmp_path):
     together = {int(i[1:-1]) for i, _, k in _removed(tmp_path / "out") if i[1:-1] == k[1:-1]}
     assert {n for n, t in truth.items() if t} == together and res["rechecked_pairs"] >= 3
     assert sum(truth.values()) == 4 and len(together) == res["near_removed"]
+
+
+def test_alternating_runs_in_one_output_redo_overwritten_shards(tmp_path):
+    docs, want = _corpus()
+    inp = _write_shards(tmp_path, docs, 2)
+    out = tmp_path / "out"
+    _run([inp], out)
+    _run([inp], out, near=False)  # rewrites part files with more rows kept
+    _run([inp], out)              # its markers are still there, but the part files changed since
+    assert {i for i, _, _ in _removed(out)} == set(want)
+    assert len(_kept_ids(out)) == len(docs) - len(want)
+    (out / "part-00001.parquet").unlink()
+    _run([inp], out)
+    assert len(_kept_ids(out)) == len(docs) - len(want)
+    single = _write_shards(tmp_path, docs[:10], 1, "single")
+    _run([single], out)  # fewer input shards: the extra part file from before is removed
+    assert not (out / "part-00001.parquet").exists() and len(_kept_ids(out)) == 10
