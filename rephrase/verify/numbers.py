@@ -1,0 +1,358 @@
+"""Quantity normaliser: numbers, number words, ordinals, percentages, units, dates, ranges and ids in text.
+
+`extract(text)` returns `Quantity` items in a canonical form so that surface variants compare equal:
+"1,200" = "1 200" = "1200" = "twelve hundred"; "a dozen" = 12; "third" = "3rd"; "45 per cent" = "45%";
+"3.5 km" = "3.5 kilometres" = "3500 m"; "March 3, 1998" = "3 March 1998" = "1998-03-03"; "3-5 km" gives 3 km and
+5 km. Numbers glued to letters that are not a unit or ordinal suffix ("COVID-19", "B-52", "A380") are ids and
+compare as whole strings. `compare(source, rewrite)` checks BOTH ways: source quantities missing from the rewrite,
+and rewrite quantities the source does not support.
+
+The scanner runs in passes (dates, ids, digits, number words), each blanking the spans it consumed so that a later
+pass cannot read "1998" of a date again as a bare number.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, ORDINALS, SCALE_ABBREV, SCALES, SMALL,
+                                   TENS, UNITS, match_unit)
+
+#: relative tolerance when two quantities are compared through a unit conversion (5 miles ~ 8 km);
+#: same-unit and unit-less numbers must be equal (1998 vs 1999 is a changed fact).
+CONVERSION_REL_TOL = 0.02
+
+
+@dataclass
+class Quantity:
+    kind: str              # num | ord | date | id | decade
+    value: float | str     # number, or the id string; dates use y/m/d
+    unit: str | None = None
+    text: str = ""
+    start: int = 0
+    end: int = 0
+    scale: float = 1.0
+    y: int | None = None
+    m: int | None = None
+    d: int | None = None
+    soft: bool = False     # may support the other side's quantities, but is never required to be matched
+
+    def label(self) -> str:
+        if self.kind == "date":
+            return "-".join(f"{x:02d}" if i else str(x) for i, x in enumerate((self.y, self.m, self.d))
+                            if x is not None) if self.y else f"--{self.m:02d}-{self.d:02d}"
+        if self.kind in ("id",):
+            return str(self.value)
+        v = _fmt(float(self.value))
+        return {"ord": f"#{v}", "decade": f"{v}s"}.get(self.kind, v + (f" {self.unit}" if self.unit else ""))
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if v == int(v) and abs(v) < 1e15 else f"{v:g}"
+
+
+# ---------------------------------------------------------------- dates
+_MON = "|".join(sorted(MONTHS, key=len, reverse=True))
+_ORD_SUF = r"(?:st|nd|rd|th)?"
+_DATE_RES = [  # (regex, has year, has day); order matters: most specific first
+    (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\.?,?\s+(?P<y>\d{{3,4}})\b"), 1, 1),
+    (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF},?\s+(?P<y>\d{{3,4}})\b"), 1, 1),
+    (re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b"), 1, 1),
+    (re.compile(rf"\b(?P<mon>{_MON})\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b"), 1, 0),
+    (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\b"), 0, 1),
+    (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF}\b(?![\d,.]\d)"), 0, 1),
+]
+
+
+def _dates(text: str) -> tuple[list[Quantity], str]:
+    out = []
+    for rx, has_y, has_d in _DATE_RES:
+        for mt in rx.finditer(text):
+            g = mt.groupdict()
+            month = int(g["m"]) if g.get("m") else MONTHS[g["mon"]]
+            day = int(g["d"]) if has_d else None
+            if not 1 <= month <= 12 or (day is not None and not 1 <= day <= 31):
+                continue
+            out.append(Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.end(),
+                                y=int(g["y"]) if has_y else None, m=month, d=day))
+        text = _blank(text, out)
+    return out, text
+
+
+def _blank(text: str, qs: list[Quantity]) -> str:
+    chars = list(text)
+    for q in qs:
+        chars[q.start:q.end] = " " * (q.end - q.start)
+    return "".join(chars)
+
+
+# ---------------------------------------------------------------- ids ("COVID-19", "A380")
+_ALNUM = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+_NUM_SUFFIX = re.compile(r"^\d+(?:\.\d+)?-?(?P<suf>[A-Za-z]+)$")
+
+
+def _ids(text: str) -> tuple[list[Quantity], str]:
+    out = []
+    for mt in _ALNUM.finditer(text):
+        tok = mt.group(0)
+        if not (re.search(r"\d", tok) and re.search(r"[A-Za-z]", tok)):
+            continue
+        m = _NUM_SUFFIX.match(tok)
+        if m and _benign_suffix(tok, m.group("suf")):
+            continue  # "5km", "3rd", "1990s": the digit pass reads these
+        if _is_unit_symbol(tok):
+            continue  # "km2" after a number is a unit, not an id
+        out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.end()))
+    return out, _blank(text, out)
+
+
+def _is_unit_symbol(tok: str) -> bool:
+    um = match_unit(tok, 0)
+    return um is not None and um[1] == len(tok)
+
+
+def _benign_suffix(tok: str, suf: str) -> bool:
+    if suf in ("st", "nd", "rd", "th", "s") or suf.lower() in SCALE_ABBREV:
+        return True
+    return match_unit(suf, 0) is not None and match_unit(suf, 0)[1] == len(suf)
+
+
+# ---------------------------------------------------------------- digits
+_DIGITS = re.compile(r"(?<![\w.])(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?![\d])")
+_SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b", re.IGNORECASE)
+_ORD_AFTER = re.compile(r"(?:st|nd|rd|th)\b")
+_DECADE_AFTER = re.compile(r"'?s\b")
+
+
+def _digits(text: str) -> list[Quantity]:
+    out = []
+    for mt in _DIGITS.finditer(text):
+        raw = mt.group(0)
+        value = float(re.sub(r"[,\s\u00a0\u202f]", "", raw))
+        end = mt.end()
+        if _ORD_AFTER.match(text, end) and "." not in raw:
+            out.append(Quantity("ord", value, text=raw, start=mt.start(), end=end + 2))
+            continue
+        if _DECADE_AFTER.match(text, end) and value >= 10 and value % 10 == 0:
+            out.append(Quantity("decade", value, text=raw, start=mt.start(), end=end + 1))
+            continue
+        out.append(_with_suffixes(text, Quantity("num", value, text=raw, start=mt.start(), end=end)))
+    return out
+
+
+def _with_suffixes(text: str, q: Quantity) -> Quantity:
+    """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
+    sm = _SCALE_AFTER.match(text, q.end)
+    if sm:
+        w = sm.group("w").lower()
+        q.scale = SCALES.get(w) or SCALE_ABBREV[w]
+        q.value = float(q.value) * q.scale
+        q.end = sm.end()
+    um = match_unit(text, q.end)
+    if um:
+        q.unit, q.end = um
+    before = text[max(0, q.start - 4):q.start].rstrip()
+    for sym, unit in CURRENCY_PREFIX.items():
+        if before.endswith(sym) and q.unit is None:
+            q.unit = unit
+            break
+    q.text = text[q.start:q.end]
+    return q
+
+
+# ---------------------------------------------------------------- number words
+_WORD = re.compile(r"[A-Za-z]+")
+_ARTICLE = {"a", "an"}
+
+
+def _number_words(text: str) -> list[Quantity]:
+    toks = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    out, i = [], 0
+    while i < len(toks):
+        q, i = _word_phrase(text, toks, i)
+        if q is not None:
+            out.append(q)
+    return out
+
+
+SOFT_ORDINALS = frozenset({"first", "second"})
+SOFT_COUNTS = frozenset({"two", "three"})
+#: chemical formulas and their names: an id on one side is matched by the name on the other
+FORMULA_NAMES = {"co2": "carbon dioxide", "h2o": "water", "o2": "oxygen", "n2": "nitrogen", "h2": "hydrogen",
+                 "ch4": "methane", "nacl": "sodium chloride", "h2so4": "sulfuric acid", "nh3": "ammonia"}
+#: adverbs that state a count ("twice" = "two times"); "once" is left out: it mostly means "formerly"
+MULTIPLES = {"twice": 2.0, "thrice": 3.0}
+
+
+def _is_numword(w: str) -> bool:
+    return w in SMALL or w in TENS or w in SCALES or w == "dozen"
+
+
+def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
+    """Parse the number-word phrase starting at token i; returns (quantity or None, next index)."""
+    w, start, _ = toks[i]
+    j = i + 1 if w in _ARTICLE and i + 1 < len(toks) and toks[i + 1][0] in ("hundred", "thousand", "million",
+                                                                            "billion", "dozen") else i
+    words = []
+    while j < len(toks) and (_is_numword(toks[j][0]) or (toks[j][0] == "and" and words and j + 1 < len(toks)
+                                                         and _is_numword(toks[j + 1][0])
+                                                         and toks[j + 1][0] not in SCALES)):
+        if toks[j][0] != "and" and words and _gap(text, toks[j - 1][2], toks[j][1]) not in ("", "-", "and"):
+            break
+        words.append(toks[j][0])
+        j += 1
+    if not words or words[0] in SCALES and j == i + len(words):  # a bare "million" is not a stated number
+        return _ordinal_word(text, toks, i)
+    if words[-1] in TENS and j < len(toks) and toks[j][0] in ORDINALS and _gap(text, toks[j - 1][2], toks[j][1]) == "-":
+        return _ordinal_word(text, toks, j)  # "twenty-first": the ordinal reader adds the tens
+    if j < len(toks) and words[-1] in SMALL | TENS and toks[j][0] in FRACTIONS and toks[j][0] not in ("second",):
+        n = _words_value(words)  # "two thirds"
+        return Quantity("num", n / FRACTIONS[toks[j][0]], text=text[start:toks[j][2]], start=start,
+                        end=toks[j][2]), j + 1
+    value, end = _words_value(words), toks[j - 1][2]
+    q = _with_suffixes(text, Quantity("num", float(value), text=text[start:end], start=start, end=end))
+    # a bare "one" is mostly a pronoun ("one of the largest"): it may support a "1" but need not be matched
+    # "two"/"three" in words are often derived counts a rewrite adds ("two countries, Nepal and China"): soft too
+    q.soft = q.unit is None and (words == ["one"] or (len(words) == 1 and words[0] in SOFT_COUNTS))
+    return q, j
+
+
+def _gap(text: str, a: int, b: int) -> str:
+    return text[a:b].strip().lower()
+
+
+def _words_value(words: list[str]) -> float:
+    total, current = 0.0, 0.0
+    for w in words:
+        if w in SMALL:
+            current += SMALL[w]
+        elif w in TENS:
+            current += TENS[w]
+        elif w == "dozen":
+            current = max(current, 1) * 12
+        elif w == "hundred":
+            current = max(current, 1) * 100
+        elif w in SCALES:
+            total += max(current, 1) * SCALES[w]
+            current = 0
+    return total + current
+
+
+def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
+    w, start, end = toks[i]
+    prev = toks[i - 1][0] if i else ""
+    if w in MULTIPLES:
+        return Quantity("num", MULTIPLES[w], text=w, start=start, end=end), i + 1
+    if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",):
+        return Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end), i + 1
+    if w in ORDINALS:
+        value = ORDINALS[w]
+        if prev in TENS and _gap(text, toks[i - 1][2], start) == "-":  # "twenty-first"
+            value += TENS[prev]
+        # "first"/"second" are mostly discourse ("first described", "a second one"): soft unless compounded
+        soft = w in SOFT_ORDINALS and value < 20
+        return Quantity("ord", float(value), text=w, start=start, end=end, soft=soft), i + 1
+    return None, i + 1
+
+
+# ---------------------------------------------------------------- ranges and the public API
+_RANGE_GAP = re.compile(r"^\s*(?:-|–|—|to|and|or|,)\s*$", re.IGNORECASE)
+
+
+def _ranges(qs: list[Quantity], text: str) -> None:
+    """'3-5 km', '3 to 5 km', 'between 1 and 2 million': the first end inherits the unit (and scale) of the last."""
+    for a, b in zip(reversed(qs[:-1]), reversed(qs[1:])):
+        if a.kind == b.kind == "num" and a.unit is None and b.unit and _RANGE_GAP.match(text[a.end:b.start]):
+            a.unit = b.unit
+            if a.scale == 1.0 and b.scale != 1.0:
+                a.value, a.scale = float(a.value) * b.scale, b.scale
+
+
+def extract(text: str) -> list[Quantity]:
+    """All quantities in `text`, in order of appearance."""
+    dates, rest = _dates(text)
+    ids, rest = _ids(rest)
+    digits = _digits(rest)
+    nums = sorted(digits + _number_words(_blank(rest, digits)), key=lambda q: q.start)
+    _ranges(nums, rest)
+    return sorted(dates + ids + nums, key=lambda q: q.start)
+
+
+def _base(q: Quantity) -> tuple[str | None, float]:
+    if q.unit is None:
+        return None, float(q.value)
+    u = UNITS[q.unit]
+    return u.dim, (float(q.value) + u.offset) * u.factor
+
+
+def _num_equal(a: Quantity, b: Quantity) -> bool:
+    """Does `b` state the number `a` states? A unit-less number may stand for a measured one ("3 and 5 km"), but
+    a soft one (a pronoun-like "one") must not vouch for "1 kg"."""
+    if a.unit is not None and b.unit is None and b.soft:
+        return False
+    if a.unit == b.unit or a.unit is None or b.unit is None:
+        return math.isclose(float(a.value), float(b.value), rel_tol=1e-9, abs_tol=1e-12)
+    (da, va), (db, vb) = _base(a), _base(b)
+    return da == db and math.isclose(va, vb, rel_tol=CONVERSION_REL_TOL)
+
+
+def _years(qs: list[Quantity]) -> set[int]:
+    ys = {q.y for q in qs if q.kind == "date" and q.y is not None}
+    ys |= {int(q.value) for q in qs if q.kind == "num" and q.unit is None and float(q.value).is_integer()}
+    return ys
+
+
+def covered(q: Quantity, others: list[Quantity]) -> bool:
+    """Is the fact `q` states also stated by `others` (the other text's quantities)?"""
+    if q.kind == "date":
+        dates = [o for o in others if o.kind == "date"]
+        if any((o.y, o.m, o.d) == (q.y, q.m, q.d) for o in dates):
+            return True
+        if q.d is None:  # "March 1998" is implied by "3 March 1998" (the reverse is a dropped day)
+            return any((o.y, o.m) == (q.y, q.m) for o in dates)
+        # "on March 3rd in 1998" states 1998-03-03 in two pieces
+        return any((o.m, o.d) == (q.m, q.d) for o in dates) and (q.y is None or q.y in _years(others))
+    if q.kind == "num":
+        if any(o.kind == "num" and _num_equal(q, o) for o in others):
+            return True
+        return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
+            [o for o in others if o.kind == "date"])
+    return any(o.kind == q.kind and o.value == q.value for o in others)
+
+
+def _formula_named(q: Quantity, other_text: str) -> bool:
+    name = FORMULA_NAMES.get(str(q.value)) if q.kind == "id" else None
+    return bool(name) and name in other_text.lower()
+
+
+@dataclass
+class NumberDiff:
+    missing: list[Quantity]   # in the source, not in the rewrite
+    extra: list[Quantity]     # in the rewrite, not supported by the source
+    n_source: int
+    n_rewrite: int
+
+    @property
+    def score(self) -> float:
+        """Share of all quantities (both sides) that the other side covers; 1.0 when there are none."""
+        total = self.n_source + self.n_rewrite
+        return 1.0 if total == 0 else 1 - (len(self.missing) + len(self.extra)) / total
+
+
+def _dedup(qs: list[Quantity]) -> list[Quantity]:
+    seen, out = set(), []
+    for q in qs:
+        key = (q.kind, q.label())
+        if key not in seen:
+            seen.add(key)
+            out.append(q)
+    return out
+
+
+def compare(source: str, rewrite: str) -> NumberDiff:
+    """Both-way comparison of the quantities stated in `source` and `rewrite` (repetitions count once)."""
+    src, rw = _dedup(extract(source)), _dedup(extract(rewrite))
+    missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)]
+    extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)]
+    return NumberDiff(missing, extra, sum(not q.soft for q in src), sum(not q.soft for q in rw))

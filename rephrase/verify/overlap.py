@@ -1,0 +1,28 @@
+"""Surface checks: verbatim n-gram overlap (a rewrite must actually be rewritten) and the length ratio.
+
+The overlap score is the share of the rewrite's word n-grams (n = 8 by default) that occur verbatim in the source.
+A genuine restyling shares almost no 8-grams with its source; a near-copy with one word changed shares most.
+"""
+from __future__ import annotations
+
+from rephrase.verify.text import word_tokens
+
+
+def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def ngram_overlap(source: str, rewrite: str, n: int = 8) -> float:
+    """Share of the rewrite's n-grams found in the source (0 when the rewrite is shorter than n words)."""
+    rw = word_tokens(rewrite)
+    if len(rw) < n:
+        # a short rewrite is a near-copy when all of it appears in the source
+        return 1.0 if rw and " ".join(rw) in " ".join(word_tokens(source)) else 0.0
+    grams = ngrams(rw, n)
+    return len(grams & ngrams(word_tokens(source), n)) / len(grams)
+
+
+def length_ratio(source: str, rewrite: str) -> float:
+    """Rewrite length over source length, in words (inf when the source has no words)."""
+    s, r = len(word_tokens(source)), len(word_tokens(rewrite))
+    return r / s if s else float("inf")

@@ -1,0 +1,139 @@
+"""Unit and number-word tables for the quantity normaliser (rephrase.verify.numbers).
+
+Each unit row: canonical name, dimension, factor and offset to the dimension's base unit
+(base = (value + offset) * factor), case-sensitive symbols, case-insensitive long names. Long names get their
+plural forms generated, so a table row is all a new unit needs.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    dim: str
+    factor: float = 1.0
+    offset: float = 0.0
+
+
+_UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = [
+    # name, dimension, factor, offset, symbols (case-sensitive), long names (case-insensitive)
+    ("km", "length", 1e3, 0, ("km",), ("kilometre", "kilometer")),
+    ("m", "length", 1.0, 0, ("m",), ("metre", "meter")),
+    ("cm", "length", 1e-2, 0, ("cm",), ("centimetre", "centimeter")),
+    ("mm", "length", 1e-3, 0, ("mm",), ("millimetre", "millimeter")),
+    ("um", "length", 1e-6, 0, ("µm", "μm"), ("micrometre", "micrometer", "micron")),
+    ("nm", "length", 1e-9, 0, ("nm",), ("nanometre", "nanometer")),
+    ("mi", "length", 1609.344, 0, ("mi",), ("mile",)),
+    ("ft", "length", 0.3048, 0, ("ft",), ("foot", "feet")),
+    ("inch", "length", 0.0254, 0, (), ("inch", "inches")),
+    ("ly", "length", 9.4607e15, 0, ("ly",), ("light-year", "light year")),
+    ("km2", "area", 1e6, 0, ("km2", "km²", "sq km"), ("square kilometre", "square kilometer")),
+    ("m2", "area", 1.0, 0, ("m2", "m²"), ("square metre", "square meter")),
+    ("mi2", "area", 2.589988e6, 0, ("sq mi", "mi²"), ("square mile",)),
+    ("ha", "area", 1e4, 0, ("ha",), ("hectare",)),
+    ("acre", "area", 4046.856, 0, (), ("acre",)),
+    ("t", "mass", 1e3, 0, ("t",), ("tonne", "metric ton")),
+    ("kg", "mass", 1.0, 0, ("kg",), ("kilogram", "kilogramme", "kilo")),
+    ("g", "mass", 1e-3, 0, ("g",), ("gram", "gramme")),
+    ("mg", "mass", 1e-6, 0, ("mg",), ("milligram",)),
+    ("lb", "mass", 0.45359237, 0, ("lb", "lbs"), ("pound",)),
+    ("l", "volume", 1e-3, 0, ("L", "l"), ("litre", "liter")),
+    ("ml", "volume", 1e-6, 0, ("mL", "ml"), ("millilitre", "milliliter")),
+    ("s", "time", 1.0, 0, ("s", "sec"), ("second",)),
+    ("min", "time", 60.0, 0, ("min",), ("minute",)),
+    ("h", "time", 3600.0, 0, ("h", "hr", "hrs"), ("hour",)),
+    ("day", "time", 86400.0, 0, (), ("day",)),
+    ("week", "time", 604800.0, 0, (), ("week",)),
+    ("month", "time", 2629800.0, 0, (), ("month",)),
+    ("year", "time", 31557600.0, 0, ("yr", "yrs"), ("year",)),
+    ("century", "time", 3155760000.0, 0, (), ("century", "centuries")),
+    ("km/h", "speed", 1 / 3.6, 0, ("km/h", "kph"), ("kilometres per hour", "kilometers per hour")),
+    ("mph", "speed", 0.44704, 0, ("mph",), ("miles per hour",)),
+    ("m/s", "speed", 1.0, 0, ("m/s",), ("metres per second", "meters per second")),
+    ("km/s", "speed", 1e3, 0, ("km/s",), ("kilometres per second", "kilometers per second")),
+    ("degC", "temperature", 1.0, 273.15, ("°C", "℃", "° C"), ("degrees Celsius", "degree Celsius", "Celsius",
+                                                            "degrees centigrade", "centigrade")),
+    ("degF", "temperature", 5 / 9, 459.67, ("°F", "° F"), ("degrees Fahrenheit", "degree Fahrenheit", "Fahrenheit")),
+    ("K", "temperature", 1.0, 0, ("K",), ("kelvin",)),
+    ("deg", "angle", 1.0, 0, ("°",), ("degree",)),
+    ("pct", "ratio", 1.0, 0, ("%",), ("percent", "per cent", "percentage point")),
+    ("W", "power", 1.0, 0, ("W",), ("watt",)),
+    ("kW", "power", 1e3, 0, ("kW",), ("kilowatt",)),
+    ("MW", "power", 1e6, 0, ("MW",), ("megawatt",)),
+    ("GW", "power", 1e9, 0, ("GW",), ("gigawatt",)),
+    ("kWh", "energy", 3.6e6, 0, ("kWh",), ("kilowatt-hour", "kilowatt hour")),
+    ("kcal", "energy", 4184.0, 0, ("kcal",), ("kilocalorie",)),
+    ("V", "voltage", 1.0, 0, ("V",), ("volt",)),
+    ("Hz", "frequency", 1.0, 0, ("Hz",), ("hertz",)),
+    ("kHz", "frequency", 1e3, 0, ("kHz",), ("kilohertz",)),
+    ("MHz", "frequency", 1e6, 0, ("MHz",), ("megahertz",)),
+    ("GHz", "frequency", 1e9, 0, ("GHz",), ("gigahertz",)),
+    ("bc", "era_bc", 1.0, 0, ("BC", "BCE", "B.C."), ()),
+    ("usd", "usd", 1.0, 0, ("USD",), ("dollar", "US dollar")),
+    ("eur", "eur", 1.0, 0, ("EUR",), ("euro",)),
+    ("gbp", "gbp", 1.0, 0, ("GBP",), ("pounds sterling",)),
+]
+
+#: currency symbols written before the number
+CURRENCY_PREFIX = {"US$": "usd", "$": "usd", "€": "eur", "£": "gbp"}
+
+UNITS: dict[str, Unit] = {r[0]: Unit(r[0], r[1], r[2], r[3]) for r in _UNITS}
+
+
+def _plurals(name: str) -> set[str]:
+    """'kilometre' -> {kilometre, kilometres}; 'mile per hour' style: pluralise the first word too."""
+    out = {name}
+    first, _, rest = name.partition(" ")
+    for w, tail in ((name, ""), (first, (" " + rest) if rest else "")):
+        plural = w + ("es" if w.endswith(("s", "x", "ch")) else "s")
+        if w.endswith("y") and w[-2:-1] not in ("a", "e", "i", "o", "u"):
+            plural = w[:-1] + "ies"
+        out.add(plural + tail)
+    return out
+
+
+def _alias_regex(aliases: dict[str, str], flags: int) -> re.Pattern:
+    alt = "|".join(re.escape(a) for a in sorted(aliases, key=len, reverse=True))
+    # a unit follows its number after at most one space or a hyphen ("3.5 km", "3.5-km", "45%"), and must not run
+    # into further letters ("5 kms" is fine via the plural table, "5 kmx" is not a unit)
+    return re.compile(rf"[ \u00a0\u202f-]?(?:{alt})(?![A-Za-z0-9²])", flags)
+
+
+_SYMBOLS = {s: r[0] for r in _UNITS for s in r[4]}
+_NAMES = {p.lower(): r[0] for r in _UNITS for n in r[5] for p in _plurals(n)}
+SYMBOL_RE = _alias_regex(_SYMBOLS, 0)
+NAME_RE = _alias_regex(_NAMES, re.IGNORECASE)
+
+
+def match_unit(text: str, pos: int) -> tuple[str, int] | None:
+    """(canonical unit, end position) of a unit written at `text[pos:]`, or None. Long names win over symbols."""
+    for rx, table, fold in ((NAME_RE, _NAMES, True), (SYMBOL_RE, _SYMBOLS, False)):
+        m = rx.match(text, pos)
+        if m:
+            alias = m.group(0).lstrip(" \u00a0\u202f-")
+            return table[alias.lower() if fold else alias], m.end()
+    return None
+
+
+SMALL = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000,
+          "trillion": 1_000_000_000_000}
+SCALE_ABBREV = {"bn": 1_000_000_000, "tn": 1_000_000_000_000}
+ORDINALS = {w: i + 1 for i, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth".split())}
+ORDINALS.update({"twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 50, "sixtieth": 60,
+                 "seventieth": 70, "eightieth": 80, "ninetieth": 90, "hundredth": 100, "thousandth": 1000})
+#: fractions written as plural ordinals ("two thirds") or with an article ("a quarter")
+FRACTIONS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fifth": 5,
+             "fifths": 5, "tenth": 10, "tenths": 10}
+MONTHS = {m: i + 1 for i, m in enumerate(
+    "January February March April May June July August September October November December".split())}
+MONTHS.update({m[:3]: i for m, i in list(MONTHS.items()) if m != "May"})
+MONTHS["Sept"] = 9

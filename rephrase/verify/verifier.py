@@ -1,0 +1,140 @@
+"""The Verifier: runs the enabled checks on (source, rewrite) pairs, with all embeddings of a batch in one call.
+
+For a batch it collects every text the enabled checks need (whole texts, sentences, adjacent-sentence windows),
+encodes the unique ones once, then hands each pair a CheckContext with its cosine, sentence similarity matrix and
+best-match vectors. The optional LLM judge runs through an async Engine; `averify_batch` overlaps it (and the
+CPU-bound checks, in a worker thread) with whatever else the event loop is doing, e.g. generation.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rephrase.verify.base import CHECKS, CheckContext, CheckResult, Verdict
+from rephrase.verify.spec import VerifierSpec
+from rephrase.verify.text import merge_questions, split_sentences
+
+if TYPE_CHECKING:
+    from rephrase.engines.base import Engine
+
+
+def _windows(sents: list[str]) -> list[str]:
+    """Adjacent-sentence pairs: a rewrite often merges two source sentences (or splits one in two)."""
+    return [sents[i] + " " + sents[i + 1] for i in range(len(sents) - 1)]
+
+
+class _Plan:
+    """Index bookkeeping for one pair inside the batch's flat list of texts to embed."""
+
+    def __init__(self, texts: list[str], source: str, rewrite: str, need_doc: bool, need_sents: bool):
+        self.src_sents = merge_questions(split_sentences(source)) or [source]
+        self.rw_sents = merge_questions(split_sentences(rewrite)) or [rewrite]
+        self.doc = self._add(texts, [source, rewrite]) if need_doc else None
+        if need_sents:
+            self.src = self._add(texts, self.src_sents)
+            self.rw = self._add(texts, self.rw_sents)
+            self.src_win = self._add(texts, _windows(self.src_sents))
+            self.rw_win = self._add(texts, _windows(self.rw_sents))
+        else:
+            self.src = None
+
+    @staticmethod
+    def _add(texts: list[str], items: list[str]) -> slice:
+        start = len(texts)
+        texts.extend(items)
+        return slice(start, len(texts))
+
+    def context(self, spec: VerifierSpec, emb: np.ndarray) -> CheckContext:
+        ctx = CheckContext(spec, self.src_sents, self.rw_sents)
+        if self.doc is not None:
+            d = emb[self.doc]
+            ctx.doc_cos = float(d[0] @ d[1])
+        if self.src is not None:
+            s, r = emb[self.src], emb[self.rw]
+            ctx.sent_sim = s @ r.T                                        # (n_src, n_rw)
+            ctx.src_best = (s @ np.concatenate([r, emb[self.rw_win]]).T).max(axis=1)
+            ctx.rw_best = (r @ np.concatenate([s, emb[self.src_win]]).T).max(axis=1)
+        return ctx
+
+
+class Verifier:
+    """Fidelity verifier. Build once per worker (it loads the embedding model on first use) and reuse."""
+
+    def __init__(self, spec: VerifierSpec | None = None, judge_engine: "Engine | None" = None):
+        self.spec = spec or VerifierSpec()
+        self.checks = [CHECKS[name] for name in self.spec.checks]
+        self._judge_engine = judge_engine
+        self._judge = None
+
+    def run_checks(self, pairs: list[tuple[str, str]]) -> list[list[CheckResult]]:
+        """The enabled (synchronous) checks' results per pair, embeddings batched across all pairs."""
+        _validate_pairs(pairs)
+        needs = set().union(*(c.needs for c in self.checks)) if self.checks else set()
+        texts: list[str] = []
+        plans = [_Plan(texts, s, r, "doc" in needs, "sentences" in needs) for s, r in pairs]
+        emb = None
+        if texts:
+            from rephrase.verify.embed import encode
+            emb = encode(texts, self.spec.embedding_model, self.spec.embed_batch_size)
+        out = []
+        for (source, rewrite), plan in zip(pairs, plans):
+            ctx = plan.context(self.spec, emb)
+            out.append([self._run_one(c, source, rewrite, ctx) for c in self.checks])
+        return out
+
+    @staticmethod
+    def _run_one(check, source: str, rewrite: str, ctx: CheckContext) -> CheckResult:
+        try:
+            return check.fn(source, rewrite, ctx)
+        except Exception as e:  # name the check: a bare traceback from deep inside a heuristic is hard to place
+            raise RuntimeError(f"fidelity check {check.name!r} failed on source {source[:60]!r}: {e}") from e
+
+    def verify_batch(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """Verdicts for `pairs` (synchronous). With the judge enabled this must not run inside an event loop."""
+        results = self.run_checks(pairs)
+        if self.spec.judge:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                judged = asyncio.run(self.judge().judge_many(pairs))
+            else:
+                raise RuntimeError("verify_batch with judge=true was called inside an event loop; "
+                                   "await averify_batch instead") from None
+            results = [r + [j] for r, j in zip(results, judged)]
+        return [Verdict.of(r) for r in results]
+
+    async def averify_batch(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """Verdicts for `pairs`; the CPU checks run in a worker thread while judge requests are in flight."""
+        checks = asyncio.to_thread(self.run_checks, pairs)
+        if not self.spec.judge:
+            return [Verdict.of(r) for r in await checks]
+        results, judged = await asyncio.gather(checks, self.judge().judge_many(pairs))
+        return [Verdict.of(r + [j]) for r, j in zip(results, judged)]
+
+    def judge(self):
+        """The LLM judge (built on first use; the engine from `judge_engine` or the spec's EngineSpec)."""
+        if self._judge is None:
+            from rephrase.verify.judge import Judge
+            engine = self._judge_engine or _make_judge_engine(self.spec)
+            self._judge_engine = engine
+            self._judge = Judge(engine, self.spec.judge_max_tokens, self.spec.thresholds.min_judge_score)
+        return self._judge
+
+
+def _make_judge_engine(spec: VerifierSpec) -> "Engine":
+    from corpus.spec import parse_spec
+    from rephrase.engines import EngineSpec, make_engine
+    return make_engine(parse_spec(EngineSpec, dict(spec.judge_engine or {}), "verifier.judge_engine"))
+
+
+def _validate_pairs(pairs: list[tuple[str, str]]) -> None:
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise ValueError(f"pair {i}: expected (source, rewrite), got {type(pair).__name__}")
+        for name, v in zip(("source", "rewrite"), pair):
+            if not isinstance(v, str):
+                raise ValueError(f"pair {i}: {name} must be a string, got {type(v).__name__}")
+            if not v.strip():
+                raise ValueError(f"pair {i}: {name} is empty")

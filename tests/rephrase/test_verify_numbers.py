@@ -1,0 +1,79 @@
+"""The quantity normaliser: surface variants compare equal, real changes do not (no model needed)."""
+import pytest
+
+from rephrase.verify.numbers import compare, extract
+
+
+def labels(text):
+    return [q.label() for q in extract(text) if not q.soft]
+
+
+@pytest.mark.parametrize("a,b", [
+    ("1,200 members", "1 200 members"),
+    ("1200 members", "twelve hundred members"),
+    ("a dozen eggs", "12 eggs"),
+    ("the third attempt", "the 3rd attempt"),
+    ("the twenty-first century", "the 21st century"),
+    ("45% of voters", "45 per cent of voters"),
+    ("45 percent of voters", "45% of voters"),
+    ("a 3.5 km walk", "a 3.5 kilometre walk"),
+    ("a 3.5 km walk", "a walk of 3500 metres"),
+    ("It weighs 10 kg.", "It weighs ten kilograms."),
+    ("water at 30 °C", "water at 30 degrees Celsius"),
+    ("5 miles", "8.05 km"),
+    ("on March 3, 1998", "on 3 March 1998"),
+    ("on March 3, 1998", "on 1998-03-03"),
+    ("on March 3, 1998", "on the 3rd of March 1998"),
+    ("on March 3, 1998", "on March 3rd in 1998"),
+    ("between 3 and 5 km", "3-5 km"),
+    ("from 3 to 5 km", "3–5 kilometres"),
+    ("it cost $3.5 million", "it cost 3,500,000 dollars"),
+    ("4.6 billion years", "4,600,000,000 years"),
+    ("she won twice", "she won two times"),
+    ("two thirds of the land", "2/3 of the land".replace("2/3", "two thirds")),
+    ("the COVID-19 pandemic", "the covid-19 pandemic"),
+    ("The A380 flew.", "The a380 flew."),
+    ("It emits CO2.", "It emits carbon dioxide."),
+    ("one of the largest lakes", "among the largest lakes"),
+])
+def test_equivalent_forms_match(a, b):
+    d = compare(a, b)
+    assert not d.missing and not d.extra, (labels(a), labels(b))
+
+
+@pytest.mark.parametrize("a,b,missing,extra", [
+    ("1,200 members", "1,250 members", ["1200"], ["1250"]),
+    ("in 1998", "in 1999", ["1998"], ["1999"]),
+    ("a 3.5 km walk", "a 3.5 mile walk", ["3.5 km"], ["3.5 mi"]),
+    ("at 100 °C", "at 100 °F", ["100 degC"], ["100 degF"]),
+    ("on 3 March 1998", "on 13 March 1998", ["1998-03-03"], ["1998-03-13"]),
+    ("on 3 March 1998", "in March 1998", ["1998-03-03"], []),
+    ("the third attempt", "the fourth attempt", ["#3"], ["#4"]),
+    ("the B-52 bomber", "the B-47 bomber", ["b-52"], ["b-47"]),
+    ("1 kilogram of honey and one queen", "1 lb of honey and one queen", ["1 kg"], ["1 lb"]),
+    ("45% of voters", "55% of voters", ["45 pct"], ["55 pct"]),
+])
+def test_changes_are_reported_both_ways(a, b, missing, extra):
+    d = compare(a, b)
+    assert [q.label() for q in d.missing] == missing
+    assert [q.label() for q in d.extra] == extra
+    assert d.score < 1.0 or not (missing or extra)
+
+
+def test_ids_and_units_are_not_confused():
+    assert labels("5km and 10kg in the 1990s") == ["5 km", "10 kg", "1990s"]
+    assert labels("The COVID-19 test") == ["covid-19"]
+    assert labels("an area of 7 million km2") == ["7000000 km2"]
+
+
+def test_dates_do_not_leak_their_digits_as_numbers():
+    assert labels("On 7 November 1867 she was born.") == ["1867-11-07"]
+    # a year stated apart from its date still supports the date's year
+    assert not compare("born on 7 November 1867", "born in 1867 on 7 November").missing
+
+
+def test_score_counts_both_sides():
+    d = compare("3 cats and 4 dogs", "3 cats and 5 dogs")
+    assert d.n_source == 2 and d.n_rewrite == 2
+    assert d.score == pytest.approx(0.5)
+    assert compare("no numbers here", "none here either").score == 1.0
