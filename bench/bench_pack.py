@@ -7,7 +7,7 @@ Target: core / encode_batch >= 0.8. Rounds interleave anchor and core so that lo
 both alike; the ratio reported is the median of per-round ratios. Text: Python stdlib sources cut into ~2 KB
 documents (real, varied, offline). Writes bench/results/pack.json.
 
-    .venv/bin/python bench/bench_pack.py [--mb 4] [--rounds 3]
+    .venv/bin/python bench/bench_pack.py [--mb 3] [--rounds 5]
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def corpus_texts(mb: float, doc_bytes: int = 2048) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=float, default=4.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--mb", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=1024)
     args = ap.parse_args()
 
