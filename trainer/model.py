@@ -52,6 +52,7 @@ class AttnMask:
     device: torch.device
     doc_ids: torch.Tensor | None = None  # (B, T)
     token_valid: torch.Tensor | None = None  # (B, T) bool
+    flex_block_mask: Any = None  # built on first use by the FlexAttention path, shared by all layers
 
     @cached_property
     def valid_pairs(self) -> torch.Tensor:
@@ -143,14 +144,10 @@ def _dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
 _COMPILED_FLEX = None
 
 
-def _flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: AttnMask,
-                    want_max: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """FlexAttention (CUDA): block-sparse mask, max scores from the kernel (natural-log units, scale applied)."""
-    global _COMPILED_FLEX
-    from torch.nn.attention.flex_attention import AuxRequest, create_block_mask, flex_attention
+def _flex_block_mask(mask: AttnMask):
+    """BlockMask for FlexAttention from the same rule as AttnMask.valid_pairs (built once per forward)."""
+    from torch.nn.attention.flex_attention import create_block_mask
 
-    if _COMPILED_FLEX is None:
-        _COMPILED_FLEX = torch.compile(flex_attention)
     doc, valid = mask.doc_ids, mask.token_valid
 
     def mask_mod(b, h, qi, kj):
@@ -161,12 +158,32 @@ def _flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: fl
             m = m & valid[b, qi] & valid[b, kj]
         return m
 
-    batch = q.shape[0] if (doc is not None or valid is not None) else None
-    block_mask = create_block_mask(mask_mod, batch, None, mask.seq_len, mask.seq_len, device=q.device)
+    batch = None
+    for t in (doc, valid):
+        if t is not None:
+            batch = t.shape[0]
+    return create_block_mask(mask_mod, batch, None, mask.seq_len, mask.seq_len, device=mask.device)
+
+
+def _flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: AttnMask,
+                    want_max: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """FlexAttention (CUDA): block-sparse, no T x T matrix; per-row max scores come from the kernel.
+
+    q, k (B, H, T, dq); v (B, H, T, dv). AuxOutput.max_scores is (B, H, T) in natural-log units with `scale`
+    applied (the kernel's log2 statistics are converted back), i.e. max_j scale * q_i . k_j over unmasked j.
+    """
+    global _COMPILED_FLEX
+    from torch.nn.attention.flex_attention import AuxRequest, flex_attention
+
+    if _COMPILED_FLEX is None:
+        _COMPILED_FLEX = torch.compile(flex_attention)  # uncompiled flex materialises the scores
+    if mask.flex_block_mask is None:
+        mask.flex_block_mask = _flex_block_mask(mask)
     if not want_max:
-        return _COMPILED_FLEX(q, k, v, block_mask=block_mask, scale=scale), None
-    out, aux = _COMPILED_FLEX(q, k, v, block_mask=block_mask, scale=scale, return_aux=AuxRequest(max_scores=True))
-    return out, aux.max_scores.amax(dim=(0, 2))  # (B, H, T) -> (H,); fully masked rows hold -inf
+        return _COMPILED_FLEX(q, k, v, block_mask=mask.flex_block_mask, scale=scale), None
+    out, aux = _COMPILED_FLEX(q, k, v, block_mask=mask.flex_block_mask, scale=scale,
+                              return_aux=AuxRequest(max_scores=True))
+    return out, aux.max_scores.amax(dim=(0, 2))  # (B, H, T) -> (H,); fully masked (padded) rows hold -inf
 
 
 class Block(nn.Module):
@@ -286,5 +303,8 @@ class K2ForCausalLM(nn.Module):
             m.apply_bias_update(load, gamma)
         return loads
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Same signature as transformers' PreTrainedModel.num_parameters (Trainer calls it for FLOP counts)."""
+        skip = {id(self.model.embed_tokens.weight)} if exclude_embeddings else set()
+        return sum(p.numel() for p in self.parameters()
+                   if id(p) not in skip and (p.requires_grad or not only_trainable))

@@ -272,7 +272,7 @@ def test_loss_decreases_with_adamw_on_repeated_data():
     model = make_model()
     model.train()
     torch.manual_seed(5)
-    ids = torch.randint(0, VOCAB, (4, 32))
+    ids = torch.randint(0, VOCAB, (2, 32))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):
@@ -284,3 +284,84 @@ def test_loss_decreases_with_adamw_on_repeated_data():
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert all(p.grad is not None for n, p in model.named_parameters() if "experts" in n)
+
+
+def test_qk_clip_row_layout_scales_exactly_one_head():
+    """QK-Clip's row rule (q nope and k nope rows * sqrt(gamma), q rope rows * gamma, shared k_rope untouched)
+    must scale head h's logits by gamma and leave the other heads bit for bit: checks the head-major layout."""
+    from trainer.protocol import find_qk_clip_layers
+
+    model = make_model()
+    model.train()
+    layers = find_qk_clip_layers(model)
+    assert [name for name, _ in layers] == [f"model.layers.{i}.self_attn" for i in range(3)]
+    attn = layers[0][1]
+    ids = torch.randint(0, VOCAB, (2, 12))
+    model(ids)
+    before = attn.max_logits.clone()
+    h, gamma = 2, 0.25
+    nh, dn, dr, dv = attn.n_heads, attn.qk_nope_head_dim, attn.qk_rope_head_dim, attn.v_head_dim
+    rope_key_before = attn.kv_a_proj_with_mqa.weight.clone()
+    with torch.no_grad():
+        qw = attn.q_b_proj.weight.view(nh, dn + dr, -1)  # head-major rows, each head [nope | rope]
+        qw[h, :dn] *= gamma ** 0.5
+        qw[h, dn:] *= gamma
+        attn.kv_b_proj.weight.view(nh, dn + dv, -1)[h, :dn] *= gamma ** 0.5  # each head [k_nope | v]
+        attn.max_logits.fill_(float("-inf"))
+    model(ids)
+    after = attn.max_logits
+    assert torch.allclose(after[h], before[h] * gamma, rtol=1e-5)
+    others = [i for i in range(nh) if i != h]
+    assert torch.equal(after[others], before[others])
+    assert torch.equal(attn.kv_a_proj_with_mqa.weight, rope_key_before)
+
+
+@pytest.mark.slow
+def test_transformers_trainer_drives_the_model(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    model = make_model()
+    ids = torch.randint(0, VOCAB, (8, 16))
+    doc_ids = (torch.arange(16) >= 8).long().expand(8, 16)
+    rows = [{"input_ids": ids[i], "labels": ids[i], "doc_ids": doc_ids[i]} for i in range(8)]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=6,
+                             learning_rate=3e-3, report_to=[], logging_steps=3, save_strategy="no", use_cpu=True,
+                             disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=rows)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 2 and losses[1] < losses[0]
+
+
+def _dense_and_flex(device):
+    torch.manual_seed(0)
+    cfg = preset("tiny", vocab_size=VOCAB)
+    dense = K2ForCausalLM(cfg, attn_impl="dense").to(device)
+    flex = K2ForCausalLM(cfg, attn_impl="flex").to(device)
+    flex.load_state_dict(dense.state_dict())
+    ids = torch.randint(0, VOCAB, (2, 40), device=device)
+    doc = torch.tensor([[0] * 15 + [1] * 25, [0] * 40], device=device)
+    valid = torch.tensor([[1] * 40, [0] * 5 + [1] * 35], device=device)
+    return dense, flex, dict(input_ids=ids, doc_ids=doc, attention_mask=valid)
+
+
+@pytest.mark.slow
+def test_flex_attention_masks_equal_dense_on_cpu():
+    """The FlexAttention block mask (the CUDA path) applies the same causal/document/padding rule as the
+    dense path. CPU flex runs inference only (and compiles for a minute), hence no_grad and `slow`."""
+    dense, flex, batch = _dense_and_flex("cpu")
+    dense.eval(), flex.eval()
+    with torch.no_grad():
+        a, b = dense(**batch).logits, flex(**batch).logits
+    assert torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1, 5:], b[1, 5:], atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (FlexAttention max_scores is CUDA-only)")
+def test_flex_max_logits_equal_dense_on_cuda():
+    dense, flex, batch = _dense_and_flex("cuda")
+    dense.train(), flex.train()
+    a, b = dense(**batch), flex(**batch)
+    assert torch.allclose(a.logits[0], b.logits[0], atol=1e-4)
+    for d, f in zip(dense.attention_layers(), flex.attention_layers()):
+        assert torch.allclose(d.max_logits, f.max_logits, atol=1e-4)
