@@ -145,6 +145,19 @@ def test_large_vocab_packs_int32(tmp_path, tmp_out):
     assert ds.dtype == np.int32 and ds[0].tolist() == [1, 69999, 65535, 70000, 70001]
 
 
+def test_eos_from_tokenizer_config_or_error(tmp_path):
+    tok = HFTokenizer(models.WordLevel({"a": 0, "<my_eos>": 1, "[UNK]": 2}, unk_token="[UNK]"))
+    (tmp_path / "m").mkdir()
+    tok.save(str(tmp_path / "m" / "tokenizer.json"))
+    with pytest.raises(ValueError, match="cannot tell which token ends a document; pass eos_token"):
+        load_tokenizer(tmp_path / "m")
+    (tmp_path / "m" / "tokenizer_config.json").write_text(json.dumps({"eos_token": {"content": "<my_eos>"}}))
+    t = load_tokenizer(tmp_path / "m")
+    assert (t.eos_token, t.eos_id, t.name) == ("<my_eos>", 1, "m")
+    with pytest.raises(FileNotFoundError, match="directory without tokenizer.json"):
+        load_tokenizer(tmp_path)
+
+
 def test_flatten_matches_python():
     ids = [[5, 6], [], [7], [8, 9, 10]]
     flat, lengths = flatten(ids, 0, np.dtype(np.uint16))
