@@ -8,6 +8,10 @@ Embeddings, the output head, norm gains and every 1-D parameter use AdamW (betas
 same lr and weight decay (the 0.2*sqrt factor is what lets AdamW hyper-parameters transfer). Which parameter
 goes where is decided by explicit rules in `param_groups` (torchtitan style), never by the optimizer guessing.
 
+Fused SwiGLU expert stacks `gate_up_proj` [E, 2I, H] (transformers 5.x layout) hold TWO matrices per expert,
+gate and up: Muon orthogonalises them separately (as 2E matrices of I x H, scale 0.2*sqrt(max(I, H))), exactly
+as the dense MLP's separate gate_proj / up_proj, via the group's per-parameter `muon_split`.
+
 Router gate weight [E, H]: it is a hidden matrix, and K2/Moonlight run Muon on every hidden matrix, so it goes
 to Muon by default (`router_gate="adamw"` is available for ablations). The router's routing bias
 (e_score_correction_bias) is a buffer updated by the aux-loss-free balancing rule; it is never optimised here.
@@ -46,6 +50,11 @@ def newton_schulz5(g: torch.Tensor, steps: int = 5, eps: float = 1e-7,
         gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x.mT if transpose else x
+
+
+def muon_split(name: str) -> int:
+    """How many matrices are stacked along dim -2 of a Muon parameter (2 for fused gate|up expert stacks)."""
+    return 2 if name.rsplit(".", 1)[-1] == "gate_up_proj" else 1
 
 
 def muon_scale(shape: torch.Size) -> float:
@@ -113,7 +122,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, *, momentum: 
     adamw = [(n, named[n]) for n, (k, _) in kinds.items() if k == "adamw"]
     groups = [
         {"params": muon, "use_muon": True, "lr": lr, "weight_decay": weight_decay, "momentum": momentum,
-         "nesterov": nesterov},
+         "nesterov": nesterov, "muon_split": [muon_split(n) for n, _ in muon]},
         {"params": adamw, "use_muon": False, "lr": lr, "weight_decay": weight_decay, "betas": betas, "eps": eps},
     ]
     return [g for g in groups if g["params"]]
@@ -167,11 +176,17 @@ class MuonClip(torch.optim.Optimizer):
                              "trainer.muonclip.param_groups(model, ...) so embeddings/head/norms get AdamW")
         super().add_param_group(param_group)
         if param_group["use_muon"]:
-            names = param_group.get("param_names") or [f"#{i}" for i in range(len(param_group["params"]))]
-            for name, p in zip(names, param_group["params"]):
+            params = param_group["params"]
+            names = param_group.get("param_names") or [f"#{i}" for i in range(len(params))]
+            splits = param_group.setdefault("muon_split", [1] * len(params))
+            if len(splits) != len(params):
+                raise ValueError(f"muon_split has {len(splits)} entries for {len(params)} params")
+            for name, p, k in zip(names, params, splits):
                 if p.dim() < 2:
                     raise ValueError(f"Muon param group holds {name!r} with shape {tuple(p.shape)}: Muon needs "
                                      "a matrix or a stack of matrices; 1-D params belong to AdamW")
+                if not isinstance(k, int) or k < 1 or p.shape[-2] % k:
+                    raise ValueError(f"muon_split={k!r} for {name!r} does not divide its {p.shape[-2]} rows")
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -191,7 +206,7 @@ class MuonClip(torch.optim.Optimizer):
 
     def _muon_group(self, group: dict) -> None:
         lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
-        for p in group["params"]:
+        for p, split in zip(group["params"], group["muon_split"]):
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
@@ -203,9 +218,11 @@ class MuonClip(torch.optim.Optimizer):
             buf = state["momentum_buffer"]
             buf.mul_(mu).add_(p.grad)
             m = buf * mu + p.grad if group["nesterov"] else buf
+            if split > 1:  # (..., k*n, m) -> (..., k, n, m): k matrices per slice, orthogonalised separately
+                m = m.unflatten(-2, (split, m.shape[-2] // split))
             o = newton_schulz5(m, steps=group["ns_steps"], dtype=self.ns_dtype)
             p.mul_(1.0 - lr * wd)
-            p.add_(o.to(p.dtype), alpha=-lr * muon_scale(p.shape))
+            p.add_(o.reshape(p.shape).to(p.dtype), alpha=-lr * muon_scale(o.shape))
 
     def _adamw_group(self, group: dict) -> None:
         # Mirrors torch.optim.AdamW's single-tensor path op for op, so the two agree to rounding.

@@ -38,18 +38,20 @@ def reference_muon(w, grads, lr, wd, mu=0.95, nesterov=False, dtype=torch.float6
 
 
 class Mats(nn.Module):
-    """A wide matrix, a tall matrix (transpose path) and an expert stack [E, n, m]."""
+    """A wide matrix, a tall matrix (transpose path), an expert stack [E, n, m] and a fused [E, gate|up, m]."""
 
     def __init__(self, dtype=torch.float64):
         super().__init__()
         self.wide = nn.Parameter(torch.randn(8, 20, dtype=dtype))
         self.tall = nn.Parameter(torch.randn(24, 6, dtype=dtype))
         self.experts = nn.Parameter(torch.randn(3, 10, 7, dtype=dtype))
+        self.gate_up_proj = nn.Parameter(torch.randn(2, 2 * 5, 9, dtype=dtype))
 
 
-def _muon_only(model, **kw):
-    groups = [{"params": list(model.named_parameters()), "use_muon": True}]
-    return MuonClip(groups, **kw)
+def _muon_only(model, lr, weight_decay, **kw):
+    groups = param_groups(model, lr, weight_decay, nesterov=kw.get("nesterov", False))
+    assert len(groups) == 1 and groups[0]["use_muon"] and groups[0]["muon_split"] == [1, 1, 1, 2]
+    return MuonClip(groups, lr=lr, weight_decay=weight_decay, **kw)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -62,6 +64,7 @@ def test_muon_steps_match_plain_recomputation_float64(nesterov):
     for step in range(3):
         g = {k: torch.randn_like(v) for k, v in w0.items()}
         g["experts"][0] *= 1000.0  # one loud expert: a norm shared across the stack would break the others
+        g["gate_up_proj"][1, :5] *= 1000.0  # a loud gate half: gate and up are separate matrices
         grads.append(g)
         for k, p in model.named_parameters():
             p.grad = g[k]
@@ -72,6 +75,11 @@ def test_muon_steps_match_plain_recomputation_float64(nesterov):
     for e in range(3):
         ref = reference_muon(w0["experts"][e], [g["experts"][e] for g in grads], 0.02, 0.1, nesterov=nesterov)
         torch.testing.assert_close(model.experts.detach()[e], ref, rtol=1e-10, atol=1e-12)
+    for e in range(2):
+        for rows in (slice(0, 5), slice(5, 10)):  # gate rows, then up rows: each its own 5 x 9 matrix
+            ref = reference_muon(w0["gate_up_proj"][e, rows], [g["gate_up_proj"][e, rows] for g in grads], 0.02,
+                                 0.1, nesterov=nesterov)
+            torch.testing.assert_close(model.gate_up_proj.detach()[e, rows], ref, rtol=1e-10, atol=1e-12)
 
 
 def test_muon_default_bf16_step_matches_reference_to_bf16_precision():
@@ -83,7 +91,7 @@ def test_muon_default_bf16_step_matches_reference_to_bf16_precision():
     for k, p in model.named_parameters():
         p.grad = g[k]
     opt.step()
-    for k in ("wide", "tall"):
+    for k in ("wide", "tall"):  # (the fused and stacked cases are covered in float64 above)
         delta = (w0[k] - getattr(model, k).detach()) / 0.02  # = 0.2*sqrt(max(n,m)) * NS5(G)
         ref = reference_ns5(g[k], torch.bfloat16).float() * 0.2 * math.sqrt(max(w0[k].shape))
         torch.testing.assert_close(delta, ref, rtol=0.02, atol=0.02)
@@ -164,6 +172,9 @@ def test_grouping_and_group_validation_errors():
         MuonClip(Net().parameters())
     with pytest.raises(ValueError, match="'block.input_layernorm.weight' with shape \\(16,\\)"):
         MuonClip([{"params": list(Net().named_parameters()), "use_muon": True}])
+    bad_split = [{"params": [torch.nn.Parameter(torch.zeros(2, 5, 4))], "use_muon": True, "muon_split": [2]}]
+    with pytest.raises(ValueError, match="muon_split=2 .* does not divide its 5 rows"):
+        MuonClip(bad_split)
     with pytest.raises(ValueError, match="invalid MuonClip"):
         MuonClip(param_groups(Net(), 1e-3, 0.1), momentum=1.0)
 

@@ -1,0 +1,120 @@
+"""MuonClip on the project's model (trainer/model.py, preset `tiny`): grouping of the real parameter names,
+QK-Clip exactness on the real MLA forward, and transformers.Trainer driving MuonClip for a few CPU steps."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer.config import preset
+from trainer.model import K2ForCausalLM
+from trainer.muonclip import MuonClip, assign_optimizers, param_groups
+from trainer.protocol import find_qk_clip_layers
+from trainer.qkclip import qk_clip_
+
+
+def _tiny(seed: int = 0, attn_gain: float = 1.0, **overrides) -> K2ForCausalLM:
+    torch.manual_seed(seed)
+    config = preset("tiny", **{"vocab_size": 1024, **overrides})  # a small vocabulary keeps the head cheap
+    model = K2ForCausalLM(config, attn_impl="dense")
+    with torch.no_grad():  # larger q/k up-projections: logits of tens instead of ~0.05, so tau is reachable
+        for attn in model.attention_layers():
+            attn.q_b_proj.weight.mul_(attn_gain)
+            attn.kv_b_proj.weight.mul_(attn_gain)
+    return model
+
+
+def test_real_model_grouping():
+    model = _tiny()
+    kinds = assign_optimizers(model)
+    adamw = sorted(n for n, (k, _) in kinds.items() if k == "adamw")
+    assert "model.embed_tokens.weight" in adamw and "lm_head.weight" in adamw and "model.norm.weight" in adamw
+    assert all(n.endswith("norm.weight") or n.endswith("layernorm.weight") or n in
+               ("model.embed_tokens.weight", "lm_head.weight") for n in adamw), adamw
+    muon = {n for n, (k, _) in kinds.items() if k == "muon"}
+    for part in ("self_attn.q_a_proj.weight", "self_attn.q_b_proj.weight", "self_attn.kv_a_proj_with_mqa.weight",
+                 "self_attn.kv_b_proj.weight", "self_attn.o_proj.weight", "mlp.gate_proj.weight"):
+        assert f"model.layers.0.{part}" in muon
+    for part in ("mlp.gate.weight", "mlp.experts.gate_up_proj", "mlp.experts.down_proj",
+                 "mlp.shared_experts.up_proj.weight"):
+        assert f"model.layers.1.{part}" in muon
+    assert set(kinds) == {n for n, _ in model.named_parameters()}  # every trainable param is assigned
+    assert not any("correction_bias" in n for n in kinds)
+    muon_group = param_groups(model, 1e-3, 0.1)[0]
+    splits = dict(zip((n for n, _ in muon_group["params"]), muon_group["muon_split"]))
+    assert splits["model.layers.1.mlp.experts.gate_up_proj"] == 2 and splits["model.layers.1.mlp.experts.down_proj"] == 1
+
+
+def test_clip_on_real_mla_lands_on_tau():
+    model = _tiny(seed=1, attn_gain=30.0)
+    ids = torch.randint(0, model.config.vocab_size, (2, 24))
+    model.train()
+    model(ids)
+    layers = find_qk_clip_layers(model)
+    assert [n for n, _ in layers] == [f"model.layers.{i}.self_attn" for i in range(3)]
+    s0 = layers[0][1].max_logits.clone()
+    tau = float(s0.sort().values[1:3].mean())  # two heads of layer 0 above tau, two below
+    attn0 = layers[0][1]
+    before = {n: p.detach().clone() for n, p in attn0.named_parameters()}
+    stats = qk_clip_(layers, tau=tau)
+    assert stats.clipped[0].sum() == 2
+    for n in ("kv_a_proj_with_mqa.weight", "o_proj.weight", "q_a_proj.weight"):  # shared k_rope etc. untouched
+        assert torch.equal(before[n], dict(attn0.named_parameters())[n])
+    model(ids)
+    s1 = attn0.max_logits
+    # layer 0 sees the same input (the embeddings), so its clipped heads peak at exactly tau now; later layers'
+    # inputs changed with the clip, so only layer 0 gives an exact check
+    clip = stats.clipped[0]
+    torch.testing.assert_close(s1[clip], torch.full_like(s1[clip], tau), rtol=1e-5, atol=0)
+    torch.testing.assert_close(s1[~clip], s0[~clip], rtol=1e-6, atol=0)
+
+
+def _dataset(vocab: int, n: int, seq: int):
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, vocab, (seq,), generator=g)
+    return [{"input_ids": ids, "labels": ids} for _ in range(n)]  # one repeated sequence: the loss must drop
+
+
+def test_hf_trainer_trains_and_clips(tmp_path):
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    model = _tiny(seed=2, attn_gain=30.0)
+    tau = 20.0  # below the initial logits (~25-45), so QK-Clip must fire from the first step
+    opt = MuonClip.from_model(model, lr=3e-3, weight_decay=0.1, qk_clip_tau=tau)
+    seen = []
+
+    class ClipLog(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            seen.append(opt.last_clip_stats.to_host())  # host transfer only where it is logged
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=2,
+                             gradient_accumulation_steps=2, learning_rate=3e-3, lr_scheduler_type="constant",
+                             logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+                             dataloader_num_workers=0, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=_dataset(model.config.vocab_size, 16, 24),
+                      optimizers=(opt, None), callbacks=[ClipLog()])
+    result = trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    assert len(seen) == 4 and seen[0]["qk_clip/heads_clipped"] > 0 and seen[0]["qk_clip/max_logit"] > tau
+    assert all(torch.isfinite(p).all() for p in model.parameters()) and result.global_step == 4
+    assert all(m.gate.e_score_correction_bias.eq(0).all() for m in model.moe_layers())  # never optimised
+    # after the last clip, the training batch peaks near tau (the clip used the logits of the pre-update weights)
+    model.train()
+    model(torch.stack([d["input_ids"] for d in _dataset(model.config.vocab_size, 2, 24)]))
+    peak = max(float(a.max_logits.max()) for a in model.attention_layers())
+    assert peak < tau * 1.25, peak
+
+
+@pytest.mark.parametrize("qk_clip", [True, False])
+def test_real_model_step_clips_or_only_records(qk_clip):
+    model = _tiny(seed=3, attn_gain=30.0, num_hidden_layers=2)
+    opt = MuonClip.from_model(model, lr=1e-3, weight_decay=0.1, qk_clip=qk_clip, qk_clip_tau=20.0)
+    ids = torch.randint(0, model.config.vocab_size, (2, 16))
+    before = model.model.layers[0].self_attn.q_b_proj.weight.detach().clone()
+    model(ids, labels=ids).loss.backward()
+    opt.step()
+    stats = opt.last_clip_stats
+    assert stats.applied is qk_clip and int(stats.heads_clipped.sum()) > 0
+    w = model.model.layers[0].self_attn.q_b_proj.weight
+    assert not torch.equal(w, before)
+    assert all(torch.isneginf(a.max_logits).all() for a in model.attention_layers())
