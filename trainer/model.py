@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import ModelConfig
-from trainer.moe import MoE, SwiGLU
+from trainer.moe import Fp32Buffers, MoE, SwiGLU
 from trainer.rope import apply_rope_interleaved, inv_frequencies, rope_cos_sin, softmax_scale
 
 # The low-rank latents are normalised with eps 1e-6 in both DeepSeek-V3's reference and transformers,
@@ -74,8 +74,10 @@ class AttnMask:
         return self.valid_pairs | eye
 
 
-class MLA(nn.Module):
+class MLA(Fp32Buffers, nn.Module):
     """Multi-head latent attention with one RoPE key shared by all heads. Satisfies QKClipAttention."""
+
+    fp32_buffers = ("max_logits",)
 
     def __init__(self, config: ModelConfig, attn_impl: str = "auto"):
         super().__init__()

@@ -22,6 +22,26 @@ from torch import nn
 from trainer.config import ModelConfig
 
 
+class Fp32Buffers:
+    """Mixin: the buffers named in `fp32_buffers` stay float32 through `model.to(bf16)` / `.half()`.
+
+    The routing bias moves in steps of gamma = 0.001, below bf16's resolution near 1; loads are counts; and the
+    QK-Clip protocol fixes max_logits to fp32. Device moves still apply.
+    """
+
+    fp32_buffers: tuple[str, ...] = ()
+
+    def _apply(self, fn, recurse=True):
+        originals = {name: self._buffers[name] for name in self.fp32_buffers}
+        super()._apply(fn, recurse)
+        for name, orig in originals.items():
+            moved = self._buffers[name]
+            if moved is not None and moved.dtype != torch.float32:
+                # re-derive from the fp32 original so no precision is lost in a round trip
+                self._buffers[name] = orig.to(device=moved.device, dtype=torch.float32)
+        return self
+
+
 class SwiGLU(nn.Module):
     """down(silu(gate(x)) * up(x)): the dense MLP of the first layers and the shared experts."""
 
@@ -35,8 +55,10 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-class Router(nn.Module):
+class Router(Fp32Buffers, nn.Module):
     """Sigmoid scores, top-k on biased scores, gates from the unbiased ones."""
+
+    fp32_buffers = ("e_score_correction_bias",)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -100,8 +122,10 @@ def grouped_expert_mlp(x_sorted: torch.Tensor, counts: torch.Tensor, gate_up: to
     return out
 
 
-class MoE(nn.Module):
+class MoE(Fp32Buffers, nn.Module):
     """Routed + shared experts. Keeps per-expert token loads (training forwards) for the bias update."""
+
+    fp32_buffers = ("expert_load",)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -125,7 +149,9 @@ class MoE(nn.Module):
         flat_idx = idx.reshape(-1)  # (N*k,) expert of each (token, slot)
         order = torch.argsort(flat_idx, stable=True)  # group (token, slot) pairs by expert
         token_of = order // self.top_k  # (N*k,) source token of each sorted row
-        counts = torch.bincount(flat_idx, minlength=self.n_experts)  # (E,)
+        # scatter_add rather than bincount: bincount syncs with the host on CUDA to size its output
+        counts = torch.zeros(self.n_experts, dtype=torch.long, device=flat_idx.device).scatter_add_(
+            0, flat_idx, torch.ones_like(flat_idx))  # (E,) tokens per expert
         y = grouped_expert_mlp(flat[token_of], counts, self.experts.gate_up_proj, self.experts.down_proj)
         y = y * gates.reshape(-1)[order, None].to(y.dtype)  # (N*k, H) weighted by its gate
         out = torch.zeros_like(flat).index_add_(0, token_of, y.to(flat.dtype))  # (N, H)

@@ -365,3 +365,20 @@ def test_flex_max_logits_equal_dense_on_cuda():
     assert torch.allclose(a.logits[0], b.logits[0], atol=1e-4)
     for d, f in zip(dense.attention_layers(), flex.attention_layers()):
         assert torch.allclose(d.max_logits, f.max_logits, atol=1e-4)
+
+
+def test_bf16_model_keeps_routing_state_fp32():
+    model = make_model().to(torch.bfloat16)
+    moe, attn = model.moe_layers()[0], model.attention_layers()[0]
+    assert model.lm_head.weight.dtype == torch.bfloat16
+    assert moe.gate.e_score_correction_bias.dtype == torch.float32
+    assert moe.expert_load.dtype == torch.float32 and attn.max_logits.dtype == torch.float32
+    bias = moe.gate.e_score_correction_bias.clone()
+    model.train()
+    ids = torch.randint(0, VOCAB, (2, 12))
+    out = model(ids, labels=ids)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and torch.isfinite(attn.max_logits).all()
+    model.update_router_biases(0.001)
+    changed = moe.gate.e_score_correction_bias - bias
+    assert torch.allclose(changed.abs()[changed != 0], torch.tensor(0.001))  # fp32 steps, not bf16-rounded
