@@ -14,7 +14,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from corpus.log import progress
 from corpus.shards import atomic_write_json
@@ -48,9 +48,12 @@ class Stage(abc.ABC):
 class Executor(abc.ABC):
     kind: str = "base"
 
-    def run(self, stage: Stage, units: Iterable[Unit], state_dir: str | os.PathLike,
-            desc: str | None = None) -> list[dict[str, Any]]:
-        """Run every unit without a done-marker; return stats of all units in the given order."""
+    def run(self, stage: Stage, units: Iterable[Unit], state_dir: str | os.PathLike, desc: str | None = None,
+            on_event: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
+        """Run every unit without a done-marker; return stats of all units in the given order.
+
+        `on_event` (the run-function callback) gets a progress event after every finished unit.
+        """
         units = list(units)
         ids = [u.id for u in units]
         if len(set(ids)) != len(ids):
@@ -61,9 +64,14 @@ class Executor(abc.ABC):
             log.info("%s: %d of %d units already done, skipping them", stage.name, len(units) - len(pending), len(units))
         if pending:
             bar = progress(total=len(pending), desc=desc or stage.name, unit="shard")
+            done = len(units) - len(pending)
             for unit, stats in self._execute(stage, pending):
                 atomic_write_json(mdir / f"{unit.id}.json", stats)
                 bar.update(1)
+                done += 1
+                if on_event:
+                    on_event({"type": "progress", "stage": stage.name, "units_done": done,
+                              "units_total": len(units), "unit": unit.id})
             bar.close()
         return [json.loads((mdir / f"{u.id}.json").read_text()) for u in units]
 

@@ -241,7 +241,7 @@ def run_ingest(spec: IngestSpec, on_event: Callable[[dict], None] | None = None)
     emit({"type": "progress", "done": cached, "total": len(units)})
     t0 = time.perf_counter()
     stage = IngestStage(spec.read_options(), spec.shard_bytes)
-    per_unit = spec.executor.build().run(stage, units, out, desc="ingest")
+    per_unit = spec.executor.build().run(stage, units, out, desc="ingest", on_event=on_event)
     seconds = time.perf_counter() - t0
     totals = _totals(per_unit)
     entries = [e for s in per_unit for e in s["shards"]]

@@ -216,7 +216,7 @@ def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> 
     emit({"type": "log", "message": f"pack: {len(units)} shard(s) with tokenizer {tok.name} ({dtype})"})
     stage = PackStage(spec.tokenizer, spec.eos_token, spec.append_eos, spec.batch_size, dtype.name)
     _drop_stale_markers(units, out)
-    stats = spec.executor.build().run(stage, units, out, desc="pack")
+    stats = spec.executor.build().run(stage, units, out, desc="pack", on_event=on_event)
     index = {"format": PACK_FORMAT, "layout": "megatron-mmidx", "tokenizer": info, "dtype": dtype.name,
              "append_eos": spec.append_eos, "total_docs": sum(s["docs"] for s in stats),
              "total_tokens": sum(s["tokens"] for s in stats),
