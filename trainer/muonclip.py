@@ -5,7 +5,8 @@ Muon, per hidden matrix W (n x m); a stack [E, n, m] is E matrices orthogonalise
     O = NewtonSchulz5(M) * 0.2 * sqrt(max(n, m))    (0.2*sqrt, NOT sqrt(0.2*max): matches AdamW update RMS)
     W = W - lr * (O + wd * W)                       (decoupled weight decay)
 Embeddings, the output head, norm gains and every 1-D parameter use AdamW (betas 0.9/0.95, eps 1e-8) with the
-same lr and weight decay (the 0.2*sqrt factor is what lets AdamW hyper-parameters transfer). Which parameter
+same lr and weight decay (the 0.2*sqrt factor is what lets AdamW hyper-parameters transfer; Moonlight found
+weight decay on RMSNorm gains important for stability, so norm gains are decayed too). Which parameter
 goes where is decided by explicit rules in `param_groups` (torchtitan style), never by the optimizer guessing.
 
 Fused SwiGLU expert stacks `gate_up_proj` [E, 2I, H] (transformers 5.x layout) hold TWO matrices per expert,

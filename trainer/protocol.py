@@ -77,7 +77,8 @@ def check_layer(name: str, layer) -> None:
     ml = layer.max_logits
     if not isinstance(ml, torch.Tensor) or tuple(ml.shape) != (h,) or ml.dtype != torch.float32:
         desc = (tuple(ml.shape), ml.dtype) if isinstance(ml, torch.Tensor) else type(ml).__name__
-        raise ValueError(f"QK-Clip layer {name!r}: max_logits must be a float32 tensor of shape ({h},), got {desc}")
+        raise ValueError(f"QK-Clip layer {name!r}: max_logits must be a float32 tensor of shape ({h},), got {desc} "
+                         "(model.to(dtype) casts buffers too: keep max_logits in float32)")
 
 
 def find_qk_clip_layers(model) -> list[tuple[str, object]]:
