@@ -96,10 +96,16 @@ def _scale_rows_(weight: torch.Tensor, n_heads: int, split: tuple[int, int], cli
     `weight` is [n_heads * (d1 + d2), in]; the head-major view is (n_heads, d1 + d2, in).
     """
     d1, d2 = split
-    w = weight.view(n_heads, d1 + d2, -1)  # (H, d, in): rows are head-major, never view(d, H, in)
+    # per-row factors of the head-major layout: row h*(d1+d2)+j belongs to head h (never view(d, H, in))
     factor = torch.cat([first[:, None].expand(n_heads, d1), second[:, None].expand(n_heads, d2)], dim=1)
-    scaled = (w.float() * factor[:, :, None]).to(w.dtype)
-    w.copy_(torch.where(clip[:, None, None], scaled, w))
+    factor, rows_clip = factor.reshape(-1, 1), clip[:, None].expand(n_heads, d1 + d2).reshape(-1, 1)  # (R, 1)
+    if hasattr(weight, "device_mesh"):  # FSDP2 DTensor: rows stay sharded, the per-row factors are replicated
+        from torch.distributed.tensor import DTensor, Replicate
+        rep = [Replicate()] * weight.device_mesh.ndim
+        factor, rows_clip = (DTensor.from_local(t, weight.device_mesh, rep, run_check=False)
+                             for t in (factor, rows_clip))
+    scaled = (weight.float() * factor).to(weight.dtype)
+    weight.copy_(torch.where(rows_clip, scaled, weight))
 
 
 @torch.no_grad()
