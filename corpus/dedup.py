@@ -34,7 +34,7 @@ from pydantic import Field, model_validator
 
 from corpus.executor import Stage, Unit
 from corpus.minhash import (MinHasher, candidate_pairs, connected_components, estimated_jaccard, exact_key,
-                            lsh_threshold, s_curve)
+                            lsh_threshold, normalize_text, s_curve)
 from corpus.shards import INDEX_NAME, atomic_write_json, expand_inputs, read_shard, write_index, write_table
 from corpus.spec import ExecutorSpec, Spec, save_spec
 
@@ -90,6 +90,22 @@ def _sig_schema(num_perm: int | None) -> pa.Schema:
     return pa.schema(fields)
 
 
+MAX_BATCH_CHARS = 1 << 22  # signature working memory is ~40 bytes per character of a batch
+
+
+def _batches(texts: list[str], batch_size: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of at most `batch_size` docs and, unless one doc is longer, MAX_BATCH_CHARS chars."""
+    out, lo, chars = [], 0, 0
+    for i, t in enumerate(texts):
+        if i > lo and (i - lo >= batch_size or chars + len(t) > MAX_BATCH_CHARS):
+            out.append((lo, i))
+            lo, chars = i, 0
+        chars += len(t)
+    if lo < len(texts):
+        out.append((lo, len(texts)))
+    return out
+
+
 class SignatureStage(Stage):
     """Input shard -> one parquet of (row, id, n_chars, xkey, n_shingles[, sig]) per document."""
     name = "dedup-signatures"
@@ -101,17 +117,18 @@ class SignatureStage(Stage):
         t0 = time.perf_counter()
         table = read_shard(unit.inputs[0])
         texts = table.column("text").to_pylist()
+        norms = [normalize_text(t) for t in texts]  # shared by the exact key and the shingles
         cols: dict[str, Any] = {
             "row": np.arange(len(texts), dtype=np.int64), "id": table.column("id"),
             "n_chars": pc.utf8_length(table.column("text")).cast(pa.int64()),
-            "xkey": pa.array([exact_key(t) for t in texts], type=pa.binary(16)),
+            "xkey": pa.array([exact_key(t, normalized=True) for t in norms], type=pa.binary(16)),
             "n_shingles": np.zeros(len(texts), dtype=np.int64)}
         if self.hasher is not None:
             sig = np.empty((len(texts), self.hasher.num_perm), dtype=np.uint32)
-            for lo in range(0, len(texts), self.batch_size):
-                hv, counts = self.hasher.shingle_hashes(texts[lo:lo + self.batch_size])
-                sig[lo:lo + len(counts)] = self.hasher.signatures_from_hashes(hv, counts)
-                cols["n_shingles"][lo:lo + len(counts)] = counts
+            for lo, hi in _batches(norms, self.batch_size):
+                hv, counts = self.hasher.shingle_hashes(norms[lo:hi], normalized=True)
+                sig[lo:hi] = self.hasher.signatures_from_hashes(hv, counts)
+                cols["n_shingles"][lo:hi] = counts
             cols["sig"] = pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel()), self.hasher.num_perm)
         num_perm = self.hasher.num_perm if self.hasher else None
         write_table(unit.output, pa.table(cols, schema=_sig_schema(num_perm)))

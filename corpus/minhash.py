@@ -12,8 +12,9 @@ Signature of a batch, all in numpy: hash every shingle of every document to uint
 them as a [shingles x num_perm] array, then `np.minimum.reduceat` per document. Two shingle hashes:
   * `sha1`: datasketch's default `sha1_hash32` of the shingle string's UTF-8 bytes (one hashlib call per
     shingle). Signatures equal `datasketch.MinHash(num_perm, seed)` updated with those bytes.
-  * `fast`: each word (or code point) is hashed once, a shingle hash is a polynomial of its units' hashes mod
-    2^64 computed with shifted vector adds, then finalised to 32 bits. No Python work per shingle. Signatures
+  * `fast`: every word (a polynomial of its code points) or code point is hashed with array operations over
+    the whole batch's code points, a shingle hash is a polynomial of its units' hashes mod 2^64 computed with
+    shifted vector adds, then finalised to 32 bits. No Python work per word or shingle. Signatures
     equal `datasketch.MinHash(num_perm, seed, hashfunc=fast_shingle_hash)` updated with word tuples.
 Permutations follow datasketch exactly (same `np.random.RandomState(seed)` draws): scheme `affine32` (its 2.x
 default: MurmurHash3 fmix32, then a*h+b mod 2^32 with odd a) or `legacy` ((a*h+b) mod (2^61-1), low 32 bits).
@@ -21,7 +22,6 @@ default: MurmurHash3 fmix32, then a*h+b mod 2^32 with odd a) or `legacy` ((a*h+b
 from __future__ import annotations
 
 import hashlib
-import itertools
 import unicodedata
 from typing import Iterable, Sequence
 
@@ -32,6 +32,8 @@ MAX32 = np.uint64(0xFFFFFFFF)
 _M64 = (1 << 64) - 1
 POLY = 0x9E3779B97F4A7C15          # odd multiplier of the shingle polynomial (golden-ratio constant)
 CHAR_SALT = 0x51ED270B27A1F3C5     # keeps code-point hashes apart from small integers
+WORD_POLY = 0xC2B2AE3D27D4EB4F     # odd multiplier of the per-word code-point polynomial
+LEN_SALT = 0x165667B19E3779F9      # mixes the word length into its hash
 SHINGLE_UNITS = ("word", "char")
 SHINGLE_HASHES = ("fast", "sha1")
 SCHEMES = ("affine32", "legacy")
@@ -42,9 +44,10 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def exact_key(text: str) -> bytes:
+def exact_key(text: str, normalized: bool = False) -> bytes:
     """16-byte digest of the normalised text: equal keys = exact duplicates."""
-    return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).digest()
+    norm = text if normalized else normalize_text(text)
+    return hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
 
 
 # ------------------------------------------------------------------------------------------ scalar hashes
@@ -58,7 +61,12 @@ def _fmix64_int(h: int) -> int:
 
 
 def word_hash(word: str) -> int:
-    return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
+    """sum_i (ord(c_i) + 1) * WORD_POLY^i mod 2^64, mixed with the length: vectorisable over code points."""
+    h, m = 0, 1
+    for c in word:
+        h = (h + (ord(c) + 1) * m) & _M64
+        m = (m * WORD_POLY) & _M64
+    return _fmix64_int(h ^ ((len(word) * LEN_SALT) & _M64))
 
 
 def char_hash(ch: str) -> int:
@@ -113,6 +121,27 @@ def s_curve(bands: int, rows: int, points: Iterable[float] | None = None) -> dic
     return {f"{s:.2f}": round(1.0 - (1.0 - s ** rows) ** bands, 6) for s in points}
 
 
+def _word_hashes(norms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(`word_hash` of every word of the normalised docs, flattened; words per doc), without a Python loop
+    per word: code points of all docs at once, per-word polynomials by `np.add.reduceat`."""
+    cps = np.frombuffer(" ".join(norms).encode("utf-32-le"), dtype="<u4")
+    doc_start = np.cumsum([0] + [len(t) + 1 for t in norms[:-1]])  # norms hold no double spaces
+    word = cps != 32
+    pos = np.flatnonzero(word)
+    if not len(pos):
+        return np.zeros(0, dtype=np.uint64), np.zeros(len(norms), dtype=np.int64)
+    first = np.r_[True, pos[1:] != pos[:-1] + 1]          # a word starts after a gap in letter positions
+    starts = np.flatnonzero(first)                          # word starts, as indices into pos
+    wid = np.cumsum(first) - 1
+    offset = np.arange(len(pos)) - starts[wid]              # position of each code point inside its word
+    length = np.diff(np.r_[starts, len(pos)]).astype(np.uint64)
+    powers = np.cumprod(np.r_[np.uint64(1), np.full(int(offset.max()), WORD_POLY, dtype=np.uint64)])
+    h = np.add.reduceat((cps[pos].astype(np.uint64) + np.uint64(1)) * powers[offset], starts)
+    hashes = _fmix64(h ^ (length * np.uint64(LEN_SALT)))
+    owner = np.searchsorted(doc_start, pos[starts], side="right") - 1
+    return hashes, np.bincount(owner, minlength=len(norms)).astype(np.int64)
+
+
 class MinHasher:
     """Batched MinHash signatures with datasketch's permutations; picklable (sent to executor workers)."""
 
@@ -128,7 +157,6 @@ class MinHasher:
         self.num_perm, self.seed, self.k = num_perm, seed, shingle_size
         self.unit, self.hash, self.scheme, self.max_rows = shingle_unit, shingle_hash, scheme, max_rows
         self.a, self.b = self._permutations()
-        self._word_cache: dict[str, int] = {}
 
     def _permutations(self) -> tuple[np.ndarray, np.ndarray]:
         """The same RandomState draws as datasketch.MinHash._init_permutations, so signatures match it."""
@@ -155,9 +183,10 @@ class MinHasher:
         n = max(1, len(u) - self.k + 1)
         return [tuple(u[i:i + self.k]) if self.unit == "word" else u[i:i + self.k] for i in range(n)]
 
-    def shingle_strings(self, text: str) -> list[str]:
+    def shingle_strings(self, text: str, normalized: bool = False) -> list[str]:
         """Shingles as the strings the sha1 hash sees (words joined by one space)."""
-        u, k = self.units(text), self.k
+        k = self.k
+        u = (text.split() if self.unit == "word" else text) if normalized else self.units(text)
         if self.unit == "char":
             return [u[i:i + k] for i in range(max(1, len(u) - k + 1))] if u else []
         return [" ".join(u[i:i + k]) for i in range(max(1, len(u) - k + 1))] if u else []
@@ -176,29 +205,21 @@ class MinHasher:
         return m
 
     # --- vectorised shingle hashes ---------------------------------------------------------------------
-    def shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(uint32 hash of every shingle of every doc, in doc order; shingle count per doc)."""
+    def shingle_hashes(self, texts: Sequence[str], normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(uint32 hash of every shingle of every doc, in doc order; shingle count per doc).
+
+        `normalized=True` says the texts already went through `normalize_text` (saves doing it twice)."""
         if self.hash == "sha1":
-            per_doc = [self.shingle_strings(t) for t in texts]
+            per_doc = [self.shingle_strings(t, normalized) for t in texts]
             counts = np.fromiter((len(s) for s in per_doc), dtype=np.int64, count=len(per_doc))
             return sha1_hashes(s for doc in per_doc for s in doc), counts
-        units = [self.units(t) for t in texts]
-        lens = np.fromiter((len(u) for u in units), dtype=np.int64, count=len(units))
+        norms = list(texts) if normalized else [normalize_text(t) for t in texts]
         with np.errstate(over="ignore"):  # uint64 wrap-around is the intended mod 2^64
-            return self._poly_hashes(self._unit_hashes(units), lens)
-
-    def _unit_hashes(self, units: list) -> np.ndarray:
-        """uint64 hash of every word / code point of the batch, flattened in order."""
-        if self.unit == "char":
-            cps = np.frombuffer("".join(units).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-            return _fmix64(cps ^ np.uint64(CHAR_SALT))
-        flat = list(itertools.chain.from_iterable(units))
-        cache = self._word_cache
-        if len(cache) > 1 << 20:  # bound memory on huge vocabularies; hashes are cheap to recompute
-            cache.clear()
-        # set difference and map() run in C: Python-level work only for words never seen before
-        cache.update((w, word_hash(w)) for w in dict.fromkeys(flat).keys() - cache.keys())
-        return np.fromiter(map(cache.__getitem__, flat), dtype=np.uint64, count=len(flat))
+            if self.unit == "char":
+                lens = np.fromiter((len(t) for t in norms), dtype=np.int64, count=len(norms))
+                cps = np.frombuffer("".join(norms).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+                return self._poly_hashes(_fmix64(cps ^ np.uint64(CHAR_SALT)), lens)
+            return self._poly_hashes(*_word_hashes(norms))
 
     def _poly_hashes(self, uh: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Polynomial of k consecutive unit hashes per shingle, without crossing document boundaries."""
@@ -226,7 +247,10 @@ class MinHasher:
 
     # --- signatures ------------------------------------------------------------------------------------
     def signatures(self, texts: Sequence[str]) -> np.ndarray:
-        """[len(texts), num_perm] uint32 MinHash signatures (legacy values also fit 32 bits)."""
+        """[len(texts), num_perm] uint32 MinHash signatures (legacy values also fit 32 bits).
+
+        Working memory is about 40 bytes per character of the batch: callers bound batches by characters.
+        """
         hv, counts = self.shingle_hashes(texts)
         return self.signatures_from_hashes(hv, counts)
 

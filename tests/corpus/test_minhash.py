@@ -133,3 +133,14 @@ def test_bad_parameters():
         MinHasher(num_perm=0)
     with pytest.raises(ValueError, match="bands \\* rows = 3 \\* 4"):
         candidate_pairs(np.zeros((2, 8), dtype=np.uint32), bands=3, rows=4)
+
+
+@pytest.mark.parametrize("shash", ["fast", "sha1"])
+@pytest.mark.parametrize("unit", ["word", "char"])
+def test_prenormalised_input_gives_the_same_hashes(shash, unit):
+    mh = MinHasher(32, shingle_size=3, shingle_unit=unit, shingle_hash=shash)
+    docs = _docs(8, seed=4)
+    raw, counts = mh.shingle_hashes(docs)
+    norm, ncounts = mh.shingle_hashes([normalize_text(d) for d in docs], normalized=True)
+    assert np.array_equal(raw, norm) and np.array_equal(counts, ncounts)
+    assert exact_key(normalize_text(docs[0]), normalized=True) == exact_key(docs[0])
