@@ -67,6 +67,10 @@ def hf_config(config: ModelConfig, dtype: torch.dtype = torch.float32) -> dict[s
         "attention_bias": False,
         "attention_dropout": 0.0,
         "use_cache": True,
+        # no tokenizer known: null rather than transformers' defaults (0/1), which are arbitrary tokens here
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "pad_token_id": None,
         "dtype": str(dtype).removeprefix("torch."),
     }
 
@@ -114,6 +118,7 @@ def export_hf(model: torch.nn.Module, config: ModelConfig, out_dir: str | os.Pat
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"export_hf: {out_dir} already exists (pass overwrite=True to replace it)")
     tok_files = _tokenizer_files(tokenizer_dir, config) if tokenizer_dir is not None else []
+    special = _special_token_ids(Path(tokenizer_dir)) if tokenizer_dir is not None else {}
     tensors = hf_state_dict(model, dtype)
     weight_dtype = dtype or next(iter(model.parameters())).dtype
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +127,8 @@ def export_hf(model: torch.nn.Module, config: ModelConfig, out_dir: str | os.Pat
     tmp.mkdir()
     try:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(hf_config(config, weight_dtype), indent=2) + "\n")
+        cfg = {**hf_config(config, weight_dtype), **special}
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         (tmp / OUR_CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         for f in tok_files:
             shutil.copy2(f, tmp / f.name)
@@ -157,6 +163,24 @@ def _tokenizer_files(tokenizer_dir: str | os.PathLike, config: ModelConfig) -> l
             raise ValueError(f"export_hf: tokenizer in {d} has {n} tokens but the model's vocab_size is "
                              f"{config.vocab_size}")
     return files
+
+
+def _special_token_ids(d: Path) -> dict[str, int | None]:
+    """bos/eos/pad ids named in tokenizer_config.json, resolved through tokenizer.json (None when absent)."""
+    cfg_path, tok_path = d / "tokenizer_config.json", d / "tokenizer.json"
+    if not (cfg_path.is_file() and tok_path.is_file()):
+        return {}
+    from tokenizers import Tokenizer
+
+    tok_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    tok = Tokenizer.from_file(str(tok_path))
+    out: dict[str, int | None] = {}
+    for role in ("bos", "eos", "pad"):
+        token = tok_cfg.get(f"{role}_token")
+        if isinstance(token, dict):  # older configs store AddedToken dicts
+            token = token.get("content")
+        out[f"{role}_token_id"] = tok.token_to_id(token) if isinstance(token, str) else None
+    return out
 
 
 def load_export(export_dir: str | os.PathLike, attn_impl: str = "auto") -> torch.nn.Module:

@@ -33,6 +33,8 @@ LATENT_NORM_EPS = 1e-6
 
 
 class RMSNorm(nn.Module):
+    """x / rms(x) * weight, computed in fp32 (same arithmetic as transformers' DeepseekV3RMSNorm)."""
+
     def __init__(self, dim: int, eps: float):
         super().__init__()
         self.eps = eps
@@ -85,7 +87,9 @@ class MLA(Fp32Buffers, nn.Module):
         self.qk_nope_head_dim, self.qk_rope_head_dim = config.qk_nope_head_dim, config.qk_rope_head_dim
         self.v_head_dim, self.kv_lora_rank = config.v_head_dim, config.kv_lora_rank
         self.softmax_scale = softmax_scale(config.qk_head_dim, config.rope_scaling)
-        self.attn_impl = attn_impl
+        if attn_impl not in ("auto", "flex", "dense"):
+            raise ValueError(f"attn_impl must be 'auto', 'flex' or 'dense', got {attn_impl!r}")
+        self.attn_impl = attn_impl  # auto: FlexAttention on CUDA, explicit scores elsewhere
         h, n, dq = config.hidden_size, self.n_heads, config.qk_head_dim
         if config.q_lora_rank is None:
             self.q_proj = nn.Linear(h, n * dq, bias=False)
@@ -123,11 +127,7 @@ class MLA(Fp32Buffers, nn.Module):
         return self.o_proj(out.transpose(1, 2).reshape(b, t, nh * dv))  # (B, T, H)
 
     def _use_flex(self, x: torch.Tensor) -> bool:
-        if self.attn_impl == "auto":
-            return x.is_cuda
-        if self.attn_impl not in ("flex", "dense"):
-            raise ValueError(f"attn_impl must be 'auto', 'flex' or 'dense', got {self.attn_impl!r}")
-        return self.attn_impl == "flex"
+        return x.is_cuda if self.attn_impl == "auto" else self.attn_impl == "flex"
 
 
 def _dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: AttnMask,
@@ -220,6 +220,17 @@ class Backbone(nn.Module):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
 
+def _check_inputs(input_ids: torch.Tensor, **others: torch.Tensor | None) -> None:
+    """Shape errors name the argument instead of surfacing as a broadcasting failure deep in attention."""
+    if input_ids.ndim != 2 or input_ids.dtype not in (torch.long, torch.int32):
+        raise ValueError(f"input_ids must be an integer tensor (batch, seq), got {input_ids.dtype} "
+                         f"{tuple(input_ids.shape)}")
+    for name, t in others.items():
+        if t is not None and tuple(t.shape) != tuple(input_ids.shape):
+            raise ValueError(f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, "
+                             f"got {tuple(t.shape)}")
+
+
 class K2ForCausalLM(nn.Module):
     """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None) -> .loss, .logits."""
 
@@ -254,6 +265,7 @@ class K2ForCausalLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 doc_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None) -> ModelOutput:
+        _check_inputs(input_ids, labels=labels, doc_ids=doc_ids, attention_mask=attention_mask)
         b, t = input_ids.shape
         if t > self.config.max_position_embeddings:
             raise ValueError(f"sequence length {t} exceeds max_position_embeddings="

@@ -78,6 +78,7 @@ def test_config_and_keys(tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_type"] == "deepseek_v3" and cfg["rope_interleave"] is True
     assert cfg["rope_scaling"] is None and cfg["num_nextn_predict_layers"] == 0
+    assert cfg["eos_token_id"] is None  # no tokenizer given: no invented special tokens
     assert (cfg["topk_method"], cfg["scoring_func"], cfg["norm_topk_prob"]) == ("noaux_tc", "sigmoid", True)
     from safetensors import safe_open
 
@@ -115,6 +116,8 @@ def test_tokenizer_files_are_copied_and_checked(tmp_path):
     big = K2ForCausalLM(preset("tiny", vocab_size=30528))
     out = export_hf(big, big.config, tmp_path / "hf", tokenizer_dir=tok_dir)
     assert (out / "tokenizer.json").read_bytes() == (tok_dir / "tokenizer.json").read_bytes()
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["pad_token_id"], cfg["bos_token_id"], cfg["eos_token_id"]) == (0, None, None)  # [PAD]; BERT has no bos
     with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
         export_hf(big, big.config, tmp_path / "x", tokenizer_dir=tmp_path)
 

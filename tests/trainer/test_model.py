@@ -382,3 +382,18 @@ def test_bf16_model_keeps_routing_state_fp32():
     model.update_router_biases(0.001)
     changed = moe.gate.e_score_correction_bias - bias
     assert torch.allclose(changed.abs()[changed != 0], torch.tensor(0.001))  # fp32 steps, not bf16-rounded
+
+
+def test_bad_inputs_name_the_argument():
+    model = make_model().eval()
+    ids = torch.randint(0, VOCAB, (2, 8))
+    with pytest.raises(ValueError, match=r"doc_ids must have the shape of input_ids \(2, 8\), got \(2, 7\)"):
+        model(ids, doc_ids=torch.zeros(2, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must have the shape"):
+        model(ids, labels=ids[:, :4])
+    with pytest.raises(ValueError, match="input_ids must be an integer tensor"):
+        model(ids.float())
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings=2048"):
+        model(torch.zeros(1, 2049, dtype=torch.long))
+    with pytest.raises(ValueError, match="attn_impl must be"):
+        K2ForCausalLM(preset("tiny", vocab_size=VOCAB), attn_impl="sdpa")
