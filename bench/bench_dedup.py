@@ -1,8 +1,9 @@
 """Dedup quality (planted near-duplicate pairs) and MinHash signature throughput against its anchors.
 
-(1) Quality, through the real job (`run_dedup`: the default spec, and with estimate-only verification): pairs of documents whose word-5-shingle Jaccard is
-    planted at targets spread uniformly over [0.3, 1.0] (a copy with random words replaced until the exact
-    Jaccard, measured on the shingle sets, reaches the target), mixed with unrelated documents. A pair is a true
+(1) Quality, through the real job (`run_dedup`: the default spec, then with estimate-only verification at 128
+    and 256 permutations): pairs of documents whose word-5-shingle Jaccard is planted at targets spread
+    uniformly over [0.3, 1.0] (a copy with random words replaced while the exact Jaccard, measured on the
+    shingle sets, stays >= the target), mixed with unrelated documents. A pair is a true
     duplicate iff its exact Jaccard >= the spec's threshold. Recall = true pairs that end in one cluster / true
     pairs; precision = true pairs in one cluster / all document pairs sharing a cluster. Targets: both >= 0.95.
 (2) Throughput of text -> signature on real text (Python stdlib sources cut into ~2 KB documents):
@@ -228,8 +229,8 @@ def main() -> None:
               + (f"   {ratio:.2f}x naive" if ratio else "   (anchor)"))
     print(f"  ours_fast / naive datasketch = {t['ours_fast_vs_naive']:.2f}x [target >= 10x]"
           + (f"; ours_fast / rensa = {t['ours_fast_vs_rensa']:.3f}x" if "ours_fast_vs_rensa" in t else ""))
-    result = {"quality": q, "throughput": t, "versions": versions(), "bench_seconds": round(time.perf_counter() - t0, 1),
-              "targets": {"recall": 0.95, "precision": 0.95, "ours_fast_vs_naive": 10.0}}
+    result = {"quality": q, "throughput": t, "versions": versions(),
+              "bench_seconds": round(time.perf_counter() - t0, 1), "targets": {"recall": 0.95, "precision": 0.95, "ours_fast_vs_naive": 10.0}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS} ({result['bench_seconds']} s)")

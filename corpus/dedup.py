@@ -12,7 +12,8 @@
 Kept document of a cluster (deterministic, independent of shard order and count): the longest text (in
 characters), then the smallest id, then the smallest exact key, then the first input path and row. A removed
 document's reason is `exact` when its normalised text equals the kept one's, else `near`; its similarity is the
-estimated Jaccard against the kept document (1.0 for exact).
+estimated Jaccard against the kept document (1.0 for exact); it can lie below the threshold when the document
+joined the cluster through another member or when the exact re-check settled a pair.
 
 Outputs in `output/`: kept shards + `_index.json`, `_clusters.parquet` (one row per cluster of 2+ docs),
 `_removed.parquet` (one row per removed doc), `_stats.json`, `_spec.yaml`. Units are skipped on rerun.
@@ -33,8 +34,8 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from corpus.executor import Stage, Unit
-from corpus.minhash import (MinHasher, candidate_pairs, connected_components, estimated_jaccard, exact_key,
-                            lsh_threshold, normalize_text, s_curve)
+from corpus.minhash import (MinHasher, batches, candidate_pairs, connected_components, estimated_jaccard,
+                            exact_key, lsh_threshold, normalize_text, s_curve)
 from corpus.shards import INDEX_NAME, atomic_write_json, expand_inputs, read_shard, write_index, write_table
 from corpus.spec import ExecutorSpec, Spec, save_spec
 
@@ -46,6 +47,9 @@ STATE_DIR = "_state"
 
 
 class DedupSpec(Spec):
+    """The dedup job. Defaults: word 5-shingles, 128 permutations as 32 bands x 4 rows (LSH S-curve midpoint
+    (1/32)^(1/4) = 0.42, so pairs at the 0.7 threshold become candidates with probability 0.9998), verified at
+    Jaccard 0.7."""
     inputs: list[str] = Field(..., min_length=1, description="document shards: directories, globs or files")
     output: str = Field(..., description="directory for kept shards, reports and state")
     exact: bool = Field(True, description="remove exact duplicates (same normalised text)")
@@ -76,6 +80,7 @@ class DedupSpec(Spec):
         return self
 
     def hasher(self) -> MinHasher:
+        """The signature computer these parameters describe."""
         return MinHasher(self.num_perm, self.seed, self.shingle_size, self.shingle_unit, self.shingle_hash,
                          self.scheme)
 
@@ -91,19 +96,6 @@ def _sig_schema(num_perm: int | None) -> pa.Schema:
 
 
 MAX_BATCH_CHARS = 1 << 22  # signature working memory is ~40 bytes per character of a batch
-
-
-def _batches(texts: list[str], batch_size: int) -> list[tuple[int, int]]:
-    """[lo, hi) ranges of at most `batch_size` docs and, unless one doc is longer, MAX_BATCH_CHARS chars."""
-    out, lo, chars = [], 0, 0
-    for i, t in enumerate(texts):
-        if i > lo and (i - lo >= batch_size or chars + len(t) > MAX_BATCH_CHARS):
-            out.append((lo, i))
-            lo, chars = i, 0
-        chars += len(t)
-    if lo < len(texts):
-        out.append((lo, len(texts)))
-    return out
 
 
 class SignatureStage(Stage):
@@ -125,7 +117,7 @@ class SignatureStage(Stage):
             "n_shingles": np.zeros(len(texts), dtype=np.int64)}
         if self.hasher is not None:
             sig = np.empty((len(texts), self.hasher.num_perm), dtype=np.uint32)
-            for lo, hi in _batches(norms, self.batch_size):
+            for lo, hi in batches(norms, self.batch_size, MAX_BATCH_CHARS):
                 hv, counts = self.hasher.shingle_hashes(norms[lo:hi], normalized=True)
                 sig[lo:hi] = self.hasher.signatures_from_hashes(hv, counts)
                 cols["n_shingles"][lo:hi] = counts

@@ -70,6 +70,7 @@ def word_hash(word: str) -> int:
 
 
 def char_hash(ch: str) -> int:
+    """Hash of one code point (the `fast` hash's char unit)."""
     return _fmix64_int(ord(ch) ^ CHAR_SALT)
 
 
@@ -142,6 +143,19 @@ def _word_hashes(norms: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return hashes, np.bincount(owner, minlength=len(norms)).astype(np.int64)
 
 
+def batches(texts: Sequence[str], max_docs: int, max_chars: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of at most `max_docs` texts and, unless one text is longer, `max_chars` characters."""
+    out, lo, chars = [], 0, 0
+    for i, t in enumerate(texts):
+        if i > lo and (i - lo >= max_docs or chars + len(t) > max_chars):
+            out.append((lo, i))
+            lo, chars = i, 0
+        chars += len(t)
+    if lo < len(texts):
+        out.append((lo, len(texts)))
+    return out
+
+
 class MinHasher:
     """Batched MinHash signatures with datasketch's permutations; picklable (sent to executor workers)."""
 
@@ -171,6 +185,7 @@ class MinHasher:
 
     # --- shingles -------------------------------------------------------------------------------------
     def units(self, text: str) -> list[str] | str:
+        """The normalised text's words (word unit) or the normalised text itself (char unit)."""
         if self.unit == "word":  # split() already drops the whitespace that normalize_text would collapse
             return unicodedata.normalize("NFKC", text).casefold().split()
         return normalize_text(text)

@@ -247,11 +247,3 @@ def test_alternating_runs_in_one_output_redo_overwritten_shards(tmp_path):
     single = _write_shards(tmp_path, docs[:10], 1, "single")
     _run([single], out)  # fewer input shards: the extra part file from before is removed
     assert not (out / "part-00001.parquet").exists() and len(_kept_ids(out)) == 10
-
-
-def test_signature_batches_bound_docs_and_chars(monkeypatch):
-    monkeypatch.setattr(dedup, "MAX_BATCH_CHARS", 10)
-    texts = ["aaaa", "bbbb", "cc", "d" * 30, "e", "f", "g"]
-    assert dedup._batches(texts, batch_size=2) == [(0, 2), (2, 3), (3, 4), (4, 6), (6, 7)]
-    assert dedup._batches(texts, batch_size=100) == [(0, 3), (3, 4), (4, 7)]  # a long doc gets its own batch
-    assert dedup._batches([], batch_size=4) == []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-from corpus.minhash import (MinHasher, candidate_pairs, connected_components, estimated_jaccard, exact_key,
+from corpus.minhash import (MinHasher, batches, candidate_pairs, connected_components, estimated_jaccard, exact_key,
                             fast_shingle_hash, lsh_threshold, normalize_text, s_curve)
 
 RNG = random.Random(7)
@@ -144,3 +144,10 @@ def test_prenormalised_input_gives_the_same_hashes(shash, unit):
     norm, ncounts = mh.shingle_hashes([normalize_text(d) for d in docs], normalized=True)
     assert np.array_equal(raw, norm) and np.array_equal(counts, ncounts)
     assert exact_key(normalize_text(docs[0]), normalized=True) == exact_key(docs[0])
+
+
+def test_batches_bound_docs_and_chars():
+    texts = ["aaaa", "bbbb", "cc", "d" * 30, "e", "f", "g"]
+    assert batches(texts, max_docs=2, max_chars=10) == [(0, 2), (2, 3), (3, 4), (4, 6), (6, 7)]
+    assert batches(texts, max_docs=100, max_chars=10) == [(0, 3), (3, 4), (4, 7)]  # a long text: own batch
+    assert batches([], max_docs=4, max_chars=10) == []
