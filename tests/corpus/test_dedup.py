@@ -170,6 +170,20 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         _run([inp], inp.parent)
 
 
+def test_synthetic_shards_keep_their_columns_and_events_are_reported(tmp_path):
+    docs, want = _corpus()
+    synth = [{**d, "parent_id": "p", "task": "rephrase", "style": "qa", "attempts": 1,
+              "fidelity": {"accepted": True, "reasons": [], "scores": {"cos": 0.9}}} for d in docs]
+    write_table(tmp_path / "in" / "syn-00000.parquet", table_from_docs(synth, synthetic=True))
+    events = []
+    run_dedup(DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out")), on_event=events.append)
+    out = read_shard(tmp_path / "out" / "part-00000.parquet")
+    assert "fidelity" in out.column_names and out.num_rows == len(docs) - len(want)
+    assert out.column("fidelity")[0].as_py()["scores"] == [("cos", 0.9)]
+    stages = [e["stage"] for e in events if e["type"] == "progress"]
+    assert stages == ["signatures", "clusters", "write"] and events[-1]["type"] == "log"
+
+
 def test_only_empty_shards(tmp_path):
     inp = tmp_path / "in"
     write_table(inp / "e-00000.parquet", table_from_docs([]))
@@ -179,13 +193,14 @@ def test_only_empty_shards(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_executor_matches_local(tmp_path):
+def test_process_pool_and_ray_match_in_process(tmp_path):
     docs, _ = _corpus()
     inp = _write_shards(tmp_path, docs, 3)
     _run([inp], tmp_path / "local")
-    _run([inp], tmp_path / "ray", executor={"kind": "ray", "workers": 2})
-    assert read_index(tmp_path / "local")["shards"] == read_index(tmp_path / "ray")["shards"]
-    assert _removed(tmp_path / "local") == _removed(tmp_path / "ray")
+    for kind in ("local", "ray"):
+        _run([inp], tmp_path / kind / "2", executor={"kind": kind, "workers": 2})
+        assert read_index(tmp_path / "local")["shards"] == read_index(tmp_path / kind / "2")["shards"]
+        assert _removed(tmp_path / "local") == _removed(tmp_path / kind / "2")
 
 
 def test_spec_drives_a_click_command(tmp_path):
