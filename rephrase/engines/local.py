@@ -161,10 +161,11 @@ class LocalEngine(Engine):
         self._closed = True
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
-            try:
-                await self._worker
-            except (asyncio.CancelledError, RuntimeError):
-                pass
+            if self._loop is asyncio.get_running_loop():  # a task of another loop can't be awaited here
+                try:
+                    await self._worker
+                except asyncio.CancelledError:
+                    pass
         while self._pending:
             _, fut = self._pending.popleft()
             if not fut.done():

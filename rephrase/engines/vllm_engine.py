@@ -58,7 +58,7 @@ class VLLMEngine(Engine):
     def from_spec(cls, spec) -> "VLLMEngine":
         return cls(spec.model, max_concurrency=spec.max_concurrency,
                    gpu_memory_utilization=spec.gpu_memory_utilization, max_model_len=spec.max_model_len,
-                   dtype=spec.dtype, seed=spec.seed)
+                   dtype=spec.dtype, seed=spec.seed, enforce_eager=spec.enforce_eager)
 
     @staticmethod
     def _config_context(model: str) -> int:
@@ -97,7 +97,6 @@ class VLLMEngine(Engine):
     async def generate(self, req: ChatRequest) -> Completion:
         await self.start()
         from vllm import SamplingParams as VSamplingParams
-        from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
         t0 = time.perf_counter()
@@ -116,7 +115,7 @@ class VLLMEngine(Engine):
         async with self._sem:
             self.stats["requests"] += 1
             try:
-                async for out in self._llm.generate(TokensPrompt(prompt_token_ids=ids), sp, rid):
+                async for out in self._llm.generate(await self._render(ids), sp, rid):
                     final = out
             except Exception as e:  # noqa: BLE001 - e.g. the engine core died: unrecoverable for this engine
                 raise EngineError(f"vllm engine: request {rid} failed: {e!r}") from e
@@ -129,6 +128,16 @@ class VLLMEngine(Engine):
         return Completion(text=o.text, prompt_tokens=len(ids), completion_tokens=len(o.token_ids),
                           finish_reason=reason, error=None if reason != "error" else f"finish {o.finish_reason}",
                           latency_s=time.perf_counter() - t0)
+
+    async def _render(self, ids: list[int]) -> Any:
+        """Token ids -> vLLM engine input via its renderer (passing raw prompts to generate() is deprecated)."""
+        from vllm.inputs import TokensPrompt
+        prompt = TokensPrompt(prompt_token_ids=ids)
+        renderer = getattr(self._llm, "renderer", None)
+        if renderer is None or not hasattr(renderer, "render_cmpl_async"):
+            return prompt
+        (engine_input,) = await renderer.render_cmpl_async([prompt])
+        return engine_input
 
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         return hf_chat_prompt_ids(self.tokenizer, messages)
