@@ -2,11 +2,10 @@
 set rephrase/data/labelled.jsonl; rerun `k2forge rephrase calibrate` to re-derive them for another model)."""
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, field_validator, model_validator
 
 from corpus.spec import Spec
+from rephrase.engines import EngineSpec
 
 DEFAULT_CHECKS = ["embedding", "numbers", "entities", "negation", "omission", "addition", "length", "near_copy"]
 
@@ -50,8 +49,8 @@ class VerifierSpec(Spec):
     embed_batch_size: int = Field(128, ge=1, description="texts per embedding forward pass")
     ngram_n: int = Field(8, ge=2, description="near_copy: n of the verbatim word n-grams")
     judge: bool = Field(False, description="also ask an LLM judge whether the rewrite adds, drops or changes a fact")
-    judge_engine: dict[str, Any] | None = Field(None, description="EngineSpec fields of the judge engine "
-                                                                  "(none = the embedded local model)")
+    judge_engine: EngineSpec | None = Field(None, description="engine of the judge (none = the embedded local "
+                                                              "model); only built when judge is true")
     judge_max_tokens: int = Field(96, ge=8, description="judge answer length limit in tokens")
 
     @field_validator("checks")

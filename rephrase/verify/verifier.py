@@ -124,9 +124,8 @@ class Verifier:
 
 
 def _make_judge_engine(spec: VerifierSpec) -> "Engine":
-    from corpus.spec import parse_spec
     from rephrase.engines import EngineSpec, make_engine
-    return make_engine(parse_spec(EngineSpec, dict(spec.judge_engine or {}), "verifier.judge_engine"))
+    return make_engine(spec.judge_engine or EngineSpec())
 
 
 def _validate_pairs(pairs: list[tuple[str, str]]) -> None:

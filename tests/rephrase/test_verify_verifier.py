@@ -1,0 +1,116 @@
+"""The Verifier end to end with the real offline MiniLM: verdicts, reasons, the registry, async, verify_file."""
+import asyncio
+import json
+
+import pytest
+
+from corpus.schema import table_from_docs
+from rephrase.verify import (CHECKS, CheckResult, Verdict, Verifier, VerifierSpec, register_check,
+                             verify_file)
+from rephrase.verify.base import threshold_check
+
+SOURCE = ("Marie Curie was born in Warsaw on 7 November 1867. In 1903 she shared the Nobel Prize in Physics with "
+          "Pierre Curie and Henri Becquerel. She never patented the process for isolating radium.")
+FAITHFUL = ("Q: Where was Marie Curie born? A: In Warsaw, on November 7, 1867. Q: What prize did she share in 1903? "
+            "A: The physics Nobel Prize, together with Pierre Curie and Henri Becquerel. Q: Did she patent her "
+            "radium isolation process? A: No, she never did.")
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(VerifierSpec())
+
+
+def test_faithful_restyle_accepted_and_corruptions_rejected_with_reasons(verifier):
+    pairs = [(SOURCE, FAITHFUL),
+             (SOURCE, SOURCE),
+             (SOURCE, FAITHFUL.replace("1867", "1868")),
+             (SOURCE, FAITHFUL.replace("Henri Becquerel", "Ernest Rutherford")),
+             (SOURCE, FAITHFUL.replace("No, she never did.", "Yes, she did.")),
+             (SOURCE, "Photosynthesis turns carbon dioxide and water into glucose using the energy of light.")]
+    v = verifier.verify_batch(pairs)
+    assert v[0].accepted, v[0].reasons
+    assert not v[1].accepted and v[1].reasons[0].startswith("near_copy:")
+    assert any(r.startswith("numbers:") and "1868" in r for r in v[2].reasons)
+    assert any(r.startswith("entities:") and "Rutherford" in r for r in v[3].reasons)
+    assert any(r.startswith("negation:") for r in v[4].reasons)
+    assert any(r.startswith("embedding:") for r in v[5].reasons)
+    assert set(v[0].scores) == set(VerifierSpec().checks)
+
+
+def test_omission_and_addition_name_the_sentence(verifier):
+    src = ("The Amazon River flows about 6,400 kilometres from Peru to the Atlantic. Its basin covers roughly 7 "
+           "million square kilometres. Piranhas and river dolphins live in its waters.")
+    dropped = ("Stretching about 6,400 km, the Amazon runs from Peru to the Atlantic Ocean. Its drainage basin "
+               "spans some 7 million km2.")
+    [v] = verifier.verify_batch([(src, dropped)])
+    assert not v.accepted
+    assert any(r.startswith("omission: source sentence 3") and "Piranhas" in r for r in v.reasons), v.reasons
+    added = ("Stretching about 6,400 km, the Amazon runs from Peru to the Atlantic Ocean. Its drainage basin "
+             "spans some 7 million km2. Piranhas and river dolphins inhabit it. Gold mining along its banks "
+             "poisons fish with mercury every year.")
+    [v] = verifier.verify_batch([(src, added)])
+    assert any(r.startswith("addition: rewrite sentence 4") for r in v.reasons), v.reasons
+
+
+def test_fidelity_dict_fits_the_document_schema(verifier):
+    [v] = verifier.verify_batch([(SOURCE, SOURCE)])
+    fid = v.to_fidelity()
+    assert fid["accepted"] is False and fid["reasons"] and set(fid["scores"]) >= {"near_copy", "embedding"}
+    table = table_from_docs([{"id": "x", "text": "t", "domain": "knowledge", "fidelity": fid}], synthetic=True)
+    assert table.column("fidelity")[0].as_py()["accepted"] is False
+
+
+def test_registered_check_is_used_and_replayable():
+    def no_exclamations(source, rewrite, ctx):
+        n = rewrite.count("!")
+        return threshold_check("test_exclaim", float(n), ctx, f"{n} exclamation marks")
+
+    register_check("test_exclaim", no_exclamations, threshold="max_negation_flips", direction="max")
+    try:
+        spec = VerifierSpec(checks=["numbers", "test_exclaim"])
+        v = Verifier(spec).verify_batch([("It has 3 legs.", "Wow! It has three legs!")])[0]
+        assert [c.name for c in v.checks] == ["numbers", "test_exclaim"]
+        assert not v.accepted and v.reasons == ["test_exclaim: 2 exclamation marks"]
+        with pytest.raises(ValueError, match="already registered"):
+            register_check("test_exclaim", no_exclamations)
+    finally:
+        CHECKS.pop("test_exclaim", None)
+
+
+def test_averify_batch_matches_sync(verifier):
+    pairs = [(SOURCE, FAITHFUL), (SOURCE, SOURCE)]
+    sync = verifier.verify_batch(pairs)
+    asyn = asyncio.run(verifier.averify_batch(pairs))
+    assert [v.to_fidelity() for v in asyn] == [v.to_fidelity() for v in sync]
+
+
+def test_bad_pairs_are_named():
+    with pytest.raises(ValueError, match=r"pair 1: rewrite is empty"):
+        Verifier(VerifierSpec(checks=["numbers"])).verify_batch([("a", "b"), ("a", "  ")])
+
+
+def test_verify_file_writes_atomically_and_names_bad_lines(tmp_path):
+    good = tmp_path / "pairs.jsonl"
+    good.write_text(json.dumps({"id": "a", "source": SOURCE, "rewrite": SOURCE}) + "\n"
+                    + json.dumps({"source": "It has 3 legs.", "rewrite": "It has four legs."}) + "\n")
+    out = tmp_path / "verdicts.jsonl"
+    summary = verify_file(good, out, VerifierSpec(checks=["numbers", "near_copy"]))
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert summary["rows"] == 2 and summary["accepted"] == 0
+    assert [r["id"] for r in rows] == ["a", 2]
+    assert rows[1]["reasons"] == ["numbers: missing in rewrite '3'; not in source '4'"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"source": "x", "rewrite": "y"}) + "\n" + json.dumps({"source": "x"}) + "\n")
+    out2 = tmp_path / "v2.jsonl"
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: field 'rewrite'"):
+        verify_file(bad, out2)
+    bad.write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: not valid JSON"):
+        verify_file(bad, out2)
+    assert not out2.exists() and not list(tmp_path.glob(".v2.jsonl*"))
+
+
+def test_verdict_helpers():
+    v = Verdict.of([CheckResult("a", 1.0, True), CheckResult("b", 0.2, False, "too low")])
+    assert not v.accepted and v.reasons == ["b: too low"] and v.scores == {"a": 1.0, "b": 0.2}
