@@ -365,7 +365,7 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     units = _signature_units(spec, paths, out)
     stage = SignatureStage(spec.hasher() if spec.near else None, spec.batch_size)
     _drop_stale_markers(units, out / STATE_DIR, stage.name)
-    executor.run(stage, units, out / STATE_DIR, desc="dedup signatures")
+    executor.run(stage, units, out / STATE_DIR, desc="dedup signatures", on_event=on_event)
     secs["signatures"] = round(time.perf_counter() - t0, 3)
     emit({"type": "progress", "stage": "signatures", "done": len(units), "total": len(units)})
 
@@ -379,7 +379,7 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     t0 = time.perf_counter()
     wunits = _write_units(paths, out, root, docs)
     _drop_stale_markers(wunits, out / STATE_DIR, WriteStage.name)
-    per_unit = executor.run(WriteStage(), wunits, out / STATE_DIR, desc="dedup write")
+    per_unit = executor.run(WriteStage(), wunits, out / STATE_DIR, desc="dedup write", on_event=on_event)
     secs["write"] = round(time.perf_counter() - t0, 3)
     emit({"type": "progress", "stage": "write", "done": len(wunits), "total": len(wunits)})
 
