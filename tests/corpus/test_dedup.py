@@ -180,8 +180,11 @@ def test_synthetic_shards_keep_their_columns_and_events_are_reported(tmp_path):
     out = read_shard(tmp_path / "out" / "part-00000.parquet")
     assert "fidelity" in out.column_names and out.num_rows == len(docs) - len(want)
     assert out.column("fidelity")[0].as_py()["scores"] == [("cos", 0.9)]
-    stages = [e["stage"] for e in events if e["type"] == "progress"]
+    stages = [e["stage"] for e in events if e["type"] == "progress" and "units_done" not in e]
     assert stages == ["signatures", "clusters", "write"] and events[-1]["type"] == "log"
+    per_unit = [e for e in events if "units_done" in e]
+    assert [e["stage"] for e in per_unit] == ["dedup-signatures", "dedup-write"]
+    assert all(e["units_done"] == e["units_total"] == 1 for e in per_unit)
 
 
 def test_only_empty_shards(tmp_path):
