@@ -161,7 +161,14 @@ class MuonClip(torch.optim.Optimizer):
         if qk_clip_layers is None and model is not None:
             qk_clip_layers = find_qk_clip_layers(model)
         self.qk_clip_layers = list(qk_clip_layers or [])
-        self.last_clip_stats = None
+        # A mutable box, not a plain attribute: torch.compile(opt.step) drops attribute stores on an
+        # optimizer (torch 2.13), while a list mutation is replayed after the compiled step.
+        self._clip_stats = [None]
+
+    @property
+    def last_clip_stats(self):
+        """QK-Clip stats of the latest step (ClipStats of device tensors), or None before the first step."""
+        return self._clip_stats[0]
 
     @classmethod
     def from_model(cls, model: nn.Module, lr: float = 2e-4, weight_decay: float = 0.1, *,
@@ -201,7 +208,7 @@ class MuonClip(torch.optim.Optimizer):
                 self._muon_group(group)
             else:
                 self._adamw_group(group)
-        self.last_clip_stats = qk_clip_(self.qk_clip_layers, self.qk_clip_tau, apply=self.qk_clip,
+        self._clip_stats[0] = qk_clip_(self.qk_clip_layers, self.qk_clip_tau, apply=self.qk_clip,
                                         process_group=self.process_group)
         return loss
 
@@ -226,7 +233,8 @@ class MuonClip(torch.optim.Optimizer):
             p.add_(o.reshape(p.shape).to(p.dtype), alpha=-lr * muon_scale(o.shape))
 
     def _adamw_group(self, group: dict) -> None:
-        # Mirrors torch.optim.AdamW's single-tensor path op for op, so the two agree to rounding.
+        # torch.optim.AdamW's update; the step count stays a tensor (bias corrections are tensor ops), so there
+        # is no .item() and torch.compile traces the whole step without a graph break.
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
         for p in group["params"]:
@@ -236,15 +244,15 @@ class MuonClip(torch.optim.Optimizer):
                 raise RuntimeError("MuonClip does not support sparse gradients")
             state = self.state[p]
             if "step" not in state:
-                state["step"] = torch.tensor(0.0)
+                state["step"] = torch.tensor(0.0)  # on CPU like torch's: a scalar operand, never a device sync
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["step"] += 1
-            step = state["step"].item()  # a CPU scalar: no device sync
+            step = state["step"]
+            step += 1
             p.mul_(1.0 - lr * wd)
             state["exp_avg"].lerp_(p.grad, 1.0 - beta1)
             state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
             bias_correction1 = 1.0 - beta1 ** step
-            bias_correction2_sqrt = (1.0 - beta2 ** step) ** 0.5
+            bias_correction2_sqrt = (1.0 - beta2 ** step).sqrt()
             denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(eps)
-            p.addcdiv_(state["exp_avg"], denom, value=-lr / bias_correction1)
+            p.addcdiv_(state["exp_avg"] / bias_correction1, denom, value=-lr)
