@@ -274,7 +274,8 @@ class K2ForCausalLM(nn.Module):
         positions = torch.arange(t, device=input_ids.device)
         cos, sin = rope_cos_sin(self.inv_freq, self.rope_attention_factor, positions, x.dtype)  # (T, dr/2)
         cos, sin = cos[None], sin[None]  # (1, T, dr/2)
-        mask = AttnMask(t, input_ids.device, doc_ids=doc_ids, token_valid=None if attention_mask is None else attention_mask.bool())
+        valid = None if attention_mask is None else attention_mask.bool()
+        mask = AttnMask(t, input_ids.device, doc_ids=doc_ids, token_valid=valid)  # shared by all layers
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask)
         logits = self.lm_head(self.model.norm(x))  # (B, T, V)
