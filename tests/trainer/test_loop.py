@@ -1,0 +1,117 @@
+"""trainer.loop on a real packed corpus with the tiny model on CPU: bit-exact resume, the WSD schedule, metrics
+and plots, NaN handling (fault injected by a named subclass), and bad input refused before the first step."""
+import json
+import math
+
+import pytest
+import torch
+
+from tests.trainer.test_data import VOCAB, build_corpus
+from trainer import checkpoint
+from trainer.config import ConfigError
+from trainer.data import DataError
+from trainer.loop import Trainer, TrainingError, lr_at, run_train
+from trainer.metrics import read_metrics
+from trainer.spec import TrainSpec
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return build_corpus(tmp_path_factory.mktemp("loop"))
+
+
+def _spec(manifest, out, **kw):
+    base = dict(manifest=str(manifest), output=str(out), model={"vocab_size": VOCAB}, steps=10, warmup_steps=3,
+                decay_steps=4, lr=3e-3, micro_batch_size=2, grad_accum=2, seq_len=32, cpu_threads=1, plots=False,
+                eval_batches=2)
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted_bit_for_bit(manifest, tmp_path):
+    full = run_train(_spec(manifest, tmp_path / "full"))
+    first = run_train(_spec(manifest, tmp_path / "split", stop_at_step=5))
+    assert first["step"] == 5 and not first["finished"]
+    second = run_train(_spec(manifest, tmp_path / "split"))
+    assert second["resumed_from"] == 5 and second["finished"]
+    a = [r["loss"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl", "train")]
+    b = [r["loss"] for r in read_metrics(tmp_path / "split" / "metrics.jsonl", "train")]
+    assert len(a) == 10 and a == b  # exact float equality, every step
+    assert a[-1] < a[0]
+    wa = torch.load(checkpoint.latest(tmp_path / "full") / "model.pt")
+    wb = torch.load(checkpoint.latest(tmp_path / "split") / "model.pt")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the router biases moved (aux-loss-free balancing ran) and were restored with the rest
+    biases = [k for k in wa if k.endswith("e_score_correction_bias")]
+    assert biases and any(wa[k].abs().sum() > 0 for k in biases)
+    assert full["eval_loss"] == second["eval_loss"]
+
+
+def test_wsd_schedule():
+    s = TrainSpec(manifest="m", output="o", steps=100, warmup_steps=10, decay_steps=20, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(1, s) == pytest.approx(0.1) and lr_at(10, s) == 1.0
+    assert lr_at(11, s) == 1.0 and lr_at(80, s) == 1.0
+    assert lr_at(90, s) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert lr_at(100, s) == pytest.approx(0.1)
+    lrs = [lr_at(i, s) for i in range(80, 101)]
+    assert all(x >= y for x, y in zip(lrs, lrs[1:]))
+    k2 = TrainSpec(manifest="m", output="o", steps=1000)  # defaults: K2's 300 warm-up steps, decay to 0.1x
+    assert lr_at(300, k2) == k2.lr and lr_at(1000, k2) == pytest.approx(0.1 * k2.lr)
+
+
+def test_metrics_plots_and_checkpoint_rotation(manifest, tmp_path):
+    res = run_train(_spec(manifest, tmp_path / "r", steps=4, ckpt_every=1, keep_last=2, eval_every=2,
+                          plots=True))
+    rows = read_metrics(tmp_path / "r" / "metrics.jsonl")
+    train = [r for r in rows if r["type"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    assert [r["step"] for r in rows if r["type"] == "eval"] == [2, 4]
+    r = train[-1]
+    assert len(r["max_logit"]) == 3 and len(r["heads_clipped"]) == 3 and len(r["expert_imbalance"]) == 2
+    assert r["tokens"] == 4 * 2 * 2 * 32 and r["tokens_per_s"] > 0 and r["mfu"] is None  # no MFU on CPU
+    assert all(math.isfinite(x) for x in r["max_logit"]) and all(x >= 1.0 for x in r["expert_imbalance"])
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "r")] == ["step-00000003", "step-00000004"]
+    for name in ("loss.png", "max_logits.png", "expert_load.png"):
+        assert (tmp_path / "r" / name).read_bytes()[:4] == b"\x89PNG"
+    assert res["eval_loss"] is not None and (tmp_path / "r" / "spec.yaml").exists()
+
+
+class NaNInjectingTrainer(Trainer):
+    """Fault injection: poisons one weight with inf just before the forward of step `bad_step`."""
+
+    bad_step = 3
+
+    def _local_batch(self):
+        if self.step + 1 == self.bad_step:
+            with torch.no_grad():
+                self.model.model.layers[0].mlp.up_proj.weight[0, 0] = float("inf")
+        return super()._local_batch()
+
+
+def test_non_finite_loss_stops_naming_the_step_and_saves_nothing_broken(manifest, tmp_path):
+    t = NaNInjectingTrainer(_spec(manifest, tmp_path / "nan", ckpt_every=1))
+    with pytest.raises(TrainingError, match="step 3: non-finite"):
+        t.fit()
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "nan")] == ["step-00000001", "step-00000002"]
+    sd = torch.load(checkpoint.latest(tmp_path / "nan") / "model.pt")
+    assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
+    assert max(r["step"] for r in read_metrics(tmp_path / "nan" / "metrics.jsonl")) == 2
+
+
+def test_bad_input_is_refused_before_training(manifest, tmp_path):
+    with pytest.raises(ValueError, match="seq_len=32 exceeds the model's max_position_embeddings=16"):
+        run_train(_spec(manifest, tmp_path / "a", model={"vocab_size": VOCAB, "max_position_embeddings": 16}))
+    with pytest.raises(ConfigError, match="num_experts_per_tok=9 exceeds n_routed_experts=8"):
+        run_train(_spec(manifest, tmp_path / "b", model={"vocab_size": VOCAB, "num_experts_per_tok": 9}))
+    with pytest.raises(DataError, match="token id .* >= model vocab_size 256"):
+        run_train(_spec(manifest, tmp_path / "c", model={"vocab_size": 256}))
+    run_train(_spec(manifest, tmp_path / "d", steps=1, decay_steps=None))
+    with pytest.raises(checkpoint.CheckpointError, match="another model config.*num_attention_heads"):
+        run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None, model={"vocab_size": VOCAB, "num_attention_heads": 2}))
+    for bad in ("a", "b", "c"):
+        assert not (tmp_path / bad / "checkpoints").exists() and not (tmp_path / bad / "metrics.jsonl").exists()
+
+
+def test_summary_is_json(manifest, tmp_path):
+    res = run_train(_spec(manifest, tmp_path / "s", steps=1, decay_steps=None, doc_mask=False, grad_accum=1))
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["step"] == res["step"] == 1

@@ -1,0 +1,168 @@
+"""Data parallelism for the training loop: torchrun + FSDP2 (`fully_shard`), and Ray Train's TorchTrainer.
+
+The loop (trainer/loop.py) is the same in every case; this module only sets up the process group and the
+sharding and launches workers:
+- `context(device)`: joins the process group torchrun or Ray created (env RANK/WORLD_SIZE/LOCAL_RANK), nccl on
+  CUDA and gloo on CPU, and picks the device. A single process stays undistributed.
+- `shard(model)`: FSDP2 per transformer block, then the root (parameters become DTensors sharded on dim 0;
+  buffers such as router biases and max_logits stay replicated). Gradients are reduce-scattered as averages.
+  Cross-rank agreement of the things FSDP does not shard: QK-Clip max logits are all-reduced with MAX by the
+  optimizer (trainer/qkclip.py), MoE expert loads with SUM by `update_router_biases` (trainer/model.py), so
+  every rank applies identical clips and bias updates.
+- `launch_torchrun(spec)`: `torch.distributed.run --nproc-per-node W` on this machine (executor kind torchrun).
+- `launch_ray(spec)`: TorchTrainer with `workers` workers (executor kind ray); runs on a local Ray instance or
+  the cluster at `executor.ray_address`. Workers read and write the same paths, so the run directory must be
+  on a shared filesystem on a real multi-node cluster.
+Rank 0 writes checkpoints, metrics and plots; every rank writes `ranks/rank-{r}.json` (its losses and a
+checksum of the full weights) so agreement between ranks can be checked.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _pick_device(pref: str, local_rank: int) -> torch.device:
+    if pref == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda requested but torch sees no CUDA device")
+    if pref == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def context(device: str = "auto") -> DistContext:
+    """Join the process group described by the environment (or the one Ray Train made); pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = _pick_device(device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, dev)
+    return DistContext(0, 1, 0, dev)
+
+
+def shard(model: torch.nn.Module) -> torch.nn.Module:
+    """FSDP2: each block is one all-gather unit, the root holds embeddings, final norm and head."""
+    from torch.distributed.fsdp import fully_shard
+    for layer in model.model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+    return model
+
+
+def weight_checksum(model: torch.nn.Module) -> float:
+    """Sum of every full (unsharded) parameter in float64: equal on all ranks iff they hold the same model."""
+    total = 0.0
+    for p in model.parameters():
+        full = p.full_tensor() if hasattr(p, "full_tensor") else p
+        total += float(full.detach().double().sum())
+    return total
+
+
+def all_max(x: float) -> float:
+    """Max over ranks of a host scalar (used for NaN checks, so every rank stops at the same step)."""
+    if not dist.is_initialized():
+        return x
+    t = torch.tensor([x], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+# ------------------------------------------------------------------------------------------------ launchers
+def _spec_file(spec) -> str:
+    fd, path = tempfile.mkstemp(prefix="k2forge-train-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        f.write(spec.model_copy(update={"executor": spec.executor.model_copy(update={"kind": "local"})})
+                .model_dump_json())
+    return path
+
+
+def _summary(spec) -> dict[str, Any]:
+    path = Path(spec.output) / "summary.json"
+    if not path.exists():
+        raise RuntimeError(f"distributed run finished without {path} (see the workers' output above)")
+    return json.loads(path.read_text())
+
+
+def launch_torchrun(spec) -> dict[str, Any]:
+    """Run the loop in `executor.workers` local processes via torchrun; return rank 0's summary."""
+    spec_path = _spec_file(spec)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={spec.executor.workers}", "-m", "trainer.distributed", spec_path]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=str(Path(__file__).resolve().parent.parent))
+    finally:
+        os.unlink(spec_path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun with {spec.executor.workers} workers failed (exit {proc.returncode})")
+    return _summary(spec)
+
+
+def _ray_worker(config: dict[str, Any]) -> None:
+    from trainer.loop import train
+    from trainer.spec import TrainSpec
+    train(TrainSpec.model_validate(config["spec"]))
+
+
+def launch_ray(spec) -> dict[str, Any]:
+    """Run the loop through Ray Train's TorchTrainer (gloo on CPU workers, nccl with use_gpu)."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not ray.is_initialized():
+        ray.init(address=spec.executor.ray_address, include_dashboard=False, log_to_driver=True)
+    local = spec.model_copy(update={"executor": spec.executor.model_copy(update={"kind": "local"})})
+    storage = str(Path(spec.output).resolve() / "_ray")
+    trainer = TorchTrainer(_ray_worker, train_loop_config={"spec": json.loads(local.model_dump_json())},
+                           scaling_config=ScalingConfig(num_workers=spec.executor.workers,
+                                                        use_gpu=spec.executor.use_gpu),
+                           run_config=RunConfig(storage_path=storage, name="train"))
+    trainer.fit()
+    return _summary(spec)
+
+
+def _main(argv: list[str]) -> None:
+    """torchrun entry point: one worker of `launch_torchrun`."""
+    from trainer.loop import train
+    from trainer.spec import TrainSpec
+    spec = TrainSpec.model_validate_json(Path(argv[0]).read_text())
+    try:
+        train(spec)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -1,0 +1,74 @@
+"""TrainSpec: the one pydantic spec of a training run (CLI YAML/flags, REST API, Ray), job kind "train".
+
+Defaults follow the K2 recipe where it makes sense at small scale (SPEC §2): WSD schedule with 300 warm-up steps,
+constant lr, cosine decay to 0.1x; weight decay 0.1; MuonClip with tau 100. Model shape = a preset from
+trainer/config.py plus `model` overrides (field names of ModelConfig); `model_config()` validates them.
+The schedule always spans `steps`; `stop_at_step` only ends this invocation early (pre-emptible jobs, tests),
+so a resumed run continues the very same schedule.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from corpus.spec import ExecutorSpec, Spec
+
+
+class TrainExecutorSpec(ExecutorSpec):
+    kind: Literal["local", "torchrun", "ray"] = Field(
+        "local", description="local = this process (torchrun sets WORLD_SIZE for FSDP2 data parallel); "
+        "torchrun = spawn `workers` local processes; ray = Ray Train TorchTrainer with `workers` workers")
+    use_gpu: bool = Field(False, description="ray: one GPU per worker")
+
+
+class TrainSpec(Spec):
+    manifest: str = Field(..., description="mixture manifest JSON from `k2forge corpus mix`")
+    output: str = Field(..., description="run directory: checkpoints, metrics.jsonl, plots, spec")
+    preset: str = Field("tiny", description="model preset (trainer/config.py PRESETS)")
+    model: dict[str, Any] = Field(default_factory=dict, description="ModelConfig field overrides, e.g. "
+                                  '{"num_attention_heads": 2}')
+    seq_len: int | None = Field(None, ge=2, description="tokens per sample; none = the manifest's seq_len")
+    micro_batch_size: int = Field(4, ge=1, description="sequences per forward pass (per rank)")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    steps: int = Field(100, ge=1, description="optimizer steps of the whole schedule")
+    stop_at_step: int | None = Field(None, ge=1, description="end this invocation after this step "
+                                     "(the schedule still spans `steps`; resume continues it)")
+    lr: float = Field(2e-4, gt=0, description="peak learning rate")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="floor of the cosine decay, as a fraction of lr")
+    warmup_steps: int = Field(300, ge=0, description="linear warm-up steps (capped at steps)")
+    decay_steps: int | None = Field(None, ge=0, description="cosine decay steps at the end; none = 20% of steps")
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 = off")
+    momentum: float = Field(0.95, ge=0, lt=1, description="Muon momentum")
+    nesterov: bool = Field(False, description="Nesterov momentum in Muon")
+    qk_clip: bool = Field(True, description="QK-Clip on (MuonClip) or off (vanilla Muon)")
+    qk_clip_tau: float = Field(100.0, gt=0, description="max attention logit tau")
+    seed: int = Field(0, description="seed of model init and data sampling")
+    doc_mask: bool = Field(True, description="attend only within the same document")
+    eval_fraction: float = Field(0.05, ge=0, lt=1, description="last fraction of each shard's documents held out")
+    eval_every: int = Field(0, ge=0, description="eval every N steps (and at the end); 0 = only at the end")
+    eval_batches: int = Field(4, ge=1, description="held-out batches per eval")
+    ckpt_every: int = Field(0, ge=0, description="checkpoint every N steps (and at the end); 0 = only at the end")
+    keep_last: int = Field(2, ge=1, description="checkpoints kept")
+    resume: bool = Field(True, description="continue from the latest checkpoint in `output` when there is one")
+    verify_checksums: bool = Field(True, description="sha256 of every shard against the manifest before training")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto")
+    cpu_threads: int | None = Field(None, ge=1, description="torch intra-op CPU threads; none = torch's default "
+                                    "(1 is much faster on a CPU shared with other jobs: no OpenMP spinning)")
+    compile: bool = Field(False, description="torch.compile the model (GPU)")
+    plots: bool = Field(True, description="write PNG plots next to the checkpoints at the end")
+    executor: TrainExecutorSpec = Field(default_factory=TrainExecutorSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.stop_at_step is not None and self.stop_at_step > self.steps:
+            raise ValueError(f"stop_at_step={self.stop_at_step} exceeds steps={self.steps}")
+        if self.decay_steps is not None and self.decay_steps > self.steps:
+            raise ValueError(f"decay_steps={self.decay_steps} exceeds steps={self.steps}")
+        return self
+
+    def build_model_config(self):
+        """The validated ModelConfig (ConfigError names the field when dims are inconsistent)."""
+        from trainer.config import preset
+        return preset(self.preset, **self.model)
