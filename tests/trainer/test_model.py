@@ -406,3 +406,39 @@ def test_bad_inputs_name_the_argument():
         model(torch.zeros(1, 2049, dtype=torch.long))
     with pytest.raises(ValueError, match="attn_impl must be"):
         K2ForCausalLM(preset("tiny", vocab_size=VOCAB), attn_impl="sdpa")
+
+
+def _bias_update_rank(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        model = make_model()  # same seed: same weights on both ranks
+        model.train()
+        torch.manual_seed(100 + rank)  # different data per rank
+        model(torch.randint(0, VOCAB, (2, 16)))
+        local = torch.stack([m.expert_load.clone() for m in model.moe_layers()])
+        summed = model.update_router_biases(0.01)
+        bias = torch.stack([m.gate.e_score_correction_bias.clone() for m in model.moe_layers()])
+        torch.save({"local": local, "summed": summed, "bias": bias}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_bias_update_sums_loads_over_data_parallel_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_bias_update_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert not torch.equal(r0["local"], r1["local"])
+    assert torch.equal(r0["summed"], r0["local"] + r1["local"]) and torch.equal(r1["summed"], r0["summed"])
+    assert torch.equal(r0["bias"], r1["bias"])  # every rank applies the same update
+    load = r0["summed"]
+    expected = 0.01 * torch.sign(load.mean(dim=1, keepdim=True) - load) + make_model_bias()
+    assert torch.allclose(r0["bias"], expected)
+
+
+def make_model_bias():
+    return torch.stack([m.gate.e_score_correction_bias for m in make_model().moe_layers()])
