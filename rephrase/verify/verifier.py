@@ -1,7 +1,7 @@
 """The Verifier: runs the enabled checks on (source, rewrite) pairs, with all embeddings of a batch in one call.
 
-For a batch it collects every text the enabled checks need (whole texts, sentences, adjacent-sentence windows),
-encodes the unique ones once, then hands each pair a CheckContext with its cosine, sentence similarity matrix and
+For a batch it collects every text the enabled checks need (whole texts and sentences), encodes the unique ones
+once, then hands each pair a CheckContext with its cosine, sentence similarity matrix and
 best-match vectors. The optional LLM judge runs through an async Engine; `averify_batch` overlaps it (and the
 CPU-bound checks, in a worker thread) with whatever else the event loop is doing, e.g. generation.
 """
@@ -20,9 +20,17 @@ if TYPE_CHECKING:
     from rephrase.engines.base import Engine
 
 
-def _windows(sents: list[str]) -> list[str]:
-    """Adjacent-sentence pairs: a rewrite often merges two source sentences (or splits one in two)."""
-    return [sents[i] + " " + sents[i + 1] for i in range(len(sents) - 1)]
+def _windows(emb: np.ndarray, sents: list[str]) -> np.ndarray:
+    """Embeddings of adjacent-sentence pairs (a rewrite often merges two source sentences, or splits one).
+
+    MiniLM mean-pools its token states, so the embedding of "A B" is close to the length-weighted mean of the
+    embeddings of A and B; computing it that way instead of encoding the concatenation halves the texts to encode.
+    """
+    if len(sents) < 2:
+        return np.zeros((0, emb.shape[1]), dtype=emb.dtype)
+    w = np.array([max(1, len(s.split())) for s in sents], dtype=emb.dtype)[:, None]
+    win = emb[:-1] * w[:-1] + emb[1:] * w[1:]
+    return win / np.linalg.norm(win, axis=1, keepdims=True).clip(1e-12)
 
 
 class _Plan:
@@ -35,8 +43,6 @@ class _Plan:
         if need_sents:
             self.src = self._add(texts, self.src_sents)
             self.rw = self._add(texts, self.rw_sents)
-            self.src_win = self._add(texts, _windows(self.src_sents))
-            self.rw_win = self._add(texts, _windows(self.rw_sents))
         else:
             self.src = None
 
@@ -54,8 +60,8 @@ class _Plan:
         if self.src is not None:
             s, r = emb[self.src], emb[self.rw]
             ctx.sent_sim = s @ r.T                                        # (n_src, n_rw)
-            ctx.src_best = (s @ np.concatenate([r, emb[self.rw_win]]).T).max(axis=1)
-            ctx.rw_best = (r @ np.concatenate([s, emb[self.src_win]]).T).max(axis=1)
+            ctx.src_best = (s @ np.concatenate([r, _windows(r, self.rw_sents)]).T).max(axis=1)
+            ctx.rw_best = (r @ np.concatenate([s, _windows(s, self.src_sents)]).T).max(axis=1)
         return ctx
 
 
