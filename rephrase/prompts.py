@@ -45,8 +45,8 @@ class Task:
         return {"task": self.name, "style": variant.label}
 
 
-_PREAMBLE = re.compile(r"\A\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)[^\n]{0,80}:|rewritten (?:passage|text)"
-                       r"[^\n]{0,40}:)\s*", re.I)
+_PREAMBLE = re.compile(r"\A\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)[^\n]{0,80}:|(?:the )?rewritten (?:passage|text)"
+                       r"\s*:|(?:rewrite|text to rewrite|passage|text)\s*:)\s*", re.I)   # labels only, not prose
 _FENCE = re.compile(r"\A\s*<<<\s*\n?(.*?)\n?\s*>>>\s*\Z", re.S)
 
 
@@ -60,12 +60,11 @@ def clean_completion(text: str) -> str:
 
 _SYSTEM = ("You rewrite text faithfully in a requested style. Keep every fact, name, number, date, formula and "
            "piece of code exactly as in the source. Add nothing that is not in the source and leave nothing out. "
-           "Reply with the rewritten passage only.")
-_USER = ("Rewrite the passage below.\nStyle: {style}\nPerspective: {perspective}\n"
-         "Keep all facts, names and numbers exactly; do not add new information.\n"
-         "{context}Passage{position}:\n<<<\n{chunk}\n>>>")
-_CONTEXT = ("The rewrite so far ends with:\n<<<\n{tail}\n>>>\n"
-            "Continue in the same style: rewrite only the next passage, without repeating the text above.\n")
+           "Reply with the rewritten text only.")
+# Plain labels, no delimiters or position markers: small models echo whatever scaffolding the prompt shows.
+_USER = ("{style} {perspective} Keep all facts, names and numbers exactly; do not add new information.\n\n"
+         "{context}Text to rewrite:\n{chunk}")
+_CONTEXT = "Your rewrite so far ends like this (continue after it, do not repeat it):\n{tail}\n\n"
 
 
 @dataclass
@@ -81,8 +80,7 @@ class RephraseTask(Task):
     def messages(self, variant: Variant, chunk: str, context: str, index: int, total: int) -> list[dict[str, str]]:
         user = _USER.format(
             style=variant.style.instruction, perspective=variant.perspective.instruction,
-            context=_CONTEXT.format(tail=context) if context else "",
-            position=f" ({index + 1} of {total})" if total > 1 else "", chunk=chunk)
+            context=_CONTEXT.format(tail=context) if context else "", chunk=chunk)
         return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 

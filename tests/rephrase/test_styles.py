@@ -77,7 +77,7 @@ def test_prompts_demand_faithfulness_and_carry_context(book):
     assert "6,650 km" in text and v.style.instruction in text and v.perspective.instruction in text
     assert "exactly" in text and "add" in text.lower()
     with_ctx = task.messages(v, "Second part.", "Earlier rewritten words.", 1, 3)[-1]["content"]
-    assert "Earlier rewritten words." in with_ctx and "(2 of 3)" in with_ctx
+    assert "Earlier rewritten words." in with_ctx and with_ctx.endswith("Second part.")
 
 
 def test_prompt_sha_tracks_template_style_and_perspective(book):
@@ -101,3 +101,5 @@ def test_clean_completion():
     assert clean_completion("Here is the rewritten passage:\n\nThe sky.") == "The sky."
     assert clean_completion("<<<\nThe sky.\n>>>") == "The sky."
     assert clean_completion("  The sky.  ") == "The sky."
+    assert clean_completion("Text to rewrite:\nThe sky.") == "The sky."
+    assert clean_completion("Text messages date from 1992: a fact.") == "Text messages date from 1992: a fact."

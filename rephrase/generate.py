@@ -1,0 +1,266 @@
+"""Chunk-wise autoregressive rewriting (Kimi K2 section 2.2), scheduled so the engine stays saturated.
+
+For one (document, variant): chunk i is rewritten from the original chunk i plus the tail of the rewrite so far
+(bounded by tokens) as context, so style and coherence carry over; each rewritten chunk is verified against its
+source before the next one starts; a failing chunk is resampled with a new seed up to `attempts` times; if it
+still fails, the whole variant is rejected with its reasons (nothing is silently dropped). Accepted chunks are
+stitched in order with the original separators.
+
+Across documents and variants everything runs concurrently: one asyncio task per (document, variant), at most
+`concurrency` of them in flight, longest documents first (so the tail of a run is not one long document alone).
+Verification runs in a worker thread through `VerifyBatcher`, which coalesces the chunks of all in-flight
+variants into one `averify_batch` call, so embeddings are batched while the engine keeps generating.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rephrase.chunking import Chunk, chunk_text, stitch
+from rephrase.engines.base import ChatRequest, Completion, Engine, EngineError, SamplingParams
+from rephrase.prompts import Task
+from rephrase.styles import Variant
+
+
+@dataclass
+class GenConfig:
+    """Knobs of the loop (RephraseSpec.gen_config() builds one)."""
+    seed: int = 0
+    variants: int = 1
+    attempts: int = 3
+    chunk_target_tokens: int = 256
+    chunk_max_tokens: int = 384
+    context_tail_tokens: int = 128
+    max_new_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    concurrency: int = 16
+    request_timeout_s: float | None = None
+    #: called with every ChatRequest sent (the benchmark replays them against the bare engine)
+    on_request: Callable[[ChatRequest], None] | None = None
+
+
+@dataclass
+class ChunkOutcome:
+    index: int
+    source: str
+    rewrite: str = ""
+    attempts: int = 0
+    accepted: bool = False
+    reasons: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class VariantResult:
+    """The outcome of one (document, variant). status: accepted | rejected (a chunk failed) | error."""
+    doc: dict[str, Any]
+    variant: Variant | None
+    prompt_sha: str = ""
+    status: str = "error"
+    text: str = ""
+    reasons: list[str] = field(default_factory=list)
+    chunks: list[ChunkOutcome] = field(default_factory=list)
+    n_chunks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failed_attempt_reasons: list[str] = field(default_factory=list)
+    failed_chunk: int | None = None
+
+
+def request_seed(seed: int, doc_id: str, variant: int, chunk: int, attempt: int) -> int:
+    """A 31-bit seed that depends only on where the request is in the run, never on timing."""
+    key = f"{seed}\x00{doc_id}\x00{variant}\x00{chunk}\x00{attempt}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") >> 1
+
+
+def tail_by_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
+    """The longest suffix of `text` within `max_tokens` tokens, starting at a word boundary."""
+    if max_tokens <= 0 or not text:
+        return ""
+    if count(text) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)              # smallest start with count(text[start:]) <= max_tokens
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count(text[mid:]) <= max_tokens:
+            hi = mid
+        else:
+            lo = mid + 1
+    space = text.find(" ", lo)
+    return text[space + 1:] if 0 <= space < len(text) - 1 else text[lo:]
+
+
+class VerifyBatcher:
+    """Coalesces verification requests from concurrent variants into `averify_batch` calls (one at a time)."""
+
+    def __init__(self, verifier: Any, max_batch: int = 64):
+        self.verifier, self.max_batch = verifier, max_batch
+        self._pending: list[tuple[str, str, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+        self.calls = 0
+
+    async def verify(self, source: str, rewrite: str) -> Any:
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append((source, rewrite, fut))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)         # let every coroutine that is ready enqueue first
+        while self._pending:
+            batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+            self.calls += 1
+            try:
+                verdicts = await self.verifier.averify_batch([(s, r) for s, r, _ in batch])
+            except Exception as e:      # noqa: BLE001 - the failure belongs to the waiting variants
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+                continue
+            for (_, _, fut), v in zip(batch, verdicts):
+                if not fut.done():
+                    fut.set_result(v)
+
+
+class Rewriter:
+    """Runs the loop for one task with one engine and one verifier (a stage owns one per worker)."""
+
+    def __init__(self, task: Task, engine: Engine, verifier: Any, cfg: GenConfig):
+        self.task, self.engine, self.cfg = task, engine, cfg
+        self.batcher = VerifyBatcher(verifier)
+
+    def chunks(self, text: str) -> list[Chunk]:
+        return chunk_text(text, self.engine.count_tokens, self.cfg.chunk_target_tokens, self.cfg.chunk_max_tokens)
+
+    async def rewrite_all(self, docs: list[dict[str, Any]]) -> list[VariantResult]:
+        """Every variant of every document; results in (document order, variant order)."""
+        jobs: list[tuple[int, int, dict, Variant | None, list[Chunk]]] = []
+        results: dict[tuple[int, int], VariantResult] = {}
+        for d, doc in enumerate(docs):
+            if not (doc.get("text") or "").strip():
+                results[(d, 0)] = VariantResult(doc, None, reasons=["empty_text: the document has no text"])
+                continue
+            chunks = self.chunks(doc["text"])
+            for v in self.task.variants(doc, self.cfg.seed, self.cfg.variants):
+                jobs.append((d, v.index, doc, v, chunks))
+        sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
+
+        async def run(job) -> None:
+            d, vi, doc, variant, chunks = job
+            async with sem:
+                results[(d, vi)] = await self.rewrite_document(doc, variant, chunks)
+
+        # Longest first: the run's tail then holds short documents, so the engine stays busy to the end.
+        order = sorted(jobs, key=lambda j: (-len(j[4]), j[0], j[1]))
+        await asyncio.gather(*(run(j) for j in order))
+        return [results[k] for k in sorted(results)]
+
+    async def rewrite_document(self, doc: dict[str, Any], variant: Variant,
+                               chunks: list[Chunk] | None = None) -> VariantResult:
+        """Rewrite one document in one variant, chunk by chunk, each chunk conditioned on the rewrite so far."""
+        chunks = self.chunks(doc["text"]) if chunks is None else chunks
+        res = VariantResult(doc, variant, self.task.prompt_sha(variant), n_chunks=len(chunks))
+        done: list[str] = []
+        for chunk in chunks:
+            context = tail_by_tokens(stitch(done, chunks[:len(done)]) if done else "",
+                                     self.cfg.context_tail_tokens, self.engine.count_tokens)
+            try:
+                out = await self._rewrite_chunk(res, variant, chunk, context, len(chunks))
+            except _DocError as e:
+                res.status, res.reasons, res.failed_chunk = "error", [str(e)], chunk.index
+                return res
+            res.chunks.append(out)
+            if not out.accepted:
+                res.status, res.failed_chunk = "rejected", chunk.index
+                res.reasons = [f"chunk {chunk.index}: {r}" for r in out.reasons]
+                return res
+            done.append(out.rewrite)
+        res.status, res.text = "accepted", stitch(done, chunks)
+        return res
+
+    async def _rewrite_chunk(self, res: VariantResult, variant: Variant, chunk: Chunk, context: str,
+                             total: int) -> ChunkOutcome:
+        out = ChunkOutcome(chunk.index, chunk.text)
+        messages = self.task.messages(variant, chunk.text, context, chunk.index, total)
+        need = self.engine.prompt_tokens(messages) + self.cfg.max_new_tokens
+        if need > self.engine.context_length:
+            raise _DocError(f"prompt_too_long: chunk {chunk.index} needs {need} tokens (prompt + max_new_tokens) "
+                            f"but the engine's context is {self.engine.context_length}")
+        for attempt in range(self.cfg.attempts):
+            out.attempts = attempt + 1
+            comp = await self._generate(res, variant, chunk, messages, attempt)
+            res.prompt_tokens += comp.prompt_tokens
+            res.completion_tokens += comp.completion_tokens
+            rewrite, failure = self._screen(comp)
+            if failure is None:
+                try:
+                    verdict = await self._verify(chunk.text, rewrite)
+                except Exception as e:   # noqa: BLE001 - a verifier crash fails this document, not the run
+                    raise _DocError(f"verify_error: chunk {chunk.index}: {e}") from e
+                out.scores = dict(verdict.scores)
+                failure = None if verdict.accepted else list(verdict.reasons)
+            if failure is None:
+                out.rewrite, out.accepted, out.reasons = rewrite, True, []
+                return out
+            out.rewrite, out.reasons = rewrite, failure if isinstance(failure, list) else [failure]
+            res.failed_attempt_reasons.extend(out.reasons)
+        return out
+
+    async def _generate(self, res: VariantResult, variant: Variant, chunk: Chunk,
+                        messages: list[dict[str, str]], attempt: int) -> Completion:
+        seed = request_seed(self.cfg.seed, res.doc["id"], variant.index, chunk.index, attempt)
+        params = SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                max_tokens=self.cfg.max_new_tokens, seed=seed)
+        req = ChatRequest(messages, params, request_id=f"{res.doc['id']}/{variant.index}/{chunk.index}/{attempt}")
+        if self.cfg.on_request is not None:
+            self.cfg.on_request(req)
+        try:
+            if self.cfg.request_timeout_s:
+                return await asyncio.wait_for(self.engine.generate(req), self.cfg.request_timeout_s)
+            return await self.engine.generate(req)
+        except asyncio.TimeoutError:
+            raise _DocError(f"timeout: chunk {chunk.index} took longer than {self.cfg.request_timeout_s} s") from None
+        except EngineError as e:
+            raise _DocError(f"engine_error: chunk {chunk.index}: {e}") from None
+
+    def _screen(self, comp: Completion) -> tuple[str, str | None]:
+        """(cleaned rewrite, failure reason or None) for problems visible without the verifier."""
+        if comp.finish_reason == "error":
+            return "", f"engine_error: {comp.error or 'the engine reported an error'}"
+        text = self.task.clean(comp.text)
+        if comp.finish_reason == "length":
+            return text, f"truncated: the completion hit max_new_tokens={self.cfg.max_new_tokens}"
+        if not text:
+            return "", "empty_completion: the model returned no text"
+        return text, None
+
+    async def _verify(self, source: str, rewrite: str) -> Any:
+        verdict = await self.batcher.verify(source, rewrite)
+        if not self.task.checks:
+            return verdict
+        from rephrase.verify import CheckResult, Verdict
+        extra = [CheckResult(*check(source, rewrite)) for check in self.task.checks]
+        checks = list(verdict.checks) + extra
+        return Verdict(accepted=verdict.accepted and all(c.passed for c in extra), checks=checks)
+
+
+class _DocError(Exception):
+    """A per-document failure (timeout, engine error, prompt beyond context): recorded, the run continues."""
+
+
+async def rewrite_document(doc: dict[str, Any], variant: Variant, *, task: Task, engine: Engine, verifier: Any,
+                           cfg: GenConfig) -> VariantResult:
+    """Convenience entry point: one document in one variant."""
+    return await Rewriter(task, engine, verifier, cfg).rewrite_document(doc, variant)
+
+
+def reason_key(reason: str) -> str:
+    """The category of a reason string ("chunk 3: numbers: 2 missing" -> "numbers")."""
+    if reason.startswith("chunk ") and ": " in reason:
+        reason = reason.split(": ", 1)[1]
+    return reason.split(":", 1)[0].strip() or "unknown"
+

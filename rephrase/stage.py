@@ -1,0 +1,141 @@
+"""The rewriting Stage: one engine + one verifier per worker (process or Ray actor), one input shard per unit.
+
+`RewriteStage` is task-agnostic: the task (rephrase here, learning notes in mathnotes) comes from the registry
+`rephrase.prompts.TASKS` by name, so another package reuses this stage and the loop with its own task.
+A unit reads one document shard and writes, each atomically, one synthetic shard (SYNTH_SCHEMA) and one rejects
+shard (REJECT_SCHEMA: every rejected or failed variant with its reasons). Its stats become the done-marker.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from corpus.executor import Stage, Unit
+from corpus.schema import doc_id, table_from_docs
+from corpus.shards import read_shard, write_table
+
+REJECT_SCHEMA = pa.schema([
+    pa.field("parent_id", pa.string(), nullable=False),
+    pa.field("task", pa.string()),
+    pa.field("style", pa.string()),
+    pa.field("prompt_sha", pa.string()),
+    pa.field("status", pa.string()),                 # rejected (a chunk failed verification) | error
+    pa.field("reasons", pa.list_(pa.string())),
+    pa.field("chunk", pa.int32()),                   # index of the failing chunk (null: before any chunk)
+    pa.field("attempts", pa.int32()),
+    pa.field("source", pa.string()),                 # the failing chunk's source text (or the document's)
+    pa.field("rewrite", pa.string()),                # the last attempt's rewrite of that chunk
+    pa.field("scores", pa.map_(pa.string(), pa.float64())),
+    pa.field("engine", pa.string()),
+    pa.field("model", pa.string()),
+])
+
+
+def rejects_path(output: str | Path) -> Path:
+    """Where the rejects of the synthetic shard `output` go: a `rejects/` folder beside it."""
+    output = Path(output)
+    return output.parent / "rejects" / output.name
+
+
+class RewriteStage(Stage):
+    """Owns the engine and the verifier of one worker; process(unit) rewrites one shard."""
+
+    name = "rephrase"
+
+    def __init__(self, spec: Any, task: str = "rephrase"):
+        self.spec, self.task_name = spec, task
+        self.name = task       # names the done-marker folder, so two tasks never share markers
+        device = str(getattr(spec.engine, "device", "") or "")
+        self.resources = {"num_gpus": 1} if device.startswith("cuda") else {}
+        self._engine = self._verifier = self._task = self._loop = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the spec travels to workers; each builds its own engine and verifier in setup().
+        return {"spec": self.spec, "task_name": self.task_name, "name": self.name, "resources": self.resources}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._engine = self._verifier = self._task = self._loop = None
+
+    def setup(self) -> None:
+        if self._engine is not None:
+            return
+        from rephrase.engines import make_engine
+        from rephrase.prompts import TASKS
+        if self.task_name not in TASKS:
+            raise ValueError(f"unknown rewriting task {self.task_name!r}; registered: {', '.join(sorted(TASKS))}")
+        self._task = TASKS[self.task_name](self.spec)
+        self._engine = self.build_engine()
+        self._verifier = self.build_verifier()
+        # One loop for the worker's lifetime: engines keep background tasks and clients bound to their loop.
+        self._loop = asyncio.new_event_loop()
+
+    def build_engine(self):
+        from rephrase.engines import make_engine
+        return make_engine(self.spec.engine)
+
+    def build_verifier(self):
+        from rephrase.verify import Verifier
+        return Verifier(self.spec.verifier)
+
+    @property
+    def engine(self):
+        return self._engine
+
+    def process(self, unit: Unit) -> dict[str, Any]:
+        from rephrase.generate import Rewriter
+        from rephrase.stats import unit_stats
+        self.setup()
+        docs = read_shard(unit.inputs[0]).to_pylist()
+        limit = unit.params.get("limit")
+        docs = docs[:limit] if limit is not None else docs
+        eligible = [d for d in docs if d["domain"] in self.spec.domains]
+        t0, c0 = time.perf_counter(), time.process_time()
+        rewriter = Rewriter(self._task, self._engine, self._verifier, self.spec.gen_config())
+        results = self._loop.run_until_complete(rewriter.rewrite_all(eligible))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows = [self._row(r) for r in results if r.status == "accepted"]
+        rejects = [self._reject(r) for r in results if r.status != "accepted"]
+        write_table(unit.output, table_from_docs(rows, synthetic=True))
+        write_table(rejects_path(unit.output), pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
+        stats = unit_stats(results, docs_in=len(docs), docs_skipped=len(docs) - len(eligible), wall_s=wall,
+                           cpu_s=cpu, gpus=self.resources.get("num_gpus", 0))
+        stats.update(unit=unit.id, output=Path(unit.output).name, rows=len(rows), rejects=len(rejects),
+                     verify_calls=rewriter.batcher.calls)
+        return stats
+
+    def _row(self, r) -> dict[str, Any]:
+        scores: dict[str, float] = {}
+        for c in r.chunks:           # a variant is as faithful as its worst chunk
+            for k, v in c.scores.items():
+                scores[k] = min(v, scores.get(k, v))
+        label = r.variant.label
+        meta = {"variant": r.variant.index, "chunks": r.n_chunks, "seed": self.spec.seed,
+                "chunk_attempts": [c.attempts for c in r.chunks]}
+        return {
+            "id": doc_id(f"{r.doc['id']}\x00{self.task_name}\x00{label}\x00{r.text}"),
+            "text": r.text, "domain": r.doc["domain"], "source": r.doc.get("source") or "",
+            "lang": r.doc.get("lang") or "", "meta": json.dumps(meta, sort_keys=True),
+            "parent_id": r.doc["id"], **self._task.row_fields(r.variant),
+            "engine": self._engine.name, "model": self._engine.model, "prompt_sha": r.prompt_sha,
+            "fidelity": {"accepted": True, "reasons": [], "scores": scores},
+            "attempts": sum(c.attempts for c in r.chunks),
+        }
+
+    def _reject(self, r) -> dict[str, Any]:
+        failed = [c for c in r.chunks if c.index == r.failed_chunk]
+        last = failed[0] if failed else None
+        return {
+            "parent_id": r.doc["id"], "task": self._task.name,
+            "style": r.variant.label if r.variant else None, "prompt_sha": r.prompt_sha or None,
+            "status": r.status, "reasons": list(r.reasons),
+            "chunk": r.failed_chunk, "attempts": last.attempts if last else 0,
+            "source": last.source if last else (r.doc.get("text") or ""), "rewrite": last.rewrite if last else "",
+            "scores": sorted((last.scores if last else {}).items()),
+            "engine": self._engine.name, "model": self._engine.model,
+        }

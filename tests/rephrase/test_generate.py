@@ -1,0 +1,151 @@
+"""The chunk-wise autoregressive loop with the real local engine (SmolLM2-135M) and the real verifier.
+
+Fault injectors (named so) wrap the real engine to raise, stall or shrink its context; everything else is real.
+"""
+import asyncio
+
+import pytest
+
+from rephrase.engines import EngineError, EngineSpec, make_engine
+from rephrase.generate import GenConfig, Rewriter, VerifyBatcher, request_seed, tail_by_tokens
+from rephrase.prompts import RephraseTask
+from rephrase.styles import StyleBook
+from rephrase.verify import Verifier, VerifierSpec
+
+DOCS = [
+    {"id": "nile", "domain": "knowledge",
+     "text": "The Nile is about 6,650 km long.\n\nThe Aswan High Dam on the Nile was completed in 1970."},
+    {"id": "moon", "domain": "knowledge", "text": "The Moon is 384,400 km from Earth on average."},
+]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    # One torch thread: on a shared 2-core box two OpenMP threads spin against each other (10x slower).
+    eng = make_engine(EngineSpec(batch_size=4, max_concurrency=4, threads=1))
+    yield eng
+    asyncio.run(eng.aclose())
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(VerifierSpec())
+
+
+def task():
+    return RephraseTask(StyleBook.load().select(["expert_notes", "encyclopedia"], ["neutral"]))
+
+
+def cfg(**kw):
+    base = dict(seed=3, variants=1, attempts=1, chunk_target_tokens=16, chunk_max_tokens=24,
+                context_tail_tokens=24, max_new_tokens=40, concurrency=4)
+    return GenConfig(**{**base, **kw})
+
+
+class FaultInjectingEngine:
+    """Wraps the real engine; injects a fault for selected documents (by request id prefix)."""
+
+    def __init__(self, inner, *, raise_for=(), stall_for=(), context_length=None):
+        self.inner, self.raise_for, self.stall_for = inner, raise_for, stall_for
+        self.name, self.model, self.max_concurrency = inner.name, inner.model, inner.max_concurrency
+        self.context_length = context_length or inner.context_length
+
+    async def generate(self, req):
+        doc = req.request_id.split("/")[0]
+        if doc in self.raise_for:
+            raise EngineError("injected: backend unavailable after retries")
+        if doc in self.stall_for:
+            await asyncio.sleep(30)
+        return await self.inner.generate(req)
+
+    def count_tokens(self, text):
+        return self.inner.count_tokens(text)
+
+    def prompt_tokens(self, messages):
+        return self.inner.prompt_tokens(messages)
+
+
+def test_request_seed_and_tail():
+    assert request_seed(1, "d", 0, 2, 0) == request_seed(1, "d", 0, 2, 0)
+    assert len({request_seed(1, "d", 0, 2, a) for a in range(5)}) == 5
+    words = " ".join(f"w{i}" for i in range(100))
+    tail = tail_by_tokens(words, 10, lambda t: len(t.split()))
+    assert tail == " ".join(f"w{i}" for i in range(90, 100))
+    assert tail_by_tokens("short text", 10, lambda t: len(t.split())) == "short text"
+    assert tail_by_tokens("anything", 0, len) == ""
+
+
+def test_real_generation_chunkwise_with_context(engine, verifier):
+    """Two documents, concurrently; chunk 1 of the Nile sees the tail of chunk 0's rewrite as context."""
+    sent = []
+    permissive = Verifier(VerifierSpec(checks=[]))   # real verifier, no checks: isolates the loop's mechanics
+    rw = Rewriter(task(), engine, permissive, cfg(on_request=sent.append))
+    results = asyncio.run(rw.rewrite_all(DOCS))
+    assert [r.doc["id"] for r in results] == ["nile", "moon"]
+    nile = results[0]
+    assert nile.n_chunks == 2 and nile.completion_tokens > 0 and nile.prompt_tokens > 0
+    for r in results:
+        assert r.status in ("accepted", "rejected")
+        assert r.status == "accepted" or r.reasons, "a rejection always carries reasons"
+    if nile.status == "accepted":
+        first = nile.chunks[0].rewrite
+        second_prompt = [q for q in sent if q.request_id.startswith("nile/0/1/")][0].messages[-1]["content"]
+        assert first.split()[-1] in second_prompt, "chunk 1 is conditioned on the rewrite of chunk 0"
+        assert nile.text.startswith(first) and nile.text.endswith(nile.chunks[1].rewrite)
+        assert "\n\n" in nile.text, "the paragraph separator between chunks is kept"
+    # Same seeds -> same requests (seeds and ids depend only on the position in the run).
+    assert sorted((q.request_id, q.params.seed) for q in sent) == sorted(
+        (f"{d}/0/{c}/0", request_seed(3, d, 0, c, 0)) for d, n in (("nile", 2), ("moon", 1)) for c in range(n)
+        if c == 0 or nile.status == "accepted")
+
+
+def test_real_verifier_verdicts_flow_into_results(engine, verifier):
+    res = asyncio.run(Rewriter(task(), engine, verifier, cfg(attempts=2)).rewrite_all(DOCS[1:]))[0]
+    assert res.chunks and res.chunks[0].attempts in (1, 2)
+    if res.status == "accepted":
+        assert res.chunks[0].scores and "numbers" in res.chunks[0].scores
+    else:
+        assert all(r.startswith("chunk 0: ") for r in res.reasons)
+        assert len(res.failed_attempt_reasons) >= res.chunks[0].attempts
+
+
+def test_per_document_errors_are_recorded_and_the_run_continues(engine, verifier):
+    docs = [{"id": "empty", "domain": "knowledge", "text": "   "},
+            {"id": "down", "domain": "knowledge", "text": "Paris is the capital of France."},
+            {"id": "slow", "domain": "knowledge", "text": "Rome is the capital of Italy."}]
+    faulty = FaultInjectingEngine(engine, raise_for=("down",), stall_for=("slow",))
+    results = asyncio.run(Rewriter(task(), faulty, verifier, cfg(request_timeout_s=0.5)).rewrite_all(docs))
+    by_id = {r.doc["id"]: r for r in results}
+    assert by_id["empty"].status == "error" and by_id["empty"].reasons[0].startswith("empty_text")
+    assert by_id["down"].status == "error" and "engine_error" in by_id["down"].reasons[0]
+    assert "injected" in by_id["down"].reasons[0]
+    assert by_id["slow"].status == "error" and by_id["slow"].reasons[0].startswith("timeout")
+
+
+def test_prompt_beyond_context_is_an_error_before_generation(engine, verifier):
+    tiny = FaultInjectingEngine(engine, context_length=60)
+    res = asyncio.run(Rewriter(task(), tiny, verifier, cfg()).rewrite_all(DOCS[1:]))[0]
+    assert res.status == "error" and res.reasons[0].startswith("prompt_too_long")
+    assert res.completion_tokens == 0 and res.failed_chunk == 0
+
+
+def test_verify_batcher_coalesces_concurrent_requests(verifier):
+    class CountingVerifier:
+        """The real verifier, counting its batch calls."""
+        def __init__(self):
+            self.batches = []
+
+        async def averify_batch(self, pairs):
+            self.batches.append(len(pairs))
+            return await verifier.averify_batch(pairs)
+
+    counting = CountingVerifier()
+    batcher = VerifyBatcher(counting)
+    pairs = [(f"The value is {i}.", f"The value equals {i}.") for i in range(6)]
+
+    async def go():
+        return await asyncio.gather(*(batcher.verify(s, r) for s, r in pairs))
+
+    verdicts = asyncio.run(go())
+    assert len(verdicts) == 6 and counting.batches == [6]
+    assert all(v.scores["numbers"] == 1.0 for v in verdicts)
