@@ -118,3 +118,20 @@ def test_real_model_step_clips_or_only_records(qk_clip):
     w = model.model.layers[0].self_attn.q_b_proj.weight
     assert not torch.equal(w, before)
     assert all(torch.isneginf(a.max_logits).all() for a in model.attention_layers())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_step_never_syncs_with_the_host():
+    model = _tiny(seed=4, attn_gain=30.0).cuda()
+    opt = MuonClip.from_model(model, lr=1e-3, weight_decay=0.1, qk_clip_tau=20.0)
+    ids = torch.randint(0, model.config.vocab_size, (2, 32), device="cuda")
+    model(ids, labels=ids).loss.backward()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any device->host sync inside the step raises
+    try:
+        opt.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    stats = opt.last_clip_stats
+    assert stats.max_logits.is_cuda and int(stats.heads_clipped.sum()) > 0
