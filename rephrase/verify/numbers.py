@@ -291,10 +291,16 @@ def _num_equal(a: Quantity, b: Quantity) -> bool:
     a soft one (a pronoun-like "one") must not vouch for "1 kg"."""
     if a.unit is not None and b.unit is None and b.soft:
         return False
-    if a.unit == b.unit or a.unit is None or b.unit is None:
+    if a.unit == b.unit or a.unit is None or b.unit is None or _bare_degrees(a, b):
         return math.isclose(float(a.value), float(b.value), rel_tol=1e-9, abs_tol=1e-12)
     (da, va), (db, vb) = _base(a), _base(b)
     return da == db and math.isclose(va, vb, rel_tol=CONVERSION_REL_TOL)
+
+
+def _bare_degrees(a: Quantity, b: Quantity) -> bool:
+    """"100 degrees" may mean "100 °C" or "100 °F": a bare degree matches a temperature of the same value."""
+    units = {a.unit, b.unit}
+    return "deg" in units and bool(units & {"degC", "degF"})
 
 
 def _years(qs: list[Quantity]) -> set[int]:

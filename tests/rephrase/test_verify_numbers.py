@@ -20,6 +20,7 @@ def labels(text):
     ("a 3.5 km walk", "a walk of 3500 metres"),
     ("It weighs 10 kg.", "It weighs ten kilograms."),
     ("water at 30 °C", "water at 30 degrees Celsius"),
+    ("water boils at 100 °C", "water boils at 100 degrees"),
     ("5 miles", "8.05 km"),
     ("on March 3, 1998", "on 3 March 1998"),
     ("on March 3, 1998", "on 1998-03-03"),
