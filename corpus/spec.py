@@ -98,6 +98,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "pack": ("corpus.pack:PackSpec", "corpus.pack:run_pack"),
     "mix": ("corpus.mixture:MixSpec", "corpus.mixture:run_mix"),
     "rephrase": ("rephrase.spec:RephraseSpec", "rephrase.run:run_rephrase"),
+    "train": ("trainer.spec:TrainSpec", "trainer.loop:run_train"),
 }
 
 
