@@ -14,6 +14,7 @@ import click
 GROUPS: dict[str, str] = {
     "corpus": "corpus.cli:corpus",
     "rephrase": "rephrase.cli:rephrase",
+    "mathnotes": "mathnotes.cli:mathnotes",
     "train": "trainer.cli:train",
     "serve": "api.server:serve",
 }

@@ -99,6 +99,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "mix": ("corpus.mixture:MixSpec", "corpus.mixture:run_mix"),
     "rephrase": ("rephrase.spec:RephraseSpec", "rephrase.run:run_rephrase"),
     "train": ("trainer.spec:TrainSpec", "trainer.loop:run_train"),
+    "mathnotes": ("mathnotes.spec:MathNotesSpec", "mathnotes.run:run_mathnotes"),
 }
 
 
