@@ -5,54 +5,17 @@ import shutil
 
 import numpy as np
 import pytest
-import yaml
 
 from corpus.indexed import IndexedDataset
-from corpus.mixture import MixSpec, run_mix
-from corpus.pack import PackSpec, run_pack
-from corpus.samples import sample_files
-from corpus.schema import normalize_doc, table_from_docs
-from corpus.shards import write_table
 from trainer.data import DataError, MixtureData, split_documents
+from trainer.evidence import CORPUS_VOCAB, build_sample_corpus
+
+VOCAB = CORPUS_VOCAB  # a small trained BPE keeps the tiny model's embedding and head small: fast CPU steps
 
 
-VOCAB = 512  # a small trained BPE keeps the tiny model's embedding and head small, so CPU steps are fast
-
-
-def train_tokenizer(path):
-    """A real byte-level BPE tokenizer with VOCAB entries, trained on the bundled samples."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    texts = [json.loads(line)["text"] for f in sample_files() for line in f.read_text().splitlines() if line.strip()]
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<|endoftext|>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(str(path))
-    return path
-
-
-def build_corpus(root, seq_len=32, weights=None):
-    """Pack the bundled sample files (one source per domain, 2 shards each) with a VOCAB-sized tokenizer and
-    mix them; return the manifest path."""
-    weights = weights or {"knowledge": 0.4, "math": 0.3, "code": 0.15, "web": 0.15}
-    tok = train_tokenizer(root / "tok" / "tokenizer.json")
-    for f in sample_files():
-        domain = f.stem
-        docs = [normalize_doc(json.loads(line), f"{f}:{i}", domain)
-                for i, line in enumerate(f.read_text().splitlines()) if line.strip()]
-        half = len(docs) // 2
-        for k, part in enumerate((docs[:half], docs[half:])):
-            write_table(root / "docs" / domain / f"{domain}-{k:05d}.parquet", table_from_docs(part))
-        run_pack(PackSpec(inputs=[str(root / "docs" / domain)], output=str(root / "packed" / domain),
-                          tokenizer=str(tok)))
-    mixture = {"total_tokens": 20000, "seq_len": seq_len, "seed": 0,
-               "sources": [{"name": d, "paths": [d], "domain": d, "weight": w} for d, w in weights.items()]}
-    (root / "mix.yaml").write_text(yaml.safe_dump(mixture))
-    run_mix(MixSpec(mixture=str(root / "mix.yaml"), output=str(root / "mixture.json"),
-                    packed=[str(root / "packed")]))
-    return root / "mixture.json"
+def build_corpus(root, seq_len=32):
+    """The bundled samples packed with a trained BPE and mixed, one source per domain (trainer.evidence)."""
+    return build_sample_corpus(root, seq_len=seq_len)
 
 
 @pytest.fixture(scope="module")
