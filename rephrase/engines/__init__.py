@@ -46,7 +46,7 @@ class EngineSpec(Spec):
     device: str = Field("auto", description="local: cpu | cuda | cuda:N | auto")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="weights dtype (auto: bf16 on GPU, fp32 on CPU for local; bf16 for vllm)")
-    threads: int | None = Field(None, ge=1, description="local: torch CPU threads [default: usable cores]")
+    threads: int | None = Field(None, ge=1, description="local: torch CPU threads [default: usable cores - 1]")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm: fraction of (GPU or CPU) "
                                                                        "memory reserved for weights + KV cache")
     max_model_len: int | None = Field(None, ge=16, description="vllm: max sequence length (smaller = less KV)")
