@@ -77,9 +77,9 @@ def spec_command(name: str, spec_cls: type[Spec], run: Callable[..., dict], help
         dest_to_field[dest] = dotted
         flag = "--" + dotted.replace("_", "-")
         decls = [flag] if "." not in dotted else [flag, "--" + dotted.replace(".", "-").replace("_", "-")]
-        default = None if f.is_required() else f.default
+        default = None if f.is_required() else f.get_default(call_default_factory=True)
         desc = (f.description or "").strip()
-        if default not in (None, [], (), "") and not callable(default):
+        if default not in (None, [], (), "", {}) and not callable(default):
             desc += f" [default: {default}]"
         if f.is_required():
             desc += " [required unless in --spec]"
