@@ -66,8 +66,10 @@ def _segments(text: str) -> list[tuple[list[str], list[str]]]:
 
 
 def _is_cap(tok: str) -> bool:
-    # single letters are symbols or initials ("2 H atoms", "°C"), not names on their own
-    return tok[:1].isupper() and len(tok) > 1 and tok.lower() not in NON_ENTITY
+    # single letters are symbols or initials ("2 H atoms", "°C"), not names on their own;
+    # tokens with digits ("CO2", "A380") are ids, compared by the numbers check
+    return (tok[:1].isupper() and len(tok) > 1 and tok.lower() not in NON_ENTITY
+            and not any(c.isdigit() for c in tok))
 
 
 def _norm(tok: str) -> str:

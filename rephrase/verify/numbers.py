@@ -90,6 +90,7 @@ def _blank(text: str, qs: list[Quantity]) -> str:
 # ---------------------------------------------------------------- ids ("COVID-19", "A380")
 _ALNUM = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 _NUM_SUFFIX = re.compile(r"^\d+(?:\.\d+)?-?(?P<suf>[A-Za-z]+)$")
+_COMPOUND = re.compile(r"^\d+(?:\.\d+)?-[A-Za-z]")
 
 
 def _ids(text: str) -> tuple[list[Quantity], str]:
@@ -103,6 +104,8 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
             continue  # "5km", "3rd", "1990s": the digit pass reads these
         if _is_unit_symbol(tok):
             continue  # "km2" after a number is a unit, not an id
+        if _COMPOUND.match(tok):
+            continue  # "225-day", "3-year-old": a number in a compound adjective, read by the digit pass
         out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.end()))
     return out, _blank(text, out)
 
@@ -113,7 +116,7 @@ def _is_unit_symbol(tok: str) -> bool:
 
 
 def _benign_suffix(tok: str, suf: str) -> bool:
-    if suf in ("st", "nd", "rd", "th", "s") or suf.lower() in SCALE_ABBREV:
+    if suf in ("st", "nd", "rd", "th", "s", "x") or suf.lower() in SCALE_ABBREV:  # "x": "92x Earth's"
         return True
     return match_unit(suf, 0) is not None and match_unit(suf, 0)[1] == len(suf)
 
@@ -123,6 +126,16 @@ _DIGITS = re.compile(r"(?<![\w.])(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(
 _SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b", re.IGNORECASE)
 _ORD_AFTER = re.compile(r"(?:st|nd|rd|th)\b")
 _DECADE_AFTER = re.compile(r"'?s\b")
+
+
+_FRACTION = re.compile(r"(?<![\w/.])(\d{1,3})/(\d{1,3})(?![\w/])")
+
+
+def _fractions(text: str) -> tuple[list[Quantity], str]:
+    """"2/3" = two thirds."""
+    out = [Quantity("num", int(m.group(1)) / int(m.group(2)), text=m.group(0), start=m.start(), end=m.end())
+           for m in _FRACTION.finditer(text) if int(m.group(2))]
+    return out, _blank(text, out)
 
 
 def _digits(text: str) -> list[Quantity]:
@@ -273,7 +286,8 @@ def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance."""
     dates, rest = _dates(text)
     ids, rest = _ids(rest)
-    digits = _digits(rest)
+    fractions, rest = _fractions(rest)
+    digits = fractions + _digits(rest)
     nums = sorted(digits + _number_words(_blank(rest, digits)), key=lambda q: q.start)
     _ranges(nums, rest)
     return sorted(dates + ids + nums, key=lambda q: q.start)

@@ -36,6 +36,9 @@ def labels(text):
     ("The A380 flew.", "The a380 flew."),
     ("It emits CO2.", "It emits carbon dioxide."),
     ("one of the largest lakes", "among the largest lakes"),
+    ("two thirds of its neurons", "~2/3 of its neurons"),
+    ("its year of 225 Earth days", "its 225-Earth-day year"),
+    ("92 times that of Earth", "92x Earth's"),
 ])
 def test_equivalent_forms_match(a, b):
     d = compare(a, b)
