@@ -72,7 +72,11 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     save_spec(spec, out / SPEC_NAME, kind)
     emit = on_event or (lambda ev: None)
     emit({"type": "log", "message": f"{kind}: {len(units)} shard(s) -> {out}"})
-    unit_stats = spec.executor.build().run(stage, units, state_dir=out, desc=kind)
+    try:
+        unit_stats = spec.executor.build().run(stage, units, state_dir=out, desc=kind)
+    finally:
+        if hasattr(stage, "close"):
+            stage.close()     # the in-process stage (local, workers=1) holds the engine and an event loop
     from rephrase.stats import merge_stats
     stats = merge_stats(unit_stats)
     entries = [{"path": Path(u.output).name, "rows": s["rows"]} for u, s in zip(units, unit_stats)]

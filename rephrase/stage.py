@@ -87,6 +87,15 @@ class RewriteStage(Stage):
     def engine(self):
         return self._engine
 
+    def close(self) -> None:
+        """Release the engine and the worker's event loop (idempotent; workers that exit need not call it)."""
+        if self._loop is None:
+            return
+        if self._engine is not None:
+            self._loop.run_until_complete(self._engine.aclose())
+        self._loop.close()
+        self._engine = self._verifier = self._task = self._loop = None
+
     def process(self, unit: Unit) -> dict[str, Any]:
         from rephrase.generate import Rewriter
         from rephrase.stats import unit_stats

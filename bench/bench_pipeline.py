@@ -1,0 +1,113 @@
+"""Pipeline efficiency: generated tokens/s of the full rephrase pipeline / tokens/s of the bare engine.
+
+The pipeline (chunking, chunk-wise autoregressive scheduling with context tails, batched verification in a
+thread, resampling) runs over a set of knowledge documents while every request it sends is recorded. The bare
+engine is then given exactly those requests all at once (same messages, same max tokens, same seeds) with
+`generate_many`. The ratio says how much of the engine's throughput survives the pipeline's dependencies
+(chunk i+1 waits for chunk i and its verification). Target: >= 0.9 with the local engine.
+
+    .venv/bin/python bench/bench_pipeline.py [--docs 6] [--variants 2] [--batch-size 8] [--threads 1]
+
+Prints the numbers and writes bench/results/pipeline.json (with the machine's load average, because a shared
+box skews absolute tokens/s; the ratio compares two passes measured back to back on the same engine).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DOCS = [
+    "The Nile is about 6,650 km long and flows north into the Mediterranean Sea. It passes through eleven "
+    "countries.\n\nThe Aswan High Dam was completed in 1970. It controls the annual flood and produces "
+    "electricity for Egypt.",
+    "The Moon orbits Earth at an average distance of 384,400 km. Its diameter is 3,474 km.\n\nApollo 11 landed "
+    "on the Moon on 20 July 1969. Neil Armstrong and Buzz Aldrin walked on its surface.",
+    "Marie Curie was born in Warsaw in 1867. She won the Nobel Prize in Physics in 1903.\n\nIn 1911 she won a "
+    "second Nobel Prize, in Chemistry, for the discovery of polonium and radium.",
+    "The Great Wall of China is more than 21,000 km long. Most of the existing wall was built during the Ming "
+    "dynasty.\n\nConstruction of early walls began in the 7th century BC.",
+    "Water boils at 100 degrees Celsius at sea level. At higher altitudes the boiling point is lower because "
+    "the air pressure is lower.\n\nOn the summit of Mount Everest water boils at about 70 degrees Celsius.",
+    "The Python programming language was created by Guido van Rossum. Its first release was in 1991.\n\n"
+    "Python 3.0 was released in December 2008 and was not backward compatible with Python 2.",
+    "Mount Kilimanjaro in Tanzania rises to 5,895 metres. It is the highest mountain in Africa.\n\n"
+    "Its summit, Uhuru Peak, was first reached in 1889 by Hans Meyer and Ludwig Purtscheller.",
+    "The human heart beats about 100,000 times a day. It pumps blood through a network of vessels.\n\n"
+    "An adult body holds about 5 litres of blood.",
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=6)
+    ap.add_argument("--variants", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spinning on a busy box)")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "pipeline.json"))
+    args = ap.parse_args()
+
+    from rephrase.engines import EngineSpec, make_engine
+    from rephrase.generate import Rewriter
+    from rephrase.prompts import TASKS
+    from rephrase.spec import RephraseSpec
+    from rephrase.verify import Verifier
+
+    spec = RephraseSpec(inputs=["-"], output="-", variants=args.variants, attempts=2, seed=1,
+                        chunk_target_tokens=32, chunk_max_tokens=48, context_tail_tokens=32,
+                        max_new_tokens=args.max_new_tokens, concurrency=2 * args.batch_size,
+                        engine=EngineSpec(batch_size=args.batch_size, max_concurrency=args.batch_size,
+                                          threads=args.threads))
+    engine = make_engine(spec.engine)
+    verifier = Verifier(spec.verifier)
+    docs = [{"id": f"doc{i}", "domain": "knowledge", "text": t} for i, t in enumerate(DOCS[:args.docs])]
+    result = asyncio.run(measure(engine, verifier, TASKS["rephrase"](spec), spec, docs))
+    result.update(config=vars(args), model=engine.model, python=platform.python_version(),
+                  loadavg_1m=os.getloadavg()[0], cpus=os.cpu_count(), when=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                     time.gmtime()))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("pipeline_tokens_per_s", "bare_tokens_per_s", "efficiency",
+                                             "requests", "pipeline_tokens", "bare_tokens", "acceptance_rate",
+                                             "verify_calls", "loadavg_1m")}, indent=2))
+    print(f"pipeline efficiency = {result['efficiency']:.3f} (target >= 0.9) -> {args.out}")
+
+
+async def measure(engine, verifier, task, spec, docs) -> dict:
+    from rephrase.generate import Rewriter
+    # Warm both models (first calls allocate and load) so neither pass pays one-time costs.
+    await verifier.averify_batch([("The sky is blue.", "The sky has a blue colour.")])
+    from rephrase.engines import ChatRequest, SamplingParams
+    await engine.generate_many([ChatRequest([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4))])
+
+    sent = []
+    cfg = spec.gen_config()
+    cfg.on_request = sent.append
+    rw = Rewriter(task, engine, verifier, cfg)
+    t0 = time.perf_counter()
+    results = await rw.rewrite_all(docs)
+    pipe_s = time.perf_counter() - t0
+    pipe_tokens = sum(r.completion_tokens for r in results)
+
+    t0 = time.perf_counter()
+    bare = await engine.generate_many(sent)
+    bare_s = time.perf_counter() - t0
+    bare_tokens = sum(c.completion_tokens for c in bare)
+    pipe_tps, bare_tps = pipe_tokens / pipe_s, bare_tokens / bare_s
+    return {"pipeline_tokens_per_s": round(pipe_tps, 3), "bare_tokens_per_s": round(bare_tps, 3),
+            "efficiency": round(pipe_tps / bare_tps, 4), "requests": len(sent), "pipeline_tokens": pipe_tokens,
+            "bare_tokens": bare_tokens, "pipeline_s": round(pipe_s, 2), "bare_s": round(bare_s, 2),
+            "acceptance_rate": sum(r.status == "accepted" for r in results) / len(results),
+            "verify_calls": rw.batcher.calls}
+
+
+if __name__ == "__main__":
+    main()
