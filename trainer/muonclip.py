@@ -226,11 +226,26 @@ class MuonClip(torch.optim.Optimizer):
             buf = state["momentum_buffer"]
             buf.mul_(mu).add_(p.grad)
             m = buf * mu + p.grad if group["nesterov"] else buf
-            if split > 1:  # (..., k*n, m) -> (..., k, n, m): k matrices per slice, orthogonalised separately
-                m = m.unflatten(-2, (split, m.shape[-2] // split))
-            o = newton_schulz5(m, steps=group["ns_steps"], dtype=self.ns_dtype)
+            o, scale = self._orthogonalise(m, split, group["ns_steps"])
             p.mul_(1.0 - lr * wd)
-            p.add_(o.reshape(p.shape).to(p.dtype), alpha=-lr * muon_scale(o.shape))
+            p.add_(o.to(p.dtype), alpha=-lr * scale)
+
+    def _orthogonalise(self, m: torch.Tensor, split: int, steps: int) -> tuple[torch.Tensor, float]:
+        """NS5 of every matrix in `m` (shaped like its parameter) and the Muon scale of those matrices.
+
+        An FSDP2 DTensor (rows sharded over ranks) is gathered once, orthogonalised whole on every rank (NS
+        needs the full matrix), and only this rank's shard is kept: no further communication, same result as
+        an unsharded run.
+        """
+        if hasattr(m, "full_tensor"):
+            from torch.distributed.tensor import distribute_tensor
+            o, scale = self._orthogonalise(m.full_tensor(), split, steps)
+            return distribute_tensor(o, m.device_mesh, m.placements, src_data_rank=None), scale
+        shape = m.shape
+        if split > 1:  # (..., k*n, m) -> (..., k, n, m): k matrices per slice, orthogonalised separately
+            m = m.unflatten(-2, (split, m.shape[-2] // split))
+        o = newton_schulz5(m, steps=steps, dtype=self.ns_dtype)
+        return o.reshape(shape), muon_scale(o.shape)
 
     def _adamw_group(self, group: dict) -> None:
         # torch.optim.AdamW's update; the step count stays a tensor (bias corrections are tensor ops), so there

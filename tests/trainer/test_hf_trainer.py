@@ -135,3 +135,54 @@ def test_cuda_step_never_syncs_with_the_host():
         torch.cuda.set_sync_debug_mode("default")
     stats = opt.last_clip_stats
     assert stats.max_logits.is_cuda and int(stats.heads_clipped.sum()) > 0
+
+
+def _fsdp_batches(rank: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + rank)
+    return [torch.randint(0, 256, (2, 16), generator=g) for _ in range(2)]
+
+
+def _fsdp_opt(model):
+    # fp32 Newton-Schulz: bf16 rounding would amplify the reduce-scatter's float-order differences
+    return MuonClip.from_model(model, lr=1e-2, weight_decay=0.1, qk_clip_tau=20.0, ns_dtype=torch.float32)
+
+
+def _fsdp_worker(rank: int, world: int, init_file: str, out: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    model = _tiny(seed=5, attn_gain=30.0, vocab_size=256)
+    for layer in model.model.layers:
+        fully_shard(layer)
+    fully_shard(model)  # parameters are now DTensors sharded on dim 0
+    opt = _fsdp_opt(model)
+    for ids in _fsdp_batches(rank):
+        opt.zero_grad()
+        model(ids, labels=ids).loss.backward()
+        opt.step()
+    full = {n: p.full_tensor().detach().clone() for n, p in model.named_parameters()}
+    if rank == 0:
+        torch.save({"weights": full, "clipped": opt.last_clip_stats.clipped}, out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_fsdp2_sharded_muonclip_matches_one_process(tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_fsdp_worker, args=(2, str(tmp_path / "pg"), str(out)), nprocs=2, join=True)
+    model = _tiny(seed=5, attn_gain=30.0, vocab_size=256)
+    opt = _fsdp_opt(model)
+    for b0, b1 in zip(_fsdp_batches(0), _fsdp_batches(1)):  # the global batch of both ranks at once
+        ids = torch.cat([b0, b1])
+        opt.zero_grad()
+        model(ids, labels=ids).loss.backward()
+        opt.step()
+    got = torch.load(out)
+    assert torch.equal(got["clipped"], opt.last_clip_stats.clipped) and got["clipped"].any()
+    for name, p in model.named_parameters():  # NS on the gathered matrix == NS unsharded (a shard-local NS is not)
+        err = (got["weights"][name] - p.detach()).abs().max() / p.detach().abs().max()
+        assert err < 1e-3, (name, float(err))
