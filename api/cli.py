@@ -16,6 +16,7 @@ GROUPS: dict[str, str] = {
     "rephrase": "rephrase.cli:rephrase",
     "mathnotes": "mathnotes.cli:mathnotes",
     "train": "trainer.cli:train",
+    "demo": "api.demo.cli:demo",
     "serve": "api.server:serve",
 }
 

@@ -1,0 +1,27 @@
+"""The `k2forge demo` command (registered in api/cli.py GROUPS)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("demo")
+@click.option("--output", default="out/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for every output of the demo (a rerun reuses its finished stages).")
+@click.option("--size", default="full", show_default=True, type=click.Choice(["full", "small"]),
+              help="full: what `make demo` runs; small: a reduced run (fewer documents and steps).")
+@click.option("--docs", type=int, default=None, help="Rewrite only the first N knowledge and N math documents.")
+@click.option("--steps", type=int, default=None, help="Training steps (overrides the size's).")
+@click.option("--fresh", is_flag=True, help="Delete the output folder (only a demo's) and start over.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the summary.")
+def demo(output: str, size: str, docs: int | None, steps: int | None, fresh: bool, as_json: bool) -> None:
+    """Run the main job end to end on the bundled samples: ingest, rephrase (styles, chunk-wise, verified),
+    math learning notes (with translation), dedup, pack, mix, train the tiny K2-style MoE with MuonClip, eval,
+    export to Hugging Face, generate a sample with transformers, and write an HTML + Markdown report."""
+    from api.demo.pipeline import DemoError, format_summary, run_demo
+    try:
+        res = run_demo(output, size=size, docs=docs, steps=steps, fresh=fresh)
+    except DemoError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(res, indent=2, default=str) if as_json else format_summary(res))

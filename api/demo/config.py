@@ -1,0 +1,143 @@
+"""The demo's configuration: sizes (api/demo/demo.yaml) and the demo mixture (api/demo/mixture.yaml).
+
+A size holds the fields of each job's own spec (rephrase, mathnotes, train), passed through unchanged, plus the
+generation sample; `--docs` and `--steps` override the number of documents rewritten and the training steps.
+The mixture names the stage each source comes from (`from: raw | rephrase | mathnotes`) instead of shard paths;
+`resolve_mixture` turns it into an ordinary `corpus mix` mixture once the packed shards exist.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from corpus.spec import SpecError
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+DEMO_YAML = HERE / "demo.yaml"
+MIXTURE_YAML = HERE / "mixture.yaml"
+ORIGINS = ("raw", "rephrase", "mathnotes")
+
+
+class SampleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field("The Danube is", min_length=1)
+    max_new_tokens: int = Field(40, ge=1)
+
+
+class DemoConfig(BaseModel):
+    """Everything that decides the demo's outputs; its hash guards a rerun into the same folder."""
+    model_config = ConfigDict(extra="forbid")
+    size: str
+    rephrase: dict[str, Any] = Field(default_factory=dict)
+    mathnotes: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    mixture: dict[str, Any] = Field(default_factory=dict)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping")
+    return data
+
+
+def sizes(path: Path = DEMO_YAML) -> list[str]:
+    return list(_read_yaml(path).get("sizes", {}))
+
+
+def load_config(size: str = "full", docs: int | None = None, steps: int | None = None,
+                demo_yaml: Path = DEMO_YAML, mixture_yaml: Path = MIXTURE_YAML) -> DemoConfig:
+    """The config of one size with the --docs/--steps overrides applied."""
+    all_sizes = _read_yaml(demo_yaml).get("sizes") or {}
+    if size not in all_sizes:
+        raise SpecError(f"{demo_yaml}: unknown size {size!r}, expected one of {', '.join(all_sizes)}")
+    data = json.loads(json.dumps(all_sizes[size]))  # deep copy
+    if docs is not None:
+        if docs < 1:
+            raise SpecError(f"--docs must be >= 1, got {docs}")
+        for job in ("rephrase", "mathnotes"):
+            data.setdefault(job, {})["limit"] = docs
+    if steps is not None:
+        if steps < 1:
+            raise SpecError(f"--steps must be >= 1, got {steps}")
+        train = data.setdefault("train", {})
+        train["steps"] = steps
+        # keep warm-up and checkpoints inside a shortened schedule
+        train["warmup_steps"] = min(int(train.get("warmup_steps", 0)), steps // 10)
+        if train.get("ckpt_every") and train["ckpt_every"] >= steps:
+            train["ckpt_every"] = 0
+    mixture = _read_yaml(mixture_yaml)
+    _check_mixture(mixture, mixture_yaml)
+    from pydantic import ValidationError
+    try:
+        return DemoConfig(size=size, mixture=mixture, **data)
+    except ValidationError as e:
+        from corpus.spec import format_validation_error
+        raise SpecError(format_validation_error(e, f"{demo_yaml} sizes.{size}")) from None
+
+
+def _check_mixture(mixture: dict[str, Any], where: Path) -> None:
+    for i, src in enumerate(mixture.get("sources") or []):
+        origin = src.get("from") if isinstance(src, dict) else None
+        if origin not in ORIGINS:
+            raise SpecError(f"{where}: sources.{i}.from: expected one of {', '.join(ORIGINS)}, got {origin!r}")
+        if "paths" in src:
+            raise SpecError(f"{where}: sources.{i}.paths: the demo mixture names `from`, not paths")
+
+
+def packed_origins(packed_dir: Path, dedup_dir: Path) -> list[dict[str, Any]]:
+    """Per packed shard: its prefix, tokens per domain and the stage its documents came from (via dedup)."""
+    index = json.loads((packed_dir / "_index.json").read_text())
+    dedup = json.loads((dedup_dir / "_stats.json").read_text())
+    origin_of = {s["output"]: Path(s["input"]).parent.name for s in dedup["shards"]}
+    out = []
+    for sh in index["shards"]:
+        part = Path(sh["input"]).name
+        if part not in origin_of:
+            raise RuntimeError(f"{packed_dir}: shard {sh['prefix']} comes from {sh['input']}, which "
+                               f"{dedup_dir / '_stats.json'} does not list")
+        prefix = Path(sh["prefix"])     # the pack index names prefixes relative to its folder
+        prefix = prefix if prefix.is_absolute() else packed_dir / prefix
+        out.append({"prefix": str(prefix), "origin": origin_of[part], "tokens": sh["tokens"],
+                    "tokens_by_domain": sh.get("tokens_by_domain") or {}})
+    return out
+
+
+def resolve_mixture(mixture: dict[str, Any], shards: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """(corpus-mix mixture with absolute shard prefixes, notes). A source with no tokens is dropped and the
+    remaining weights are renormalised (a run whose rewrites were all rejected still trains, and says so)."""
+    sources, notes = [], []
+    for src in mixture["sources"]:
+        paths = [str(s["prefix"]) for s in shards
+                 if s["origin"] == src["from"] and s["tokens_by_domain"].get(src["domain"], 0) > 0]
+        if not paths:
+            notes.append(f"source {src['name']!r}: no {src['domain']} documents from {src['from']} "
+                         f"(nothing accepted or all removed), dropped from the mixture")
+            continue
+        sources.append({k: v for k, v in src.items() if k != "from"} | {"paths": paths})
+    if not sources:
+        raise RuntimeError("demo mixture: no source has any tokens")
+    total = sum(s["weight"] for s in sources)
+    if abs(total - 1.0) > 1e-9:
+        for s in sources:
+            s["weight"] = s["weight"] / total
+        notes.append(f"weights of the remaining sources renormalised to sum to 1 (they summed to {total:.3f})")
+    resolved = {k: v for k, v in mixture.items() if k != "sources"} | {"sources": sources}
+    return resolved, notes
