@@ -282,8 +282,13 @@ def _ranges(qs: list[Quantity], text: str) -> None:
                 a.value, a.scale = float(a.value) * b.scale, b.scale
 
 
+#: numbers that state no fact and that rewrites rightly drop: citation marks "[12]", list numbering "3. "
+_NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)](?=\s+\D)")
+
+
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance."""
+    text = _NOISE.sub(lambda m: " " * len(m.group(0)), text)
     dates, rest = _dates(text)
     ids, rest = _ids(rest)
     fractions, rest = _fractions(rest)

@@ -37,6 +37,8 @@ def labels(text):
     ("It emits CO2.", "It emits carbon dioxide."),
     ("one of the largest lakes", "among the largest lakes"),
     ("two thirds of its neurons", "~2/3 of its neurons"),
+    ("It opened in 1914.[3][12] It is 82 km long.[4]", "Opened in 1914, it is 82 km long."),
+    ("Steps:\n1. Mix 200 g of flour.\n2. Bake it.", "Mix 200 grams of flour, then bake it."),
     ("its year of 225 Earth days", "its 225-Earth-day year"),
     ("92 times that of Earth", "92x Earth's"),
 ])
