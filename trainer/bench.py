@@ -57,15 +57,28 @@ def build(args):
     return cfg, model, opt, device
 
 
-def bench(args) -> dict[str, Any]:
+def _worst_case_clip_time(opt, tau: float, device) -> float:
+    """Seconds of one QK-Clip with every head far above tau; the weights are restored afterwards."""
+    import torch
+
+    from trainer.protocol import q_projection
+    from trainer.qkclip import qk_clip_
+    saved = [(w, w.detach().clone()) for _, layer in opt.qk_clip_layers
+             for w in (q_projection(layer).weight, layer.kv_b_proj.weight)]
+    for _, layer in opt.qk_clip_layers:
+        layer.max_logits.fill_(tau * 4)
+    t = _timed(lambda: qk_clip_(opt.qk_clip_layers, tau, apply=True), device)
+    with torch.no_grad():  # undo the synthetic clip so the next step trains the real weights
+        for w, orig in saved:
+            w.copy_(orig)
+    return t
+
+
+def time_steps(args, cfg, model, opt, device) -> list[tuple[float, float, float, float]]:
+    """(fwd+bwd, optimizer step, router-bias update, worst-case QK-Clip) seconds per timed step."""
     import torch
 
     from trainer.loop import lm_loss
-    from trainer.metrics import flops_per_token, peak_flops
-    from trainer.qkclip import qk_clip_
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg, model, opt, device = build(args)
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, cfg.vocab_size, (args.batch, args.seq_len + 1), generator=gen).to(device)
                for _ in range(2)]
@@ -81,17 +94,20 @@ def bench(args) -> dict[str, Any]:
         t_opt = _timed(opt.step, device)
         t_bias = _timed(model.update_router_biases, device)
         opt.zero_grad(set_to_none=True)
-        from trainer.protocol import q_projection
-        saved = [(w, w.detach().clone()) for _, layer in opt.qk_clip_layers
-                 for w in (q_projection(layer).weight, layer.kv_b_proj.weight)]
-        for _, layer in opt.qk_clip_layers:  # worst case: every head far above tau
-            layer.max_logits.fill_(args.tau * 4)
-        t_clip = _timed(lambda: qk_clip_(opt.qk_clip_layers, args.tau, apply=True), device)
-        with torch.no_grad():  # undo the synthetic clip so the next step trains the real weights
-            for w, orig in saved:
-                w.copy_(orig)
+        t_clip = _worst_case_clip_time(opt, args.tau, device)
         if i >= args.warmup:
             rows.append((t_fb, t_opt, t_bias, t_clip))
+    return rows
+
+
+def bench(args) -> dict[str, Any]:
+    import torch
+
+    from trainer.metrics import flops_per_token, peak_flops
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg, model, opt, device = build(args)
+    rows = time_steps(args, cfg, model, opt, device)
     med = [statistics.median(r[k] for r in rows) for k in range(4)]
     step = med[0] + med[1] + med[2]
     tokens = args.batch * args.seq_len

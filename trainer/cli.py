@@ -19,8 +19,11 @@ def train() -> None:
 
 
 def _run(spec: TrainSpec) -> dict:
-    from trainer.loop import run_train
-    return run_train(spec)
+    from trainer.loop import TrainingError, run_train
+    try:
+        return run_train(spec)
+    except TrainingError as e:  # NaN/Inf: one clear line naming the step, exit 1, no traceback
+        raise click.ClickException(str(e)) from None
 
 
 def _summarize(res: dict) -> str:
@@ -41,8 +44,8 @@ train.add_command(run)
 @click.option("--manifest", help="mixture manifest; default: the one the checkpoint was trained on")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1))
 @click.option("--batches", default=8, show_default=True, type=click.IntRange(1), help="held-out batches")
-@click.option("--eval-fraction", default=0.05, show_default=True, type=float,
-              help="held-out tail of each shard's documents (use the training run's value)")
+@click.option("--eval-fraction", type=float,
+              help="held-out tail of each shard's documents; default: the training run's value")
 @click.option("--seq-len", type=click.IntRange(2), help="default: the training seq_len")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 def eval_cmd(checkpoint, manifest, batch_size, batches, eval_fraction, seq_len, device) -> None:

@@ -190,7 +190,8 @@ class Trainer:
     def save(self) -> Path | None:
         meta = {"model_config": self.cfg.to_dict(), "preset": self.spec.preset, "sampler": self.data.state_dict(),
                 "tokens_seen": self.tokens_seen, "manifest": str(Path(self.spec.manifest).resolve()),
-                "tokenizer": self.data.tokenizer, "seq_len": self.seq_len}
+                "tokenizer": self.data.tokenizer, "seq_len": self.seq_len, "eval_fraction": self.spec.eval_fraction,
+                "doc_mask": self.spec.doc_mask}
         return checkpoint.save(self.out, self.step, self.model, self.optimizer, meta, self.spec.keep_last,
                                self.ctx.rank)
 
@@ -271,11 +272,13 @@ def run_train(spec: TrainSpec, on_event: Callable[[dict], None] | None = None) -
 
 
 def evaluate_checkpoint(ckpt: str | Path, manifest: str, batch_size: int = 4, max_batches: int = 8,
-                        eval_fraction: float = 0.05, seq_len: int | None = None, device: str = "cpu",
-                        doc_mask: bool = True) -> dict[str, Any]:
-    """Held-out loss of a checkpoint on a manifest's eval split (same split rule as training)."""
+                        eval_fraction: float | None = None, seq_len: int | None = None, device: str = "cpu",
+                        doc_mask: bool | None = None) -> dict[str, Any]:
+    """Held-out loss of a checkpoint on a manifest's eval split (same split rule and settings as its training)."""
     model, meta = checkpoint.load_model(ckpt, device)
     seq_len = seq_len or meta.get("seq_len") or int(load_manifest(manifest)["seq_len"])
+    eval_fraction = meta.get("eval_fraction", 0.05) if eval_fraction is None else eval_fraction
+    doc_mask = meta.get("doc_mask", True) if doc_mask is None else doc_mask
     if seq_len > model.config.max_position_embeddings:
         raise DataError(f"seq_len={seq_len} exceeds max_position_embeddings={model.config.max_position_embeddings}")
     data = MixtureData.open(manifest, seq_len, eval_fraction=eval_fraction, vocab_size=model.config.vocab_size)

@@ -107,7 +107,8 @@ def test_bad_input_is_refused_before_training(manifest, tmp_path):
         run_train(_spec(manifest, tmp_path / "c", model={"vocab_size": 256}))
     run_train(_spec(manifest, tmp_path / "d", steps=1, decay_steps=None))
     with pytest.raises(checkpoint.CheckpointError, match="another model config.*num_attention_heads"):
-        run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None, model={"vocab_size": VOCAB, "num_attention_heads": 2}))
+        run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None,
+                        model={"vocab_size": VOCAB, "num_attention_heads": 2}))
     for bad in ("a", "b", "c"):
         assert not (tmp_path / bad / "checkpoints").exists() and not (tmp_path / bad / "metrics.jsonl").exists()
 
@@ -115,3 +116,11 @@ def test_bad_input_is_refused_before_training(manifest, tmp_path):
 def test_summary_is_json(manifest, tmp_path):
     res = run_train(_spec(manifest, tmp_path / "s", steps=1, decay_steps=None, doc_mask=False, grad_accum=1))
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["step"] == res["step"] == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bf16 autocast, FlexAttention)")
+def test_cuda_bf16_steps_report_mfu(manifest, tmp_path):
+    res = run_train(_spec(manifest, tmp_path / "gpu", steps=3, decay_steps=None, device="cuda"))
+    rows = read_metrics(tmp_path / "gpu" / "metrics.jsonl", "train")
+    assert res["device"].startswith("cuda") and all(math.isfinite(r["loss"]) for r in rows)
+    assert all(r["mfu"] is None or 0 < r["mfu"] < 1 for r in rows)
