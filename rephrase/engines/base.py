@@ -49,6 +49,8 @@ class ChatRequest:
         for i, m in enumerate(self.messages):
             if not isinstance(m, dict) or "role" not in m or "content" not in m:
                 raise ValueError(f"ChatRequest {self.request_id!r}: messages[{i}] needs 'role' and 'content'")
+            if not isinstance(m["content"], str) or not isinstance(m["role"], str):
+                raise ValueError(f"ChatRequest {self.request_id!r}: messages[{i}] role and content must be strings")
 
 
 @dataclass

@@ -177,7 +177,11 @@ class LocalEngine(Engine):
         t0 = time.perf_counter()
         rows, out = [], [None] * len(reqs)
         for i, r in enumerate(reqs):
-            ids = self.prompt_ids(r.messages)
+            try:
+                ids = self.prompt_ids(r.messages)
+            except Exception as e:  # noqa: BLE001 - e.g. a role the chat template rejects: only this request fails
+                out[i] = Completion("", 0, 0, "error", error=f"chat template failed: {e}", latency_s=0.0)
+                continue
             room = self.context_length - len(ids)
             if room < 1:
                 out[i] = Completion("", len(ids), 0, "error", latency_s=time.perf_counter() - t0,

@@ -65,6 +65,8 @@ def test_request_validation():
         SamplingParams(temperature=-1)
     with pytest.raises(ValueError, match=r"messages\[0\]"):
         ChatRequest([{"content": "no role"}])
+    with pytest.raises(ValueError, match=r"messages\[1\] role and content must be strings"):
+        ChatRequest([{"role": "user", "content": "a"}, {"role": "user", "content": None}])
     assert truncate_at_stop("a. b! c", [".", "!"]) == ("a", True)
     assert truncate_at_stop("abc", ["x"]) == ("abc", False)
 

@@ -145,7 +145,7 @@ def test_requests_per_second_limit_measured_at_the_server():
         asyncio.run(run(engine(srv, requests_per_second=rate, max_concurrency=8), *[req() for _ in range(n)]))
     times = sorted(t for t, _ in srv.log)
     measured = (n - 1) / (times[-1] - times[0])
-    assert measured <= rate * 1.05, f"server saw {measured:.1f} req/s with a limit of {rate}"
+    assert measured <= rate * 1.15, f"server saw {measured:.1f} req/s with a limit of {rate}"
     assert measured >= rate * 0.5, f"limiter far too slow: {measured:.1f} req/s"
 
 
