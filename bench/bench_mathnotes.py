@@ -7,8 +7,8 @@ Part 1 runs the real job (run_mathnotes: routing, translation of the French/Germ
 notes, math-aware verification) on corpus/samples/math.jsonl split into small shards, so an interrupted run
 resumes where it stopped (same --work directory). It reports, per task, variants, accepted, the acceptance rate,
 and the rejection rate by reason (the category before the first ':' of each reason), plus failed attempts by
-reason. Part 2 judges every labelled normaliser case (mathnotes/data/normalizer_cases.jsonl) and reports the
-accuracy per kind. Results go to bench/results/mathnotes.json (atomically).
+reason. Part 2 judges every labelled normaliser case and reports the accuracy per kind, on the development
+cases (mathnotes/data/normalizer_cases.jsonl) and on the held-out ones (normalizer_heldout.jsonl). Results go to bench/results/mathnotes.json (atomically).
 """
 from __future__ import annotations
 
@@ -25,10 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def normaliser_accuracy() -> dict:
+    from mathnotes.cases import CASES_PATH, HELDOUT_PATH
+    return {"development": case_accuracy(CASES_PATH), "heldout": case_accuracy(HELDOUT_PATH)}
+
+
+def case_accuracy(path: Path) -> dict:
     from mathnotes.cases import judge, load_cases
     per: dict[str, list[int]] = {}
     failures = []
-    for c in load_cases():
+    for c in load_cases(path):
         outcome, got = judge(c)
         ok = outcome == c["expect"]
         per.setdefault(c["kind"], [0, 0])[0] += ok
@@ -116,8 +121,9 @@ def main() -> None:
 
     from corpus.shards import atomic_write_json
     norm = normaliser_accuracy()
-    print(f"normaliser accuracy: {norm['accuracy']:.3f} on {norm['cases']} cases "
-          + " ".join(f"{k}={v['accuracy']:.3f}" for k, v in norm["by_kind"].items()), flush=True)
+    for name, r in norm.items():
+        print(f"normaliser accuracy ({name}): {r['accuracy']:.3f} on {r['cases']} cases; "
+              + " ".join(f"{k}={v['accuracy']:.3f}" for k, v in r["by_kind"].items()), flush=True)
     work = Path(args.work) / f"{args.engine_kind}-{(args.model or 'embedded').replace('/', '_')}-{args.format}"
     inp = write_sample_shards(work, args.per_shard)
     wall = run_job(args, inp, work / "out")

@@ -101,6 +101,7 @@ def latex_to_plain(s: str) -> str:
     s = re.sub(r"(\d)\\,(\d{3})(?!\d)", r"\1\2", s)                  # 1\,000
     s = re.sub(r"\\[dt]binom", r"\\binom", s)
     s = _DELIMS.sub(" ", s)
+    s = re.sub(r"(\d)\s*\\[dt]?frac\s*\{(\d+)\}\s*\{(\d+)\}", r"\1 \2/\3", s)   # mixed number 3\frac{1}{2}
     for rx, rep in _SYMBOLS_RE:
         s = rx.sub(rep, s)
     s = _DROP.sub(" ", s)
@@ -172,12 +173,14 @@ class Num:
 
 _NUMBER = re.compile(r"(?P<sign>-\s?)?(?<![\w.])(?P<a>\d+(?:\.\d+)?)(?:\s?/\s?(?P<b>\d+(?:\.\d+)?)(?![\w.(]))?"
                      r"|(?P<sign2>-)?(?<![\w\d])(?P<d>\.\d+)")
+_MIXED = re.compile(r"(?<![\w.,/])(\d+) (\d+)/(\d+)(?![\w.,(/])")
 _DECIMAL_COMMA = re.compile(r"(?<![\w.,])(\d+),(\d{1,2}|\d{4,})(?![\d,])")
 _UNARY_BEFORE = re.compile(r"(?:^|[(\[=,;:<>≡±]|\b(?:or|and|is|ou|et|oder|und|o|y|est|ist|es))\s*$", re.I)
 
 
 def numbers(text: str, decimal_comma: bool = False) -> list[Num]:
-    """Numbers of `text` (LaTeX allowed), in order. With `decimal_comma`, "2,5" reads as 2.5 (or as 2 and 5)."""
+    """Numbers of `text` (LaTeX allowed): mixed numbers ("3 1/2") first, then the rest in order. With
+    `decimal_comma`, "2,5" reads as 2.5 (or as 2 and 5)."""
     plain = latex_to_plain(text)
     out: list[Num] = []
     if decimal_comma:
@@ -185,6 +188,10 @@ def numbers(text: str, decimal_comma: bool = False) -> list[Num]:
             a, b = int(m.group(1)), int(m.group(2))
             out.append(Num(float(f"{a}.{m.group(2)}"), m.group(0), None, (float(a), float(b))))
         plain = _DECIMAL_COMMA.sub(lambda m: " " * len(m.group(0)), plain)
+    for m in _MIXED.finditer(plain):                     # "3 1/2" = 3.5 (from 3\frac{1}{2} or written so)
+        whole, frac = float(m.group(1)), float(m.group(2)) / float(m.group(3))
+        out.append(Num(whole + frac, m.group(0), None, (whole, frac)))
+    plain = _MIXED.sub(lambda m: " " * len(m.group(0)), plain)
     unit_end = -1
     for m in _NUMBER.finditer(plain):
         if m.start() < unit_end:
@@ -374,6 +381,13 @@ def _atoms_equal(a: str, b: str) -> bool:
         return bool(parts_a) and parts_a == sorted(p for p in re.split(r"[,;]", kb) if p)
     na = sorted(n.value for n in _answer_numbers(a))
     nb = sorted(n.value for n in _answer_numbers(b))
+    if _same_numbers(na, nb):
+        return True
+    pa, pb = "%" in latex_to_plain(a), "%" in latex_to_plain(b)      # 10% = 0.1
+    return pa != pb and _same_numbers([x / 100 for x in na] if pa else na, [x / 100 for x in nb] if pb else nb)
+
+
+def _same_numbers(na: list[float], nb: list[float]) -> bool:
     return bool(na) and len(na) == len(nb) and all(_close(x, y) or _rounded(x, y) for x, y in zip(na, nb))
 
 
