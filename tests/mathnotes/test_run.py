@@ -196,3 +196,14 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path):
 def test_sample_math_set_is_what_the_brief_needs():
     docs = sample_docs()
     assert sum(d["lang"] != "en" for d in docs.values()) >= 2
+
+
+@pytest.mark.slow
+def test_ray_executor_writes_the_same_shards_as_local(write_input, tmp_path):
+    inp = write_input(["math-fr-systeme", "math-remainder-incomplete"])
+    outs = {}
+    for kind in ("local", "ray"):
+        s = spec(inp, tmp_path / kind, format="structured", verifier=MATH_ONLY, executor={"kind": kind})
+        res = run_mathnotes(s, stage=FaultStage(s, "(x, y) = (3, 1)"))
+        outs[kind] = [read(p) for p in res["outputs"] + res["rejects"] + res["routing"]]
+    assert outs["ray"] == outs["local"] and outs["local"][0]
