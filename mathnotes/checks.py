@@ -97,13 +97,13 @@ def check_math_formulas(source: str, rewrite: str, ctx: CheckContext) -> CheckRe
 
 def _states_answer(answer: str, rewrite: str) -> bool:
     """Without a box: the rewrite's own final answer agrees, or (it states none) every number of the answer
-    appears in it."""
+    appears in its last three lines, where a conclusion stands (anywhere would let "1" pass in any text)."""
     own = final_answer(rewrite)
     if own is not None:                  # the rewrite concludes with an answer of its own: that one must agree
         return answers_equal(own, answer)
     nums = numbers(answer)
     if nums:
-        pool = numbers(rewrite)
+        pool = numbers("\n".join([ln for ln in rewrite.splitlines() if ln.strip()][-3:]))
         return all(any(abs(n.value - h.value) < 1e-9 for h in pool) or number_found(n, pool) for n in nums)
     return formula_key(answer) in formula_key(rewrite)
 

@@ -113,3 +113,12 @@ def test_language_and_math_detectors_on_samples():
 ])
 def test_boilerplate_lines(line, boiler):
     assert is_boilerplate(line) is boiler
+
+
+def test_unboxed_answer_must_stand_in_the_conclusion():
+    body = "Integrate by parts: $\\int_0^1 x e^x dx = [x e^x]_0^1 - \\int_0^1 e^x dx$ with $u = x$.\n"
+    src = body + "So $I = 1$.\n\nFinal answer: $I = 1$."
+    assert verify(src, body + "Line two.\nLine three.\nTherefore the integral is 1.", ["math_answer"]).accepted
+    # a "1" in the first line does not state the answer when the conclusion says 0
+    v = verify(src, body + "Line two.\nLine three.\nTherefore the integral is 0.", ["math_answer"])
+    assert v.reasons == ["math_answer: the source's final answer '$I = 1$' is not stated in the rewrite"]
