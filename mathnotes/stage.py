@@ -55,6 +55,10 @@ class MathNotesStage(RewriteStage):
         self._tr_task = TASKS["translate"](self.spec)
         self._tr_verifier = Verifier(self.spec.translate_verifier)
 
+    def close(self) -> None:
+        super().close()                # engine and event loop
+        self._tr_task = self._tr_verifier = None
+
     def process(self, unit: Unit) -> dict[str, Any]:
         from rephrase.stats import unit_stats
         self.setup()
