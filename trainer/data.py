@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ class MixtureData:
         self.rng = np.random.default_rng(seed)
         self.cursors = [0] * len(train)
         self.epochs = [0] * len(train)
+        self._orders: dict[int, tuple[int, np.ndarray]] = {}
 
     @classmethod
     def open(cls, manifest_path: str | Path, seq_len: int, seed: int = 0, eval_fraction: float = 0.05,
@@ -162,9 +164,12 @@ class MixtureData:
 
     # ---------------------------------------------------------------- training samples
     def _window_order(self, i: int, epoch: int) -> np.ndarray:
-        n = self.train[i].num_windows(self.seq_len + 1, self.seq_len)
-        # seeded by (seed, source, epoch): recomputed on resume, so it is not part of the state
-        return np.random.default_rng([self.seed, i, epoch]).permutation(n)
+        # seeded by (seed, source, epoch): recomputed on resume, so it is not part of the state; cached per source
+        cached = self._orders.get(i)
+        if cached is None or cached[0] != epoch:
+            n = self.train[i].num_windows(self.seq_len + 1, self.seq_len)
+            cached = self._orders[i] = (epoch, np.random.default_rng([self.seed, i, epoch]).permutation(n))
+        return cached[1]
 
     def _next_window(self, i: int) -> int:
         order = self._window_order(i, self.epochs[i])
@@ -200,23 +205,17 @@ class MixtureData:
 
     # ---------------------------------------------------------------- eval
     def eval_batches(self, batch_size: int, max_batches: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The same held-out batches every call: windows of each eval stream in order, sources interleaved."""
-        rows = []
-        per_source = [(s, s.num_windows(self.seq_len + 1, self.seq_len)) for s in self.evals]
-        for w in range(max(n for _, n in per_source) if per_source else 0):
-            for s, n in per_source:
-                if w < n:
-                    rows.append(s.read(w * self.seq_len, self.seq_len + 1))
-                if len(rows) >= batch_size * max_batches:
-                    break
-            if len(rows) >= batch_size * max_batches:
-                break
-        batches = []
+        """The same held-out batches every call: windows of each eval stream in order, sources interleaved
+        (window 0 of every source, then window 1, ...), so a small eval budget still covers every source."""
+        want = batch_size * max_batches
+        counts = [s.num_windows(self.seq_len + 1, self.seq_len) for s in self.evals]
+        # lazy: a big corpus has millions of eval windows, only `want` are read
+        order = islice(((w, i) for w in range(max(counts, default=0)) for i, n in enumerate(counts) if w < n), want)
+        rows = [self.evals[i].read(w * self.seq_len, self.seq_len + 1) for w, i in order]
         batch_size = min(batch_size, len(rows)) or 1  # a tiny eval split still gives one (smaller) batch
-        for k in range(0, len(rows) - batch_size + 1, batch_size):
-            chunk = rows[k:k + batch_size]
-            batches.append((np.stack([t for t, _ in chunk]), np.stack([d - d[0] for _, d in chunk])))
-        return batches
+        return [(np.stack([t for t, _ in rows[k:k + batch_size]]),
+                 np.stack([d - d[0] for _, d in rows[k:k + batch_size]]))
+                for k in range(0, len(rows) - batch_size + 1, batch_size)]
 
     @property
     def tokenizer(self) -> dict[str, Any]:

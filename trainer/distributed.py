@@ -98,11 +98,17 @@ def all_max(x: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ launchers
+def worker_spec(spec):
+    """The spec each worker runs: executor local (it IS a worker), paths absolute (workers have another cwd)."""
+    return spec.model_copy(update={"executor": spec.executor.model_copy(update={"kind": "local"}),
+                                   "manifest": str(Path(spec.manifest).resolve()),
+                                   "output": str(Path(spec.output).resolve())})
+
+
 def _spec_file(spec) -> str:
     fd, path = tempfile.mkstemp(prefix="k2forge-train-", suffix=".json")
     with os.fdopen(fd, "w") as f:
-        f.write(spec.model_copy(update={"executor": spec.executor.model_copy(update={"kind": "local"})})
-                .model_dump_json())
+        f.write(worker_spec(spec).model_dump_json())
     return path
 
 
@@ -142,7 +148,7 @@ def launch_ray(spec) -> dict[str, Any]:
 
     if not ray.is_initialized():
         ray.init(address=spec.executor.ray_address, include_dashboard=False, log_to_driver=True)
-    local = spec.model_copy(update={"executor": spec.executor.model_copy(update={"kind": "local"})})
+    local = worker_spec(spec)
     storage = str(Path(spec.output).resolve() / "_ray")
     trainer = TorchTrainer(_ray_worker, train_loop_config={"spec": json.loads(local.model_dump_json())},
                            scaling_config=ScalingConfig(num_workers=spec.executor.workers,

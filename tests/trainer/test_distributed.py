@@ -41,11 +41,12 @@ def test_bad_input_fails_before_spawning_workers(manifest, tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_fsdp2_two_ranks_agree_and_resume(manifest, tmp_path):
+def test_torchrun_fsdp2_two_ranks_agree_and_resume(manifest, tmp_path, monkeypatch):
     ex = {"kind": "torchrun", "workers": 2}
-    first = run_train(_spec(manifest, tmp_path / "dp", stop_at_step=2, executor=ex))
+    monkeypatch.chdir(tmp_path)  # a relative output dir must reach the workers (they run in another cwd)
+    first = run_train(_spec(manifest, "dp", stop_at_step=2, executor=ex))
     assert first["step"] == 2 and first["world_size"] == 2
-    second = run_train(_spec(manifest, tmp_path / "dp", executor=ex))
+    second = run_train(_spec(manifest, "dp", executor=ex))
     assert second["resumed_from"] == 2 and second["step"] == 4
     r0, r1 = _ranks(tmp_path / "dp")
     assert r0["losses"] == r1["losses"] and r0["weight_checksum"] == r1["weight_checksum"]
