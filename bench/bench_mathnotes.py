@@ -1,6 +1,6 @@
 """mathnotes benchmark: acceptance rate by reason on the bundled sample math set, and the normaliser's accuracy.
 
-    .venv/bin/python bench/bench_mathnotes.py                    # embedded SmolLM2-135M, both formats' checks
+    .venv/bin/python bench/bench_mathnotes.py                    # embedded SmolLM2-135M, both formats
     .venv/bin/python bench/bench_mathnotes.py --engine-kind openai --base-url http://127.0.0.1:8000/v1 --model M
 
 Part 1 runs the real job (run_mathnotes: routing, translation of the French/German/Spanish documents, learning
@@ -8,12 +8,14 @@ notes, math-aware verification) on corpus/samples/math.jsonl split into small sh
 resumes where it stopped (same --work directory). It reports, per task, variants, accepted, the acceptance rate,
 and the rejection rate by reason (the category before the first ':' of each reason), plus failed attempts by
 reason. Part 2 judges every labelled normaliser case and reports the accuracy per kind, on the development
-cases (mathnotes/data/normalizer_cases.jsonl) and on the held-out ones (normalizer_heldout.jsonl). Results go to bench/results/mathnotes.json (atomically).
+cases (mathnotes/data/normalizer_cases.jsonl) and on the held-out ones (normalizer_heldout.jsonl).
+Results go to bench/results/mathnotes.json (atomically).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -86,7 +88,7 @@ def acceptance(out: Path) -> dict:
             "routing": {k: v for k, v in stats.items() if k.startswith(("route_", "lang_", "plan_"))}}
 
 
-def run_job(args, inp: Path, out: Path) -> float:
+def run_job(args, fmt: str, inp: Path, out: Path) -> float:
     from corpus.spec import parse_spec
     from mathnotes.run import run_mathnotes
     from mathnotes.spec import MathNotesSpec
@@ -95,7 +97,7 @@ def run_job(args, inp: Path, out: Path) -> float:
     if args.base_url:
         engine["base_url"] = args.base_url
     spec = parse_spec(MathNotesSpec, {
-        "inputs": [str(inp)], "output": str(out), "format": args.format, "engine": engine,
+        "inputs": [str(inp)], "output": str(out), "format": fmt, "engine": engine,
         "max_new_tokens": args.max_new_tokens, "attempts": args.attempts,
         "chunk_target_tokens": args.chunk_target_tokens, "chunk_max_tokens": args.chunk_target_tokens * 3 // 2,
     }, "bench")
@@ -108,12 +110,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="/tmp/k2forge-bench-mathnotes", help="inputs and job outputs (resumable)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "mathnotes.json"))
-    ap.add_argument("--format", default="structured", choices=["note", "structured"])
+    ap.add_argument("--formats", default="structured,note", help="comma-separated: structured, note")
     ap.add_argument("--engine-kind", default="local", choices=["local", "vllm", "openai"])
     ap.add_argument("--model", default=None, help="none = the embedded SmolLM2-135M-Instruct")
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=320)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--attempts", type=int, default=1)
     ap.add_argument("--chunk-target-tokens", type=int, default=512)
     ap.add_argument("--per-shard", type=int, default=4, help="documents per input shard (resumable unit)")
@@ -124,21 +126,24 @@ def main() -> None:
     for name, r in norm.items():
         print(f"normaliser accuracy ({name}): {r['accuracy']:.3f} on {r['cases']} cases; "
               + " ".join(f"{k}={v['accuracy']:.3f}" for k, v in r["by_kind"].items()), flush=True)
-    work = Path(args.work) / f"{args.engine_kind}-{(args.model or 'embedded').replace('/', '_')}-{args.format}"
-    inp = write_sample_shards(work, args.per_shard)
-    wall = run_job(args, inp, work / "out")
-    acc = acceptance(work / "out")
-    for task, t in acc["by_task"].items():
-        print(f"{task}: accepted {t['accepted']}/{t['variants']} = {t['acceptance_rate']:.3f}; rejected by reason "
-              + ", ".join(f"{k}={v:.2f}" for k, v in t["rejection_rate_by_reason"].items()), flush=True)
+    runs = {}
+    for fmt in args.formats.split(","):
+        work = Path(args.work) / f"{args.engine_kind}-{(args.model or 'embedded').replace('/', '_')}-{fmt}"
+        inp = write_sample_shards(work, args.per_shard)
+        wall = run_job(args, fmt, inp, work / "out")
+        runs[fmt] = {**acceptance(work / "out"), "wall_s_this_invocation": wall}
+        for task, t in runs[fmt]["by_task"].items():
+            print(f"[{fmt}] {task}: accepted {t['accepted']}/{t['variants']} = {t['acceptance_rate']:.3f}; "
+                  "rejected by reason " + ", ".join(f"{k}={v:.2f}" for k, v in t["rejection_rate_by_reason"].items()),
+                  flush=True)
     import torch
     import transformers
     atomic_write_json(args.results, {
-        "normaliser": norm, "acceptance": acc, "wall_s_this_invocation": wall,
+        "normaliser": norm, "acceptance_by_format": runs,
         "config": {k: v for k, v in vars(args).items() if k not in ("work", "results")},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "command": "python bench/bench_mathnotes.py " + " ".join(sys.argv[1:]),
     })
     print(f"results -> {args.results}")
