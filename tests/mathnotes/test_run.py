@@ -155,6 +155,26 @@ def test_wrong_boxed_answer_is_caught_after_translation(write_input, tmp_path, a
         assert res["stats"]["rejected_by_reason"] == {"math_answer": 1, "math_formulas": 1}
 
 
+def test_no_translate_skips_foreign_math_and_detector_routes_web_math(tmp_path):
+    from corpus.schema import table_from_docs
+    from corpus.shards import write_table
+    docs = sample_docs()
+    web_math = {**docs["math-dice-probability"], "id": "web-dice", "domain": "web"}
+    write_table(tmp_path / "in" / "d-00000.parquet", table_from_docs([docs["math-fr-systeme"], web_math]))
+    s = spec(tmp_path / "in", tmp_path / "out", translate=False, detect_math=True, verifier=MATH_ONLY)
+    res = run_mathnotes(s, stage=FaultStage(s, "(x, y) = (3, 1)"))
+    routes = {r["id"]: r for r in read(res["routing"][0])}
+    assert routes["math-fr-systeme"]["plan"] == "skipped_language"
+    assert routes["web-dice"]["decision"] == "detected" and routes["web-dice"]["math_score"] > 0.4
+    st = res["stats"]
+    assert (st["plan_skipped_language"], st["route_detected"], st["translate_variants"], st["note_variants"]) == \
+        (1, 1, 0, 1)
+    # the engine's note is about another problem: the dice document's numbers and answer are missing
+    (rej,) = read(res["rejects"][0])
+    assert rej["parent_id"] == "web-dice" and {reason_key(r) for r in rej["reasons"]} >= {"math_numbers",
+                                                                                           "math_answer"}
+
+
 # ---------------------------------------------------------------- bad input and specs
 def test_bad_input_names_the_file_and_writes_nothing(tmp_path):
     bad = tmp_path / "in" / "broken-00000.parquet"
