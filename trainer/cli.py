@@ -36,6 +36,7 @@ run = spec_command("run", TrainSpec, _run, help="Train (or resume) a run. Execut
                    "under torchrun: FSDP2), torchrun (spawn --executor-workers local processes), ray (Ray Train).",
                    summarize=_summarize)
 run.params[0].opts.append("--config")  # `--config FILE` reads the same YAML spec as `--spec FILE`
+next(p for p in run.params if p.name == "executor__kind").opts.append("--executor")  # `--executor ray`
 train.add_command(run)
 
 

@@ -94,6 +94,9 @@ class Trainer:
         self.cfg, self.data, self.seq_len = preflight(spec, self.ctx.rank)
         self.out = Path(spec.output)
         self.resume_from = checkpoint.latest(self.out) if spec.resume else None
+        if not spec.resume and checkpoint.latest(self.out) is not None:  # new steps would mix with old ones
+            raise ValueError(f"{self.out} already holds checkpoints (latest {checkpoint.latest(self.out).name}); "
+                             "set resume to continue that run, or choose another output directory")
         if self.resume_from is not None:  # refuse another preset/config before building anything
             checkpoint.check_compatible(self.resume_from, checkpoint.read_meta(self.resume_from),
                                         self.cfg.to_dict(), spec.preset)

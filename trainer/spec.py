@@ -19,6 +19,7 @@ class TrainExecutorSpec(ExecutorSpec):
     kind: Literal["local", "torchrun", "ray"] = Field(
         "local", description="local = this process (torchrun sets WORLD_SIZE for FSDP2 data parallel); "
         "torchrun = spawn `workers` local processes; ray = Ray Train TorchTrainer with `workers` workers")
+    workers: int = Field(1, ge=1, description="torchrun: local processes; ray: Ray Train workers")
     use_gpu: bool = Field(False, description="ray: one GPU per worker")
 
 

@@ -30,7 +30,7 @@ def test_run_eval_export(manifest, tmp_path):
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
     out = json.loads(_invoke("train", "run", "--config", str(tmp_path / "train.yaml"), "--stop-at-step", "2"))
     assert out["step"] == 2 and not out["finished"]
-    out = json.loads(_invoke("train", "run", "--config", str(tmp_path / "train.yaml")))
+    out = json.loads(_invoke("train", "run", "--config", str(tmp_path / "train.yaml"), "--executor", "local"))
     assert out["step"] == 3 and out["resumed_from"] == 2 and out["finished"]
     ckpt = checkpoint.latest(tmp_path / "run")
 

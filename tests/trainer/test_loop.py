@@ -109,6 +109,8 @@ def test_bad_input_is_refused_before_training(manifest, tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="another model config.*num_attention_heads"):
         run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None,
                         model={"vocab_size": VOCAB, "num_attention_heads": 2}))
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None, resume=False))
     for bad in ("a", "b", "c"):
         assert not (tmp_path / bad / "checkpoints").exists() and not (tmp_path / bad / "metrics.jsonl").exists()
 
