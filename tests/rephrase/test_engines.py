@@ -146,6 +146,16 @@ def test_event_loop_stays_free_while_decoding(engine):
     assert asyncio.run(go()) >= 10, "generation blocked the event loop"
 
 
+def test_caller_timeout_does_not_break_the_engine(engine):
+    """The pipeline wraps generate() in asyncio.wait_for; an abandoned request must not wedge the batcher."""
+    async def go():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(engine.generate(req(max_tokens=16)), 0.01)
+        return await engine.generate(req(max_tokens=3))
+
+    assert asyncio.run(go()).completion_tokens == 3
+
+
 def test_bad_model_dir_is_a_clear_error():
     from rephrase.engines.local import LocalEngine
     with pytest.raises(EngineError, match="not a Hugging Face model directory"):
