@@ -73,3 +73,16 @@ def test_bad_config_exits_2_naming_the_field(manifest, tmp_path, capsys):
         main(["--quiet", "train", "run", "--manifest", str(manifest), "--output", str(tmp_path / "o"),
               "--model", json.dumps({"vocab_size": VOCAB, "num_experts_per_tok": 20}), "--cpu-threads", "1"])
     assert e.value.code == 2 and "num_experts_per_tok=20 exceeds n_routed_experts=8" in capsys.readouterr().err
+
+
+def test_corpus_demo_to_training_to_hf_with_the_embedded_tokenizer(tmp_path):
+    """The default pipeline: `corpus demo` (SmolLM2 tokenizer, full 49152 vocab) -> `train run` -> `export-hf`."""
+    _invoke("corpus", "demo", "--output", str(tmp_path / "demo"))
+    out = json.loads(_invoke("train", "run", "--manifest", str(tmp_path / "demo" / "mixture.json"), "--output",
+                             str(tmp_path / "run"), "--steps", "2", "--warmup-steps", "1", "--micro-batch-size", "1",
+                             "--cpu-threads", "1", "--no-plots"))
+    assert out["finished"] and out["final_loss"] > 0
+    _invoke("train", "export-hf", out["checkpoint"], str(tmp_path / "hf"))
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert len(tok) == json.loads((tmp_path / "hf" / "config.json").read_text())["vocab_size"] == 49152
