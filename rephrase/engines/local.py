@@ -123,10 +123,13 @@ class LocalEngine(Engine):
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._worker is None or self._worker.done():
             self._start_worker(loop)
+        t0 = time.perf_counter()
         fut: asyncio.Future = loop.create_future()
         self._pending.append((req, fut))
         self._wake.set()
-        return await fut
+        res = await fut
+        res.latency_s = time.perf_counter() - t0  # as a caller sees it: queueing included
+        return res
 
     def _start_worker(self, loop: asyncio.AbstractEventLoop) -> None:
         # A new event loop (e.g. a second asyncio.run) needs its own event and task; stale entries can't be served.
