@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ from trainer import checkpoint, distributed
 from trainer.data import DataError, MixtureData, load_manifest
 from trainer.metrics import MetricsLog, clip_metrics, expert_imbalance, flops_per_token, mfu, peak_flops
 from trainer.spec import TrainSpec
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
@@ -204,33 +207,48 @@ class Trainer:
         stop = spec.stop_at_step or spec.steps
         if main:
             save_spec(spec, self.out / "spec.yaml", "train")
-        log = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step, enabled=main)
+        metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step, enabled=main)
         start, last_eval, saved_at = self.step, None, None
+        if main:
+            logger.info("training %s from step %d to %d (of %d) on %s x%d", self.out, start, stop, spec.steps,
+                        self.ctx.device, self.ctx.world_size)
         bar = progress(total=stop, initial=start, desc="train") if main else None
         try:
             while self.step < stop:
                 rec = self.train_step()
-                log.write(rec)
+                metrics.write(rec)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
                 self.emit({"type": "progress", "done": self.step, "total": stop, "loss": rec["loss"]})
                 if spec.eval_every and self.step % spec.eval_every == 0 and self.eval_set:
-                    last_eval = self.evaluate()
-                    log.write(last_eval)
+                    last_eval = self._eval(metrics)
                 if spec.ckpt_every and self.step % spec.ckpt_every == 0:
-                    self.save()
-                    saved_at = self.step
+                    saved_at = self._save()
             if self.eval_set and (last_eval is None or last_eval["step"] != self.step):
-                last_eval = self.evaluate()
-                log.write(last_eval)
+                last_eval = self._eval(metrics)
             if saved_at != self.step and self.step > start:
-                self.save()
+                self._save()
         finally:
-            log.close()
+            metrics.close()
             if bar is not None:
                 bar.close()
         return self._finish(start, last_eval)
+
+    def _eval(self, metrics: MetricsLog) -> dict[str, Any]:
+        rec = self.evaluate()
+        metrics.write(rec)
+        if self.ctx.is_main:
+            msg = f"step {rec['step']}: eval loss {rec['eval_loss']:.4f} on {rec['eval_tokens']} held-out tokens"
+            logger.info("%s", msg)
+            self.emit({"type": "log", "level": "info", "message": msg})
+        return rec
+
+    def _save(self) -> int:
+        path = self.save()
+        if self.ctx.is_main:
+            logger.info("step %d: checkpoint %s", self.step, path)
+        return self.step
 
     def _finish(self, start: int, last_eval: dict | None) -> dict[str, Any]:
         ckpt = checkpoint.latest(self.out)
