@@ -31,3 +31,13 @@ def test_answer_extracts_and_compares():
     rows = [json.loads(x) for x in res.output.splitlines()]
     assert [r["answer"] for r in rows] == [r"\dfrac{1}{2}", "0.5", "0.25"]
     assert [r["equal_to_first"] for r in rows] == [True, True, False]
+
+
+def test_spec_file_errors_name_the_file_and_field(tmp_path):
+    import subprocess
+    import sys
+    job = tmp_path / "job.yaml"
+    job.write_text("inputs: [in]\noutput: out\nformat: structured\ntranslate_verifier:\n  checks: [math_englsh]\n")
+    p = subprocess.run([sys.executable, "-m", "api.cli", "mathnotes", "run", "--spec", str(job), "--no-translate"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and f"{job}: invalid spec" in p.stderr and "translate_verifier.checks" in p.stderr
