@@ -109,14 +109,17 @@ def latex_to_plain(s: str) -> str:
     s = re.sub(r"([\^_])\{([^{}]*)\}", lambda m: m.group(1) + _wrap(m.group(2)), s)
     s = re.sub(r"\\([A-Za-z]+)", r"\1", s)                          # \pi -> pi, \sum -> sum
     s = s.replace("{", "").replace("}", "")
-    s = re.sub(r"(?<![\d.])(\d{1,3})((?:,\d{3})+)(?![\d,]*\d)", lambda m: m.group(1) + m.group(2).replace(",", ""), s)
-    s = re.sub(r"(?<=\d) (?=\d{3}(?!\d))", "", s) if re.search(r"\d \d{3}(?!\d)", s) and _spaced_thousands(s) else s
+    s = re.sub(r"(?<![\d.])(\d{1,3})((?:,\d{3})+)(?![\d,]*\d)", lambda m: m.group(1) + m.group(2).replace(",", ""),
+               s)                                                       # 1,000,000
+    if _spaced_thousands(s):                                            # 1 000 000
+        s = re.sub(r"(?<=\d) (?=\d{3}(?!\d))", "", s)
     s = re.sub(r"\s+", " ", s)
     return re.sub(r"([(\[]) | ([)\]])", r"\1\2", s).strip()
 
 
 def _spaced_thousands(s: str) -> bool:
-    # "1 000 000" style only when every group after the first is exactly three digits (never "3 5" or "6 8")
+    """Does `s` group thousands with spaces? Only if no digit group after a space is shorter than three digits
+    (never "3 5", "6 8" or the mixed number "3 1/2")."""
     return bool(re.search(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d.])", s)) and not re.search(r"\d \d{1,2}(?!\d)", s)
 
 
