@@ -31,6 +31,8 @@ def plan_units(spec: Any, prefix: str = "part") -> list[Unit]:
     if not inputs:
         raise FileNotFoundError(f"inputs {spec.inputs}: no parquet shards found")
     out = Path(spec.output)
+    if any(p.resolve().parent == out.resolve() for p in inputs):
+        raise SpecError(f"output {out} is also an input directory: a rerun would read its own shards back")
     remaining = spec.limit
     units = []
     for i, path in enumerate(inputs):

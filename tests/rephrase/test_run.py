@@ -159,6 +159,8 @@ def test_spec_validation_names_the_field(inputs, tmp_path):
         make_spec(inputs, tmp_path / "x", domains=["poetry"])
     with pytest.raises(SpecError, match="engine"):
         make_spec(inputs, tmp_path / "x", engine={"kind": "openai"})
+    with pytest.raises(SpecError, match="also an input directory"):
+        run_rephrase(make_spec(inputs, inputs))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         run_rephrase(make_spec([str(tmp_path / "nowhere")], tmp_path / "x"))
 
