@@ -172,7 +172,8 @@ def test_config_sizes_and_overrides():
     full, small = load_config("full"), load_config("small")
     assert small.train["steps"] < full.train["steps"]
     cfg = load_config("full", docs=3, steps=50)
-    assert cfg.rephrase["limit"] == cfg.mathnotes["limit"] == 3 and cfg.train["steps"] == 50
+    assert cfg.rephrase_docs == full.rephrase_docs[:3] and cfg.mathnotes_docs == full.mathnotes_docs[:3]
+    assert cfg.train["steps"] == 50
     assert cfg.train["warmup_steps"] <= 5
     assert cfg.digest() != full.digest()
     with pytest.raises(SpecError, match="unknown size 'huge'"):
@@ -203,3 +204,15 @@ def test_resolve_mixture_drops_an_empty_source_and_renormalises():
     assert any("'notes'" in n for n in notes)
     from corpus.mixture import MixtureConfig
     MixtureConfig.model_validate(resolved)   # what `corpus mix` accepts
+
+
+def test_selected_documents_keep_their_order_and_unknown_ids_are_named(tmp_path):
+    from api.demo.stages import Ctx, ingest, select_docs
+    cfg = load_config("small")
+    ctx = Ctx(out=tmp_path, cfg=cfg, emit=lambda ev: None, results={})
+    ingest(ctx)
+    [path] = select_docs(ctx, "math", ["math-fr-systeme", "math-last-digit"])
+    assert pq.read_table(path).column("id").to_pylist() == ["math-fr-systeme", "math-last-digit"]
+    assert len(select_docs(ctx, "knowledge", None)) == 1        # the whole raw knowledge shard
+    with pytest.raises(ValueError, match=r"\['kn-nowhere'\] are not knowledge documents"):
+        select_docs(ctx, "knowledge", ["kn-danube", "kn-nowhere"])

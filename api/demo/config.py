@@ -2,6 +2,8 @@
 
 A size holds the fields of each job's own spec (rephrase, mathnotes, train), passed through unchanged, plus the
 generation sample; `--docs` and `--steps` override the number of documents rewritten and the training steps.
+`rephrase_docs` / `mathnotes_docs` pick the sample documents to rewrite (short ones, and the non-English math
+ones so that translation shows), which is what keeps the embedded model's CPU generation within budget.
 The mixture names the stage each source comes from (`from: raw | rephrase | mathnotes`) instead of shard paths;
 `resolve_mixture` turns it into an ordinary `corpus mix` mixture once the packed shards exist.
 """
@@ -36,6 +38,9 @@ class DemoConfig(BaseModel):
     """Everything that decides the demo's outputs; its hash guards a rerun into the same folder."""
     model_config = ConfigDict(extra="forbid")
     size: str
+    #: ids of the sample documents to rewrite (none = every document of the domain); budgets CPU generation
+    rephrase_docs: list[str] | None = None
+    mathnotes_docs: list[str] | None = None
     rephrase: dict[str, Any] = Field(default_factory=dict)
     mathnotes: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -73,7 +78,10 @@ def load_config(size: str = "full", docs: int | None = None, steps: int | None =
         if docs < 1:
             raise SpecError(f"--docs must be >= 1, got {docs}")
         for job in ("rephrase", "mathnotes"):
-            data.setdefault(job, {})["limit"] = docs
+            if data.get(f"{job}_docs") is not None:
+                data[f"{job}_docs"] = data[f"{job}_docs"][:docs]
+            else:
+                data.setdefault(job, {})["limit"] = docs
     if steps is not None:
         if steps < 1:
             raise SpecError(f"--steps must be >= 1, got {steps}")

@@ -46,6 +46,7 @@ def fidelity_figure(fid: dict[str, Any], path: Path) -> Path | None:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle("fidelity scores (rephrase + mathnotes)")
+    fig.tight_layout()
     out = _save(fig, path)
     plt.close(fig)
     return out

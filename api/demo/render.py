@@ -102,7 +102,11 @@ def sec_training(f: dict[str, Any]) -> list[Block]:
     t = f["training"]
     peak = ", ".join(f"layer {i}: {_fmt(v, 2)}" for i, v in enumerate(t["max_logit_peak_per_layer"]))
     imb = ", ".join(f"{v:.2f}" for v in t["expert_imbalance_last"])
-    return [("table", ["quantity", "value"], [
+    passes = t["tokens_seen"] / t["corpus_tokens"] if t["corpus_tokens"] else 0.0
+    return [("p", f"The mixture's sources hold {t['corpus_tokens']:,} tokens and training saw {t['tokens_seen']:,}, "
+                  f"about {passes:.0f} passes, so the train loss falls far below the held-out loss (the last 5% of "
+                  f"each shard's documents, never trained on): the held-out number is the honest one."),
+            ("table", ["quantity", "value"], [
                 ["steps", _fmt(t["steps"])], ["tokens seen", _fmt(t["tokens_seen"])],
                 ["train loss first -> last", f"{_fmt(t['first_loss'])} -> {_fmt(t['final_loss'])}"],
                 ["held-out loss (perplexity)", f"{_fmt(t['eval_loss'])} ({_fmt(t['perplexity'], 1)})"],
@@ -117,7 +121,7 @@ def sec_training(f: dict[str, Any]) -> list[Block]:
 
 def sec_sample(f: dict[str, Any]) -> list[Block]:
     s = f["sample"]
-    return [("p", f"Greedy continuation by the exported model, loaded with transformers "
+    return [("p", f"Continuation (sampled, seed 0, temperature 0.8, top-k 40) by the exported model, loaded with transformers "
                   f"({s['model_class']}, model_type {s['model_type']}):"),
             ("pre", f"{s['prompt']}{s['completion']}")]
 

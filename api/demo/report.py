@@ -142,7 +142,8 @@ def training(out: Path, state: dict[str, Any]) -> dict[str, Any]:
             for i in range(layers)]
     last = rows[-1] if rows else {}
     ev = state["stages"]["eval"]["summary"]
-    return {"steps": last.get("step"), "first_loss": rows[0]["loss"] if rows else None,
+    manifest = json.loads((out / "mixture.json").read_text())
+    return {"corpus_tokens": sum(s["available_tokens"] for s in manifest["sources"]),"steps": last.get("step"), "first_loss": rows[0]["loss"] if rows else None,
             "final_loss": last.get("loss"), "eval_loss": ev["eval_loss"], "perplexity": ev["perplexity"],
             "tau": tau, "max_logit_peak_per_layer": peak, "max_logit_last_per_layer": last.get("max_logit", []),
             "heads_clipped_total": sum(r.get("heads_clipped_total", 0) for r in rows),

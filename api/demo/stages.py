@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pyarrow.parquet as pq
 
-from api.demo.config import DemoConfig, packed_origins, resolve_mixture
+from api.demo.config import DEMO_YAML, DemoConfig, packed_origins, resolve_mixture
 from corpus.shards import atomic_write_json, atomic_write_text
 from corpus.spec import job_kind
 
@@ -56,15 +56,34 @@ def ingest(ctx: Ctx) -> dict[str, Any]:
     return {**_pick(res, "rows_in", "rows_out", "chars", "shards"), "outputs": res["outputs"]}
 
 
+def select_docs(ctx: Ctx, domain: str, ids: list[str] | None) -> list[str]:
+    """Input shards for a rewriting job: the raw shards of `domain`, or one shard of the chosen ids, in order."""
+    shards = shards_of_domain(ctx.path("raw"), domain)
+    if ids is None:
+        return shards
+    import pyarrow as pa
+
+    from corpus.shards import read_shard, write_table
+    table = pa.concat_tables([read_shard(p) for p in shards])
+    pos = {d: i for i, d in enumerate(table.column("id").to_pylist())}
+    missing = [d for d in ids if d not in pos]
+    if missing:
+        raise ValueError(f"{DEMO_YAML} sizes.{ctx.cfg.size}: document id(s) {missing} are not {domain} "
+                         f"documents of the samples")
+    out = ctx.path("selected") / f"{domain}-00000.parquet"
+    write_table(out, table.take([pos[d] for d in ids]))
+    return [str(out)]
+
+
 def rephrase(ctx: Ctx) -> dict[str, Any]:
-    inputs = shards_of_domain(ctx.path("raw"), "knowledge")
+    inputs = select_docs(ctx, "knowledge", ctx.cfg.rephrase_docs)
     res = run_job("rephrase", {**ctx.cfg.rephrase, "inputs": inputs, "output": str(ctx.path("rephrase")),
                                "domains": ["knowledge"]}, ctx.emit)
     return {"stats": res["stats"], "outputs": res["outputs"], "rejects": res["rejects"]}
 
 
 def mathnotes(ctx: Ctx) -> dict[str, Any]:
-    inputs = shards_of_domain(ctx.path("raw"), "math")
+    inputs = select_docs(ctx, "math", ctx.cfg.mathnotes_docs)
     res = run_job("mathnotes", {**ctx.cfg.mathnotes, "inputs": inputs, "output": str(ctx.path("mathnotes")),
                                 "domains": ["math"]}, ctx.emit)
     return {"stats": res["stats"], "outputs": res["outputs"], "rejects": res["rejects"],
@@ -128,7 +147,8 @@ def export(ctx: Ctx) -> dict[str, Any]:
 
 
 def sample(ctx: Ctx) -> dict[str, Any]:
-    """Greedy continuation of the prompt by the EXPORTED model, loaded by transformers alone (no k2forge code)."""
+    """A seeded sampled continuation of the prompt by the EXPORTED model, loaded by transformers alone (no k2forge
+    code). Sampled, not greedy: greedy decoding of a model this small loops on one token."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     t0 = time.perf_counter()
@@ -136,8 +156,10 @@ def sample(ctx: Ctx) -> dict[str, Any]:
     tok = AutoTokenizer.from_pretrained(d)
     model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
     ids = tok(ctx.cfg.sample.prompt, return_tensors="pt")
+    torch.manual_seed(0)
     with torch.no_grad():
-        gen = model.generate(**ids, max_new_tokens=ctx.cfg.sample.max_new_tokens, do_sample=False,
+        gen = model.generate(**ids, max_new_tokens=ctx.cfg.sample.max_new_tokens, do_sample=True, temperature=0.8,
+                             top_k=40,
                              pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     new = gen[0, ids["input_ids"].shape[1]:]
     res = {"prompt": ctx.cfg.sample.prompt, "completion": tok.decode(new, skip_special_tokens=True),
