@@ -6,7 +6,7 @@ engine is then given exactly those requests all at once (same messages, same max
 `generate_many`. The ratio says how much of the engine's throughput survives the pipeline's dependencies
 (chunk i+1 waits for chunk i and its verification). Target: >= 0.9 with the local engine.
 
-    .venv/bin/python bench/bench_pipeline.py [--docs 8] [--variants 2] [--batch-size 4] [--checks all]
+    .venv/bin/python bench/bench_pipeline.py [--docs 8] [--variants 4] [--batch-size 4] [--checks all]
 
 Prints the numbers and writes bench/results/pipeline.json (with the machine's load average, because a shared
 box skews absolute tokens/s; the ratio compares two passes measured back to back on the same engine).
@@ -48,7 +48,7 @@ DOCS = [
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=8)
-    ap.add_argument("--variants", type=int, default=2)
+    ap.add_argument("--variants", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spinning on a busy box)")
     ap.add_argument("--max-new-tokens", type=int, default=32)

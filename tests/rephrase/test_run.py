@@ -202,6 +202,19 @@ def test_cli_styles_verify_and_errors(tmp_path, capsys):
     bad.write_text('{"source": "x"}\n')
     code, out = run_cli(["rephrase", "verify", "--input", str(bad), "--output", str(verdicts)], capsys)
     assert code == 2 and "bad.jsonl:1" in out and "rewrite" in out
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"source": src, "rewrite": rw, "faithful": ok}) + "\n" for src, rw, ok in [
+        ("The bridge opened in 1932 in Sydney.", "In 1932 the bridge in Sydney opened.", True),
+        ("The bridge opened in 1932 in Sydney.", "The bridge opened in 1951 in Sydney.", False),
+        ("Water boils at 100 degrees at sea level.", "At sea level, water boils at 100 degrees.", True),
+        ("Water boils at 100 degrees at sea level.", "Water never boils at sea level.", False)]))
+    calibrated = tmp_path / "verifier.yaml"
+    code, out = run_cli(["rephrase", "calibrate", "--input", str(labelled), "--output", str(calibrated)], capsys)
+    assert code == 0, out
+    assert "rows 4 (2 faithful, 2 unfaithful)" in out and "AUROC" in out
+    from corpus.spec import load_spec
+    from rephrase.verify import VerifierSpec
+    assert load_spec(VerifierSpec, calibrated).checks
     code, out = run_cli(["rephrase", "run", "--inputs", "x", "--output", str(tmp_path / "o"), "--variants", "0"],
                         capsys)
     assert code == 2 and "variants" in out
