@@ -79,7 +79,10 @@ def test_real_generation_chunkwise_with_context(engine, verifier):
     """Two documents, concurrently; chunk 1 of the Nile sees the tail of chunk 0's rewrite as context."""
     sent = []
     permissive = Verifier(VerifierSpec(checks=[]))   # real verifier, no checks: isolates the loop's mechanics
-    rw = Rewriter(task(), engine, permissive, cfg(on_request=sent.append))
+    # seed 3 at temperature 0.3 gives a Nile rewrite that ends within 64 tokens on both chunks (deterministic:
+    # every request's sampling stream depends only on its seed).
+    rw = Rewriter(task(), engine, permissive, cfg(on_request=sent.append, max_new_tokens=64, attempts=2,
+                                                  temperature=0.3))
     results = asyncio.run(rw.rewrite_all(DOCS))
     assert [r.doc["id"] for r in results] == ["nile", "moon"]
     nile = results[0]
@@ -87,16 +90,16 @@ def test_real_generation_chunkwise_with_context(engine, verifier):
     for r in results:
         assert r.status in ("accepted", "rejected")
         assert r.status == "accepted" or r.reasons, "a rejection always carries reasons"
-    if nile.status == "accepted":
-        first = nile.chunks[0].rewrite
-        second_prompt = [q for q in sent if q.request_id.startswith("nile/0/1/")][0].messages[-1]["content"]
-        assert first.split()[-1] in second_prompt, "chunk 1 is conditioned on the rewrite of chunk 0"
-        assert nile.text.startswith(first) and nile.text.endswith(nile.chunks[1].rewrite)
-        assert "\n\n" in nile.text, "the paragraph separator between chunks is kept"
-    # Same seeds -> same requests (seeds and ids depend only on the position in the run).
-    assert sorted((q.request_id, q.params.seed) for q in sent) == sorted(
-        (f"{d}/0/{c}/0", request_seed(3, d, 0, c, 0)) for d, n in (("nile", 2), ("moon", 1)) for c in range(n)
-        if c == 0 or nile.status == "accepted")
+    assert nile.status == "accepted", nile.reasons
+    first = nile.chunks[0].rewrite
+    second = [q for q in sent if q.request_id.startswith("nile/0/1/")][0].messages[-1]["content"]
+    assert first.split()[-1] in second, "chunk 1 is conditioned on the rewrite of chunk 0"
+    assert "6,650" not in second.split("Text to rewrite:")[1], "chunk 1's source is only the second paragraph"
+    assert nile.text == first + "\n\n" + nile.chunks[1].rewrite, "stitched in order with the paragraph break"
+    # Seeds depend only on the position in the run (document, variant, chunk, attempt), never on timing.
+    for q in sent:
+        d, v, c, a = q.request_id.split("/")
+        assert q.params.seed == request_seed(3, d, int(v), int(c), int(a))
 
 
 def test_real_verifier_verdicts_flow_into_results(engine, verifier):
