@@ -75,7 +75,7 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     emit = on_event or (lambda ev: None)
     emit({"type": "log", "message": f"{kind}: {len(units)} shard(s) -> {out}"})
     try:
-        unit_stats = spec.executor.build().run(stage, units, state_dir=out, desc=kind)
+        unit_stats = spec.executor.build().run(stage, units, state_dir=out, desc=kind, on_event=on_event)
     finally:
         if hasattr(stage, "close"):
             stage.close()     # the in-process stage (local, workers=1) holds the engine and an event loop

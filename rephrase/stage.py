@@ -96,8 +96,20 @@ class RewriteStage(Stage):
         self._loop.close()
         self._engine = self._verifier = self._task = self._loop = None
 
-    def process(self, unit: Unit) -> dict[str, Any]:
+    def rewrite_docs(self, docs: list[dict[str, Any]]) -> tuple[list[dict], list[dict], list, Any]:
+        """Rewrite documents in memory: (synthetic rows, reject rows, raw results, the rewriter).
+
+        The shard path (process) and the service's synchronous endpoint both come through here.
+        """
         from rephrase.generate import Rewriter
+        self.setup()
+        rewriter = Rewriter(self._task, self._engine, self._verifier, self.spec.gen_config())
+        results = self._loop.run_until_complete(rewriter.rewrite_all(docs))
+        rows = [self._row(r) for r in results if r.status == "accepted"]
+        rejects = [self._reject(r) for r in results if r.status != "accepted"]
+        return rows, rejects, results, rewriter
+
+    def process(self, unit: Unit) -> dict[str, Any]:
         from rephrase.stats import unit_stats
         self.setup()
         docs = read_shard(unit.inputs[0]).to_pylist()
@@ -105,11 +117,8 @@ class RewriteStage(Stage):
         docs = docs[:limit] if limit is not None else docs
         eligible = [d for d in docs if d["domain"] in self.spec.domains]
         t0, c0 = time.perf_counter(), time.process_time()
-        rewriter = Rewriter(self._task, self._engine, self._verifier, self.spec.gen_config())
-        results = self._loop.run_until_complete(rewriter.rewrite_all(eligible))
+        rows, rejects, results, rewriter = self.rewrite_docs(eligible)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        rows = [self._row(r) for r in results if r.status == "accepted"]
-        rejects = [self._reject(r) for r in results if r.status != "accepted"]
         write_table(unit.output, table_from_docs(rows, synthetic=True))
         write_table(rejects_path(unit.output), pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
         stats = unit_stats(results, docs_in=len(docs), docs_skipped=len(docs) - len(eligible), wall_s=wall,
