@@ -3,7 +3,8 @@ real transformers load of the export), plus the demo's config, mixture resolutio
 
 The end-to-end run happens once per module: first with an injected export failure (the run stops there, with
 every earlier stage recorded), then resumed; the tests check that the resume reused the finished stages and that
-every artifact exists, parses and agrees with the report.
+every artifact exists, parses and agrees with the report. The reduced run takes about 45 s on 2 idle cores
+(two SmolLM2 loads, one document rewritten per job, 8 training steps), so it stays in the default test stage.
 """
 from __future__ import annotations
 
@@ -48,17 +49,15 @@ def demo_run(tmp_path_factory):
     return out, interrupted, res
 
 
-@pytest.mark.slow
 def test_interrupted_run_resumes_at_the_failed_stage(demo_run):
     out, interrupted, res = demo_run
-    assert list(interrupted["stages"]) == STAGE_NAMES[:STAGE_NAMES.index("export")]
+    assert set(interrupted["stages"]) == set(STAGE_NAMES[:STAGE_NAMES.index("export")])
     # the resume kept the recorded stages (same finish times) and ran export and sample
     for name in interrupted["stages"]:
         assert res["stages"][name]["finished_at"] == interrupted["stages"][name]["finished_at"]
-    assert list(res["stages"]) == STAGE_NAMES
+    assert set(res["stages"]) == set(STAGE_NAMES)
 
 
-@pytest.mark.slow
 def test_every_artifact_exists_and_parses(demo_run):
     out, _, res = demo_run
     for d in ("raw", "rephrase", "mathnotes", "dedup"):
@@ -66,9 +65,10 @@ def test_every_artifact_exists_and_parses(demo_run):
             pq.read_table(p)
         assert (out / d / "_index.json").exists()
     packed = json.loads((out / "packed" / "_index.json").read_text())
-    for sh in packed["shards"]:
-        assert Path(sh["prefix"] + ".bin").stat().st_size == 2 * sh["tokens"] or sh["tokens"] == 0 or \
-            Path(sh["prefix"] + ".bin").exists()
+    import numpy as np
+    for sh in packed["shards"]:       # token shards: tokens x dtype bytes
+        size = (out / "packed" / f"{sh['prefix']}.bin").stat().st_size
+        assert size == sh["tokens"] * np.dtype(packed["dtype"]).itemsize
     manifest = json.loads((out / "mixture.json").read_text())
     assert manifest["allotted_tokens"] > 0
     metrics = [json.loads(x) for x in (out / "train" / "metrics.jsonl").read_text().splitlines()]
@@ -83,7 +83,6 @@ def test_every_artifact_exists_and_parses(demo_run):
         assert Path(res["report"][key]).stat().st_size > 0
 
 
-@pytest.mark.slow
 def test_export_loads_with_transformers_and_matches_the_checkpoint(demo_run):
     import torch
     from transformers import AutoModelForCausalLM
@@ -97,7 +96,6 @@ def test_export_loads_with_transformers_and_matches_the_checkpoint(demo_run):
         assert (hf(ids).logits - ours.eval()(ids).logits).abs().max().item() < 1e-3
 
 
-@pytest.mark.slow
 def test_report_counts_equal_the_shards(demo_run):
     out, _, res = demo_run
     facts = json.loads(Path(res["report"]["json"]).read_text())
@@ -123,7 +121,6 @@ def test_report_counts_equal_the_shards(demo_run):
         assert f"{s['allotted_tokens']:,}" in md
 
 
-@pytest.mark.slow
 def test_report_has_examples_and_a_self_contained_html(demo_run):
     out, _, res = demo_run
     facts = json.loads(Path(res["report"]["json"]).read_text())
@@ -145,7 +142,6 @@ def test_report_has_examples_and_a_self_contained_html(demo_run):
     assert facts["training"]["tau"] == load_config("small").train["qk_clip_tau"]
 
 
-@pytest.mark.slow
 def test_rerun_reuses_everything_and_another_config_is_refused(demo_run):
     out, _, res = demo_run
     again = pipeline.run_demo(out, size="small")
