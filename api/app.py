@@ -199,6 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return StreamingResponse(_event_stream(store, job_id, after), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
+    from api.interactive import add_interactive_routes
+    add_interactive_routes(app, principal, settings)
     return app
 
 

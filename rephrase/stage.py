@@ -96,6 +96,13 @@ class RewriteStage(Stage):
         self._loop.close()
         self._engine = self._verifier = self._task = self._loop = None
 
+    def set_spec(self, spec: Any) -> None:
+        """Swap generation settings (styles, seed, tokens...) keeping the loaded engine and verifier."""
+        from rephrase.prompts import TASKS
+        self.spec = spec
+        if self._task is not None:
+            self._task = TASKS[self.task_name](spec)
+
     def rewrite_docs(self, docs: list[dict[str, Any]]) -> tuple[list[dict], list[dict], list, Any]:
         """Rewrite documents in memory: (synthetic rows, reject rows, raw results, the rewriter).
 

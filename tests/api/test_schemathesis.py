@@ -1,4 +1,9 @@
-"""Schemathesis fuzzes every route of the real service from its OpenAPI schema: no 5xx for any input."""
+"""Schemathesis fuzzes the real service from its OpenAPI schema: no 5xx for any input.
+
+POST /v1/rephrase is left out: every valid body there runs real generation with the embedded model (seconds to
+minutes on CPU), which would turn fuzzing into a generation benchmark. Its validation and bounds are tested
+directly in test_service.py.
+"""
 from __future__ import annotations
 
 import os
@@ -13,7 +18,7 @@ def test_no_server_errors_under_fuzzing(service, tmp_path):
     st = Path(sys.executable).with_name("st")
     cmd = [str(st), "run", f"{service.url}/openapi.json", "-H", f"Authorization: Bearer {TOKEN}",
            "--checks", "not_a_server_error", "--max-examples", "30", "--seed", "1", "--workers", "1",
-           "--phases", "examples,coverage,fuzzing",
+           "--phases", "examples,coverage,fuzzing", "--exclude-path", "/v1/rephrase",
            "--report", "junit", "--report-dir", str(tmp_path / "report")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "SCHEMATHESIS_HOOKS": ""})

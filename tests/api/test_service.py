@@ -161,3 +161,28 @@ def test_cancel_running_and_queued(tmp_path):
 def test_bearer_header_required_even_with_token_in_query(service):
     r = httpx.get(f"{service.url}/v1/jobs", params={"token": TOKEN})
     assert r.status_code == 401
+
+
+def test_sync_rephrase_real_generation_and_bounds(service):
+    doc = {"id": "eiffel", "text": "The Eiffel Tower in Paris is 330 metres tall. It was completed in 1889 for the "
+                                   "World's Fair and was designed by the company of Gustave Eiffel."}
+    body = {"documents": [doc], "variants": 1, "max_new_tokens": 48, "attempts": 1, "styles": ["child"],
+            "engine": {"threads": 1, "batch_size": 2}}
+    r = service.client.post("/v1/rephrase", json=body, timeout=300)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out["accepted"]) + len(out["rejected"]) == 1
+    for row in out["accepted"]:
+        assert row["parent_id"] == "eiffel" and row["text"].strip() and row["fidelity"]["accepted"]
+    for row in out["rejected"]:
+        assert row["parent_id"] == "eiffel" and row["reasons"]
+    too_many = {**body, "documents": [doc] * 5}
+    assert service.client.post("/v1/rephrase", json=too_many).status_code == 422
+    foreign = {**body, "engine": {"kind": "openai", "base_url": "http://203.0.113.9/v1", "model": "x"}}
+    r = service.client.post("/v1/rephrase", json=foreign)
+    assert r.status_code == 422 and "allowlist" in r.text
+    assert service.client.post("/v1/rephrase", json={**body, "styles": ["nonexistent"]}).status_code == 422
+    for bad in ({**body, "documents": []}, {**body, "documents": [{"text": ""}]}, {**body, "variants": 9},
+                {**body, "max_new_tokens": "x"}, {**body, "documents": [{"text": "x" * 9000}]}, {"documents": 1}):
+        r = service.client.post("/v1/rephrase", json=bad)
+        assert r.status_code == 422, (bad, r.text)
