@@ -15,15 +15,13 @@ from rephrase.verify import VerifierSpec
 Domain = Literal["web", "code", "math", "knowledge"]
 
 
-class RephraseSpec(Spec):
+class RewriteSpecBase(Spec):
+    """Fields and checks every rewriting job shares (rephrase, mathnotes): inputs, engine, verifier, the
+    chunk-wise loop's knobs, executor. Jobs subclass it and override defaults by redeclaring a field."""
     inputs: list[str] = Field(..., description="input document shards: directories, globs or parquet files")
     output: str = Field(..., description="output directory for synthetic shards, rejects, stats and the spec")
     engine: EngineSpec = Field(default_factory=EngineSpec, description="LLM engine that rewrites")
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="fidelity verifier")
-    styles: list[str] | None = Field(None, description="style names to draw from (none = all)")
-    perspectives: list[str] | None = Field(None, description="perspective names to draw from (none = all)")
-    styles_file: str | None = Field(None, description="YAML file adding/overriding styles and perspectives")
-    variants: int = Field(2, ge=1, description="distinct (style, perspective) rewrites per document")
     seed: int = Field(0, description="seed of variant choice and sampling (same seed -> same output)")
     attempts: int = Field(3, ge=1, description="samples per chunk before the variant is rejected")
     chunk_target_tokens: int = Field(256, ge=8, description="target chunk length in engine tokens")
@@ -51,10 +49,33 @@ class RephraseSpec(Spec):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RephraseSpec":
+    def _chunk_bounds(self):
         if self.chunk_max_tokens < self.chunk_target_tokens:
             raise ValueError(f"chunk_max_tokens ({self.chunk_max_tokens}) must be >= chunk_target_tokens "
                              f"({self.chunk_target_tokens})")
+        return self
+
+    def variants_per_doc(self) -> int:
+        return 1
+
+    def gen_config(self):
+        """The loop's knobs (rephrase.generate.GenConfig)."""
+        from rephrase.generate import GenConfig
+        return GenConfig(seed=self.seed, variants=self.variants_per_doc(), attempts=self.attempts,
+                         chunk_target_tokens=self.chunk_target_tokens, chunk_max_tokens=self.chunk_max_tokens,
+                         context_tail_tokens=self.context_tail_tokens, max_new_tokens=self.max_new_tokens,
+                         temperature=self.temperature, top_p=self.top_p, concurrency=self.concurrency,
+                         request_timeout_s=self.request_timeout_s)
+
+
+class RephraseSpec(RewriteSpecBase):
+    styles: list[str] | None = Field(None, description="style names to draw from (none = all)")
+    perspectives: list[str] | None = Field(None, description="perspective names to draw from (none = all)")
+    styles_file: str | None = Field(None, description="YAML file adding/overriding styles and perspectives")
+    variants: int = Field(2, ge=1, description="distinct (style, perspective) rewrites per document")
+
+    @model_validator(mode="after")
+    def _styles_exist(self) -> "RephraseSpec":
         # Styles are data: check names and the number of variants now, not hours into a run.
         from rephrase.styles import StyleBook
         book = StyleBook.load(self.styles_file).select(self.styles, self.perspectives)
@@ -63,11 +84,5 @@ class RephraseSpec(Spec):
                              f"{len(book.pairs())} distinct pairs")
         return self
 
-    def gen_config(self):
-        """The loop's knobs (rephrase.generate.GenConfig)."""
-        from rephrase.generate import GenConfig
-        return GenConfig(seed=self.seed, variants=self.variants, attempts=self.attempts,
-                         chunk_target_tokens=self.chunk_target_tokens, chunk_max_tokens=self.chunk_max_tokens,
-                         context_tail_tokens=self.context_tail_tokens, max_new_tokens=self.max_new_tokens,
-                         temperature=self.temperature, top_p=self.top_p, concurrency=self.concurrency,
-                         request_timeout_s=self.request_timeout_s)
+    def variants_per_doc(self) -> int:
+        return self.variants
