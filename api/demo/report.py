@@ -174,7 +174,9 @@ def _median(xs: list[float]) -> float | None:
 
 
 def artifacts(out: Path) -> list[dict[str, str]]:
-    items = [("raw/", "ingested sample documents (parquet shards)"),
+    items = [("_demo/", "the demo's own state: finished stages with their summaries and times, the config"),
+             ("raw/", "ingested sample documents (parquet shards)"),
+             ("selected/", "the sample documents chosen for rewriting (api/demo/demo.yaml), in order"),
              ("rephrase/", "accepted rewrites; rejects/ holds every rejected variant with its reasons"),
              ("mathnotes/", "learning notes and translations; rejects/, routing/ decisions"),
              ("dedup/", "deduplicated documents; _clusters.parquet, _removed.parquet"),
