@@ -101,21 +101,8 @@ def run_demo(output: str | Path = "out/demo", size: str = "full", docs: int | No
             ctx.results[name] = done["summary"]
             continue
         dirty = True                     # everything after a rerun stage runs again
-        state["stages"].pop(name, None)
-        if name in state.get("stale", []):
-            _clear_stale(out, name)
         _announce(i, n, name, what, reused=False)
-        emit({"type": "log", "message": f"demo: {name}"})
-        t0 = time.perf_counter()
-        summary = fn(ctx)
-        ctx.results[name] = summary
-        state["stages"][name] = {"summary": summary, "seconds": round(time.perf_counter() - t0, 2),
-                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        state["stale"] = [s for s in state.get("stale", []) if s != name]
-        for later, _, _ in STAGES[i:]:  # a later stage's marker is stale now
-            if state["stages"].pop(later, None) is not None:
-                state["stale"] = sorted(set(state["stale"]) | {later})
-        atomic_write_json(state_path(out), state)
+        _run_stage(ctx, state, name, fn, later=[s for s, _, _ in STAGES[i:]])
     _announce(n, n, "report", "HTML + Markdown report", reused=False)
     from api.demo.report import write_report
     t0 = time.perf_counter()
@@ -124,6 +111,28 @@ def run_demo(output: str | Path = "out/demo", size: str = "full", docs: int | No
     return {"output": str(out), "size": cfg.size, "stages": state["stages"], "report": paths,
             "report_seconds": report_s, "wall_seconds": round(time.perf_counter() - t_start, 2),
             "stage_seconds_total": round(sum(s["seconds"] for s in state["stages"].values()), 2)}
+
+
+def _run_stage(ctx, state: dict[str, Any], name: str, fn: Callable, later: list[str]) -> None:
+    """Run one stage and record it; the markers of the stages after it become stale."""
+    state["stages"].pop(name, None)
+    if name in state.get("stale", []):
+        _clear_stale(ctx.out, name)
+    ctx.emit({"type": "log", "message": f"demo: {name}"})
+    t0 = time.perf_counter()
+    summary = fn(ctx)
+    ctx.results[name] = summary
+    state["stages"][name] = {"summary": summary, "seconds": round(time.perf_counter() - t0, 2),
+                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    stale = set(state.get("stale", [])) - {name}
+    stale |= {s for s in later if state["stages"].pop(s, None) is not None}
+    state["stale"] = sorted(stale)
+    atomic_write_json(state_path(ctx.out), state)
+
+
+def _top_reasons(stats: dict[str, Any], k: int = 3) -> str:
+    top = sorted(stats.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1])[:k]
+    return ("; rejected for " + ", ".join(f"{r} {c}" for r, c in top)) if top else ""
 
 
 def format_summary(res: dict[str, Any]) -> str:
@@ -136,9 +145,9 @@ def format_summary(res: dict[str, Any]) -> str:
         f"k2forge demo ({res['size']}) in {res['output']}",
         f"  ingest     {st['ingest']['rows_out']} documents ({secs['ingest']} s)",
         f"  rephrase   {reph.get('variants_accepted', 0)}/{reph.get('variants', 0)} rewrites accepted "
-        f"({secs['rephrase']} s)",
+        f"({secs['rephrase']} s){_top_reasons(reph)}",
         f"  mathnotes  {notes.get('variants_accepted', 0)}/{notes.get('variants', 0)} notes/translations "
-        f"accepted ({secs['mathnotes']} s)",
+        f"accepted ({secs['mathnotes']} s){_top_reasons(notes)}",
         f"  dedup      {st['dedup']['docs_in']} -> {st['dedup']['docs_out']} documents ({secs['dedup']} s)",
         f"  pack       {st['pack']['total_tokens']:,} tokens ({secs['pack']} s)",
         f"  mix        {st['mix']['allotted_tokens']:,} tokens over {st['mix']['sources']} sources ({secs['mix']} s)",
