@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field, ValidationError
 from api import metrics
 from api.outputs import describe_outputs
 from api.runner import Dispatcher
-from api.security import (PathError, RateLimiter, check_token, confine_spec, load_tokens, model_sources,
-                          split_secrets)
+from api.security import (PathError, RateLimiter, check_token, confine_spec, hash_tokens, load_tokens,
+                          model_sources, split_secrets)
 from api.settings import Settings
 from api.store import STATES, TERMINAL, JobStore
 
@@ -59,11 +59,54 @@ def _problem(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
+class GuardMiddleware:
+    """Pure ASGI: refuse bodies over the limit (declared or streamed) with 413, record per-route metrics."""
+
+    def __init__(self, app, max_body_bytes: int):
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            return await _problem(413, f"request body larger than {self.max_body_bytes} bytes")(scope, receive, send)
+        seen = 0
+        status = 500
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def recording_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, recording_send)
+        except _BodyTooLarge:
+            status = 413
+            await _problem(413, f"request body larger than {self.max_body_bytes} bytes")(scope, receive, send)
+        route = scope.get("route")
+        metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - start)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
     dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / ".k2forge")
-    tokens = load_tokens(settings.tokens_env, settings.tokens_file)
+    tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     if not tokens:
         raise RuntimeError("no API tokens configured: set K2FORGE_API_TOKENS or K2FORGE_API_TOKENS_FILE")
@@ -78,23 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Submit and watch corpus, rephrasing, math-notes and training jobs.")
     app.state.store, app.state.dispatcher, app.state.settings = store, dispatcher, settings
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        start = time.perf_counter()
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
-            return _problem(413, f"request body larger than {settings.max_body_bytes} bytes")
-        if size is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # chunked upload: count what actually arrived
-            if len(body) > settings.max_body_bytes:
-                return _problem(413, f"request body larger than {settings.max_body_bytes} bytes")
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe(request.method, getattr(route, "path", "unmatched"), response.status_code,
-                        time.perf_counter() - start)
-        return response
+    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes)
 
-    def principal(authorization: str | None = Header(None)) -> str:
+    async def principal(authorization: str | None = Header(None)) -> str:  # async: no thread hop, no blocking
         status, who = check_token(authorization, tokens)
         if status == 401:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
@@ -173,8 +202,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"jobs": [j.to_dict() for j in rows], "total": total, "limit": limit, "offset": offset}
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
-    def get_job(job_id: str, who: str = Depends(principal)):
-        return _job_or_404(job_id).to_dict()
+    async def get_job(job_id: str, who: str = Depends(principal)):
+        # The hottest route (clients poll it): one primary-key read of a small row, done inline (a local WAL read
+        # takes ~0.1 ms, less than a thread hop) and serialised directly: the row already has JobOut's shape.
+        row = store.get_dict(job_id)
+        if row is None:
+            raise HTTPException(404, f"job {job_id} not found")
+        return JSONResponse(row)
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
     def cancel(job_id: str, who: str = Depends(principal)):

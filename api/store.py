@@ -95,6 +95,17 @@ class JobStore:
         with self.session() as s:
             return s.get(Job, job_id)
 
+    def get_dict(self, job_id: str) -> dict[str, Any] | None:
+        """The job as its API dict, via one Core query (no ORM session): the polling fast path."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Job.__table__).where(Job.id == job_id)).mappings().first()
+        if row is None:
+            return None
+        return {"id": row["id"], "kind": row["kind"], "state": row["state"], "spec": row["spec"],
+                "progress": row["progress"] or {}, "result": row["result"], "error": row["error"],
+                "attempts": row["attempts"], "cancel_requested": bool(row["cancel_requested"]),
+                "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat()}
+
     def list(self, state: str | None, kind: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
         with self.session() as s:
             q = select(Job)

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--job", required=True)
     args = ap.parse_args(argv)
     os.environ.setdefault("K2FORGE_QUIET", "1")  # no progress bars in a service worker; events carry progress
+    # Batch work yields the CPU to the API process, so polling clients stay fast while a job runs.
+    os.nice(int(os.environ.get("K2FORGE_WORKER_NICE", "10")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.exit(run_job(JobStore(args.db), args.job))
 
