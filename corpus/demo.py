@@ -57,7 +57,7 @@ def _check_parts(dedup_dir: Path) -> None:
 def format_summary(res: dict[str, Any]) -> str:
     """A few lines a person reads after `make demo`."""
     st = res["steps"]
-    ing, ded, pk, mx = st["ingest"], st["dedup"], st["pack"], st["mix"]
+    ing, ded, pk = st["ingest"], st["dedup"], st["pack"]
     secs = res["seconds"]
     lines = [f"demo output: {res['output']}",
              f"ingest  {ing['rows_out']} docs, {ing['chars']:,} chars from {ing['inputs']} files "

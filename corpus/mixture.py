@@ -49,12 +49,11 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
 from corpus.schema import DOMAINS
 from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, file_sha256
-from corpus.spec import Spec, SpecError, parse_spec, save_spec
+from corpus.spec import Spec, parse_spec, read_yaml_mapping, save_spec
 
 log = logging.getLogger(__name__)
 MIX_FORMAT = "k2forge-mixture/1"
@@ -144,14 +143,7 @@ def load_mixture(mixture: str | MixtureConfig) -> tuple[MixtureConfig, Path]:
     if isinstance(mixture, MixtureConfig):
         return mixture, Path.cwd()
     path = Path(mixture)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: mixture file not found") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a mixture must be a mapping with 'sources'")
+    data = read_yaml_mapping(path, "mixture file", "a mixture must be a mapping with 'sources'")
     return parse_spec(MixtureConfig, data, str(path)), path.parent
 
 

@@ -64,19 +64,25 @@ def load_spec(cls: type[S], path: str | Path | None = None, overrides: dict[str,
     where = "command line"
     if path is not None:
         where = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise SpecError(f"{path}: not valid YAML ({e})") from None
-        except FileNotFoundError:
-            raise SpecError(f"{path}: spec file not found") from None
-        if not isinstance(loaded, dict):
-            raise SpecError(f"{path}: a spec must be a mapping of fields")
-        data.update(loaded)
+        data.update(read_yaml_mapping(path, "spec file", "a spec must be a mapping of fields"))
     for k, v in (overrides or {}).items():
         if v is not None:
             _set_dotted(data, k, v)
     return parse_spec(cls, data, where)
+
+
+def read_yaml_mapping(path: str | Path, what: str = "file", expected: str = "expected a mapping",
+                      error: type[Exception] = SpecError) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; a missing file, bad YAML or another shape raise `error` naming it."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: {expected}")
+    return data
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -65,7 +65,6 @@ class RewriteStage(Stage):
     def setup(self) -> None:
         if self._engine is not None:
             return
-        from rephrase.engines import make_engine
         from rephrase.prompts import TASKS
         if self.task_name not in TASKS:
             raise ValueError(f"unknown rewriting task {self.task_name!r}; registered: {', '.join(sorted(TASKS))}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from corpus.spec import read_yaml_mapping
 
 PACKAGE_STYLES = Path(__file__).with_name("styles.yaml")
 
@@ -77,13 +77,9 @@ def _pick(entries: dict[str, Style], names: list[str] | None, what: str) -> dict
 
 
 def _read_file(path: Path) -> tuple[dict[str, Style], dict[str, Style]]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StylesError(f"{path}: styles file not found") from None
-    except yaml.YAMLError as e:
-        raise StylesError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict) or not set(data) <= {"styles", "perspectives"}:
+    data = read_yaml_mapping(path, "styles file", "expected a mapping with keys 'styles' and/or 'perspectives'",
+                             error=StylesError)
+    if not set(data) <= {"styles", "perspectives"}:
         raise StylesError(f"{path}: expected a mapping with keys 'styles' and/or 'perspectives'")
     return (_entries(path, "styles", data.get("styles") or {}),
             _entries(path, "perspectives", data.get("perspectives") or {}))

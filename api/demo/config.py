@@ -13,12 +13,11 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from corpus.spec import SpecError
+from corpus.spec import SpecError, read_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +51,7 @@ class DemoConfig(BaseModel):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: file not found") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping")
-    return data
+    return read_yaml_mapping(path)
 
 
 def sizes(path: Path = DEMO_YAML) -> list[str]:

@@ -148,7 +148,7 @@ def _md_cell(x: Any) -> str:
 
 
 def render_md(f: dict[str, Any], images: dict[str, Path], rdir: Path) -> str:
-    out = [f"# k2forge demo report", "", f"Output folder: `{f['output']}`", ""]
+    out = ["# k2forge demo report", "", f"Output folder: `{f['output']}`", ""]
     for title, build in SECTIONS:
         out += [f"## {title}", ""]
         for b in build(f):
