@@ -12,23 +12,25 @@ from pathlib import Path
 from trainer.metrics import read_metrics
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (imported only when a plot is drawn)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    """Write a figure as PNG atomically."""
     from corpus.shards import atomic_path
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return path
 
 
 def plot_run(metrics_path: str | os.PathLike, out_dir: str | os.PathLike, tau: float | None) -> list[Path]:
     """Write the three plots next to the checkpoints; return their paths (none when there is no train step)."""
-    plt = _pyplot()
+    plt = pyplot()
     train = read_metrics(metrics_path, "train")
     evals = read_metrics(metrics_path, "eval")
     if not train:
@@ -43,7 +45,7 @@ def plot_run(metrics_path: str | os.PathLike, out_dir: str | os.PathLike, tau: f
         ax.plot([r["step"] for r in evals], [r["eval_loss"] for r in evals], "o-", label="eval (held out)")
     ax.set(xlabel="step", ylabel="loss", title="loss")
     ax.legend()
-    paths.append(_save(fig, out / "loss.png"))
+    paths.append(save_png(fig, out / "loss.png"))
     plt.close(fig)
 
     paths.append(_layer_plot(plt, steps, [r["max_logit"] for r in train], out / "max_logits.png",
@@ -64,14 +66,14 @@ def _layer_plot(plt, steps, per_step, path: Path, title: str, what: str, tau: fl
         ax.axhline(tau, color="k", linestyle="--", label=f"tau = {tau:g}")
     ax.set(xlabel="step", ylabel=title, title=title)
     ax.legend(fontsize=7)
-    out = _save(fig, path)
+    out = save_png(fig, path)
     plt.close(fig)
     return out
 
 
 def plot_comparison(runs: dict[str, list[dict]], tau: float, path: str | os.PathLike) -> Path:
     """K2 Figure 2 style: max logit over steps for several runs (e.g. Muon vs MuonClip) plus their losses."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for name, rows in runs.items():
         steps = [r["step"] for r in rows]
@@ -82,6 +84,6 @@ def plot_comparison(runs: dict[str, list[dict]], tau: float, path: str | os.Path
     a2.set(xlabel="step", ylabel="train loss", title="loss")
     a1.legend()
     a2.legend()
-    out = _save(fig, Path(path))
+    out = save_png(fig, Path(path))
     plt.close(fig)
     return out

@@ -8,21 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from corpus.shards import atomic_path
+from trainer.plots import pyplot, save_png
 
 TRAIN_PLOTS = ("loss", "max_logits", "expert_load")
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    return path
 
 
 def fidelity_figure(fid: dict[str, Any], path: Path) -> Path | None:
@@ -31,7 +19,7 @@ def fidelity_figure(fid: dict[str, Any], path: Path) -> Path | None:
                     for k in job[part]})
     if not names:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3 * rows), squeeze=False)
@@ -47,14 +35,14 @@ def fidelity_figure(fid: dict[str, Any], path: Path) -> Path | None:
         ax.axis("off")
     fig.suptitle("fidelity scores (rephrase + mathnotes)")
     fig.tight_layout()
-    out = _save(fig, path)
+    out = save_png(fig, path, dpi=100)
     plt.close(fig)
     return out
 
 
 def token_mix_figure(mix: list[dict[str, Any]], path: Path) -> Path:
     """Allotted tokens per domain, stacked raw vs synthetic."""
-    plt = _pyplot()
+    plt = pyplot()
     domains = sorted({s["domain"] for s in mix})
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bottom = [0.0] * len(domains)
@@ -65,7 +53,7 @@ def token_mix_figure(mix: list[dict[str, Any]], path: Path) -> Path:
             bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set(ylabel="allotted tokens", title="token mix: raw vs synthetic per domain")
     ax.legend()
-    out = _save(fig, path)
+    out = save_png(fig, path, dpi=100)
     plt.close(fig)
     return out
 
