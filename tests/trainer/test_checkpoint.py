@@ -9,15 +9,6 @@ from trainer.model import K2ForCausalLM
 from trainer.muonclip import MuonClip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core box, OpenMP spinning makes tiny steps 10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trained(seed=0, **over):
     torch.manual_seed(seed)
     cfg = preset("tiny", vocab_size=128, **over)

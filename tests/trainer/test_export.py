@@ -15,15 +15,6 @@ YARN = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16, "
         "mscale": 1.0, "mscale_all_dim": 0.707}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny ops: with 2 OpenMP threads on a shared 2-core box they spin-wait (20x slower measured), so 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def perturbed_model(seed=0, **overrides):
     """Random init plus perturbed router bias and norm gains, so routing and every weight matter."""
     torch.manual_seed(seed)

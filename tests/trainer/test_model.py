@@ -13,15 +13,6 @@ from trainer.rope import apply_rope_interleaved, inv_frequencies, rope_cos_sin
 VOCAB = 256
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny ops: with 2 OpenMP threads on a shared 2-core box they spin-wait (20x slower measured), so 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(seed=0, **overrides):
     torch.manual_seed(seed)
     model = K2ForCausalLM(preset("tiny", vocab_size=VOCAB, **overrides))
