@@ -23,7 +23,7 @@ from api.runner import Dispatcher
 from api.security import (PathError, RateLimiter, check_token, confine_spec, hash_tokens, load_tokens,
                           model_sources, split_secrets)
 from api.settings import Settings
-from api.store import STATES, TERMINAL, JobStore
+from api.store import TERMINAL, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -255,5 +255,3 @@ async def _event_stream(store: JobStore, job_id: str, after: int, poll_s: float 
                 yield ": keep-alive\n\n"
             await asyncio.sleep(poll_s)
 
-
-assert set(STATES) >= set(TERMINAL)

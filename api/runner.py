@@ -126,7 +126,7 @@ class Dispatcher:
             if p.poll() is None:
                 continue
             del self.procs[job_id]
-            job = self.store.get(job_id)
+            job = self.store.get(job_id)  # re-read: the worker wrote its final state before exiting
             if job and job.state == "running":
                 if job.cancel_requested:
                     self.store.transition(job_id, "cancelled", expect=("running",), worker_pid=None)

@@ -45,10 +45,15 @@ class Job(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "state": self.state, "spec": self.spec,
-                "progress": self.progress or {}, "result": self.result, "error": self.error,
-                "attempts": self.attempts, "cancel_requested": bool(self.cancel_requested),
-                "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat()}
+        return job_dict(self)
+
+
+def job_dict(j: Any) -> dict[str, Any]:
+    """The API shape of a job, from an ORM Job or a Core row (both expose the columns as attributes)."""
+    return {"id": j.id, "kind": j.kind, "state": j.state, "spec": j.spec, "progress": j.progress or {},
+            "result": j.result, "error": j.error, "attempts": j.attempts,
+            "cancel_requested": bool(j.cancel_requested), "created_at": j.created_at.isoformat(),
+            "updated_at": j.updated_at.isoformat()}
 
 
 class JobEvent(Base):
@@ -98,13 +103,8 @@ class JobStore:
     def get_dict(self, job_id: str) -> dict[str, Any] | None:
         """The job as its API dict, via one Core query (no ORM session): the polling fast path."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(Job.__table__).where(Job.id == job_id)).mappings().first()
-        if row is None:
-            return None
-        return {"id": row["id"], "kind": row["kind"], "state": row["state"], "spec": row["spec"],
-                "progress": row["progress"] or {}, "result": row["result"], "error": row["error"],
-                "attempts": row["attempts"], "cancel_requested": bool(row["cancel_requested"]),
-                "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat()}
+            row = conn.execute(select(Job.__table__).where(Job.id == job_id)).first()
+        return job_dict(row) if row is not None else None
 
     def list(self, state: str | None, kind: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
         with self.session() as s:
