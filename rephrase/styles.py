@@ -7,6 +7,7 @@ or another machine draws exactly the same variants for the same document.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import random
@@ -52,7 +53,8 @@ class StyleBook:
     @classmethod
     def load(cls, styles_file: str | Path | None = None) -> "StyleBook":
         """The package styles, with the entries of `styles_file` (if given) added or overriding by name."""
-        book = cls(*_read_file(PACKAGE_STYLES))
+        styles, perspectives = _package_entries()
+        book = cls(dict(styles), dict(perspectives))  # copies: the cached package entries stay untouched
         if styles_file is not None:
             styles, perspectives = _read_file(Path(styles_file))
             book.styles.update(styles)
@@ -74,6 +76,12 @@ def _pick(entries: dict[str, Style], names: list[str] | None, what: str) -> dict
     if unknown:
         raise StylesError(f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(entries))}")
     return {n: entries[n] for n in dict.fromkeys(names)}
+
+
+@functools.lru_cache(maxsize=1)
+def _package_entries() -> tuple[dict[str, Style], dict[str, Style]]:
+    """The packaged styles.yaml, parsed once per process (every spec validation consults it)."""
+    return _read_file(PACKAGE_STYLES)
 
 
 def _read_file(path: Path) -> tuple[dict[str, Style], dict[str, Style]]:
