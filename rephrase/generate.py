@@ -215,7 +215,10 @@ class Rewriter:
         seed = request_seed(self.cfg.seed, res.doc["id"], variant.index, chunk.index, attempt)
         params = SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                 max_tokens=self.cfg.max_new_tokens, seed=seed)
-        req = ChatRequest(messages, params, request_id=f"{res.doc['id']}/{variant.index}/{chunk.index}/{attempt}")
+        # Chunks still to go (this one included) as priority: longest remaining chain first keeps batches full
+        # to the end of a run (the last variants are not left to finish their chains in part-empty batches).
+        req = ChatRequest(messages, params, request_id=f"{res.doc['id']}/{variant.index}/{chunk.index}/{attempt}",
+                          priority=chunk.index - res.n_chunks)
         if self.cfg.on_request is not None:
             self.cfg.on_request(req)
         try:

@@ -30,7 +30,9 @@ class RewriteSpecBase(Spec):
     max_new_tokens: int = Field(512, ge=1, description="generation limit per chunk")
     temperature: float = Field(0.7, ge=0, description="sampling temperature (0 = greedy)")
     top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass")
-    concurrency: int = Field(16, ge=1, description="(document, variant) rewrites in flight per worker")
+    concurrency: int = Field(64, ge=1, description="(document, variant) rewrites in flight per worker; keep it "
+                                                   "several times the engine's batch, or batches run part-empty "
+                                                   "while variants wait for verification")
     request_timeout_s: float | None = Field(None, gt=0, description="per-request timeout (none = engine's own)")
     domains: list[Domain] = Field(["knowledge"], description="only documents of these domains are rewritten")
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec, description="where shards are processed")

@@ -38,10 +38,15 @@ class SamplingParams:
 
 @dataclass
 class ChatRequest:
-    """A chat-completions request: OpenAI-style messages ({"role", "content"}) plus sampling parameters."""
+    """A chat-completions request: OpenAI-style messages ({"role", "content"}) plus sampling parameters.
+
+    `priority`: lower is served first among queued requests (vLLM's convention); engines that queue (local,
+    in-process vLLM) honour it, ties go first-come first-served. The rewrite loop gives the requests of
+    variants with more chunks still to go a lower value, so a run's tail is not one long chain alone."""
     messages: list[dict[str, str]]
     params: SamplingParams = field(default_factory=SamplingParams)
     request_id: str = ""
+    priority: int = 0
 
     def __post_init__(self) -> None:
         if not self.messages:

@@ -1,7 +1,8 @@
 """Local transformers engine with continuous-ish batching and per-request seeded sampling.
 
-How a request flows: `generate()` puts (request, future) on a queue and wakes a background task in the running
-event loop. That task takes up to `batch_size` pending requests, and runs one batched decode in a worker thread
+How a request flows: `generate()` puts (request, future) on a priority queue (lower `priority` first, then
+arrival order) and wakes a background task in the running event loop. That task takes up to `batch_size` pending
+requests, and runs one batched decode in a worker thread
 (`asyncio.to_thread`), so the event loop stays free to accept more requests (and to run verification) while the
 model works; requests that arrive meanwhile form the next batch.
 
@@ -19,7 +20,8 @@ completion_tokens counts the tokens generated, including the EOS token (as vLLM 
 from __future__ import annotations
 
 import asyncio
-import collections
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -72,7 +74,8 @@ class LocalEngine(Engine):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
         # Fast tokenizers raise "Already borrowed" when used from two threads at once; one lock is enough here.
         self._tok_lock = threading.Lock()
-        self._pending: collections.deque[tuple[ChatRequest, asyncio.Future]] = collections.deque()
+        self._pending: list[tuple[int, int, ChatRequest, asyncio.Future]] = []   # heap: (priority, seq, ...)
+        self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
@@ -125,7 +128,7 @@ class LocalEngine(Engine):
             self._start_worker(loop)
         t0 = time.perf_counter()
         fut: asyncio.Future = loop.create_future()
-        self._pending.append((req, fut))
+        heapq.heappush(self._pending, (req.priority, next(self._seq), req, fut))
         self._wake.set()
         res = await fut
         res.latency_s = time.perf_counter() - t0  # as a caller sees it: queueing included
@@ -144,7 +147,7 @@ class LocalEngine(Engine):
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+                batch = [heapq.heappop(self._pending)[2:] for _ in range(min(self.batch_size, len(self._pending)))]
                 batch = [(r, f) for r, f in batch if not f.done()]  # callers that gave up (cancelled)
                 if not batch:
                     continue
@@ -170,7 +173,7 @@ class LocalEngine(Engine):
                 except asyncio.CancelledError:
                     pass
         while self._pending:
-            _, fut = self._pending.popleft()
+            fut = heapq.heappop(self._pending)[3]
             if not fut.done():
                 fut.set_exception(EngineError("local engine: closed while the request was queued"))
 

@@ -44,7 +44,8 @@ class VLLMEngine(Engine):
         self.max_concurrency = max_concurrency
         self._engine_kw = dict(model=self.model, gpu_memory_utilization=gpu_memory_utilization,
                                max_model_len=max_model_len, dtype="bfloat16" if dtype == "auto" else dtype,
-                               seed=seed, enforce_eager=enforce_eager, disable_log_stats=True)
+                               seed=seed, enforce_eager=enforce_eager, disable_log_stats=True,
+                               scheduling_policy="priority")   # honours ChatRequest.priority
         self.tokenizer = AutoTokenizer.from_pretrained(self.model)
         self.context_length = max_model_len or self._config_context(self.model)
         self._llm: Any = None
@@ -115,7 +116,7 @@ class VLLMEngine(Engine):
         async with self._sem:
             self.stats["requests"] += 1
             try:
-                async for out in self._llm.generate(await self._render(ids), sp, rid):
+                async for out in self._llm.generate(await self._render(ids), sp, rid, priority=req.priority):
                     final = out
             except Exception as e:  # noqa: BLE001 - e.g. the engine core died: unrecoverable for this engine
                 raise EngineError(f"vllm engine: request {rid} failed: {e!r}") from e

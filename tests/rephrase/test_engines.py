@@ -99,6 +99,26 @@ def test_concurrent_requests_are_batched(engine):
     assert engine.stats["batch_sizes"][before[1]:] == [4, 2]
 
 
+def test_lower_priority_value_is_served_first(engine):
+    """Queued requests leave in (priority, arrival) order: the rewrite loop relies on it to keep batches full."""
+    order: list[str] = []
+
+    async def one(name: str, priority: int):
+        r = req(f"Say {name}.", max_tokens=2)
+        r.priority, r.request_id = priority, name
+        await engine.generate(r)
+        order.append(name)
+
+    async def go():
+        # All six are queued before the engine's batcher first runs, so it picks them by priority, 4 then 2.
+        await asyncio.gather(*(one(n, p) for n, p in [("a", 0), ("b", -3), ("c", 0), ("d", -1), ("e", -3),
+                                                       ("f", 5)]))
+    before = len(engine.stats["batch_sizes"])
+    asyncio.run(go())
+    assert engine.stats["batch_sizes"][before:] == [4, 2]
+    assert set(order[:4]) == {"b", "e", "d", "a"} and set(order[4:]) == {"c", "f"}
+
+
 def test_length_finish_and_token_counts(engine):
     r = req(max_tokens=5)
     c = gather(engine, [r])[0]

@@ -100,6 +100,9 @@ def test_real_generation_chunkwise_with_context(engine, verifier):
     for q in sent:
         d, v, c, a = q.request_id.split("/")
         assert q.params.seed == request_seed(3, d, int(v), int(c), int(a))
+    # Priority: chunks still to go, negated, so the longest remaining chains are served first.
+    assert {q.request_id.rsplit("/", 1)[0]: q.priority for q in sent if q.request_id.startswith("nile/0/")} == \
+        {"nile/0/0": -2, "nile/0/1": -1}
 
 
 def test_real_verifier_verdicts_flow_into_results(engine, verifier):
