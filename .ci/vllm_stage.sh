@@ -4,6 +4,7 @@
 # SmolLM2 with a REAL `vllm` OpenAI server on loopback, run tests/rephrase/test_vllm.py against it (and the
 # in-process engine), then stop the server. K2FORGE_VLLM_REQUIRED=1 makes any skip in that file a failure.
 #
+# Usage: vllm_stage.sh [--venv-only]
 # Env: VLLM_VENV (.venv-vllm), MAIN_PY (python of the main venv, used once to export the embedded model),
 #      VLLM_READY_TIMEOUT (seconds to wait for the server, default 900), VLLM_SERVE_EXTRA (extra server flags).
 set -euo pipefail
@@ -30,6 +31,7 @@ if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; the
   touch "$VENV/.installed"
 fi
 "$VENV/bin/python" -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__)"
+if [ "${1:-}" = "--venv-only" ]; then exit 0; fi    # make bench-vllm needs the venv, not the tests
 
 # 2. The embedded model as a Hugging Face directory (converted once by the main venv, cached).
 MODEL_DIR=$("$MAIN_PY" -c "from corpus.embedded import embedded_model_dir; print(embedded_model_dir())")

