@@ -147,7 +147,9 @@ class _Splitter:
         """Merge consecutive pieces while the merged chunk stays within `target` tokens."""
         chunks: list[tuple[int, int]] = []
         for s, e in pieces:
-            if chunks and (not self.text[s:e].strip() or self._tokens(chunks[-1][0], e) <= self.target):
+            # whitespace on either side joins its neighbour: no chunk may be empty (nothing to rewrite or verify)
+            if chunks and (not self.text[s:e].strip() or not self.text[chunks[-1][0]:chunks[-1][1]].strip()
+                           or self._tokens(chunks[-1][0], e) <= self.target):
                 chunks[-1] = (chunks[-1][0], e)
             else:
                 chunks.append((s, e))

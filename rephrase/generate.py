@@ -116,14 +116,25 @@ class VerifyBatcher:
             self.calls += 1
             try:
                 verdicts = await self.verifier.averify_batch([(s, r) for s, r, _ in batch])
-            except Exception as e:      # noqa: BLE001 - the failure belongs to the waiting variants
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(e)
+            except Exception:           # noqa: BLE001 - find the pair(s) at fault: the others must not fail
+                await self._one_by_one(batch)
                 continue
             for (_, _, fut), v in zip(batch, verdicts):
                 if not fut.done():
                     fut.set_result(v)
+
+
+    async def _one_by_one(self, batch: list[tuple[str, str, asyncio.Future]]) -> None:
+        """Verify each pair alone, so a failure lands only on its own variant (batching must not change results)."""
+        for s, r, fut in batch:
+            try:
+                v = (await self.verifier.averify_batch([(s, r)]))[0]
+            except Exception as e:      # noqa: BLE001 - this pair's own failure
+                if not fut.done():
+                    fut.set_exception(e)
+                continue
+            if not fut.done():
+                fut.set_result(v)
 
 
 class Rewriter:

@@ -45,8 +45,11 @@ class Task:
         return {"task": self.name, "style": variant.label}
 
 
-_PREAMBLE = re.compile(r"\A\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)[^\n]{0,80}:|(?:the )?rewritten (?:passage|text)"
-                       r"\s*:|(?:rewrite|text to rewrite|passage|text)\s*:)\s*", re.I)   # labels only, not prose
+# Labels only, not prose: "Here is ...:" counts when the colon ends its line or the line names the rewrite
+# ("Here's a rewritten version: ..."); "Here are the three causes: famine, debt and pride." is content, kept.
+_PREAMBLE = re.compile(r"\A\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)(?:[^\n:]{0,80}:[ \t]*(?:\n|\Z)|[^\n:]{0,60}"
+                       r"(?:rewrit|version|passage|paraphras|text)[^\n:]{0,40}:)|(?:the )?rewritten (?:passage|text)"
+                       r"\s*:|(?:rewrite|text to rewrite|passage|text)\s*:)\s*", re.I)
 _FENCE = re.compile(r"\A\s*<<<\s*\n?(.*?)\n?\s*>>>\s*\Z", re.S)
 
 

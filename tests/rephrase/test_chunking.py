@@ -122,6 +122,11 @@ def test_price_dollars_are_not_math():
     assert [text[s:e] for s, e in protected_spans(text)] == []
 
 
+def test_leading_blank_lines_never_make_an_empty_chunk():
+    chunks = chunk_text("\n\n" + "word " * 30, lambda t: len(t.split()), 10, 40)
+    assert chunks and all(c.text.strip() for c in chunks)
+
+
 def test_bad_bounds_and_empty_text():
     with pytest.raises(ValueError, match="target_tokens"):
         chunk_text("abc", words_count, 10, 5)

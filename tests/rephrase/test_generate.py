@@ -155,3 +155,16 @@ def test_verify_batcher_coalesces_concurrent_requests(verifier):
     verdicts = asyncio.run(go())
     assert len(verdicts) == 6 and counting.batches == [6]
     assert all(v.scores["numbers"] == 1.0 for v in verdicts)
+
+
+def test_a_failing_pair_fails_only_its_own_variant(verifier):
+    """The real verifier refuses an empty source; the other pairs of the same batch still get their verdicts."""
+    batcher = VerifyBatcher(verifier)
+    pairs = [("The value is 1.", "The value equals 1."), ("", "Something."), ("The value is 2.", "It is 2.")]
+
+    async def go():
+        return await asyncio.gather(*(batcher.verify(s, r) for s, r in pairs), return_exceptions=True)
+
+    good1, bad, good2 = asyncio.run(go())
+    assert isinstance(bad, ValueError) and "empty" in str(bad)
+    assert good1.scores["numbers"] == 1.0 and good2.scores["numbers"] == 1.0

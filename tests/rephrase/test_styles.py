@@ -103,3 +103,6 @@ def test_clean_completion():
     assert clean_completion("  The sky.  ") == "The sky."
     assert clean_completion("Text to rewrite:\nThe sky.") == "The sky."
     assert clean_completion("Text messages date from 1992: a fact.") == "Text messages date from 1992: a fact."
+    assert clean_completion("Here's a rewritten version: The sky.") == "The sky."
+    content = "Here are the three main causes of the war: famine, debt and pride."
+    assert clean_completion(content) == content, "a sentence that merely starts with 'Here are' is content"
