@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field, ValidationError
 from api import metrics
 from api.outputs import describe_outputs
 from api.runner import Dispatcher
-from api.security import (PathError, RateLimiter, check_token, confine_spec, hash_tokens, load_tokens,
+from api.security import (STATE_DIR, PathError, RateLimiter, check_token, confine_spec, hash_tokens, load_tokens,
                           model_sources, split_secrets)
 from api.settings import Settings
-from api.store import TERMINAL, JobStore
+from api.store import TERMINAL, JobStore, new_job_id
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class _BodyTooLarge(Exception):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
-    dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / ".k2forge")
+    dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / STATE_DIR)
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     if not tokens:
@@ -155,6 +155,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if value not in settings.model_allowlist:
                 raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
                                            "msg": f"model source {value!r} is not in the service allowlist"}])
+        given = (spec.get("executor") or {}).get("ray_address") if isinstance(spec.get("executor"), dict) else None
+        if given and given != settings.ray_address:   # jobs run only where the service sends them
+            raise HTTPException(422, [{"loc": ["body", "spec", "executor", "ray_address"],
+                                       "msg": "jobs run on the service's Ray cluster (k2forge serve --ray-address); "
+                                              "a spec may not name another"}])
         if settings.ray_address and isinstance(spec.get("executor"), dict | None):
             ex = dict(spec.get("executor") or {})
             ex.setdefault("kind", "ray")
@@ -184,13 +189,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                idempotency_key: str | None = Header(None, max_length=200)):
         redacted, secrets = _validate(req)
         key = f"{who}:{idempotency_key}" if idempotency_key else None
-        job, created = store.create(req.kind, redacted, who, key)
+        job_id = new_job_id()
+        if secrets:     # before the job is committed: the dispatcher may launch it at once
+            dispatcher.secrets[job_id] = secrets
+        job, created = store.create(req.kind, redacted, who, key, job_id=job_id)
         if not created:
+            dispatcher.secrets.pop(job_id, None)
             if job.kind != req.kind or job.spec != redacted:
                 raise HTTPException(409, "Idempotency-Key was already used for a different job")
             return JSONResponse(status_code=200, content=job.to_dict())
-        if secrets:
-            dispatcher.secrets[job.id] = secrets
         return job.to_dict()
 
     @app.get("/v1/jobs", response_model=JobList, tags=["jobs"])

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.security import model_sources
+from api.security import PathError, confine_spec, model_sources
 
 
 class SyncDoc(BaseModel):
@@ -74,12 +74,17 @@ def add_interactive_routes(app: FastAPI, principal, settings) -> None:
             if len(d.text) > settings.sync_max_chars:
                 raise HTTPException(422, [{"loc": ["body", "documents", i, "text"],
                                            "msg": f"at most {settings.sync_max_chars} characters"}])
-        for field, value in model_sources({"engine": req.engine}):
+        for field, value in model_sources({"engine": req.engine, "verifier": req.verifier}):
             if value not in settings.model_allowlist:
                 raise HTTPException(422, [{"loc": ["body", *field.split(".")[1:]],
                                            "msg": f"model source {value!r} is not in the service allowlist"}])
         from rephrase.spec import RephraseSpec
         fields = req.model_dump(exclude={"documents"})
+        try:    # e.g. engine.tokenizer or verifier.styles paths: inside the data root, like a job's
+            fields["engine"] = confine_spec(fields["engine"], settings.data_root, "engine")
+            fields["verifier"] = confine_spec(fields["verifier"], settings.data_root, "verifier")
+        except PathError as e:
+            raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
         try:
             spec = RephraseSpec.model_validate({**fields, "inputs": ["<request>"], "output": "<request>"})
         except ValidationError as e:
@@ -88,5 +93,5 @@ def add_interactive_routes(app: FastAPI, principal, settings) -> None:
                  "meta": "{}"} for i, d in enumerate(req.documents)]
         try:
             return await asyncio.to_thread(_rewrite, cache, spec, docs)
-        except ValueError as e:  # e.g. unknown style name: the user's input
+        except (ValueError, OSError) as e:  # e.g. an unknown style name, a tokenizer file that is not there
             raise HTTPException(422, [{"loc": ["body"], "msg": str(e)}]) from None

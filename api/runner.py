@@ -110,9 +110,16 @@ class Dispatcher:
         env = dict(os.environ)
         env["K2FORGE_JOB_SECRETS"] = json.dumps(self.secrets.get(job.id, {}))
         env["K2FORGE_QUIET"] = "1"
-        out = open(self.log_dir / f"{job.id}.log", "ab") if self.log_dir else subprocess.DEVNULL
-        p = subprocess.Popen([sys.executable, "-m", "api.worker", "--db", self.store.url, "--job", job.id],
-                             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            if self.log_dir:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{job.id}.log", "ab") if self.log_dir else subprocess.DEVNULL
+            p = subprocess.Popen([sys.executable, "-m", "api.worker", "--db", self.store.url, "--job", job.id],
+                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as e:   # never leave a job marked running with no process behind it
+            log.error("job %s: could not start its worker: %s", job.id, e)
+            self.store.transition(job.id, "failed", expect=("running",), error=f"could not start the worker: {e}")
+            return True
         self.procs[job.id] = p
         self.store.set_fields(job.id, worker_pid=p.pid)
         log.info("job %s (%s) started in worker pid %d", job.id, job.kind, p.pid)

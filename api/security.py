@@ -7,6 +7,8 @@ prefix such as `labelled_input`) holds a path or a list of paths/globs, and each
 """
 from __future__ import annotations
 
+import fnmatch
+import glob
 import hashlib
 import hmac
 import os
@@ -18,8 +20,14 @@ from typing import Any
 
 PATH_KEY = re.compile(r"(^|_)(inputs?|outputs?|paths?|dirs?|files?|manifest|mixture|packed|checkpoint|"
                       r"tokenizer|root)$")
-SECRET_KEY = re.compile(r"(api_?key|token|secret|password|authorization)$", re.I)
+# Secrets by key name. `token` alone or with an auth-ish prefix; NOT eos_token/pad_token (tokenizer settings).
+SECRET_KEY = re.compile(r"((^|_)(api_?key|secret|password|authorization)|^((auth|access|bearer|hf|api)_)?token)$",
+                        re.I)
 REDACTED = "***redacted***"
+#: the service's own state (job database, job logs) inside the data root: no job may read or write it
+STATE_DIR = ".k2forge"
+#: keys whose string values name a model to load (checked against the service's allowlist)
+MODEL_KEYS = ("model", "base_url", "embedding_model")
 
 
 class PathError(ValueError):
@@ -63,22 +71,50 @@ def check_token(header: str | None, hashed: dict[bytes, str]) -> tuple[int, str 
 
 
 def confine(value: str, root: Path, field: str) -> str:
-    """Resolve `value` (relative = under root) and refuse anything outside root, symlinks included."""
+    """Resolve `value` (relative = under root) and refuse anything outside root, symlinks included.
+
+    Globs are checked on their fixed prefix AND on every path they match now, and a directory is checked for
+    symlinks inside it that lead out, so neither `escap?/etc/passwd` nor `dir/link-to-etc` gets through. The
+    service's state folder (STATE_DIR) is refused too: a job must not overwrite the job database.
+    """
     if "\x00" in value:
         raise PathError(field, "path contains a NUL byte")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathError(field, f"path {value!r} is not valid Unicode") from None
     p = Path(value)
     if ".." in p.parts:
         raise PathError(field, f"'..' is not allowed in paths ({value!r})")
     full = p if p.is_absolute() else root / p
-    # Globs: check the directory part before the first wildcard.
-    parts = full.parts
-    cut = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
-    checked = Path(*parts[:cut]) if cut else root
-    real = Path(os.path.realpath(checked))
     root_real = Path(os.path.realpath(root))
-    if real != root_real and root_real not in real.parents:
-        raise PathError(field, f"path {value!r} is outside the data root")
+    parts = full.parts
+    cut = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    targets = [Path(*parts[:cut]) if cut else root]
+    if cut < len(parts):
+        targets += [Path(m) for m in glob.glob(str(full), recursive=True)]
+    rel = full.relative_to(root).parts if full.is_relative_to(root) else ()
+    # glob matches hidden names only with a pattern that starts with "." (so "**" never reaches STATE_DIR)
+    if rel and rel[0].startswith(".") and fnmatch.fnmatchcase(STATE_DIR, rel[0]):
+        raise PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
+    for t in targets:
+        _check_inside(t, root_real, value, field)
+        if t.is_dir() and not t.is_symlink():
+            for d, dirs, files in os.walk(t):
+                for name in dirs + files:
+                    if os.path.islink(os.path.join(d, name)):
+                        _check_inside(Path(d) / name, root_real, value, field)
     return str(full)
+
+
+def _check_inside(path: Path, root_real: Path, value: str, field: str) -> None:
+    real = Path(os.path.realpath(path))
+    if real != root_real and root_real not in real.parents:
+        raise PathError(field, f"path {value!r} is outside the data root" +
+                        (f" ({path} leads to {real})" if path != Path(value) else ""))
+    rel = real.relative_to(root_real).parts
+    if rel and rel[0] == STATE_DIR:
+        raise PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
 
 
 def confine_spec(spec: Any, root: Path, where: str = "spec") -> Any:
@@ -137,14 +173,14 @@ def merge_secrets(spec: dict, secrets: dict[str, Any]) -> dict:
 
 
 def model_sources(spec: Any) -> list[tuple[str, str]]:
-    """(field, value) of every model source in a spec: keys `model` and `base_url` anywhere."""
+    """(field, value) of every model source in a spec: keys in MODEL_KEYS, anywhere."""
     found: list[tuple[str, str]] = []
 
     def walk(x: Any, path: str) -> None:
         if isinstance(x, dict):
             for k, v in x.items():
                 p = f"{path}.{k}"
-                if k in ("model", "base_url") and isinstance(v, str):
+                if k in MODEL_KEYS and isinstance(v, str):
                     found.append((p, v))
                 else:
                     walk(v, p)

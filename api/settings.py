@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from api.security import STATE_DIR
+
 
 def _env_list(name: str, default: str = "") -> list[str]:
     return [x.strip() for x in os.environ.get(name, default).split(",") if x.strip()]
@@ -29,8 +31,8 @@ class Settings:
     def resolved(self) -> "Settings":
         self.data_root = Path(self.data_root).resolve()
         self.data_root.mkdir(parents=True, exist_ok=True)
+        state = self.data_root / STATE_DIR     # job logs always; the SQLite database unless --db-url names one
+        state.mkdir(exist_ok=True)
         if not self.db_url:
-            state = self.data_root / ".k2forge"
-            state.mkdir(exist_ok=True)
             self.db_url = f"sqlite:///{state / 'jobs.db'}"
         return self

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select,
                         update)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -65,6 +66,10 @@ class JobEvent(Base):
     data: Mapped[dict] = mapped_column(JSON)
 
 
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
 class JobStore:
     """Thin, explicit data access; every method is one short transaction."""
 
@@ -82,18 +87,29 @@ class JobStore:
     def session(self) -> Session:
         return self._session()
 
-    def create(self, kind: str, spec: dict, owner: str, idempotency_key: str | None) -> tuple[Job, bool]:
-        """Insert a queued job; with an idempotency key already used, return that job instead (created=False)."""
+    def create(self, kind: str, spec: dict, owner: str, idempotency_key: str | None,
+               job_id: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job; with an idempotency key already used, return that job instead (created=False).
+
+        Two concurrent submits with one key: the unique index lets one insert win; the other returns its job."""
         with self.session() as s:
             if idempotency_key:
                 found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
                 if found:
                     return found, False
-            job = Job(id=uuid.uuid4().hex, kind=kind, spec=spec, owner=owner, idempotency_key=idempotency_key,
-                      progress={}, state="queued")
+            job = Job(id=job_id or new_job_id(), kind=kind, spec=spec, owner=owner,
+                      idempotency_key=idempotency_key, progress={}, state="queued")
             s.add(job)
             s.add(JobEvent(job_id=job.id, type="state", data={"state": "queued"}))
-            s.commit()
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key)) \
+                    if idempotency_key else None
+                if found is None:
+                    raise
+                return found, False
             return job, True
 
     def get(self, job_id: str) -> Job | None:

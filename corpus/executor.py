@@ -113,8 +113,12 @@ class LocalExecutor(Executor):
         with ProcessPoolExecutor(min(self.workers, len(units)), mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(stage,)) as pool:
             futs = {pool.submit(_run_in_worker, u): u for u in units}
-            for f in as_completed(futs):
-                yield futs[f], f.result()
+            try:
+                for f in as_completed(futs):
+                    yield futs[f], f.result()
+            except BaseException:   # a failed unit (or the caller giving up) stops the run: drop queued units
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
 
 class RayExecutor(Executor):

@@ -76,7 +76,10 @@ def normalize_doc(raw: dict[str, Any], where: str, default_domain: str | None = 
     if meta is None:
         meta = "{}"
     elif not isinstance(meta, str):
-        meta = json.dumps(meta, sort_keys=True, ensure_ascii=False)
+        try:
+            meta = json.dumps(meta, sort_keys=True, ensure_ascii=False)
+        except (TypeError, ValueError) as e:   # e.g. a timestamp in a parquet/HF meta column
+            raise SchemaError(f"{where}: field 'meta' holds a value that is not JSON ({e})") from None
     else:
         try:
             json.loads(meta)
