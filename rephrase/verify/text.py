@@ -81,9 +81,15 @@ def content_words(text: str) -> list[str]:
     return [w for w in (x.lower() for x in words(text)) if len(w) > 2 and w not in STOPWORDS]
 
 
+_HAN_KANA = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Letters/digits of any script as runs; Chinese/Japanese characters one token each (no spaces between words),
+# so a translation from Russian or Chinese gets a meaningful length ratio instead of 0 source words.
+_WORD_TOKEN = re.compile(f"[{_HAN_KANA}]|[^\\W_{_HAN_KANA}]+")
+
+
 def word_tokens(text: str) -> list[str]:
-    """Lower-cased word and number tokens, for n-gram overlap and length ratios."""
-    return re.findall(r"[a-z0-9\u00C0-\u024F]+", text.lower())
+    """Lower-cased word and number tokens (any script), for n-gram overlap and length ratios."""
+    return _WORD_TOKEN.findall(text.lower())
 
 
 def is_claimless(sentence: str) -> bool:

@@ -86,3 +86,12 @@ def test_claimless_sentences():
     assert is_claimless("Let me walk you through it.")
     assert not is_claimless("Sweden is outside the euro area.")
     assert not is_claimless("It grows 4 mm a year.")
+
+
+def test_length_ratio_counts_words_of_any_script():
+    from rephrase.verify.overlap import length_ratio
+    ru = "Найдите все решения уравнения x^2 = 4 на множестве целых чисел."
+    en = "Find all solutions of the equation x^2 = 4 over the integers."
+    zh = "求方程x^2=4在整数集上的所有解。"
+    assert 0.6 < length_ratio(ru, en) < 1.6
+    assert 0.4 < length_ratio(zh, en) < 2.5
