@@ -155,7 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if value not in settings.model_allowlist:
                 raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
                                            "msg": f"model source {value!r} is not in the service allowlist"}])
-        given = (spec.get("executor") or {}).get("ray_address") if isinstance(spec.get("executor"), dict) else None
+        executor = spec.get("executor")
+        given = executor.get("ray_address") if isinstance(executor, dict) else None
         if given and given != settings.ray_address:   # jobs run only where the service sends them
             raise HTTPException(422, [{"loc": ["body", "spec", "executor", "ray_address"],
                                        "msg": "jobs run on the service's Ray cluster (k2forge serve --ray-address); "

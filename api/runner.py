@@ -44,6 +44,8 @@ class Dispatcher:
                  poll_s: float = 0.2, grace_s: float = 5.0):
         self.store, self.max_workers, self.poll_s, self.grace_s = store, max_workers, poll_s, grace_s
         self.log_dir = log_dir
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
         self.secrets: dict[str, dict] = {}
         self._stop = threading.Event()
@@ -111,8 +113,6 @@ class Dispatcher:
         env["K2FORGE_JOB_SECRETS"] = json.dumps(self.secrets.get(job.id, {}))
         env["K2FORGE_QUIET"] = "1"
         try:
-            if self.log_dir:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{job.id}.log", "ab") if self.log_dir else subprocess.DEVNULL
             p = subprocess.Popen([sys.executable, "-m", "api.worker", "--db", self.store.url, "--job", job.id],
                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

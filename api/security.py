@@ -90,13 +90,15 @@ def confine(value: str, root: Path, field: str) -> str:
     root_real = Path(os.path.realpath(root))
     parts = full.parts
     cut = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
-    targets = [Path(*parts[:cut]) if cut else root]
-    if cut < len(parts):
-        targets += [Path(m) for m in glob.glob(str(full), recursive=True)]
+    if cut < len(parts):    # a glob: its fixed prefix, then what it matches now (what a reader would read)
+        _check_inside(Path(*parts[:cut]) if cut else root, root_real, value, field)
+        targets = [Path(m) for m in glob.glob(str(full), recursive=True)]
+    else:
+        targets = [full]
     rel = full.relative_to(root).parts if full.is_relative_to(root) else ()
     # glob matches hidden names only with a pattern that starts with "." (so "**" never reaches STATE_DIR)
     if rel and rel[0].startswith(".") and fnmatch.fnmatchcase(STATE_DIR, rel[0]):
-        raise PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
+        raise _state_error(value, field)
     for t in targets:
         _check_inside(t, root_real, value, field)
         if t.is_dir() and not t.is_symlink():
@@ -114,7 +116,11 @@ def _check_inside(path: Path, root_real: Path, value: str, field: str) -> None:
                         (f" ({path} leads to {real})" if path != Path(value) else ""))
     rel = real.relative_to(root_real).parts
     if rel and rel[0] == STATE_DIR:
-        raise PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
+        raise _state_error(value, field)
+
+
+def _state_error(value: str, field: str) -> PathError:
+    return PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
 
 
 def confine_spec(spec: Any, root: Path, where: str = "spec") -> Any:

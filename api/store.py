@@ -105,8 +105,9 @@ class JobStore:
                 s.commit()
             except IntegrityError:
                 s.rollback()
-                found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key)) \
-                    if idempotency_key else None
+                if not idempotency_key:
+                    raise
+                found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
                 if found is None:
                     raise
                 return found, False

@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from api.security import REDACTED, merge_secrets
+from api.security import REDACTED, merge_secrets, split_secrets
 from api.store import JobStore
 
 log = logging.getLogger("k2forge.worker")
@@ -52,18 +52,6 @@ class _LogToEvents(logging.Handler):
             pass
 
 
-def _leaves(x, path: str = ""):
-    """(dotted path, value) of every non-container value in a nested spec."""
-    if isinstance(x, dict):
-        for k, v in x.items():
-            yield from _leaves(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(x, list):
-        for i, v in enumerate(x):
-            yield from _leaves(v, f"{path}[{i}]")
-    else:
-        yield path, x
-
-
 def run_job(store: JobStore, job_id: str) -> int:
     from corpus.spec import job_kind, parse_spec
 
@@ -75,7 +63,7 @@ def run_job(store: JobStore, job_id: str) -> int:
     logging.getLogger().addHandler(_LogToEvents(sink))
     spec_dict = merge_secrets(json.loads(json.dumps(job.spec)), json.loads(os.environ.get("K2FORGE_JOB_SECRETS", "{}")))
     try:
-        missing = [k for k, v in _leaves(spec_dict) if v == REDACTED]
+        missing = [k for k, v in split_secrets(spec_dict)[1].items() if v == REDACTED]
         if missing:   # the service kept them in memory only, and it restarted since the submit
             raise RuntimeError(f"the job's secret field(s) {', '.join(missing)} are no longer available (the "
                                f"service restarted after the submit and never stores secrets); submit it again")

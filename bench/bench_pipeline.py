@@ -90,8 +90,8 @@ def main() -> None:
     verifier = Verifier(spec.verifier)
     docs = [{"id": f"doc{i}", "domain": "knowledge", "text": t} for i, t in enumerate(DOCS[:args.docs])]
     result = asyncio.run(measure(engine, verifier, TASKS["rephrase"](spec), spec, docs))
-    result.update(config={**vars(args), "concurrency": spec.concurrency}, engine=args.engine, model=engine.model, python=platform.python_version(),
-                  loadavg_1m=os.getloadavg()[0], cpus=os.cpu_count(), when=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+    result.update(config={**vars(args), "concurrency": spec.concurrency}, engine=args.engine, model=engine.model,
+                  python=platform.python_version(), loadavg_1m=os.getloadavg()[0], cpus=os.cpu_count(), when=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

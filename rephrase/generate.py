@@ -123,7 +123,6 @@ class VerifyBatcher:
                 if not fut.done():
                     fut.set_result(v)
 
-
     async def _one_by_one(self, batch: list[tuple[str, str, asyncio.Future]]) -> None:
         """Verify each pair alone, so a failure lands only on its own variant (batching must not change results)."""
         for s, r, fut in batch:
