@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -15,13 +16,13 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import metrics
 from api.outputs import describe_outputs
 from api.runner import Dispatcher
-from api.security import (STATE_DIR, PathError, RateLimiter, check_token, confine_spec, hash_tokens, load_tokens,
-                          model_sources, split_secrets)
+from api.security import (STATE_DIR, PathError, RateLimiter, check_token, confine_spec, env_names, hash_tokens,
+                          load_tokens, model_sources, split_secrets, worker_env)
 from api.settings import Settings
 from api.store import TERMINAL, JobStore, new_job_id
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")    # a misspelt top-level field is an error, not silently dropped
     kind: str = Field(description="ingest | rephrase | mathnotes | dedup | mix | pack | train")
     spec: dict[str, Any] = Field(default_factory=dict, description="the job kind's spec, as for the CLI --spec")
 
@@ -36,6 +38,7 @@ class JobRequest(BaseModel):
 class JobOut(BaseModel):
     id: str
     kind: str
+    owner: str = Field(description="the user (token name) that submitted the job")
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     spec: dict[str, Any]
     progress: dict[str, Any]
@@ -104,7 +107,9 @@ class _BodyTooLarge(Exception):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
-    dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / STATE_DIR)
+    dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / STATE_DIR,
+                            env=lambda spec: worker_env(dict(os.environ), spec, settings.secret_env_allowlist,
+                                                        settings.worker_env))
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     if not tokens:
@@ -136,9 +141,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_invalid(request: Request, exc: RequestValidationError):
         return _problem(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
 
-    def _job_or_404(job_id: str):
+    def _may_see(owner: str, who: str) -> bool:
+        return owner == who or who in settings.admins
+
+    def _job_or_404(job_id: str, who: str):
+        """The job if `who` may see it; another user's job is 404, exactly like a missing one (no probing)."""
         job = store.get(job_id)
-        if job is None:
+        if job is None or not _may_see(job.owner, who):
             raise HTTPException(404, f"job {job_id} not found")
         return job
 
@@ -173,6 +182,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(422, [{"loc": ["body", "spec", *e_["loc"]], "msg": e_["msg"]}
                                       for e_ in e.errors()]) from None
         full = json.loads(validated.model_dump_json())
+        for field_path, name in env_names(full):    # defaults included: they are read from the env just the same
+            if name not in settings.secret_env_allowlist:
+                raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
+                                           "msg": f"environment variable {name!r} is not one the service lets jobs "
+                                                  f"read (k2forge serve --allow-secret-env)"}])
         # secrets given explicitly in the request are kept out of the DB; defaults never contain secrets
         return split_secrets(full)
 
@@ -205,7 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def list_jobs(state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
                   kind: str | None = Query(None, max_length=32), limit: int = Query(50, ge=1, le=500),
                   offset: int = Query(0, ge=0, le=10**9), who: str = Depends(principal)):
-        rows, total = store.list(state, kind, limit, offset)
+        rows, total = store.list(state, kind, limit, offset, owner=None if who in settings.admins else who)
         return {"jobs": [j.to_dict() for j in rows], "total": total, "limit": limit, "offset": offset}
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
@@ -213,21 +227,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The hottest route (clients poll it): one primary-key read of a small row, done inline (a local WAL read
         # takes ~0.1 ms, less than a thread hop) and serialised directly: the row already has JobOut's shape.
         row = store.get_dict(job_id)
-        if row is None:
+        if row is None or not _may_see(row["owner"], who):
             raise HTTPException(404, f"job {job_id} not found")
         return JSONResponse(row)
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
     def cancel(job_id: str, who: str = Depends(principal)):
-        job = _job_or_404(job_id)
+        job = _job_or_404(job_id, who)
         if job.state in TERMINAL:
             raise HTTPException(409, f"job {job_id} is already {job.state}")
         dispatcher.cancel(job_id)
-        return _job_or_404(job_id).to_dict()
+        return _job_or_404(job_id, who).to_dict()
 
     @app.get("/v1/jobs/{job_id}/outputs", tags=["jobs"])
     def outputs(job_id: str, who: str = Depends(principal)) -> dict:
-        job = _job_or_404(job_id)
+        job = _job_or_404(job_id, who)
         if job.state != "succeeded":
             raise HTTPException(409, f"job {job_id} is {job.state}; outputs exist once it succeeded")
         return {"job_id": job_id, "outputs": describe_outputs(job.result or {}, settings.data_root)}
@@ -235,7 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/jobs/{job_id}/events", tags=["jobs"],
              responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
     async def events(job_id: str, who: str = Depends(principal), last_event_id: str | None = Header(None)):
-        _job_or_404(job_id)
+        _job_or_404(job_id, who)
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
         return StreamingResponse(_event_stream(store, job_id, after), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

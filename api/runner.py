@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from api.store import JobStore
 
@@ -41,8 +42,9 @@ def _kill_group(pid: int, sig: int) -> None:
 
 class Dispatcher:
     def __init__(self, store: JobStore, max_workers: int = 2, log_dir: Path | None = None,
-                 poll_s: float = 0.2, grace_s: float = 5.0):
+                 poll_s: float = 0.2, grace_s: float = 5.0, env: Callable[[dict], dict[str, str]] | None = None):
         self.store, self.max_workers, self.poll_s, self.grace_s = store, max_workers, poll_s, grace_s
+        self.env = env or (lambda spec: dict(os.environ))   # a job's worker environment, from its spec
         self.log_dir = log_dir
         if log_dir:
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -109,12 +111,13 @@ class Dispatcher:
             return False
         if not self.store.transition(job.id, "running", expect=("queued",), attempts=job.attempts + 1):
             return True  # another replica took it
-        env = dict(os.environ)
+        env = self.env(job.spec)
+        env["K2FORGE_WORKER_DB"] = self.store.url    # not on the command line, where `ps` shows it to every user
         env["K2FORGE_JOB_SECRETS"] = json.dumps(self.secrets.get(job.id, {}))
         env["K2FORGE_QUIET"] = "1"
         try:
             out = open(self.log_dir / f"{job.id}.log", "ab") if self.log_dir else subprocess.DEVNULL
-            p = subprocess.Popen([sys.executable, "-m", "api.worker", "--db", self.store.url, "--job", job.id],
+            p = subprocess.Popen([sys.executable, "-m", "api.worker", "--job", job.id],
                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as e:   # never leave a job marked running with no process behind it
             log.error("job %s: could not start its worker: %s", job.id, e)

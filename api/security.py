@@ -178,6 +178,48 @@ def merge_secrets(spec: dict, secrets: dict[str, Any]) -> dict:
     return spec
 
 
+def env_names(spec: Any) -> list[tuple[str, str]]:
+    """(field, value) of every field that names an environment variable to read (`*_env`, e.g. api_key_env)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(x: Any, path: str) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if str(k).endswith("_env") and isinstance(v, str):
+                    found.append((f"{path}.{k}", v))
+                else:
+                    walk(v, f"{path}.{k}")
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+
+    walk(spec, "spec")
+    return found
+
+
+#: what a worker inherits from the service's environment: locale, paths, caches, thread counts, CA bundles.
+#: Everything else (the service's API tokens, HF tokens, cloud credentials) stays out of jobs.
+WORKER_ENV = frozenset("""PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR TEMP TMP PYTHONPATH VIRTUAL_ENV
+    HF_HOME HF_HUB_CACHE HF_DATASETS_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE TRANSFORMERS_OFFLINE XDG_CACHE_HOME
+    TORCH_HOME OMP_NUM_THREADS MKL_NUM_THREADS OPENBLAS_NUM_THREADS TOKENIZERS_PARALLELISM CUDA_VISIBLE_DEVICES
+    NVIDIA_VISIBLE_DEVICES RAY_TMPDIR SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY
+    HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy K2FORGE_QUIET K2FORGE_PROGRESS K2FORGE_CACHE
+    K2FORGE_PEAK_FLOPS K2FORGE_WORKER_NICE K2FORGE_HOST_ID K2FORGE_LEASE_S""".split())
+
+
+def worker_env(environ: dict[str, str], spec: Any, secret_env_allowlist: list[str],
+               extra: list[str] = ()) -> dict[str, str]:
+    """The minimal environment of a job's worker: WORKER_ENV (+ `extra`, operator-chosen), LC_*, and the
+    credential variables this spec names that the operator allowlisted (checked again here: the list may have
+    changed since the submit)."""
+    keep = WORKER_ENV | set(extra)
+    env = {k: v for k, v in environ.items() if k in keep or k.startswith("LC_")}
+    for _, name in env_names(spec):
+        if name in secret_env_allowlist and name in environ:
+            env[name] = environ[name]
+    return env
+
+
 def model_sources(spec: Any) -> list[tuple[str, str]]:
     """(field, value) of every model source in a spec: keys in MODEL_KEYS, anywhere."""
     found: list[tuple[str, str]] = []

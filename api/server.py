@@ -15,9 +15,13 @@ import click
 @click.option("--max-workers", type=int, help="Jobs running at once [env K2FORGE_MAX_WORKERS, default 2].")
 @click.option("--ray-address", help="Run jobs' executors on this Ray cluster [env K2FORGE_RAY_ADDRESS].")
 @click.option("--allow-model", multiple=True, help="Model id/path or base URL that specs may name (repeatable).")
+@click.option("--allow-secret-env", multiple=True, help="Environment variable a spec may name as its API key "
+              "(engine.api_key_env), repeatable; OPENAI_API_KEY by default [env K2FORGE_ALLOW_SECRET_ENV].")
+@click.option("--admin", multiple=True, help="User (token name) who sees every user's jobs (repeatable) "
+              "[env K2FORGE_ADMINS].")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request (costs CPU under heavy polling; /metrics has per-route counts either way).")
-def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, allow_model, access_log) -> None:
+def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, allow_model, allow_secret_env, admin, access_log) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Jobs survive restarts and resume from finished shards."""
     import uvicorn
 
@@ -30,5 +34,7 @@ def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, 
         if value is not None:
             setattr(s, name, value)
     s.model_allowlist += list(allow_model)
+    s.admins += list(admin)
+    s.secret_env_allowlist += [e for e in allow_secret_env if e not in s.secret_env_allowlist]
     uvicorn.run(create_app(s), host=host, port=port, log_level="info", access_log=access_log,
                 timeout_graceful_shutdown=10)

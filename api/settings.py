@@ -23,6 +23,14 @@ class Settings:
     rate_burst: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_RATE_BURST", 400)))
     #: model sources a spec may name (model ids/paths and base URLs); the embedded model (None) is always allowed.
     model_allowlist: list[str] = field(default_factory=lambda: _env_list("K2FORGE_MODEL_ALLOWLIST"))
+    #: users (token names) who see and cancel every user's jobs; everyone else sees only their own
+    admins: list[str] = field(default_factory=lambda: _env_list("K2FORGE_ADMINS"))
+    #: environment variables a spec may name as a credential (engine.api_key_env); a worker gets only those its
+    #: spec names, never the service's own tokens
+    secret_env_allowlist: list[str] = field(
+        default_factory=lambda: _env_list("K2FORGE_ALLOW_SECRET_ENV", "OPENAI_API_KEY"))
+    #: further non-secret variables workers inherit (beyond api.security.WORKER_ENV)
+    worker_env: list[str] = field(default_factory=lambda: _env_list("K2FORGE_WORKER_ENV"))
     max_workers: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_WORKERS", 2)))
     ray_address: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_RAY_ADDRESS"))
     sync_max_docs: int = 4

@@ -11,8 +11,8 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select,
-                        update)
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, func,
+                        inspect, select, text, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -34,13 +34,16 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     state: Mapped[str] = mapped_column(String(16), index=True, default="queued")
     spec: Mapped[dict] = mapped_column(JSON)              # redacted: no secrets are ever stored
-    owner: Mapped[str] = mapped_column(String(64), default="")
+    owner: Mapped[str] = mapped_column(String(64), default="", index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
     progress: Mapped[dict] = mapped_column(JSON, default=dict)
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker_host: Mapped[str | None] = mapped_column(String(128), nullable=True)   # host id: pids compare there
+    replica: Mapped[str | None] = mapped_column(String(64), nullable=True)       # the replica that launched it
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)      # epoch s; the worker renews it
     cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
@@ -51,7 +54,8 @@ class Job(Base):
 
 def job_dict(j: Any) -> dict[str, Any]:
     """The API shape of a job, from an ORM Job or a Core row (both expose the columns as attributes)."""
-    return {"id": j.id, "kind": j.kind, "state": j.state, "spec": j.spec, "progress": j.progress or {},
+    return {"id": j.id, "kind": j.kind, "owner": j.owner, "state": j.state, "spec": j.spec,
+            "progress": j.progress or {},
             "result": j.result, "error": j.error, "attempts": j.attempts,
             "cancel_requested": bool(j.cancel_requested), "created_at": j.created_at.isoformat(),
             "updated_at": j.updated_at.isoformat()}
@@ -82,6 +86,7 @@ class JobStore:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
@@ -123,9 +128,13 @@ class JobStore:
             row = conn.execute(select(Job.__table__).where(Job.id == job_id)).first()
         return job_dict(row) if row is not None else None
 
-    def list(self, state: str | None, kind: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+    def list(self, state: str | None, kind: str | None, limit: int, offset: int,
+             owner: str | None = None) -> tuple[list[Job], int]:
+        """A page of jobs, newest first; `owner` None means every owner's (admins)."""
         with self.session() as s:
             q = select(Job)
+            if owner is not None:
+                q = q.where(Job.owner == owner)
             if state:
                 q = q.where(Job.state == state)
             if kind:
@@ -179,6 +188,15 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         with self.session() as s:
             return {st: n for st, n in s.execute(select(Job.state, func.count()).group_by(Job.state)).all()}
+
+
+def _add_missing_columns(engine) -> None:
+    """Databases made by an older version lack newer nullable columns: add them (create_all only adds tables)."""
+    have = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    with engine.begin() as conn:
+        for col in Job.__table__.columns:
+            if col.name not in have and col.nullable:
+                conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {col.name} {col.type.compile(engine.dialect)}"))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

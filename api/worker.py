@@ -81,9 +81,12 @@ def run_job(store: JobStore, job_id: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--db", required=True)
+    ap.add_argument("--db", default=os.environ.get("K2FORGE_WORKER_DB"), help="job database URL "
+                    "[env K2FORGE_WORKER_DB, which the service sets: a URL may hold a password]")
     ap.add_argument("--job", required=True)
     args = ap.parse_args(argv)
+    if not args.db:
+        ap.error("--db or K2FORGE_WORKER_DB is required")
     os.environ.setdefault("K2FORGE_QUIET", "1")  # no progress bars in a service worker; events carry progress
     # Batch work yields the CPU to the API process, so polling clients stay fast while a job runs.
     os.nice(int(os.environ.get("K2FORGE_WORKER_NICE", "10")))

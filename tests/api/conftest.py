@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 TOKEN = "test-token-123"
+#: every service under test knows three users: alice (TOKEN), bob, and root, who is an admin
+TOKENS = {"alice": TOKEN, "bob": "bob-token-456", "root": "root-token-789"}
 
 
 def free_port() -> int:
@@ -28,10 +30,13 @@ class Service:
         self.root, self.max_workers = root, max_workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "K2FORGE_API_TOKENS": f"alice:{TOKEN}", "K2FORGE_MODEL_ALLOWLIST": "",
-                    **(extra_env or {})}
+        self.env = {**os.environ, "K2FORGE_API_TOKENS": ",".join(f"{u}:{t}" for u, t in TOKENS.items()),
+                    "K2FORGE_ADMINS": "root", "K2FORGE_MODEL_ALLOWLIST": "", **(extra_env or {})}
         self.proc: subprocess.Popen | None = None
-        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        self.client = self.client_for("alice")
+
+    def client_for(self, user: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKENS[user]}"}, timeout=30)
 
     def start(self) -> "Service":
         log = open(self.root / f"service-{time.time_ns()}.log", "wb")
