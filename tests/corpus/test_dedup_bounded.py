@@ -1,0 +1,51 @@
+"""The band-partitioned (memory-bounded) dedup path against the in-memory reference, and on real Ray."""
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus.dedup import DedupSpec, run_dedup
+from corpus.shards import read_index
+from tests.corpus.test_dedup import _corpus
+from tests.corpus.test_dedup_norm import _write, planted
+
+
+def _both_corpora():
+    docs, _ = planted(seed=3, per_kind=4, noise=20)
+    extra, _ = _corpus(seed=2)  # exact groups of 3, near pairs, a word-overlap decoy
+    return docs + extra
+
+
+def _outputs(out):
+    return (read_index(out)["shards"], pq.read_table(out / "_clusters.parquet"),
+            pq.read_table(out / "_removed.parquet"))
+
+
+def _band_unit_stats(out):
+    return [json.loads(p.read_text()) for p in sorted((out / "_state/_done/dedup-bands").glob("*.json"))]
+
+
+@pytest.mark.parametrize("kw", [{}, {"exact": False}, {"near": False}, {"exact_recheck": False, "empty": "drop"}])
+def test_bounded_path_equals_in_memory_path(tmp_path, kw):
+    inp = _write(tmp_path, _both_corpora(), shards=4)
+    run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "mem"), lsh="memory", **kw))
+    # 3 bands per unit and hash partitions of ~25 documents: 11 near groups (+1 exact) x 5 partitions
+    res = run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "bnd"), band_group=3, partition_docs=25,
+                              **kw))
+    mem, bnd = _outputs(tmp_path / "mem"), _outputs(tmp_path / "bnd")
+    assert mem[0] == bnd[0]          # kept shards: same bytes (sha256)
+    assert mem[1].equals(bnd[1]) and mem[2].equals(bnd[2]) and mem[2].num_rows > 10
+    n_groups = (0 if kw.get("near") is False else 11) + (0 if kw.get("exact") is False else 1)
+    assert res["lsh"]["partitions"] == 5 and res["lsh"]["band_units"] == 5 * n_groups
+    assert len(_band_unit_stats(tmp_path / "bnd")) == 5 * n_groups
+
+
+def test_ray_spreads_band_units_and_gives_identical_results(tmp_path):
+    inp = _write(tmp_path, _both_corpora(), shards=4)
+    run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "local")))
+    res = run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "ray"),
+                              executor={"kind": "ray", "workers": 2}))
+    local, ray = _outputs(tmp_path / "local"), _outputs(tmp_path / "ray")
+    assert local[0] == ray[0] and local[1].equals(ray[1]) and local[2].equals(ray[2])
+    assert len({s["pid"] for s in _band_unit_stats(tmp_path / "ray")}) == 2  # both actors did band units
+    assert res["peak_rss_mb"]["bands"] > 0
