@@ -6,6 +6,7 @@ paths to the data root, redacts secrets, stores the job and lets the dispatcher 
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import logging
 import os
@@ -19,12 +20,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api import metrics
-from api.outputs import describe_outputs
+from api.outputs import describe_outputs, output_paths, unowned_content
 from api.runner import Dispatcher
 from api.security import (STATE_DIR, PathError, RateLimiter, check_token, confine_spec, env_names, hash_tokens,
-                          load_tokens, model_sources, split_secrets, worker_env)
+                          load_tokens, model_sources, spec_paths, split_secrets, worker_env)
 from api.settings import Settings
-from api.store import TERMINAL, JobStore, new_job_id
+from api.store import TERMINAL, JobStore, OutputConflict, new_job_id
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # secrets given explicitly in the request are kept out of the DB; defaults never contain secrets
         return split_secrets(full)
 
+    def _rel(path: str) -> str:
+        return os.path.relpath(path, settings.data_root)
+
+    def _conflict_msg(e: OutputConflict) -> str:
+        return f"output {_rel(e.path)} belongs to job {e.job_id} of user {e.owner!r} ({e.state})"
+
+    def _check_outputs(outputs: list[str], spec: dict, who: str) -> None:
+        """409 unless every output is free: no other job's output (inside, around or equal), no input of this job,
+        and nothing already there that no job owns (an input file, someone's data)."""
+        inputs = {os.path.realpath(p) for p in spec_paths(spec) if not glob.has_magic(p)} - {outputs[0]} \
+            if outputs else set()
+        for path in outputs:
+            if path in inputs:
+                raise HTTPException(409, f"output {_rel(path)} is also an input of this job")
+            conflict = store.output_conflict(path, who)
+            if conflict:
+                raise HTTPException(409, _conflict_msg(conflict))
+            what = None if store.owns_output(path) else unowned_content(path)
+            if what:
+                raise HTTPException(409, f"output {_rel(path)} is {what} that no job owns (an input?); "
+                                         f"a job writes only into a new or empty output, or resumes its own")
+
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
         return {"ok": True, "jobs": store.counts()}
@@ -204,10 +227,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                idempotency_key: str | None = Header(None, max_length=200)):
         redacted, secrets = _validate(req)
         key = f"{who}:{idempotency_key}" if idempotency_key else None
+        existing = store.by_idempotency_key(key) if key else None
+        outputs = output_paths(req.kind, redacted)
+        if existing is None:
+            _check_outputs(outputs, redacted, who)
         job_id = new_job_id()
         if secrets:     # before the job is committed: the dispatcher may launch it at once
             dispatcher.secrets[job_id] = secrets
-        job, created = store.create(req.kind, redacted, who, key, job_id=job_id)
+        try:
+            job, created = store.create(req.kind, redacted, who, key, job_id=job_id, outputs=outputs)
+        except OutputConflict as e:
+            dispatcher.secrets.pop(job_id, None)
+            raise HTTPException(409, _conflict_msg(e)) from None
         if not created:
             dispatcher.secrets.pop(job_id, None)
             if job.kind != req.kind or job.spec != redacted:

@@ -112,6 +112,8 @@ class Dispatcher:
         if not self.store.transition(job.id, "running", expect=("queued",), attempts=job.attempts + 1):
             return True  # another replica took it
         env = self.env(job.spec)
+        if self.log_dir:
+            env["K2FORGE_LOCK_DIR"] = str(self.log_dir / "locks")   # shared by every replica on this data root
         env["K2FORGE_WORKER_DB"] = self.store.url    # not on the command line, where `ps` shows it to every user
         env["K2FORGE_JOB_SECRETS"] = json.dumps(self.secrets.get(job.id, {}))
         env["K2FORGE_QUIET"] = "1"

@@ -144,6 +144,27 @@ def confine_spec(spec: Any, root: Path, where: str = "spec") -> Any:
     return spec
 
 
+def spec_paths(spec: Any) -> list[str]:
+    """Every path value in a spec (the fields confine_spec confines), e.g. to compare inputs with outputs."""
+    found: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if PATH_KEY.search(str(k)) and isinstance(v, str):
+                    found.append(v)
+                elif PATH_KEY.search(str(k)) and isinstance(v, list) and all(isinstance(i, str) for i in v):
+                    found.extend(v)
+                else:
+                    walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(spec)
+    return found
+
+
 def split_secrets(spec: Any) -> tuple[Any, dict[str, Any]]:
     """(redacted copy, {dotted path: secret}) — secrets never reach the database or the logs."""
     secrets: dict[str, Any] = {}
@@ -204,7 +225,7 @@ WORKER_ENV = frozenset("""PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR TEMP TM
     TORCH_HOME OMP_NUM_THREADS MKL_NUM_THREADS OPENBLAS_NUM_THREADS TOKENIZERS_PARALLELISM CUDA_VISIBLE_DEVICES
     NVIDIA_VISIBLE_DEVICES RAY_TMPDIR SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY
     HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy K2FORGE_QUIET K2FORGE_PROGRESS K2FORGE_CACHE
-    K2FORGE_PEAK_FLOPS K2FORGE_WORKER_NICE K2FORGE_HOST_ID K2FORGE_LEASE_S""".split())
+    K2FORGE_PEAK_FLOPS K2FORGE_WORKER_NICE K2FORGE_HOST_ID K2FORGE_LEASE_S K2FORGE_LOCK_TIMEOUT_S""".split())
 
 
 def worker_env(environ: dict[str, str], spec: Any, secret_env_allowlist: list[str],

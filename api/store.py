@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, func,
-                        inspect, select, text, update)
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, delete, event,
+                        func, inspect, or_, select, text, update)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -70,6 +71,27 @@ class JobEvent(Base):
     data: Mapped[dict] = mapped_column(JSON)
 
 
+class JobOutput(Base):
+    """An output path (absolute, resolved) and the job that owns it: no other job may write there."""
+    __tablename__ = "job_outputs"
+    path: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id"), index=True)
+    owner: Mapped[str] = mapped_column(String(64))
+
+
+class OutputConflict(Exception):
+    """An output path of a new job is (inside, or holds) another job's output."""
+
+    def __init__(self, path: str, job_id: str, owner: str, state: str):
+        super().__init__(f"{path} is the output of job {job_id} (user {owner!r}, {state})")
+        self.path, self.job_id, self.owner, self.state = path, job_id, owner, state
+
+
+#: a user's new job may take over the output of their own job in these states (to resume or redo it); never a
+#: queued/running job's (they would race) nor a succeeded one's (its outputs would change under it)
+TAKEOVER_STATES = ("failed", "cancelled")
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
@@ -93,10 +115,12 @@ class JobStore:
         return self._session()
 
     def create(self, kind: str, spec: dict, owner: str, idempotency_key: str | None,
-               job_id: str | None = None) -> tuple[Job, bool]:
-        """Insert a queued job; with an idempotency key already used, return that job instead (created=False).
+               job_id: str | None = None, outputs: list[str] = ()) -> tuple[Job, bool]:
+        """Insert a queued job owning `outputs`; with an idempotency key already used, return that job instead
+        (created=False). OutputConflict if an output is (inside, or holds) another job's output.
 
-        Two concurrent submits with one key: the unique index lets one insert win; the other returns its job."""
+        Two concurrent submits with one key: the unique index lets one insert win; the other returns its job.
+        Two with one output path: its primary key lets one win; the other gets OutputConflict."""
         with self.session() as s:
             if idempotency_key:
                 found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
@@ -104,19 +128,58 @@ class JobStore:
                     return found, False
             job = Job(id=job_id or new_job_id(), kind=kind, spec=spec, owner=owner,
                       idempotency_key=idempotency_key, progress={}, state="queued")
-            s.add(job)
-            s.add(JobEvent(job_id=job.id, type="state", data={"state": "queued"}))
             try:
+                s.add(job)
+                s.add(JobEvent(job_id=job.id, type="state", data={"state": "queued"}))
+                s.flush()
+                for path in outputs:
+                    self._claim_output(s, path, job.id, owner)
                 s.commit()
             except IntegrityError:
                 s.rollback()
-                if not idempotency_key:
-                    raise
-                found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+                found = s.scalar(select(Job).where(Job.idempotency_key == idempotency_key)) \
+                    if idempotency_key else None
                 if found is None:
+                    conflict = next(filter(None, (self._conflict(s, p, owner) for p in outputs)), None)
+                    if conflict:
+                        raise conflict from None
                     raise
                 return found, False
             return job, True
+
+    def _conflict(self, s: Session, path: str, owner: str) -> OutputConflict | None:
+        """The first owned output that is `path`, lies inside it or holds it, unless `owner` may take it over."""
+        prefix = path.rstrip("/") + "/"
+        ancestors = [str(p) for p in Path(path).parents]
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = s.execute(select(JobOutput.path, JobOutput.job_id, JobOutput.owner, Job.state)
+                         .join(Job, Job.id == JobOutput.job_id)
+                         .where(or_(JobOutput.path == path, JobOutput.path.in_(ancestors),
+                                    JobOutput.path.like(like, escape="\\")))).all()
+        for p, job_id, who, state in rows:
+            if not (p == path and who == owner and state in TAKEOVER_STATES):
+                return OutputConflict(p, job_id, who, state)
+        return None
+
+    def _claim_output(self, s: Session, path: str, job_id: str, owner: str) -> None:
+        conflict = self._conflict(s, path, owner)
+        if conflict:
+            raise conflict
+        s.execute(delete(JobOutput).where(JobOutput.path == path))     # a takeover (checked just above)
+        s.add(JobOutput(path=path, job_id=job_id, owner=owner))
+        s.flush()
+
+    def output_conflict(self, path: str, owner: str) -> OutputConflict | None:
+        with self.session() as s:
+            return self._conflict(s, path, owner)
+
+    def owns_output(self, path: str) -> bool:
+        with self.session() as s:
+            return s.get(JobOutput, path) is not None
+
+    def by_idempotency_key(self, key: str) -> Job | None:
+        with self.session() as s:
+            return s.scalar(select(Job).where(Job.idempotency_key == key))
 
     def get(self, job_id: str) -> Job | None:
         with self.session() as s:

@@ -12,9 +12,12 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
+from api.outputs import OutputLocked, output_locks, output_paths
 from api.security import REDACTED, merge_secrets, split_secrets
 from api.store import JobStore
 
@@ -52,6 +55,18 @@ class _LogToEvents(logging.Handler):
             pass
 
 
+#: exit status of a worker that found its outputs locked by another worker (EX_TEMPFAIL): retry later
+LOCKED = 75
+
+
+def _lock_dir() -> Path:
+    return Path(os.environ.get("K2FORGE_LOCK_DIR") or Path(tempfile.gettempdir()) / "k2forge-locks")
+
+
+def _lock_timeout() -> float:
+    return float(os.environ.get("K2FORGE_LOCK_TIMEOUT_S", 60))
+
+
 def run_job(store: JobStore, job_id: str) -> int:
     from corpus.spec import job_kind, parse_spec
 
@@ -69,7 +84,11 @@ def run_job(store: JobStore, job_id: str) -> int:
                                f"service restarted after the submit and never stores secrets); submit it again")
         spec_cls, run = job_kind(job.kind)
         spec = parse_spec(spec_cls, spec_dict, f"job {job_id} spec")
-        result = run(spec, on_event=sink)
+        with output_locks(output_paths(job.kind, spec_dict), _lock_dir(), _lock_timeout()):
+            result = run(spec, on_event=sink)
+    except OutputLocked as e:   # another worker (a stale attempt) still writes there: not this job's failure
+        sink({"type": "log", "level": "WARNING", "message": f"{e}; this attempt stops without running"})
+        return LOCKED
     except Exception as e:  # the job fails with a clear message; the traceback goes to the job's log events
         sink({"type": "log", "level": "ERROR", "message": traceback.format_exc(limit=8)})
         store.transition(job_id, "failed", expect=("running",), error=f"{type(e).__name__}: {e}")
