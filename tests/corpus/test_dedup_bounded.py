@@ -49,3 +49,25 @@ def test_ray_spreads_band_units_and_gives_identical_results(tmp_path):
     assert local[0] == ray[0] and local[1].equals(ray[1]) and local[2].equals(ray[2])
     assert len({s["pid"] for s in _band_unit_stats(tmp_path / "ray")}) == 2  # both actors did band units
     assert res["peak_rss_mb"]["bands"] > 0
+
+
+@pytest.mark.parametrize("unit,size", [("word", 5), ("char", 9)])
+def test_a_huge_document_is_hashed_in_pieces_with_the_same_signature(tmp_path, monkeypatch, unit, size):
+    import numpy as np
+
+    from corpus import dedup
+    from corpus.schema import normalize_doc, table_from_docs
+    from corpus.shards import write_table
+    docs, _ = planted(seed=4, per_kind=1, noise=3)
+    texts = [" ".join(d["text"] for d in docs)] + [d["text"] for d in docs[:3]]  # ~15k characters first
+    write_table(tmp_path / "in" / "s-00000.parquet", table_from_docs(
+        [normalize_doc({"id": f"t{i}", "text": t, "domain": "web"}, "t") for i, t in enumerate(texts)]))
+    monkeypatch.setattr(dedup, "MAX_BATCH_CHARS", 1000)  # the first text is cut into ~15 pieces
+    spec = DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out"), shingle_unit=unit,
+                     shingle_size=size, num_perm=64, bands=16, rows=4)
+    run_dedup(spec)
+    meta = next((tmp_path / "out/_state/signatures").glob("*.parquet"))
+    sig = np.load(dedup.sig_path(meta))
+    assert np.array_equal(sig, spec.hasher().signatures(texts))
+    hv, counts = spec.hasher().shingle_hashes(texts)
+    assert pq.read_table(meta).column("n_shingles").to_pylist() == counts.tolist()
