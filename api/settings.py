@@ -31,6 +31,11 @@ class Settings:
         default_factory=lambda: _env_list("K2FORGE_ALLOW_SECRET_ENV", "OPENAI_API_KEY"))
     #: further non-secret variables workers inherit (beyond api.security.WORKER_ENV)
     worker_env: list[str] = field(default_factory=lambda: _env_list("K2FORGE_WORKER_ENV"))
+    #: seconds a running attempt's lease lasts without renewal (workers renew every third of it); after that
+    #: another replica may take the job over
+    lease_s: float = field(default_factory=lambda: float(os.environ.get("K2FORGE_LEASE_S", 30)))
+    #: attempts whose worker died before a job fails (each resumes from finished units)
+    max_attempts: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_ATTEMPTS", 3)))
     max_workers: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_WORKERS", 2)))
     ray_address: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_RAY_ADDRESS"))
     sync_max_docs: int = 4

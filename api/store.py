@@ -1,8 +1,11 @@
-"""Persistent job store: jobs, state transitions, progress and events in SQL (SQLite WAL by default).
+"""Persistent job store: jobs, state transitions, progress, events and output owners in SQL (SQLite WAL by
+default).
 
 A database URL (e.g. postgresql+psycopg://...) lets several API replicas share state. States:
-queued -> running -> succeeded | failed | cancelled; a running job whose worker died goes back to queued on the
-next service start and resumes from its finished shards (every run function is idempotent).
+queued -> running -> succeeded | failed | cancelled. A running attempt holds a lease that its worker renews; a
+replica re-queues a job only when its lease expired (or its worker is known dead on that replica's host), and every
+write of an attempt is fenced on its attempt number, so a stale worker can never overwrite a newer attempt. A
+re-queued job resumes from its finished units (every run function is idempotent).
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ class Job(Base):
     worker_host: Mapped[str | None] = mapped_column(String(128), nullable=True)   # host id: pids compare there
     replica: Mapped[str | None] = mapped_column(String(64), nullable=True)       # the replica that launched it
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)      # epoch s; the worker renews it
+    lost_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)  # workers that died
     cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
@@ -207,12 +211,15 @@ class JobStore:
             return list(rows), int(total or 0)
 
     def transition(self, job_id: str, state: str, *, expect: tuple[str, ...] | None = None,
-                   **fields: Any) -> bool:
-        """Set state (and fields) if the current state is in `expect`; record a state event. False if not."""
+                   attempt: int | None = None, **fields: Any) -> bool:
+        """Set state (and fields) if the current state is in `expect` (and, given `attempt`, the job is still on
+        that attempt: a stale worker or replica can never overwrite a newer attempt); record a state event."""
         with self.session() as s:
             q = update(Job).where(Job.id == job_id)
             if expect:
                 q = q.where(Job.state.in_(expect))
+            if attempt is not None:
+                q = q.where(Job.attempts == attempt)
             n = s.execute(q.values(state=state, updated_at=_now(), **fields)).rowcount
             if n:
                 data = {"state": state}
@@ -247,6 +254,39 @@ class JobStore:
     def running(self) -> list[Job]:
         with self.session() as s:
             return list(s.scalars(select(Job).where(Job.state == "running")).all())
+
+    # leases --------------------------------------------------------------------------------------------------
+    def claim(self, job: Job, replica: str, host: str, lease_until: float) -> bool:
+        """queued -> running as the next attempt, for this replica; False if another replica claimed it first."""
+        return self.transition(job.id, "running", expect=("queued",), attempt=job.attempts,
+                               attempts=job.attempts + 1, replica=replica, worker_host=host, worker_pid=None,
+                               lease_until=lease_until)
+
+    def renew(self, job_id: str, attempt: int, lease_until: float) -> tuple[bool, bool]:
+        """Extend a running attempt's lease: (still ours, cancel requested). Not ours: another attempt took over."""
+        with self.session() as s:
+            n = s.execute(update(Job).where(Job.id == job_id, Job.state == "running", Job.attempts == attempt)
+                          .values(lease_until=lease_until)).rowcount
+            cancel = s.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+            s.commit()
+        return bool(n), bool(cancel)
+
+    def release_lost(self, job: Job, max_attempts: int, why: str) -> str | None:
+        """A running attempt whose worker is gone: cancelled (if asked), failed after `max_attempts` lost
+        attempts, else queued again to resume. Fenced on the attempt, so two replicas never both act."""
+        lost = (job.lost_attempts or 0) + 1
+        if job.cancel_requested:
+            state, fields = "cancelled", {}
+        elif lost >= max_attempts:
+            state, fields = "failed", {"error": f"the worker was lost {lost} times (last: {why})"}
+        else:
+            state, fields = "queued", {}
+        ok = self.transition(job.id, state, expect=("running",), attempt=job.attempts, worker_pid=None,
+                             lease_until=None, lost_attempts=lost, **fields)
+        if ok and state == "queued":
+            self.add_event(job.id, "log", {"level": "WARNING", "message": f"attempt {job.attempts} lost ({why}); "
+                                                                          f"re-queued to resume"})
+        return state if ok else None
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:

@@ -11,8 +11,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -57,6 +59,8 @@ class _LogToEvents(logging.Handler):
 
 #: exit status of a worker that found its outputs locked by another worker (EX_TEMPFAIL): retry later
 LOCKED = 75
+#: exit status of a worker that lost its lease (the job moved on to another attempt) or was cancelled
+LOST = 76
 
 
 def _lock_dir() -> Path:
@@ -67,13 +71,59 @@ def _lock_timeout() -> float:
     return float(os.environ.get("K2FORGE_LOCK_TIMEOUT_S", 60))
 
 
-def run_job(store: JobStore, job_id: str) -> int:
-    from corpus.spec import job_kind, parse_spec
+class Heartbeat(threading.Thread):
+    """Renews this attempt's lease every lease/3 seconds. When the lease is no longer ours (a replica re-queued
+    the job after it expired) or a cancel was requested (on any replica), the worker stops at once: its whole
+    process group, so executor processes stop writing too."""
 
+    def __init__(self, store: JobStore, job_id: str, attempt: int, lease_s: float):
+        super().__init__(name="k2forge-heartbeat", daemon=True)
+        self.store, self.job_id, self.attempt, self.lease_s = store, job_id, attempt, lease_s
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                ours, cancel = self.store.renew(self.job_id, self.attempt, time.time() + self.lease_s)
+            except Exception:   # the database is away for a moment: the lease covers it, or someone takes over
+                log.exception("lease renewal failed")
+            else:
+                if not ours and not self.done.is_set():
+                    log.error("job %s attempt %d lost its lease to another attempt; stopping", self.job_id,
+                              self.attempt)
+                    _stop_self()
+                if cancel:
+                    self.store.transition(self.job_id, "cancelled", expect=("running",), attempt=self.attempt,
+                                          worker_pid=None, lease_until=None)
+                    _stop_self()
+            self.done.wait(self.lease_s / 3)
+
+
+def _stop_self() -> None:
+    sys.stderr.flush()
+    if os.getpgid(0) == os.getpid():     # our own session (as the service starts us): take the executor along
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(LOST)
+
+
+def run_job(store: JobStore, job_id: str, attempt: int | None = None) -> int:
+    """Run one attempt of a job, renewing its lease meanwhile; the exit status of the worker."""
     job = store.get(job_id)
     if job is None:
         print(f"job {job_id} not found", file=sys.stderr)
         return 2
+    attempt = job.attempts if attempt is None else attempt
+    beat = Heartbeat(store, job_id, attempt, float(os.environ.get("K2FORGE_LEASE_S", 30)))
+    beat.start()
+    try:
+        return _run(store, job, attempt)
+    finally:
+        beat.done.set()
+
+
+def _run(store: JobStore, job, attempt: int) -> int:
+    from corpus.spec import job_kind, parse_spec
+    job_id = job.id
     sink = EventSink(store, job_id)
     logging.getLogger().addHandler(_LogToEvents(sink))
     spec_dict = merge_secrets(json.loads(json.dumps(job.spec)), json.loads(os.environ.get("K2FORGE_JOB_SECRETS", "{}")))
@@ -91,10 +141,12 @@ def run_job(store: JobStore, job_id: str) -> int:
         return LOCKED
     except Exception as e:  # the job fails with a clear message; the traceback goes to the job's log events
         sink({"type": "log", "level": "ERROR", "message": traceback.format_exc(limit=8)})
-        store.transition(job_id, "failed", expect=("running",), error=f"{type(e).__name__}: {e}")
+        store.transition(job_id, "failed", expect=("running",), attempt=attempt, lease_until=None,
+                         error=f"{type(e).__name__}: {e}")
         return 1
     sink({"type": "progress", "final": True, "done": True})
-    store.transition(job_id, "succeeded", expect=("running",), result=json.loads(json.dumps(result, default=str)))
+    store.transition(job_id, "succeeded", expect=("running",), attempt=attempt, lease_until=None,
+                     result=json.loads(json.dumps(result, default=str)))
     return 0
 
 
@@ -103,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--db", default=os.environ.get("K2FORGE_WORKER_DB"), help="job database URL "
                     "[env K2FORGE_WORKER_DB, which the service sets: a URL may hold a password]")
     ap.add_argument("--job", required=True)
+    ap.add_argument("--attempt", type=int, help="the attempt this worker runs (its writes are fenced on it) "
+                    "[default: the job's current attempt]")
     args = ap.parse_args(argv)
     if not args.db:
         ap.error("--db or K2FORGE_WORKER_DB is required")
@@ -110,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     # Batch work yields the CPU to the API process, so polling clients stay fast while a job runs.
     os.nice(int(os.environ.get("K2FORGE_WORKER_NICE", "10")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(run_job(JobStore(args.db), args.job))
+    sys.exit(run_job(JobStore(args.db), args.job, args.attempt))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,8 @@ import pytest
 TOKEN = "test-token-123"
 #: every service under test knows three users: alice (TOKEN), bob, and root, who is an admin
 TOKENS = {"alice": TOKEN, "bob": "bob-token-456", "root": "root-token-789"}
+#: the machine's PostgreSQL (trust auth), for multi-replica tests
+PG_ADMIN = os.environ.get("K2FORGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
 def free_port() -> int:
@@ -26,8 +29,9 @@ def free_port() -> int:
 class Service:
     """Start/kill/restart a real service; `client` talks to it with a valid bearer token."""
 
-    def __init__(self, root: Path, max_workers: int = 1, extra_env: dict | None = None):
+    def __init__(self, root: Path, max_workers: int = 1, extra_env: dict | None = None, db_url: str | None = None):
         self.root, self.max_workers = root, max_workers
+        self.args = ["--db-url", db_url] if db_url else []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "K2FORGE_API_TOKENS": ",".join(f"{u}:{t}" for u, t in TOKENS.items()),
@@ -42,7 +46,7 @@ class Service:
         log = open(self.root / f"service-{time.time_ns()}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "--quiet", "serve", "--port", str(self.port), "--data-root",
-             str(self.root), "--max-workers", str(self.max_workers)],
+             str(self.root), "--max-workers", str(self.max_workers), *self.args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -77,6 +81,18 @@ class Service:
                 return job
             time.sleep(0.1)
         raise TimeoutError(f"job {job_id} not in {states} after {timeout} s: {job}")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh database on the machine's PostgreSQL, dropped afterwards (tests never share one)."""
+    import psycopg     # the PostgreSQL driver (psycopg[binary]); SQLite needs none
+    name = f"k2forge_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://{PG_ADMIN.split('://', 1)[1]}/{name}"
+    with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

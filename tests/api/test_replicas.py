@@ -1,0 +1,101 @@
+"""Two real `k2forge serve` replicas on one PostgreSQL database and one data root (a database per test).
+
+They run as two hosts (K2FORGE_HOST_ID), so neither can check the other's worker pids and only leases count:
+a job started on replica 1 survives replica 2's start and replica 1's kill -9 (its worker renews its own lease
+and finishes: one attempt, every unit once); when a replica and its worker are both killed, the other replica
+takes the job over once the lease expired and resumes it; outputs equal an uninterrupted run's."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from api.store import JobStore
+from corpus.ingest import IngestSpec, run_ingest
+from corpus.shards import file_sha256
+from tests.api.conftest import Service
+from tests.api.test_service import _ingest, _write_inputs
+
+LEASE_S = 3
+
+
+def _digests(d) -> dict[str, str]:
+    return {p.name: file_sha256(p) for p in sorted(d.glob("*.parquet"))}
+
+
+def _wait_units(root, out: str, n: int, timeout: float = 120) -> None:
+    done = root / out / "_done" / "ingest"
+    deadline = time.monotonic() + timeout
+    while len(list(done.glob("*.json"))) < n:
+        assert time.monotonic() < deadline, f"{out}: fewer than {n} units done after {timeout} s"
+        time.sleep(0.02)
+
+
+def _replica(root, pg_url: str, host: str) -> Service:
+    return Service(root, db_url=pg_url, extra_env={"K2FORGE_HOST_ID": host, "K2FORGE_LEASE_S": str(LEASE_S)})
+
+
+def test_two_replicas_on_postgres_run_each_job_once_and_take_over_after_the_lease(tmp_path, pg_url):
+    root = tmp_path / "svc"
+    root.mkdir()
+    inputs = _write_inputs(root, 24, 4000)
+    run_ingest(IngestSpec(inputs=[str(root / inputs)], output=str(tmp_path / "ref")))
+    ref = _digests(tmp_path / "ref")
+    store = JobStore(pg_url)
+    r1 = _replica(root, pg_url, "host-1").start()
+    r2 = None
+    try:
+        first = r1.client.post("/v1/jobs", json=_ingest(inputs, "first")).json()["id"]
+        _wait_units(root, "first", 2)
+        worker = store.get(first).worker_pid
+        os.killpg(worker, signal.SIGSTOP)      # hold the job mid-run while replica 2 starts (replica 1 renews)
+        try:
+            r2 = _replica(root, pg_url, "host-2").start()   # a new replica must leave a live attempt alone
+            row = store.get(first)
+            assert (row.state, row.attempts, row.worker_host, row.worker_pid) == ("running", 1, "host-1", worker)
+            r1.kill9()                                      # the worker outlives its replica, renews its lease
+        finally:
+            os.killpg(worker, signal.SIGCONT)
+        job = r2.wait_state(first, ("succeeded", "failed"), 300)
+        assert job["state"] == "succeeded" and job["attempts"] == 1, job
+        assert _digests(root / "first") == ref
+
+        r1.start()
+        second = r2.client.post("/v1/jobs", json=_ingest(inputs, "second")).json()["id"]
+        _wait_units(root, "second", 2)
+        row = store.get(second)
+        runner, other = (r1, r2) if row.worker_host == "host-1" else (r2, r1)
+        runner.kill9()
+        os.killpg(row.worker_pid, signal.SIGKILL)           # replica and worker gone: only the lease tells
+        job = other.wait_state(second, ("succeeded", "failed"), 300)
+        assert job["state"] == "succeeded" and job["attempts"] == 2, job
+        assert _digests(root / "second") == ref
+    finally:
+        r1.stop()
+        if r2:
+            r2.stop()
+        store.engine.dispose()
+
+
+def test_a_dead_worker_is_retried_then_the_job_fails(tmp_path):
+    """Each lost attempt resumes; after K2FORGE_MAX_ATTEMPTS lost attempts the job fails, saying why."""
+    inputs = _write_inputs(tmp_path, 24, 4000)
+    svc = Service(tmp_path, extra_env={"K2FORGE_MAX_ATTEMPTS": "2"}).start()
+    try:
+        job_id = svc.client.post("/v1/jobs", json=_ingest(inputs, "out")).json()["id"]
+        store = JobStore(f"sqlite:///{tmp_path / '.k2forge' / 'jobs.db'}")
+        done = tmp_path / "out" / "_done" / "ingest"
+        for attempt in (1, 2):
+            _wait_units(tmp_path, "out", len(list(done.glob("*.json"))) + 1)    # this attempt made progress
+            row = store.get(job_id)
+            assert (row.state, row.attempts) == ("running", attempt) and row.worker_pid
+            os.killpg(row.worker_pid, signal.SIGKILL)
+            if attempt == 1:
+                deadline = time.monotonic() + 60
+                while (row := store.get(job_id)).attempts < 2 or not row.worker_pid:
+                    assert time.monotonic() < deadline, "the lost attempt was not retried"
+                    time.sleep(0.02)
+        job = svc.wait_state(job_id, ("succeeded", "failed"), 60)
+        assert job["state"] == "failed" and "lost 2 times" in job["error"], job
+    finally:
+        svc.stop()
