@@ -17,8 +17,9 @@ Runs, each as its own process (CPU = user + sys from wait4; peak RSS = that proc
 per-unit peaks k2forge records for its executor workers): k2forge at each size with the local executor and one
 worker (in process: every stage's memory shows in one RSS); datatrove 0.10.1 at the first size, 4 stages
 (signatures, 32 bucket tasks, cluster, filter), 1 worker, in `.venv-datatrove` which this bench creates
-(pip `datatrove==0.10.1 regex tokenizers spacy "xxhash<3.6"`); optionally a Ray run (local instance, 2
-workers) whose kept ids must equal the local run's. Same parameters on both sides: word 5-grams, 32 bands x 4
+(pip `datatrove==0.10.1 regex tokenizers spacy "xxhash<3.6" pyarrow orjson`: its ParquetReader and
+JsonlWriter need the last two); optionally a Ray run (local instance, 2 workers) whose kept ids must equal
+the local run's. Same parameters on both sides: word 5-grams, 32 bands x 4
 rows, seed 1; each tool keeps its own normalisation defaults (datatrove's also folds digits and accents).
 
     .venv/bin/python bench/bench_dedup_scale.py [--sizes 100000 1000000] [--datatrove] [--ray] [--seed 0]
@@ -46,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "dedup_scale.json"
 DT_VENV = ROOT / ".venv-datatrove"
-DT_PIP = ["datatrove==0.10.1", "regex", "tokenizers", "spacy", "xxhash<3.6"]
+DT_PIP = ["datatrove==0.10.1", "regex", "tokenizers", "spacy", "xxhash<3.6", "pyarrow", "orjson"]  # reader, writer
 KINDS = ("words_replaced", "footer", "upper_spaced", "span_removed")
 SHARD_DOCS = 10_000
 FOOTER = ("Share this article with your friends on social media and subscribe to our newsletter for more "
@@ -218,10 +219,13 @@ json.dump({"seconds": secs, "vm_hwm_mb": HWM}, open(f"{out}/seconds.json", "w"))
 
 
 def datatrove_python() -> Path:
-    py = DT_VENV / "bin" / "python"
+    """Python of the bench's own datatrove venv (not a project dependency), created on first use."""
+    py, stamp = DT_VENV / "bin" / "python", DT_VENV / ".bench-installed"
     if not py.exists():
-        subprocess.run(["python3", "-m", "venv", str(DT_VENV)], check=True)  # its own venv: not a project dep
+        subprocess.run(["python3", "-m", "venv", str(DT_VENV)], check=True)
+    if not stamp.exists() or stamp.read_text() != " ".join(DT_PIP):
         subprocess.run([str(py), "-m", "pip", "install", "-q", *DT_PIP], check=True)
+        stamp.write_text(" ".join(DT_PIP))
     return py
 
 

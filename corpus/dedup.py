@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -44,12 +43,12 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from corpus.dedup_clusters import Docs, cluster, empty_removals, reports
-from corpus.executor import Stage, Unit
-from corpus.lsh import BandStage, band_hashes, band_units, cluster_members, peak_rss_mb
-from corpus.minhash import MinHasher, batches, exact_key, lsh_threshold, s_curve
-from corpus.schema import validate_table
-from corpus.shards import (INDEX_NAME, atomic_path, atomic_write_json, expand_inputs, file_sha256, write_index,
-                           write_table)
+from corpus.dedup_index import IndexParts, load_index, save_index
+from corpus.dedup_stages import SignatureStage, WriteStage, bands_path, sig_path
+from corpus.executor import Unit
+from corpus.lsh import BandStage, band_units, cluster_members, peak_rss_mb
+from corpus.minhash import MinHasher, lsh_threshold, s_curve
+from corpus.shards import INDEX_NAME, atomic_write_json, expand_inputs, write_index, write_table
 from corpus.spec import ExecutorSpec, Spec, save_spec
 from corpus.textnorm import TextNorm
 
@@ -89,6 +88,10 @@ class DedupSpec(Spec):
         "bounded", description="bounded: band-partitioned units on the executor; memory: all signatures in the "
                                "driver (reference)")
     band_group: int = Field(8, ge=1, description="bands per LSH unit (bounded)")
+    index: list[str] = Field(default_factory=list, description="earlier dedup outputs with a saved index: "
+                             "dedup against them too, removing only documents of these inputs (bounded)")
+    save_index: bool = Field(False, description="save the kept documents' signatures and band keys as an "
+                                                "index for later incremental runs")
     partition_docs: int = Field(4_000_000, ge=1, description="documents per band-unit hash partition (bounded)")
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
@@ -99,149 +102,14 @@ class DedupSpec(Spec):
                              f"{self.bands * self.rows}, num_perm={self.num_perm}")
         if not (self.exact or self.near):
             raise ValueError("nothing to do: at least one of exact and near must be true")
+        if self.index and self.lsh != "bounded":
+            raise ValueError("index (incremental dedup) needs lsh: bounded")
         return self
 
     def hasher(self) -> MinHasher:
         """The signature computer these parameters describe."""
         return MinHasher(self.num_perm, self.seed, self.shingle_size, self.shingle_unit, self.shingle_hash,
                          self.scheme, norm=self.text_norm)
-
-
-# ------------------------------------------------------------------------------------------ stage 1
-
-META_SCHEMA = pa.schema([("row", pa.int64()), ("id", pa.string()), ("n_chars", pa.int64()),
-                         ("xkey", pa.binary(16)), ("n_units", pa.int64()), ("n_shingles", pa.int64())])
-MAX_BATCH_CHARS = 1 << 20  # signature working memory is ~40 bytes per character of a batch
-READ_ROWS = 2048           # rows per streamed read: memory follows this, not the shard size
-
-
-def sig_path(meta: str | Path) -> Path:
-    return Path(str(meta)[:-len(".parquet")] + ".sig.npy")
-
-
-def bands_path(meta: str | Path) -> Path:
-    return Path(str(meta)[:-len(".parquet")] + ".bands.npy")
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-
-
-def open_shard(path: str) -> tuple[pq.ParquetFile, pa.Schema]:
-    """The shard's reader and its document schema (validated as `read_shard` does, without reading rows)."""
-    try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise ValueError(f"{path}: not a readable parquet file ({e})") from None
-    return pf, validate_table(pf.schema_arrow.empty_table(), path).schema
-
-
-def pieces(norm: str, k: int, words: bool, max_chars: int) -> list[str]:
-    """A normalised text longer than `max_chars`, cut into pieces whose shingle sets partition its own: each
-    piece runs k-1 units past the next one's start, so every shingle starts in exactly one piece."""
-    out, start, n = [], 0, len(norm)
-    while True:
-        cut = norm.find(" ", start + max_chars) if words else start + max_chars
-        if cut < 0 or cut >= n:
-            out.append(norm[start:])
-            return out
-        end = cut
-        for _ in range(k - 1):  # extend by k-1 units so shingles starting before the cut are complete
-            nxt = norm.find(" ", end + 1) if words else end + 1
-            end = n if nxt < 0 or nxt > n else nxt
-        if end >= n:  # fewer than k units after the cut: no shingle starts there, keep them in this piece
-            out.append(norm[start:])
-            return out
-        out.append(norm[start:end])
-        start = cut + 1 if words else cut
-
-
-class SignatureStage(Stage):
-    """Input shard -> records (row, id, n_chars, xkey, n_units, n_shingles), signatures and band keys; read in
-    pieces of READ_ROWS rows and hashed in batches of MAX_BATCH_CHARS, so memory does not grow with the shard."""
-    name = "dedup-signatures"
-
-    def __init__(self, hasher: MinHasher | None, norm: TextNorm, batch_size: int, bands: int, rows: int):
-        self.hasher, self.norm, self.batch_size, self.bands, self.rows = hasher, norm, batch_size, bands, rows
-
-    def _signatures(self, norms: list[str], n_shingles: np.ndarray) -> np.ndarray:
-        h = self.hasher
-        sig = np.full((len(norms), h.num_perm), 0xFFFFFFFF, dtype=np.uint32)
-        for lo, hi in batches(norms, self.batch_size, MAX_BATCH_CHARS):
-            if hi - lo == 1 and len(norms[lo]) > MAX_BATCH_CHARS:  # one huge document: min over its pieces
-                for piece in pieces(norms[lo], h.k, h.unit == "word", MAX_BATCH_CHARS):
-                    hv, counts = h.shingle_hashes([piece], normalized=True)
-                    sig[lo] = np.minimum(sig[lo], h.signatures_from_hashes(hv, counts)[0])
-                    n_shingles[lo] += counts[0]
-                continue
-            hv, counts = h.shingle_hashes(norms[lo:hi], normalized=True)
-            sig[lo:hi] = h.signatures_from_hashes(hv, counts)
-            n_shingles[lo:hi] = counts
-        return sig
-
-    def _records(self, ids: pa.Array, texts: pa.Array) -> tuple[dict, np.ndarray]:
-        norms = [self.norm(t) for t in texts.to_pylist()]  # shared by the exact key and the shingles
-        n = len(norms)
-        words = self.hasher is None or self.hasher.unit == "word"
-        n_units = np.fromiter(((t.count(" ") + 1 if t else 0) if words else len(t) for t in norms), np.int64, n)
-        n_shingles = np.zeros(n, dtype=np.int64)
-        sig = self._signatures(norms, n_shingles) if self.hasher else np.zeros((n, 0), dtype=np.uint32)
-        xkey = b"".join(exact_key(t, normalized=True) for t in norms)
-        return {"id": ids, "n_chars": pc.utf8_length(texts).cast(pa.int64()), "xkey": xkey, "n_units": n_units,
-                "n_shingles": n_shingles}, sig
-
-    def process(self, unit: Unit) -> dict[str, Any]:
-        t0, path = time.perf_counter(), unit.inputs[0]
-        pf, _ = open_shard(path)
-        recs, sigs = [], []
-        for batch in pf.iter_batches(READ_ROWS, columns=["id", "text"]):
-            if batch.column(0).null_count or batch.column(1).null_count:
-                raise ValueError(f"{path}: column 'id' or 'text' has null values")
-            rec, sig = self._records(batch.column(0), batch.column(1))
-            recs.append(rec)
-            sigs.append(sig)
-        cat = (lambda name: np.concatenate([r[name] for r in recs]) if recs else np.zeros(0, np.int64))
-        n_units, n_shingles = cat("n_units"), cat("n_shingles")
-        n = len(n_units)
-        xkey = np.frombuffer(b"".join(r["xkey"] for r in recs), dtype="V16")
-        sig = np.concatenate(sigs) if sigs else np.zeros((0, self.hasher.num_perm if self.hasher else 0), np.uint32)
-        _save_npy(sig_path(unit.output), sig)
-        nb = self.bands if self.hasher else 0
-        _save_npy(bands_path(unit.output), band_hashes(sig, nb, self.rows, xkey, n_shingles > 0, n_units > 0))
-        cols = {"row": np.arange(n, dtype=np.int64), "id": pa.chunked_array([r["id"] for r in recs], pa.string()),
-                "n_chars": pa.chunked_array([r["n_chars"] for r in recs], pa.int64()),
-                "xkey": pa.array(xkey.tolist(), type=pa.binary(16)), "n_units": n_units, "n_shingles": n_shingles}
-        write_table(unit.output, pa.table(cols, schema=META_SCHEMA))  # last: it marks the unit's files complete
-        k = self.hasher.k if self.hasher else 1
-        return {"rows": n, "shingles": int(n_shingles.sum()), "empty": int((n_units == 0).sum()),
-                "short": int(((n_units > 0) & (n_units < k)).sum()), "seconds": round(time.perf_counter() - t0, 4),
-                "peak_rss_mb": peak_rss_mb()}
-
-
-# ------------------------------------------------------------------------------------------ stage 4
-
-class WriteStage(Stage):
-    """Input shard + kept row numbers (unit params) -> the kept shard, streamed READ_ROWS rows at a time."""
-    name = "dedup-write"
-
-    def process(self, unit: Unit) -> dict[str, Any]:
-        path = unit.inputs[0]
-        pf, schema = open_shard(path)
-        keep, lo = np.asarray(unit.params["keep"], dtype=np.int64), 0
-        with atomic_path(unit.output) as tmp:
-            with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
-                for batch in pf.iter_batches(READ_ROWS):
-                    t = validate_table(pa.Table.from_batches([batch]), path)
-                    sel = keep[(keep >= lo) & (keep < lo + t.num_rows)] - lo
-                    lo += t.num_rows
-                    if len(sel):
-                        w.write_table(t.take(pa.array(sel)))
-        out = Path(unit.output)
-        entry = {"path": out.name, "rows": len(keep), "bytes": out.stat().st_size, "sha256": file_sha256(out)}
-        return {"rows_in": lo, "rows_out": len(keep), "entry": {**entry, "input": path},
-                "mtime_ns": out.stat().st_mtime_ns}
 
 
 def _drop_stale_markers(units: list[Unit], state: Path, stage: str) -> None:
@@ -279,9 +147,14 @@ def _check_paths(spec: DedupSpec) -> tuple[list[Path], Path]:
     return paths, Path(spec.output)
 
 
+def signature_params(spec: DedupSpec) -> dict[str, Any]:
+    """The parameters signatures and band keys depend on (a saved index must match them)."""
+    return spec.model_dump(include={"near", "text_norm", "shingle_size", "shingle_unit", "shingle_hash", "scheme",
+                                    "num_perm", "seed", "bands", "rows"})
+
+
 def _signature_units(spec: DedupSpec, paths: list[Path], out: Path) -> list[Unit]:
-    params = spec.model_dump(include={"near", "text_norm", "shingle_size", "shingle_unit", "shingle_hash",
-                                      "scheme", "num_perm", "seed", "bands", "rows"})
+    params = signature_params(spec)
     units = []
     for k, p in enumerate(paths):
         uid = f"{k:05d}-{_fingerprint(_file_key(p), params)}"
@@ -338,8 +211,9 @@ def _finish(spec: DedupSpec, out: Path, paths: list[Path], stats: dict, clu: pa.
 
 
 def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], out: Path, sig_stats: list,
-              on_event) -> tuple[Docs, np.ndarray, dict]:
-    """Docs (all, or only cluster members when bounded), each one's root index, pair and unit counts."""
+              prior: IndexParts, on_event) -> tuple[Docs, np.ndarray, dict]:
+    """Docs (all, or only cluster members when bounded), each one's root index, pair and unit counts. Indexed
+    documents (`prior`) come first, as nodes 0 .. sum(prior.rows) - 1."""
     metas = [u.output for u in units]
     offsets = np.cumsum([0] + [s["rows"] for s in sig_stats]).tolist()
     if spec.lsh == "memory":
@@ -347,12 +221,16 @@ def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], o
         docs = Docs([pq.read_table(m) for m in metas], paths, sigs, offsets[:-1])
         root, counts = cluster(docs, spec)
         return docs, root, {**counts, "peak_rss_mb": peak_rss_mb()}
-    tag = _fingerprint([u.id for u in units], spec.band_group, spec.partition_docs)
-    bunits = band_units(spec, [str(bands_path(m)) for m in metas], offsets, out / STATE_DIR, tag)
+    metas = prior.metas + metas
+    offsets = np.cumsum([0] + prior.rows + [s["rows"] for s in sig_stats]).tolist()
+    tag = _fingerprint([u.id for u in units], [_file_key(Path(m)) for m in prior.metas], spec.band_group,
+                       spec.partition_docs)
+    bunits = band_units(spec, [str(bands_path(m)) for m in metas], offsets, out / STATE_DIR, tag, sum(prior.rows))
     stage = BandStage(spec.bands if spec.near else 0)
     _drop_stale_markers(bunits, out / STATE_DIR, stage.name)
     bstats = executor.run(stage, bunits, out / STATE_DIR, desc="dedup bands", on_event=on_event)
-    docs, root, counts = cluster_members(spec, bunits, metas, [str(sig_path(m)) for m in metas], offsets, paths)
+    docs, root, counts = cluster_members(spec, bunits, metas, [str(sig_path(m)) for m in metas], offsets,
+                                         prior.parts + paths, len(prior.metas))
     counts["units"] = {"band_units": len(bunits), "partitions": bunits[0].params["parts"] if bunits else 0}
     return docs, root, {**counts, "peak_rss_mb": max([s["peak_rss_mb"] for s in bstats] + [0.0])}
 
@@ -387,7 +265,8 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     emit({"type": "progress", "stage": "signatures", "done": len(units), "total": len(units)})
 
     t0 = time.perf_counter()
-    docs, root, counts = _clusters(spec, executor, units, paths, out, sig_stats, on_event)
+    prior = load_index(spec.index, signature_params(spec))
+    docs, root, counts = _clusters(spec, executor, units, paths, out, sig_stats, prior, on_event)
     peak["clusters" if spec.lsh == "memory" else "bands"] = counts.pop("peak_rss_mb")
     clu, rem = reports(docs, root, spec)
     if spec.empty == "drop":
@@ -402,8 +281,14 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     secs["write"] = round(time.perf_counter() - t0, 3)
     emit({"type": "progress", "stage": "write", "done": len(wunits), "total": len(wunits)})
 
+    stats = _stats(spec, clu, rem, counts, sig_stats, [], secs, peak)
+    stats["index"] = {"dirs": prior.dirs, "docs": sum(prior.rows)}
+    if spec.save_index:
+        t0 = time.perf_counter()
+        stats["saved_index"] = save_index(out, units, wunits, signature_params(spec), prior)
+        secs["save_index"] = round(time.perf_counter() - t0, 3)
     peak["driver"] = peak_rss_mb()
-    stats = _finish(spec, out, paths, _stats(spec, clu, rem, counts, sig_stats, [], secs, peak), clu, rem, per_unit)
+    stats = _finish(spec, out, paths, stats, clu, rem, per_unit)
     emit({"type": "log", "message": f"dedup: {stats['docs_in']} -> {stats['docs_out']} documents"})
     outputs = [str(out / s["entry"]["path"]) for s in per_unit]
     outputs += [str(out / n) for n in (INDEX_NAME, CLUSTERS_NAME, REMOVED_NAME, STATS_NAME, SPEC_NAME)]

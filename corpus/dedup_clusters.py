@@ -36,13 +36,15 @@ class Docs:
                 .append_column("pos", pa.array(np.arange(t.num_rows, dtype=np.int64)))
                 for k, t in enumerate(tables)]
         table = pa.concat_tables(cols) if cols else pa.table({})
-        if table.num_rows:
-            table = table.take(pc.sort_indices(table, sort_keys=PRIORITY))
+        if table.num_rows:  # indexed documents (origin 0, see corpus.dedup_index) before new ones
+            first = [("origin", "ascending")] if "origin" in table.column_names else []
+            table = table.take(pc.sort_indices(table, sort_keys=first + PRIORITY))
         self.n, self.paths = table.num_rows, paths
         col = (lambda name: table.column(name).to_numpy()) if self.n else (lambda name: np.zeros(0, np.int64))
         self.ids = table.column("id").to_pylist() if self.n else []
         self.shard, self.row, self.n_shingles = col("shard"), col("row"), col("n_shingles")
         self.n_units = col("n_units")
+        self.origin = col("origin") if "origin" in table.column_names else np.ones(self.n, dtype=np.int8)
         self.node = np.asarray(offsets, dtype=np.int64)[self.shard] + self.row if self.n else col("row")
         self.xkey = (np.frombuffer(b"".join(table.column("xkey").to_pylist()), dtype="V16") if self.n
                      else np.zeros(0, dtype="V16"))

@@ -110,14 +110,16 @@ class BandStage(Stage):
         pairs = np.concatenate(parts)
         pairs.sort(axis=1)
         pairs = np.unique(pairs, axis=0) if len(pairs) else pairs
+        pairs = pairs[pairs[:, 1] >= unit.params.get("min_node", 0)]  # index-index pairs were settled before
         write_table(unit.output, pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}, schema=PAIR_SCHEMA))
         return {"pairs": len(pairs), "seconds": round(time.perf_counter() - t0, 4), "peak_rss_mb": peak_rss_mb(),
                 "pid": os.getpid()}
 
 
-def band_units(spec: "DedupSpec", band_files: list[str], offsets: list[int], state: Path, tag: str) -> list[Unit]:
+def band_units(spec: "DedupSpec", band_files: list[str], offsets: list[int], state: Path, tag: str,
+               min_node: int = 0) -> list[Unit]:
     """The exact-key units and the near units (groups of `band_group` bands), each in `parts` hash partitions
-    of at most about `partition_docs` documents."""
+    of at most about `partition_docs` documents; pairs of two nodes below `min_node` (indexed) are dropped."""
     parts = max(1, -(-offsets[-1] // spec.partition_docs)) if offsets else 1
     groups = [[EXACT]] if spec.exact else []
     if spec.near:
@@ -128,7 +130,8 @@ def band_units(spec: "DedupSpec", band_files: list[str], offsets: list[int], sta
         for p in range(parts):
             uid = f"{name}-p{p:04d}of{parts:04d}-{tag}"
             units.append(Unit(uid, tuple(band_files), str(state / "bands" / f"{uid}.parquet"),
-                              {"bands": g, "part": p, "parts": parts, "offsets": offsets[:-1]}))
+                              {"bands": g, "part": p, "parts": parts, "offsets": offsets[:-1],
+                               "min_node": min_node}))
     return units
 
 
@@ -181,9 +184,10 @@ def _read_pairs(units: list[Unit]) -> np.ndarray:
 
 
 def cluster_members(spec: "DedupSpec", units: list[Unit], meta_files: list[str], sig_files: list[str],
-                    offsets: list[int], paths: list[Path]) -> tuple[Docs, np.ndarray, dict[str, int]]:
+                    offsets: list[int], paths: list[Path], n_index: int = 0) -> tuple[Docs, np.ndarray, dict]:
     """(records of the documents in clusters of 2+, sorted by keep priority; each one's root index into them;
-    pair counts), from the band units' candidate pairs."""
+    pair counts), from the band units' candidate pairs. The first `n_index` shards are indexed documents: they
+    come first in every cluster and are never removed."""
     exact = _read_pairs([u for u in units if u.params["bands"] == [EXACT]])
     cands = _read_pairs([u for u in units if u.params["bands"] != [EXACT]])
     if len(cands):  # a pair shares buckets in several band groups: count and verify it once
@@ -196,9 +200,13 @@ def cluster_members(spec: "DedupSpec", units: list[Unit], meta_files: list[str],
     tables, sigs = [], []
     for k in range(len(paths)):
         rows = row[shard == k]
-        tables.append(pq.read_table(meta_files[k]).take(pa.array(rows, type=pa.int64())))
+        t = pq.read_table(meta_files[k]).take(pa.array(rows, type=pa.int64()))
+        tables.append(t.append_column("origin", pa.array(np.full(len(rows), int(k >= n_index), np.int8))))
         sigs.append(store.get(member[shard == k]) if spec.near and len(rows) else
                     np.zeros((len(rows), spec.num_perm), dtype=np.uint32))
     docs = Docs(tables, paths, sigs if spec.near else None, offsets[:-1])
     _, first, inverse = np.unique(label[docs.node], return_index=True, return_inverse=True)
-    return docs, first[inverse.ravel()], counts  # first in priority order = the kept document
+    root = first[inverse.ravel()]  # first in priority order = the kept document
+    indexed = np.flatnonzero(docs.origin == 0)
+    root[indexed] = indexed  # two indexed documents joined through a new one: both stay
+    return docs, root, counts

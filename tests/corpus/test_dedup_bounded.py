@@ -55,7 +55,7 @@ def test_ray_spreads_band_units_and_gives_identical_results(tmp_path):
 def test_a_huge_document_is_hashed_in_pieces_with_the_same_signature(tmp_path, monkeypatch, unit, size):
     import numpy as np
 
-    from corpus import dedup
+    from corpus import dedup_stages as dedup
     from corpus.schema import normalize_doc, table_from_docs
     from corpus.shards import write_table
     docs, _ = planted(seed=4, per_kind=1, noise=3)
