@@ -71,3 +71,40 @@ def test_a_huge_document_is_hashed_in_pieces_with_the_same_signature(tmp_path, m
     assert np.array_equal(sig, spec.hasher().signatures(texts))
     hv, counts = spec.hasher().shingle_hashes(texts)
     assert pq.read_table(meta).column("n_shingles").to_pylist() == counts.tolist()
+
+
+def test_a_shard_that_disappears_mid_run_fails_clearly_and_the_rerun_resumes(tmp_path):
+    inp = _write(tmp_path, _both_corpora(), shards=4)
+    victim = inp / "s-00002.parquet"
+    saved = victim.read_bytes()
+
+    def vanish(event):
+        if event.get("stage") == "signatures":  # after every shard was fingerprinted, before any is written
+            victim.unlink()
+    spec = DedupSpec(inputs=[str(p) for p in sorted(inp.glob("*.parquet"))], output=str(tmp_path / "out"))
+    with pytest.raises(FileNotFoundError, match="s-00002.parquet"):
+        run_dedup(spec, on_event=vanish)
+    assert not (tmp_path / "out" / "_index.json").exists()  # no output claims to be complete
+    victim.write_bytes(saved)
+    events = []
+    run_dedup(spec, on_event=events.append)
+    redone = [e["unit"] for e in events if e.get("stage") == "dedup-signatures"]
+    assert len(redone) == 1 and redone[0].startswith("00002-")  # only the rewritten shard is fingerprinted again
+    run_dedup(DedupSpec(inputs=spec.inputs, output=str(tmp_path / "clean")))
+    assert _outputs(tmp_path / "out")[0] == _outputs(tmp_path / "clean")[0]
+
+
+@pytest.mark.slow
+def test_a_50_mb_document_and_its_copy(tmp_path):
+    from corpus.schema import normalize_doc, table_from_docs
+    from corpus.shards import write_table
+    docs, _ = planted(seed=7, per_kind=1, noise=2)
+    huge = " ".join(d["text"] for d in docs)
+    huge = " ".join([huge] * (50_000_000 // len(huge) + 1)) + " end"
+    texts = {"huge": huge, "copy": huge.upper().replace(".", " ."), "small": docs[0]["text"]}
+    write_table(tmp_path / "in" / "s-00000.parquet", table_from_docs(
+        [normalize_doc({"id": i, "text": t, "domain": "web"}, "t") for i, t in texts.items()]))
+    res = run_dedup(DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out"), exact=False))
+    removed = {r["id"] for r in pq.read_table(tmp_path / "out/_removed.parquet").to_pylist()}
+    assert removed == {"huge"} and res["near_removed"] == 1  # the copy is longer (spaced periods): it is kept
+    assert res["peak_rss_mb"]["signatures"] < 2500

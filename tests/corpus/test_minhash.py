@@ -151,3 +151,28 @@ def test_batches_bound_docs_and_chars():
     assert batches(texts, max_docs=2, max_chars=10) == [(0, 2), (2, 3), (3, 4), (4, 6), (6, 7)]
     assert batches(texts, max_docs=100, max_chars=10) == [(0, 3), (3, 4), (4, 7)]  # a long text: own batch
     assert batches([], max_docs=4, max_chars=10) == []
+
+
+def _union_find_roots(n, edges):
+    """The reference: the pure-Python union-find k2forge used before scipy (smaller index wins)."""
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return [find(x) for x in range(n)]
+
+
+@pytest.mark.parametrize("n,m", [(1, 0), (50, 10), (2000, 1500), (2000, 6000)])
+def test_connected_components_equal_union_find(n, m):
+    rng = np.random.default_rng(n + m)
+    edges = rng.integers(0, n, size=(m, 2))
+    edges = np.concatenate([edges, edges[: m // 3]])  # repeated edges must not cancel out
+    assert connected_components(n, edges).tolist() == _union_find_roots(n, edges)
