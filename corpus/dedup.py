@@ -23,6 +23,13 @@ folding) are nobody's duplicate: `empty: keep` (default) keeps them all, `empty:
 `empty`; both count them (`empty_docs`). A document shorter than one shingle still gets one shingle of all
 its units (`short_docs`), so it is fingerprinted and its copies are found.
 
+Exact dedup uses the same normalised text as the shingles: a copy that differs only in case, punctuation
+spacing, compatibility forms or whitespace is an `exact` duplicate (its Jaccard would be 1.0 anyway).
+
+Incremental dedup (corpus.dedup_index): `save_index: true` keeps the kept documents' signatures and band keys
+in `output/_dedup_index/`; a later run with `index: [that output]` dedups its new shards against them, and
+only new documents are removed.
+
 Outputs in `output/`: kept shards + `_index.json`, `_clusters.parquet` (one row per cluster of 2+ docs),
 `_removed.parquet` (one row per removed doc), `_stats.json` (counts, normalisation, per-stage seconds and peak
 memory), `_spec.yaml`. Units are skipped on rerun.
@@ -43,7 +50,7 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from corpus.dedup_clusters import Docs, cluster, empty_removals, reports
-from corpus.dedup_index import IndexParts, load_index, save_index
+from corpus.dedup_index import IndexParts, drop_index, load_index, save_index
 from corpus.dedup_stages import SignatureStage, WriteStage, bands_path, sig_path
 from corpus.executor import Unit
 from corpus.lsh import BandStage, band_units, cluster_members, peak_rss_mb
@@ -88,11 +95,11 @@ class DedupSpec(Spec):
         "bounded", description="bounded: band-partitioned units on the executor; memory: all signatures in the "
                                "driver (reference)")
     band_group: int = Field(8, ge=1, description="bands per LSH unit (bounded)")
+    partition_docs: int = Field(4_000_000, ge=1, description="documents per band-unit hash partition (bounded)")
     index: list[str] = Field(default_factory=list, description="earlier dedup outputs with a saved index: "
                              "dedup against them too, removing only documents of these inputs (bounded)")
     save_index: bool = Field(False, description="save the kept documents' signatures and band keys as an "
                                                 "index for later incremental runs")
-    partition_docs: int = Field(4_000_000, ge=1, description="documents per band-unit hash partition (bounded)")
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
 
     @model_validator(mode="after")
@@ -283,6 +290,7 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
 
     stats = _stats(spec, clu, rem, counts, sig_stats, [], secs, peak)
     stats["index"] = {"dirs": prior.dirs, "docs": sum(prior.rows)}
+    drop_index(out)  # an index from an earlier run here would no longer describe these kept shards
     if spec.save_index:
         t0 = time.perf_counter()
         stats["saved_index"] = save_index(out, units, wunits, signature_params(spec), prior)

@@ -10,6 +10,7 @@ The indexed corpus is not reread, except the texts of the few pairs that the exa
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,16 @@ def load_index(dirs: list[str], params: dict[str, Any]) -> IndexParts:
     return out
 
 
+def drop_index(out: Path) -> None:
+    """Remove a saved index (its manifest first, so a half-removed index is never taken for one)."""
+    (out / INDEX_DIR / MANIFEST).unlink(missing_ok=True)
+    shutil.rmtree(out / INDEX_DIR, ignore_errors=True)
+
+
 def save_index(out: Path, units: list[Unit], wunits: list[Unit], params: dict[str, Any],
                prior: IndexParts) -> dict[str, Any]:
     """Write `{out}/_dedup_index` from the signature units and the kept rows of the write units, one shard at
-    a time (memory follows the shard)."""
+    a time (memory follows the shard); the manifest goes last, so an interrupted save leaves no index."""
     entries = []
     for k, (u, wu) in enumerate(zip(units, wunits)):
         keep = np.asarray(wu.params["keep"], dtype=np.int64)

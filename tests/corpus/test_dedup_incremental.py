@@ -72,3 +72,13 @@ def test_index_errors_name_the_directory(tmp_path):
                             num_perm=64, bands=16))
     with pytest.raises(ValueError, match="index .incremental dedup. needs lsh: bounded"):
         DedupSpec(inputs=["x"], output="o", index=["A"], lsh="memory")
+
+
+def test_a_rerun_without_save_index_drops_the_stale_index(tmp_path):
+    docs, _ = planted(seed=8, per_kind=1, noise=4)
+    inp = _write(tmp_path / "a", docs, shards=1)
+    res = run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "A"), save_index=True))
+    assert res["saved_index"] == {"docs": res["docs_out"], "shards": 1}
+    run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "A"), near=False))  # other kept shards
+    with pytest.raises(FileNotFoundError, match="no _dedup_index"):
+        run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "x"), index=[str(tmp_path / "A")]))
