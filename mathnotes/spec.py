@@ -36,7 +36,8 @@ class MathNotesSpec(RewriteSpecBase):
     detect_math: bool = Field(False, description="also pick math out of `detect_domains` with the math detector")
     detect_domains: list[Domain] = Field(["web"], description="domains the math detector looks at")
     math_threshold: float = Field(0.4, ge=0, le=1, description="math detector score needed to route a document")
-    attempts: int = Field(2, ge=1, description="samples per chunk before the document is rejected")
+    attempts: int = Field(2, ge=1, description="samples per chunk before the chunk counts as failed "
+                                               "(on_chunk_failure says what that costs)")
     chunk_target_tokens: int = Field(512, ge=8, description="target chunk length in engine tokens")
     chunk_max_tokens: int = Field(768, ge=8, description="hard upper bound of a chunk in engine tokens")
     max_new_tokens: int = Field(1024, ge=1, description="generation limit per chunk")

@@ -84,8 +84,10 @@ class MathNotesStage(RewriteStage):
         write_table(routing_path(unit.output), pa.Table.from_pylist([r.row() for r in routes],
                                                                      schema=ROUTING_SCHEMA))
         routed = sum(r.routed for r in routes)
+        # translations come first, so a document's run-level source tokens are its own text's, not its translation's
         stats = unit_stats(translations + notes, docs_in=len(docs), docs_skipped=len(docs) - routed, wall_s=wall,
-                           cpu_s=cpu, gpus=self.resources.get("num_gpus", 0))
+                           cpu_s=cpu, gpus=self.resources.get("num_gpus", 0),
+                           unwritten_tasks=() if self.spec.keep_translation else ("translate",))
         stats.update(routing_stats(routes), **_task_counts(translations, notes))
         stats.update(unit=unit.id, output=Path(unit.output).name, rows=len(rows), rejects=len(rejects),
                      verify_calls=calls)

@@ -53,6 +53,7 @@ class LearningNoteTask(Task):
 class TranslateTask(Task):
     """Translation of non-English math into English, formulas verbatim."""
     name: str = "translate"
+    splice_source = False          # a French chunk inside an English translation is not a translation
     template: str = "\x00".join([prompts.TRANSLATE_SYSTEM, prompts.TRANSLATE_USER, prompts.TRANSLATE_CONTEXT])
 
     def variants(self, doc: dict[str, Any], seed: int, n: int) -> list[Variant]:

@@ -38,6 +38,8 @@ class GenConfig:
     top_p: float = 0.95
     concurrency: int = 16
     request_timeout_s: float | None = None
+    #: yield policy for a chunk that fails all its attempts (see the module docstring)
+    on_chunk_failure: str = "reject_variant"
     #: called with every ChatRequest sent (the benchmark replays them against the bare engine)
     on_request: Callable[[ChatRequest], None] | None = None
 
@@ -51,11 +53,22 @@ class ChunkOutcome:
     accepted: bool = False
     reasons: list[str] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
+    spliced: bool = False          # keep_source_chunk: the source text stands in the output for this chunk
+
+
+POLICIES = ("reject_variant", "keep_prefix", "keep_source_chunk")
 
 
 @dataclass
 class VariantResult:
-    """The outcome of one (document, variant). status: accepted | rejected (a chunk failed) | error."""
+    """The outcome of one (document, variant). status: accepted | rejected (a chunk failed) | error.
+
+    An accepted result shaped by the yield policy says so: `policy` is "keep_prefix" (then `prefix_chunks`
+    leading chunks are kept and `failed_chunk` is the first one that failed) or "keep_source_chunk" (then
+    `source_chunks` are the indices, and `source_spans` the character spans of `text`, that are source text);
+    `reasons` then holds the failed chunks' reasons. Token counts are the engine's: `source_tokens` of the
+    document's chunks, `synthetic_tokens` of the verified rewritten chunks in `text` (spliced source excluded).
+    """
     doc: dict[str, Any]
     variant: Variant | None
     prompt_sha: str = ""
@@ -68,6 +81,14 @@ class VariantResult:
     completion_tokens: int = 0
     failed_attempt_reasons: list[str] = field(default_factory=list)
     failed_chunk: int | None = None
+    task: str = ""
+    policy: str = ""
+    prefix_chunks: int | None = None
+    source_chunks: list[int] = field(default_factory=list)
+    source_spans: list[tuple[int, int]] = field(default_factory=list)
+    source_tokens: int = 0
+    synthetic_tokens: int = 0
+    spliced_tokens: int = 0
 
 
 def request_seed(seed: int, doc_id: str, variant: int, chunk: int, attempt: int) -> int:
@@ -140,6 +161,8 @@ class Rewriter:
     """Runs the loop for one task with one engine and one verifier (a stage owns one per worker)."""
 
     def __init__(self, task: Task, engine: Engine, verifier: Any, cfg: GenConfig):
+        if cfg.on_chunk_failure not in POLICIES:
+            raise ValueError(f"on_chunk_failure={cfg.on_chunk_failure!r}; expected one of {', '.join(POLICIES)}")
         self.task, self.engine, self.cfg = task, engine, cfg
         self.batcher = VerifyBatcher(verifier)
 
@@ -173,8 +196,9 @@ class Rewriter:
                                chunks: list[Chunk] | None = None) -> VariantResult:
         """Rewrite one document in one variant, chunk by chunk, each chunk conditioned on the rewrite so far."""
         chunks = self.chunks(doc["text"]) if chunks is None else chunks
-        res = VariantResult(doc, variant, self.task.prompt_sha(variant), n_chunks=len(chunks))
-        done: list[str] = []
+        res = VariantResult(doc, variant, self.task.prompt_sha(variant), n_chunks=len(chunks), task=self.task.name,
+                            source_tokens=sum(self.engine.count_tokens(c.text) for c in chunks))
+        done: list[str] = []           # the output's chunks so far: verified rewrites (or spliced source)
         for chunk in chunks:
             context = tail_by_tokens(stitch(done, chunks[:len(done)]) if done else "",
                                      self.cfg.context_tail_tokens, self.engine.count_tokens)
@@ -184,12 +208,50 @@ class Rewriter:
                 res.status, res.reasons, res.failed_chunk = "error", [str(e)], chunk.index
                 return res
             res.chunks.append(out)
-            if not out.accepted:
-                res.status, res.failed_chunk = "rejected", chunk.index
-                res.reasons = [f"chunk {chunk.index}: {r}" for r in out.reasons]
-                return res
-            done.append(out.rewrite)
-        res.status, res.text = "accepted", stitch(done, chunks)
+            if out.accepted:
+                done.append(out.rewrite)
+                continue
+            policy = self._policy_for(out)
+            if policy == "keep_source_chunk":
+                out.spliced = True
+                done.append(chunk.text)
+                continue
+            if policy == "keep_prefix" and done:
+                return self._accept(res, chunks, done, failed=out)
+            return _reject(res, [out])
+        if not any(c.accepted for c in res.chunks):
+            # keep_source_chunk with nothing verified: the "rewrite" would be the source itself
+            return _reject(res, res.chunks)
+        return self._accept(res, chunks, done)
+
+    def _policy_for(self, out: ChunkOutcome) -> str:
+        """The yield policy that applies to this failed chunk: the spec's, unless the failure is not the rewrite's."""
+        policy = self.cfg.on_chunk_failure
+        if any(reason_key(r) == "engine_error" for r in out.reasons):
+            return "reject_variant"    # the engine failed, not the rewrite: nothing to keep or splice around
+        if policy == "keep_source_chunk" and not self.task.splice_source:
+            return "reject_variant"    # e.g. a translation: the source chunk is in another language
+        return policy
+
+    def _accept(self, res: VariantResult, chunks: list[Chunk], done: list[str],
+                failed: ChunkOutcome | None = None) -> VariantResult:
+        """Stitch the kept chunks, count synthetic vs spliced tokens, record the policy's provenance."""
+        count = self.engine.count_tokens
+        res.status = "accepted"
+        res.text, spans = stitch_spans(done, chunks[:len(done)])
+        for c, part, span in zip(res.chunks, done, spans):
+            if c.spliced:
+                res.source_chunks.append(c.index)
+                res.source_spans.append(span)
+                res.spliced_tokens += count(part.strip())
+            else:
+                res.synthetic_tokens += count(part.strip())
+        if failed is not None:
+            res.policy, res.prefix_chunks, res.failed_chunk = "keep_prefix", len(done), failed.index
+            res.reasons = [f"chunk {failed.index}: {r}" for r in failed.reasons]
+        elif res.source_chunks:
+            res.policy = "keep_source_chunk"
+            res.reasons = [f"chunk {c.index}: {r}" for c in res.chunks if c.spliced for r in c.reasons]
         return res
 
     async def _rewrite_chunk(self, res: VariantResult, variant: Variant, chunk: Chunk, context: str,
@@ -259,6 +321,24 @@ class Rewriter:
         extra = [CheckResult(*check(source, rewrite)) for check in self.task.checks]
         checks = list(verdict.checks) + extra
         return Verdict(accepted=verdict.accepted and all(c.passed for c in extra), checks=checks)
+
+
+def _reject(res: VariantResult, failed: list[ChunkOutcome]) -> VariantResult:
+    """Reject the variant with the reasons of its failed chunks (the first of them is `failed_chunk`)."""
+    failed = [c for c in failed if not c.accepted]
+    res.status, res.failed_chunk = "rejected", failed[0].index
+    res.reasons = [f"chunk {c.index}: {r}" for c in failed for r in c.reasons]
+    return res
+
+
+def stitch_spans(parts: list[str], chunks: list[Chunk]) -> tuple[str, list[tuple[int, int]]]:
+    """`stitch(parts, chunks)` and the (start, end) character span of each part in the stitched text."""
+    spans, pos = [], 0
+    for i, (p, c) in enumerate(zip(parts, chunks)):
+        n = len(p.strip())
+        spans.append((pos, pos + n))
+        pos += n + (len(c.sep or " ") if i < len(chunks) - 1 else 0)
+    return stitch(parts, chunks), spans
 
 
 class _DocError(Exception):

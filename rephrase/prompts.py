@@ -23,6 +23,9 @@ class Task:
     name: str = ""
     template: str = ""            # everything in the prompt that is not the chunk, context or style
     checks: tuple[TaskCheck, ...] = ()
+    #: keep_source_chunk may splice a source chunk into this task's output (not so where the source is in
+    #: another language than the output, as in a translation)
+    splice_source: bool = True
 
     def variants(self, doc: dict[str, Any], seed: int, n: int) -> list[Variant]:
         raise NotImplementedError

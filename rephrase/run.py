@@ -59,10 +59,17 @@ def _check_same_spec(spec: Any, out: Path, kind: str) -> None:
         return
     old = (yaml.safe_load(saved.read_text()) or {}).get("spec", {})
     new = json.loads(spec.model_dump_json())
-    diff = sorted(k for k in set(old) | set(new) if k not in _RESUMABLE_FIELDS and old.get(k) != new.get(k))
+    # A field added to the spec after the run started (absent from the saved spec) at its default changes nothing.
+    defaults = {k: f.get_default(call_default_factory=True) for k, f in type(spec).model_fields.items()}
+    diff = sorted(k for k in set(old) | set(new) if k not in _RESUMABLE_FIELDS and old.get(k) != new.get(k)
+                  and not (k not in old and _jsonable(defaults.get(k)) == new.get(k)))
     if diff:
         raise SpecError(f"{out}: holds a {kind} run of a different spec (fields differ: {', '.join(diff)}); "
                         f"use a new output directory or remove this one")
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(v.model_dump_json()) if hasattr(v, "model_dump_json") else v
 
 
 def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], None] | None = None) -> dict:

@@ -13,6 +13,7 @@ from rephrase.engines import EngineSpec
 from rephrase.verify import VerifierSpec
 
 Domain = Literal["web", "code", "math", "knowledge"]
+ChunkFailurePolicy = Literal["reject_variant", "keep_prefix", "keep_source_chunk"]
 
 
 class RewriteSpecBase(Spec):
@@ -23,7 +24,12 @@ class RewriteSpecBase(Spec):
     engine: EngineSpec = Field(default_factory=EngineSpec, description="LLM engine that rewrites")
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="fidelity verifier")
     seed: int = Field(0, description="seed of variant choice and sampling (same seed -> same output)")
-    attempts: int = Field(3, ge=1, description="samples per chunk before the variant is rejected")
+    attempts: int = Field(3, ge=1, description="samples per chunk before the chunk counts as failed")
+    on_chunk_failure: ChunkFailurePolicy = Field(
+        "reject_variant", description="yield policy for a chunk that fails verification (or is truncated or "
+        "empty) on every attempt: reject_variant = reject the whole variant; keep_prefix = keep the verified "
+        "chunks before it as a shorter document (meta.policy, meta.failed_chunk); keep_source_chunk = splice "
+        "the source chunk in and go on (meta.source_chunks); engine errors always reject")
     chunk_target_tokens: int = Field(256, ge=8, description="target chunk length in engine tokens")
     chunk_max_tokens: int = Field(384, ge=8, description="hard upper bound of a chunk in engine tokens")
     context_tail_tokens: int = Field(128, ge=0, description="tokens of the rewrite so far given as context")
@@ -67,7 +73,7 @@ class RewriteSpecBase(Spec):
                          chunk_target_tokens=self.chunk_target_tokens, chunk_max_tokens=self.chunk_max_tokens,
                          context_tail_tokens=self.context_tail_tokens, max_new_tokens=self.max_new_tokens,
                          temperature=self.temperature, top_p=self.top_p, concurrency=self.concurrency,
-                         request_timeout_s=self.request_timeout_s)
+                         request_timeout_s=self.request_timeout_s, on_chunk_failure=self.on_chunk_failure)
 
 
 class RephraseSpec(RewriteSpecBase):

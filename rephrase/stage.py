@@ -4,6 +4,8 @@
 `rephrase.prompts.TASKS` by name, so another package reuses this stage and the loop with its own task.
 A unit reads one document shard and writes, each atomically, one synthetic shard (SYNTH_SCHEMA) and one rejects
 shard (REJECT_SCHEMA: every rejected or failed variant with its reasons). Its stats become the done-marker.
+A row that the yield policy shaped (a prefix, or source chunks spliced in) says so in `meta` (policy,
+failed_chunk / source_chunks and source_spans, failed_reasons) and in `fidelity.reasons`.
 """
 from __future__ import annotations
 
@@ -135,19 +137,23 @@ class RewriteStage(Stage):
 
     def _row(self, r) -> dict[str, Any]:
         scores: dict[str, float] = {}
-        for c in r.chunks:           # a variant is as faithful as its worst chunk
+        # A variant is as faithful as its worst kept rewrite; a failed chunk (dropped or replaced by its
+        # source under the yield policy) is not in the text, so its scores are not the row's.
+        for c in r.chunks:
+            if not c.accepted:
+                continue
             for k, v in c.scores.items():
                 scores[k] = min(v, scores.get(k, v))
         label = r.variant.label
         meta = {"variant": r.variant.index, "chunks": r.n_chunks, "seed": self.spec.seed,
-                "chunk_attempts": [c.attempts for c in r.chunks]}
+                "chunk_attempts": [c.attempts for c in r.chunks], **_policy_meta(r)}
         return {
             "id": doc_id(f"{r.doc['id']}\x00{self.task_name}\x00{label}\x00{r.text}"),
             "text": r.text, "domain": r.doc["domain"], "source": r.doc.get("source") or "",
             "lang": r.doc.get("lang") or "", "meta": json.dumps(meta, sort_keys=True),
             "parent_id": r.doc["id"], **self._task.row_fields(r.variant),
             "engine": self._engine.name, "model": self._engine.model, "prompt_sha": r.prompt_sha,
-            "fidelity": {"accepted": True, "reasons": [], "scores": scores},
+            "fidelity": {"accepted": True, "reasons": _policy_reasons(r), "scores": scores},
             "attempts": sum(c.attempts for c in r.chunks),
         }
 
@@ -163,3 +169,25 @@ class RewriteStage(Stage):
             "scores": sorted((last.scores if last else {}).items()),
             "engine": self._engine.name, "model": self._engine.model,
         }
+
+
+def _policy_meta(r) -> dict[str, Any]:
+    """Provenance of a row the yield policy shaped (nothing for a fully rewritten one)."""
+    if r.policy == "keep_prefix":
+        return {"policy": "keep_prefix", "prefix_chunks": r.prefix_chunks, "failed_chunk": r.failed_chunk,
+                "failed_reasons": list(r.reasons)}
+    if r.policy == "keep_source_chunk":
+        return {"policy": "keep_source_chunk", "source_chunks": list(r.source_chunks),
+                "source_spans": [list(s) for s in r.source_spans], "failed_reasons": list(r.reasons)}
+    return {}
+
+
+def _policy_reasons(r) -> list[str]:
+    """One line in `fidelity.reasons` saying what of an accepted row is not a verified rewrite."""
+    if r.policy == "keep_prefix":
+        return [f"keep_prefix: chunks 0-{r.prefix_chunks - 1} of {r.n_chunks} kept; chunk {r.failed_chunk} "
+                f"failed verification"]
+    if r.policy == "keep_source_chunk":
+        return [f"keep_source_chunk: chunk(s) {', '.join(map(str, r.source_chunks))} of {r.n_chunks} are "
+                f"source text"]
+    return []
