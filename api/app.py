@@ -15,14 +15,17 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
+from api.limits import FsBudget, LimitError, StreamSlots, check_json
 from api.outputs import describe_outputs, output_paths, unowned_content
 from api.runner import Dispatcher
-from api.security import (STATE_DIR, PathError, RateLimiter, check_token, confine_spec, env_names, hash_tokens,
+from api.security import (STATE_DIR, RateLimiter, check_token, confine_spec, env_names, hash_tokens,
                           load_tokens, model_sources, spec_paths, split_secrets, worker_env)
 from api.settings import Settings
 from api.store import TERMINAL, JobStore, OutputConflict, new_job_id
@@ -105,6 +108,29 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class EventStream(StreamingResponse):
+    """Server-sent events that free their stream slot however they end, and give up on a client that stopped
+    reading (a send blocked longer than `send_timeout_s`) instead of holding the connection forever."""
+
+    def __init__(self, content, release, send_timeout_s: float):
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._release, self.send_timeout_s = release, send_timeout_s
+
+    async def stream_response(self, send) -> None:
+        async def timed_send(message) -> None:
+            await asyncio.wait_for(send(message), self.send_timeout_s)
+        try:
+            await super().stream_response(timed_send)
+        except TimeoutError:
+            log.info("event stream dropped: the client read nothing for %.0f s", self.send_timeout_s)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
@@ -114,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             lease_s=settings.lease_s, max_attempts=settings.max_attempts)
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+    streams = StreamSlots(settings.max_streams_per_token)
     if not tokens:
         raise RuntimeError("no API tokens configured: set K2FORGE_API_TOKENS or K2FORGE_API_TOKENS_FILE")
 
@@ -139,6 +166,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "1"})
         return who
 
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI answers JSON its parser cannot take (nested beyond the recursion limit) with a bare 400
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            return _problem(422, [{"loc": ["body"], "msg": "JSON body could not be parsed (nested too deeply?)"}])
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
         return _problem(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
@@ -159,8 +193,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(422, [{"loc": ["body", "kind"],
                                        "msg": f"unknown job kind, expected one of {sorted(JOB_KINDS)}"}])
         try:
-            spec = confine_spec(req.spec, settings.data_root)
-        except PathError as e:
+            check_json(req.spec, ["spec"], settings.max_json_depth)
+            spec = confine_spec(req.spec, settings.data_root,
+                                budget=FsBudget(settings.max_glob_patterns, settings.max_fs_entries))
+        except LimitError as e:
             raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
         for field_path, value in model_sources(spec):
             if value not in settings.model_allowlist:
@@ -283,8 +319,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def events(job_id: str, who: str = Depends(principal), last_event_id: str | None = Header(None)):
         _job_or_404(job_id, who)
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-        return StreamingResponse(_event_stream(store, job_id, after), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        if not streams.acquire(who):
+            raise HTTPException(429, f"at most {streams.per_key} event streams at once per token",
+                                headers={"Retry-After": "5"})
+        return EventStream(_event_stream(store, job_id, after), release=lambda: streams.release(who),
+                           send_timeout_s=settings.stream_send_timeout_s)
 
     from api.interactive import add_interactive_routes
     add_interactive_routes(app, principal, settings)

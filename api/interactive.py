@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.security import PathError, confine_spec, model_sources
+from api.limits import LimitError, check_json
+from api.security import confine_spec, model_sources
 
 
 class SyncDoc(BaseModel):
@@ -74,6 +75,11 @@ def add_interactive_routes(app: FastAPI, principal, settings) -> None:
             if len(d.text) > settings.sync_max_chars:
                 raise HTTPException(422, [{"loc": ["body", "documents", i, "text"],
                                            "msg": f"at most {settings.sync_max_chars} characters"}])
+        try:    # before any recursive walk of them
+            check_json(req.engine, ["engine"], settings.max_json_depth)
+            check_json(req.verifier, ["verifier"], settings.max_json_depth)
+        except LimitError as e:
+            raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
         for field, value in model_sources({"engine": req.engine, "verifier": req.verifier}):
             if value not in settings.model_allowlist:
                 raise HTTPException(422, [{"loc": ["body", *field.split(".")[1:]],
@@ -83,7 +89,7 @@ def add_interactive_routes(app: FastAPI, principal, settings) -> None:
         try:    # e.g. engine.tokenizer or verifier.styles paths: inside the data root, like a job's
             fields["engine"] = confine_spec(fields["engine"], settings.data_root, "engine")
             fields["verifier"] = confine_spec(fields["verifier"], settings.data_root, "verifier")
-        except PathError as e:
+        except LimitError as e:
             raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
         try:
             spec = RephraseSpec.model_validate({**fields, "inputs": ["<request>"], "output": "<request>"})

@@ -11,12 +11,15 @@ import fnmatch
 import glob
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from api.limits import FsBudget, LimitError, check_path_length
 
 PATH_KEY = re.compile(r"(^|_)(inputs?|outputs?|paths?|dirs?|files?|manifest|mixture|packed|checkpoint|"
                       r"tokenizer|root)$")
@@ -30,10 +33,8 @@ STATE_DIR = ".k2forge"
 MODEL_KEYS = ("model", "base_url", "embedding_model")
 
 
-class PathError(ValueError):
-    def __init__(self, field: str, msg: str):
-        super().__init__(f"{field}: {msg}")
-        self.field = field
+class PathError(LimitError):
+    """A path a job may not use (outside the data root, the state folder, ...); also raised for limits."""
 
 
 def load_tokens(env_value: str | None, file: str | None) -> dict[str, str]:
@@ -70,13 +71,16 @@ def check_token(header: str | None, hashed: dict[bytes, str]) -> tuple[int, str 
     return 403, None
 
 
-def confine(value: str, root: Path, field: str) -> str:
+def confine(value: str, root: Path, field: str, budget: FsBudget | None = None) -> str:
     """Resolve `value` (relative = under root) and refuse anything outside root, symlinks included.
 
     Globs are checked on their fixed prefix AND on every path they match now, and a directory is checked for
     symlinks inside it that lead out, so neither `escap?/etc/passwd` nor `dir/link-to-etc` gets through. The
-    service's state folder (STATE_DIR) is refused too: a job must not overwrite the job database.
+    service's state folder (STATE_DIR) is refused too: a job must not overwrite the job database. The work is
+    bounded by `budget` (LimitError beyond it).
     """
+    budget = budget or FsBudget()
+    check_path_length(value, field)
     if "\x00" in value:
         raise PathError(field, "path contains a NUL byte")
     try:
@@ -91,8 +95,13 @@ def confine(value: str, root: Path, field: str) -> str:
     parts = full.parts
     cut = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
     if cut < len(parts):    # a glob: its fixed prefix, then what it matches now (what a reader would read)
-        _check_inside(Path(*parts[:cut]) if cut else root, root_real, value, field)
-        targets = [Path(m) for m in glob.glob(str(full), recursive=True)]
+        prefix = Path(*parts[:cut]) if cut else root
+        _check_inside(prefix, root_real, value, field)
+        budget.pattern(field)
+        if "**" in value:   # a recursive glob walks the whole tree below its prefix, matches or not
+            budget.walk_tree(prefix, field)
+        targets = [Path(m) for m in itertools.islice(glob.iglob(str(full), recursive=True), budget.remaining() + 1)]
+        budget.spend(len(targets), field)
     else:
         targets = [full]
     rel = full.relative_to(root).parts if full.is_relative_to(root) else ()
@@ -103,6 +112,7 @@ def confine(value: str, root: Path, field: str) -> str:
         _check_inside(t, root_real, value, field)
         if t.is_dir() and not t.is_symlink():
             for d, dirs, files in os.walk(t):
+                budget.spend(len(dirs) + len(files), field)
                 for name in dirs + files:
                     if os.path.islink(os.path.join(d, name)):
                         _check_inside(Path(d) / name, root_real, value, field)
@@ -123,24 +133,26 @@ def _state_error(value: str, field: str) -> PathError:
     return PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
 
 
-def confine_spec(spec: Any, root: Path, where: str = "spec") -> Any:
-    """Return a copy of a spec dict with every path field resolved inside root; raise PathError otherwise."""
+def confine_spec(spec: Any, root: Path, where: str = "spec", budget: FsBudget | None = None) -> Any:
+    """Return a copy of a spec dict with every path field resolved inside root; raise PathError otherwise (or
+    LimitError when its paths cost more filesystem work than one budget allows)."""
+    budget = budget or FsBudget()
     if isinstance(spec, dict):
         out = {}
         for k, v in spec.items():
             loc = f"{where}.{k}"
             if PATH_KEY.search(str(k)) and v is not None:
                 if isinstance(v, str):
-                    out[k] = confine(v, root, loc)
+                    out[k] = confine(v, root, loc, budget)
                 elif isinstance(v, list) and all(isinstance(x, str) for x in v):
-                    out[k] = [confine(x, root, f"{loc}[{i}]") for i, x in enumerate(v)]
+                    out[k] = [confine(x, root, f"{loc}[{i}]", budget) for i, x in enumerate(v)]
                 else:
-                    out[k] = confine_spec(v, root, loc)
+                    out[k] = confine_spec(v, root, loc, budget)
             else:
-                out[k] = confine_spec(v, root, loc)
+                out[k] = confine_spec(v, root, loc, budget)
         return out
     if isinstance(spec, list):
-        return [confine_spec(x, root, f"{where}[{i}]") for i, x in enumerate(spec)]
+        return [confine_spec(x, root, f"{where}[{i}]", budget) for i, x in enumerate(spec)]
     return spec
 
 

@@ -37,4 +37,14 @@ def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, 
     s.admins += list(admin)
     s.secret_env_allowlist += [e for e in allow_secret_env if e not in s.secret_env_allowlist]
     uvicorn.run(create_app(s), host=host, port=port, log_level="info", access_log=access_log,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, http=_http_protocol(s.max_header_bytes),
+                h11_max_incomplete_event_size=s.max_header_bytes)
+
+
+def _http_protocol(max_head_bytes: int):
+    """httptools (fast) with a cap on the request head; h11, which caps it itself, where httptools is absent."""
+    try:
+        from api.httpguard import bounded_httptools
+    except ImportError:
+        return "h11"
+    return bounded_httptools(max_head_bytes)

@@ -1,0 +1,129 @@
+"""Small requests that used to cost a lot or 500, against a real server: a huge header, deep JSON, Infinity,
+long paths, unknown fields, many or wide globs, many idle event streams; and the README's curl example."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.api.conftest import TOKEN, Service
+
+
+def test_a_huge_header_is_refused_without_stalling_other_clients(service):
+    result: dict = {}
+
+    def attack() -> None:
+        t0 = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", service.port)) as s:
+            try:
+                s.sendall(b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 48_000_000 + b"\r\n\r\n")
+                result["reply"] = s.recv(100)
+            except OSError as e:        # closed on us while we were still sending: refused just as well
+                result["reply"] = repr(e).encode()
+        result["s"] = time.perf_counter() - t0
+
+    t = threading.Thread(target=attack)
+    t.start()
+    worst = 0.0
+    while t.is_alive():
+        t0 = time.perf_counter()
+        assert service.client.get("/v1/jobs").status_code == 200
+        worst = max(worst, time.perf_counter() - t0)
+    t.join()
+    assert result["reply"].startswith(b"HTTP/1.1 431") or b"reset" in result["reply"].lower() or \
+        b"broken pipe" in result["reply"].lower(), result
+    assert result["s"] < 2 and worst < 0.5, (result, worst)
+    small = httpx.get(f"{service.url}/v1/jobs", headers={"Authorization": "Bearer " + "b" * 8000})
+    assert small.status_code == 403                      # an ordinary header still reaches the app
+
+
+def _post_raw(service, raw: str) -> httpx.Response:
+    return service.client.post("/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
+
+
+def test_deep_json_infinity_long_paths_and_unknown_fields_are_422(service):
+    for depth in (300, 900, 100_000):
+        nested = "[" * depth + "]" * depth
+        r = _post_raw(service, '{"kind": "ingest", "spec": {"inputs": ["raw"], "output": "o", "x": %s}}' % nested)
+        assert r.status_code == 422, (depth, r.text[:300])
+    r = _post_raw(service, '{"kind": "train", "spec": {"manifest": "m.json", "output": "t", "lr": Infinity}}')
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "spec", "lr"], r.text
+    r = _post_raw(service, '{"kind": "train", "spec": {"manifest": "m.json", "output": "t", "lr": NaN}}')
+    assert r.status_code == 422
+    for path in ("a" * 6000, "d/" + "n" * 300):
+        r = service.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": [path], "output": "o"}})
+        assert r.status_code == 422 and "inputs[0]" in r.text, r.text
+    r = service.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": ["raw"], "output": "o"},
+                                              "priority": 1})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "priority"], r.text
+
+
+def test_glob_patterns_and_their_expansion_are_capped(tmp_path):
+    for i in range(20):
+        d = tmp_path / "tree" / f"d{i}"
+        d.mkdir(parents=True)
+        for j in range(60):
+            (d / f"f{j}.jsonl").touch()
+    svc = Service(tmp_path, extra_env={"K2FORGE_MAX_GLOB_PATTERNS": "4", "K2FORGE_MAX_FS_ENTRIES": "1000"}).start()
+    try:
+        def submit(inputs):
+            return svc.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": inputs, "output": "o"}})
+        r = submit(["tree/d0/*.jsonl"] * 5)
+        assert r.status_code == 422 and "at most 4 glob patterns" in r.text, r.text
+        t0 = time.perf_counter()
+        r = submit(["**"] * 4)
+        assert r.status_code == 422 and "more than 1000 files" in r.text and time.perf_counter() - t0 < 2, r.text
+        assert submit(["tree"]).status_code == 422                     # a folder walk counts too (1220 entries)
+        assert submit(["tree/d1/*.jsonl", "tree/d2/*.jsonl"]).status_code == 201
+    finally:
+        svc.stop()
+
+
+def test_event_streams_per_token_are_capped(tmp_path):
+    svc = Service(tmp_path, max_workers=0, extra_env={"K2FORGE_MAX_STREAMS_PER_TOKEN": "2"}).start()
+    try:
+        (tmp_path / "raw").mkdir()
+        job = svc.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": ["raw"],
+                                                                            "output": "o"}}).json()["id"]
+        url = f"/v1/jobs/{job}/events"
+        held = [svc.client_for("alice") for _ in range(2)]
+        opened = [c.stream("GET", url) for c in held]     # keep the context managers: collected, they close
+        streams = [cm.__enter__() for cm in opened]       # the job stays queued: the streams stay open
+        assert all(s.status_code == 200 for s in streams)
+        r = svc.client.get(url, timeout=10)
+        assert r.status_code == 429 and "Retry-After" in r.headers
+        with svc.client_for("bob") as bob:
+            assert bob.get(url).status_code == 404                  # bob's own slots are untouched: not his job
+        opened[0].__exit__(None, None, None)
+        held[0].close()
+        deadline = time.monotonic() + 10
+        while True:         # the slot frees once the server sees the disconnect
+            with svc.client_for("alice").stream("GET", url) as s:
+                if s.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "a closed stream never gave its slot back"
+            time.sleep(0.05)
+        opened[1].__exit__(None, None, None)
+        held[1].close()
+    finally:
+        svc.stop()
+
+
+def test_the_readme_curl_example_works(service):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("### REST API", 1)[1].split("```", 2)[1]
+    submit = re.search(r"^curl .*?/v1/jobs$", block.replace("\\\n", " "), re.M).group(0)
+    (service.root / "raw").mkdir()
+    (service.root / "raw" / "a.jsonl").write_text(json.dumps({"text": "hello", "domain": "web"}) + "\n")
+    cmd = submit.replace("http://127.0.0.1:8000", service.url)
+    r = subprocess.run(["bash", "-c", cmd], env={"TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                       text=True, timeout=60)
+    job = json.loads(r.stdout)
+    assert job["kind"] == "ingest" and job["state"] == "queued", r.stdout
+    assert service.wait_state(job["id"], ("succeeded", "failed"))["state"] == "succeeded"
