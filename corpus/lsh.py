@@ -75,7 +75,8 @@ def band_hashes(sig: np.ndarray, bands: int, rows: int, xkey: np.ndarray, active
 
 class BandStage(Stage):
     """Bands (a group, or the exact key) of every shard's band file, one hash partition -> candidate pairs of
-    global node numbers, (a < b), unique, sorted. Params: bands, part, parts, offsets."""
+    global node numbers, (a < b), unique, sorted. Params: bands, part, parts, offsets, min_node. Memory: one
+    band of one partition at a time (16 bytes per document in it) plus the group's candidate pairs."""
     name = "dedup-bands"
 
     def __init__(self, n_bands: int, max_all_pairs: int = 32):
@@ -123,7 +124,8 @@ def band_units(spec: "DedupSpec", band_files: list[str], offsets: list[int], sta
     parts = max(1, -(-offsets[-1] // spec.partition_docs)) if offsets else 1
     groups = [[EXACT]] if spec.exact else []
     if spec.near:
-        groups += [list(range(lo, min(lo + spec.band_group, spec.bands))) for lo in range(0, spec.bands, spec.band_group)]
+        step = spec.band_group
+        groups += [list(range(lo, min(lo + step, spec.bands))) for lo in range(0, spec.bands, step)]
     units = []
     for g in groups:
         name = "exact" if g == [EXACT] else f"b{g[0]:03d}-{g[-1]:03d}"
