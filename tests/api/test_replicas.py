@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 from api.store import JobStore
 from corpus.ingest import IngestSpec, run_ingest
@@ -99,3 +100,84 @@ def test_a_dead_worker_is_retried_then_the_job_fails(tmp_path):
         assert job["state"] == "failed" and "lost 2 times" in job["error"], job
     finally:
         svc.stop()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")    # exited, not yet reaped
+    except OSError:
+        return True
+
+
+def _wait(cond, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (value := cond()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+    return value
+
+
+def test_a_stale_attempt_is_fenced_and_stops_itself(tmp_path, pg_url):
+    """Replica 1 and its worker freeze (SIGSTOP) past the lease: replica 2 runs attempt 2. When they thaw, the
+    stale worker finds its lease gone and stops; it never writes the job's state; outputs equal a clean run's."""
+    root = tmp_path / "svc"
+    root.mkdir()
+    inputs = _write_inputs(root, 24, 4000)
+    run_ingest(IngestSpec(inputs=[str(root / inputs)], output=str(tmp_path / "ref")))
+    store = JobStore(pg_url)
+    r1 = _replica(root, pg_url, "host-1").start()
+    r2 = None
+    try:
+        job_id = r1.client.post("/v1/jobs", json=_ingest(inputs, "out")).json()["id"]
+        _wait_units(root, "out", 1)
+        stale = store.get(job_id).worker_pid
+        os.kill(r1.proc.pid, signal.SIGSTOP)
+        os.killpg(stale, signal.SIGSTOP)
+        try:
+            r2 = _replica(root, pg_url, "host-2").start()
+            row = _wait(lambda: (r := store.get(job_id)).attempts == 2 and r.worker_pid and r, "no takeover")
+            assert row.worker_host == "host-2" and row.state == "running"
+        finally:
+            os.killpg(stale, signal.SIGCONT)
+            os.kill(r1.proc.pid, signal.SIGCONT)
+        _wait(lambda: _gone(stale), "the stale worker kept running", 30)
+        job = r1.wait_state(job_id, ("succeeded", "failed"), 300)
+        assert job["state"] == "succeeded" and job["attempts"] == 2, job
+        states = [e.data["state"] for e in store.events(job_id) if e.type == "state"]
+        assert states == ["queued", "running", "queued", "running", "succeeded"], states
+        assert _digests(root / "out") == _digests(tmp_path / "ref")
+    finally:
+        r1.stop()
+        if r2:
+            r2.stop()
+        store.engine.dispose()
+
+
+def test_a_cancel_reaches_a_worker_whose_replica_died(tmp_path, pg_url):
+    """The worker's replica is gone; a cancel sent to the other replica stops it through its heartbeat. (The
+    test holds the job's output lock, so the worker stays running, waiting for it.)"""
+    from api.outputs import output_locks, output_paths
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jsonl").write_text('{"text": "hello", "domain": "web"}\n')
+    root, store = tmp_path, JobStore(pg_url)
+    r1 = _replica(root, pg_url, "host-1")
+    r1.env["K2FORGE_LOCK_TIMEOUT_S"] = "120"
+    r2 = Service(root, max_workers=0, db_url=pg_url, extra_env={"K2FORGE_HOST_ID": "host-2",
+                                                                "K2FORGE_LEASE_S": str(LEASE_S)})
+    spec = {"inputs": [str(root / "raw")], "output": str(root / "out")}
+    try:
+        with output_locks(output_paths("ingest", spec), root / ".k2forge" / "locks", timeout_s=0):
+            r1.start()
+            r2.start()
+            job_id = r1.client.post("/v1/jobs", json=_ingest("raw", "out")).json()["id"]
+            worker = _wait(lambda: store.get(job_id).worker_pid, "the job never started")
+            r1.kill9()
+            t0 = time.monotonic()
+            assert r2.client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+            assert r2.wait_state(job_id, ("cancelled", "failed", "succeeded"), 30)["state"] == "cancelled"
+            _wait(lambda: _gone(worker), "the worker ignored the cancel", 30)
+            assert time.monotonic() - t0 < LEASE_S + 5
+    finally:
+        r1.stop()
+        r2.stop()
+        store.engine.dispose()
