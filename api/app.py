@@ -137,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / STATE_DIR,
                             env=lambda spec: worker_env(dict(os.environ), spec, settings.secret_env_allowlist,
                                                         settings.worker_env),
-                            lease_s=settings.lease_s, max_attempts=settings.max_attempts)
+                            lease_s=settings.lease_s, max_attempts=settings.max_attempts,
+                            data_root=settings.data_root)
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     streams = StreamSlots(settings.max_streams_per_token)

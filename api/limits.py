@@ -27,7 +27,7 @@ class FsBudget:
     """Filesystem work one submit may cause while its paths are confined: glob patterns, and entries visited
     (glob matches, folders walked for symlinks). Without it, 40 `**` patterns took 15 s of request CPU."""
 
-    def __init__(self, max_patterns: int = 16, max_entries: int = 20000):
+    def __init__(self, max_patterns: int = 16, max_entries: int = 100000):
         self.max_patterns, self.max_entries = max_patterns, max_entries
         self.patterns = self.entries = 0
 

@@ -40,7 +40,7 @@ class Settings:
     #: concurrent event streams per token and the seconds a stream may wait for a client that stopped reading
     max_header_bytes: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_HEADER_BYTES", 32768)))
     max_glob_patterns: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_GLOB_PATTERNS", 16)))
-    max_fs_entries: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_FS_ENTRIES", 20000)))
+    max_fs_entries: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_FS_ENTRIES", 100000)))
     max_json_depth: int = 32
     max_streams_per_token: int = field(
         default_factory=lambda: int(os.environ.get("K2FORGE_MAX_STREAMS_PER_TOKEN", 8)))

@@ -4,6 +4,11 @@ The service starts one of these per running job (in a new session, so cancel can
 The worker validates the stored spec with the job kind's spec class, runs the kind's run function (the same one
 the CLI calls) and records progress events, the result and the final state. Secrets the service kept out of the
 database arrive in the K2FORGE_JOB_SECRETS environment variable.
+
+While it runs, a heartbeat renews the attempt's lease (and stops the worker when the lease was taken over or a
+cancel was requested); the worker holds an flock on each of its outputs and confines the spec's paths again
+right before the run, so a symlink made after the submit is refused too. Its final write is fenced on its
+attempt number.
 """
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ import time
 import traceback
 from pathlib import Path
 
+from api.limits import FsBudget
 from api.outputs import OutputLocked, output_locks, output_paths
-from api.security import REDACTED, merge_secrets, split_secrets
+from api.security import REDACTED, confine_spec, merge_secrets, split_secrets
 from api.store import JobStore
 
 log = logging.getLogger("k2forge.worker")
@@ -135,6 +141,9 @@ def _run(store: JobStore, job, attempt: int) -> int:
         spec_cls, run = job_kind(job.kind)
         spec = parse_spec(spec_cls, spec_dict, f"job {job_id} spec")
         with output_locks(output_paths(job.kind, spec_dict), _lock_dir(), _lock_timeout()):
+            if os.environ.get("K2FORGE_DATA_ROOT"):     # again now: a symlink may have appeared since the submit
+                confine_spec(spec_dict, Path(os.environ["K2FORGE_DATA_ROOT"]),   # job time, not request time:
+                             budget=FsBudget(max_patterns=10**6, max_entries=10**12))   # no request bound
             result = run(spec, on_event=sink)
     except OutputLocked as e:   # another worker (a stale attempt) still writes there: not this job's failure
         sink({"type": "log", "level": "WARNING", "message": f"{e}; this attempt stops without running"})

@@ -91,3 +91,23 @@ def test_a_worker_waits_for_the_output_lock(tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     assert store.get(job.id).state == "succeeded"
+
+
+def test_a_symlink_made_after_the_submit_is_refused_when_the_worker_starts(tmp_path):
+    """Paths are confined again by the worker, under its output lock, right before the run."""
+    root = tmp_path / "svc"
+    (root / "raw").mkdir(parents=True)
+    (root / "raw" / "a.jsonl").write_text(json.dumps({"text": "hello", "domain": "web"}) + "\n")
+    (tmp_path / "secret.jsonl").write_text(json.dumps({"text": "outside the data root", "domain": "web"}) + "\n")
+    svc = Service(root).start()
+    try:
+        spec = {"inputs": [str(root / "raw")], "output": str(root / "out")}
+        with output_locks(output_paths("ingest", spec), root / ".k2forge" / "locks", timeout_s=0):
+            job_id = svc.client.post("/v1/jobs", json=_ingest("out")).json()["id"]
+            svc.wait_state(job_id, ("running",))            # its worker waits for the lock we hold
+            (root / "raw" / "b.jsonl").symlink_to(tmp_path / "secret.jsonl")
+        job = svc.wait_state(job_id, ("succeeded", "failed"))
+        assert job["state"] == "failed" and "outside the data root" in job["error"], job
+        assert not list((root / "out").glob("*.parquet"))
+    finally:
+        svc.stop()
