@@ -5,7 +5,6 @@ paths to the data root, redacts secrets, stores the job and lets the dispatcher 
 """
 from __future__ import annotations
 
-import asyncio
 import glob
 import json
 import logging
@@ -17,11 +16,12 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
+from api.events import EventHub, EventStream, event_stream
 from api.limits import FsBudget, LimitError, StreamSlots, check_json
 from api.outputs import describe_outputs, output_paths, unowned_content
 from api.runner import Dispatcher
@@ -52,6 +52,31 @@ class JobOut(BaseModel):
     cancel_requested: bool
     created_at: str
     updated_at: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where: body/query/path, then the field path")
+    msg: str
+    type: str = "value_error"
+
+
+class ValidationProblem(BaseModel):
+    detail: list[ErrorItem]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _errors(*codes: int) -> dict[int, dict]:
+    """OpenAPI entries for the error statuses a route can answer (every one is a JSON `detail`)."""
+    what = {401: "no bearer token", 403: "invalid token", 404: "no such job (or another user's)",
+            409: "conflict with the job's state, its output's owner or an Idempotency-Key",
+            413: "request body too large", 422: "invalid request", 429: "rate limit or stream limit exceeded"}
+    return {c: {"model": ValidationProblem if c == 422 else Problem, "description": what[c]} for c in codes}
+
+
+_AUTH = (401, 403, 429)
 
 
 class JobList(BaseModel):
@@ -108,29 +133,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class EventStream(StreamingResponse):
-    """Server-sent events that free their stream slot however they end, and give up on a client that stopped
-    reading (a send blocked longer than `send_timeout_s`) instead of holding the connection forever."""
-
-    def __init__(self, content, release, send_timeout_s: float):
-        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        self._release, self.send_timeout_s = release, send_timeout_s
-
-    async def stream_response(self, send) -> None:
-        async def timed_send(message) -> None:
-            await asyncio.wait_for(send(message), self.send_timeout_s)
-        try:
-            await super().stream_response(timed_send)
-        except TimeoutError:
-            log.info("event stream dropped: the client read nothing for %.0f s", self.send_timeout_s)
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
@@ -142,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     streams = StreamSlots(settings.max_streams_per_token)
+    hub = EventHub(store)
     if not tokens:
         raise RuntimeError("no API tokens configured: set K2FORGE_API_TOKENS or K2FORGE_API_TOKENS_FILE")
 
@@ -171,15 +174,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_http_error(request: Request, exc: StarletteHTTPException):
         # FastAPI answers JSON its parser cannot take (nested beyond the recursion limit) with a bare 400
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-            return _problem(422, [{"loc": ["body"], "msg": "JSON body could not be parsed (nested too deeply?)"}])
+            return _problem(422, [{"loc": ["body"], "msg": "JSON body could not be parsed (nested too deeply?)",
+                                   "type": "json_invalid"}])
+        if exc.status_code == 422 and isinstance(exc.detail, list):    # every 422 item has the documented type
+            return _problem(422, [{"type": "value_error", **e} for e in exc.detail])
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
-        return _problem(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
+        return _problem(422, [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()])
+
+    admins = frozenset(settings.admins)
 
     def _may_see(owner: str, who: str) -> bool:
-        return owner == who or who in settings.admins
+        return owner == who or who in admins
 
     def _job_or_404(job_id: str, who: str):
         """The job if `who` may see it; another user's job is 404, exactly like a missing one (no probing)."""
@@ -255,12 +263,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict:
         return {"ok": True, "jobs": store.counts()}
 
-    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse, responses=_errors(*_AUTH))
     def get_metrics(who: str = Depends(principal)) -> PlainTextResponse:
         return PlainTextResponse(metrics.render(store.counts()), media_type=metrics.CONTENT_TYPE)
 
     @app.post("/v1/jobs", status_code=201, response_model=JobOut, tags=["jobs"],
-              responses={200: {"model": JobOut, "description": "existing job for this Idempotency-Key"}})
+              responses={200: {"model": JobOut, "description": "existing job for this Idempotency-Key"},
+                         **_errors(*_AUTH, 409, 413, 422)})
     def submit(req: JobRequest, who: str = Depends(principal),
                idempotency_key: str | None = Header(None, max_length=200)):
         redacted, secrets = _validate(req)
@@ -284,14 +293,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(status_code=200, content=job.to_dict())
         return job.to_dict()
 
-    @app.get("/v1/jobs", response_model=JobList, tags=["jobs"])
+    @app.get("/v1/jobs", response_model=JobList, tags=["jobs"], responses=_errors(*_AUTH, 422))
     def list_jobs(state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
                   kind: str | None = Query(None, max_length=32), limit: int = Query(50, ge=1, le=500),
                   offset: int = Query(0, ge=0, le=10**9), who: str = Depends(principal)):
-        rows, total = store.list(state, kind, limit, offset, owner=None if who in settings.admins else who)
+        rows, total = store.list(state, kind, limit, offset, owner=None if who in admins else who)
         return {"jobs": [j.to_dict() for j in rows], "total": total, "limit": limit, "offset": offset}
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=_errors(*_AUTH, 404, 422))
     async def get_job(job_id: str, who: str = Depends(principal)):
         # The hottest route (clients poll it): one primary-key read of a small row, done inline (a local WAL read
         # takes ~0.1 ms, less than a thread hop) and serialised directly: the row already has JobOut's shape.
@@ -300,7 +309,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"job {job_id} not found")
         return JSONResponse(row)
 
-    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"],
+              responses=_errors(*_AUTH, 404, 409, 422))
     def cancel(job_id: str, who: str = Depends(principal)):
         job = _job_or_404(job_id, who)
         if job.state in TERMINAL:
@@ -308,7 +318,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dispatcher.cancel(job_id)
         return _job_or_404(job_id, who).to_dict()
 
-    @app.get("/v1/jobs/{job_id}/outputs", tags=["jobs"])
+    @app.get("/v1/jobs/{job_id}/outputs", tags=["jobs"], responses=_errors(*_AUTH, 404, 409, 422))
     def outputs(job_id: str, who: str = Depends(principal)) -> dict:
         job = _job_or_404(job_id, who)
         if job.state != "succeeded":
@@ -316,36 +326,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"job_id": job_id, "outputs": describe_outputs(job.result or {}, settings.data_root)}
 
     @app.get("/v1/jobs/{job_id}/events", tags=["jobs"],
-             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
+             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+                        **_errors(*_AUTH, 404, 422)})
     async def events(job_id: str, who: str = Depends(principal), last_event_id: str | None = Header(None)):
         _job_or_404(job_id, who)
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
         if not streams.acquire(who):
             raise HTTPException(429, f"at most {streams.per_key} event streams at once per token",
                                 headers={"Retry-After": "5"})
-        return EventStream(_event_stream(store, job_id, after), release=lambda: streams.release(who),
+        return EventStream(event_stream(store, hub, job_id, after), release=lambda: streams.release(who),
                            send_timeout_s=settings.stream_send_timeout_s)
 
     from api.interactive import add_interactive_routes
     add_interactive_routes(app, principal, settings)
     return app
-
-
-async def _event_stream(store: JobStore, job_id: str, after: int, poll_s: float = 0.25):
-    """Replay stored events after `after`, then follow new ones until the job ends."""
-    last_beat = time.monotonic()
-    while True:
-        batch = await asyncio.to_thread(store.events, job_id, after)
-        for ev in batch:
-            after = ev.seq
-            yield f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n"
-        if not batch:
-            job = await asyncio.to_thread(store.get, job_id)
-            if job is None or job.state in TERMINAL:
-                yield f"event: end\ndata: {json.dumps({'state': job.state if job else 'unknown'})}\n\n"
-                return
-            if time.monotonic() - last_beat > 10:
-                last_beat = time.monotonic()
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(poll_s)
-

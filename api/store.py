@@ -246,6 +246,12 @@ class JobStore:
             return list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after)
                                   .order_by(JobEvent.seq).limit(limit)).all())
 
+    def latest_seqs(self, job_ids: list[str]) -> dict[str, int]:
+        """The newest event seq of each job (one query for every open event stream of a replica)."""
+        with self.session() as s:
+            return dict(s.execute(select(JobEvent.job_id, func.max(JobEvent.seq))
+                                  .where(JobEvent.job_id.in_(job_ids)).group_by(JobEvent.job_id)).all())
+
     def next_queued(self) -> Job | None:
         with self.session() as s:
             return s.scalar(select(Job).where(Job.state == "queued", Job.cancel_requested == 0)

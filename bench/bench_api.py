@@ -4,8 +4,13 @@ p99 < 100 ms for GET /v1/jobs/{id}. Reported over the whole run and in steady st
 all clients connect at once).
 
     .venv/bin/python bench/bench_api.py [--clients 200] [--seconds 30] [--think 0.5]
+    .venv/bin/python bench/bench_api.py --replicas 2 --db-url postgresql+psycopg://postgres@127.0.0.1:5432 \
+        --sse 200      # two replicas on one fresh PostgreSQL database, plus 200 idle event streams held open
 
-Each client is its own user (own bearer token), so the per-token rate limit applies as in production.
+Each client is its own user (own bearer token), so the per-token rate limit applies as in production; the
+bench users are admins, so every client may read the one running job (same cost as reading one's own). With
+--replicas, clients spread over the replicas round-robin; with --sse, that many clients also hold an event
+stream on the running job open and never read it.
 Client and server share this machine's cores; the numbers include that contention. The load generator uses
 aiohttp (C HTTP parser): with httpx the generator's own CPU time and event-loop queueing were a large part of
 the measured tail on 2 cores. The running job is a real rephrase run (minutes of CPU generation), and the
@@ -22,6 +27,8 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -78,6 +85,39 @@ def _server_p99_ms(metrics_text: str, route: str) -> float | None:
     return None
 
 
+@contextmanager
+def _database(db_url: str | None):
+    """A fresh database on the given PostgreSQL server (dropped afterwards), or None for SQLite."""
+    if not db_url:
+        yield None
+        return
+    import psycopg
+    server = db_url.replace("postgresql+psycopg://", "postgresql://").rstrip("/")
+    name = f"k2forge_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{db_url.rstrip('/')}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _hold_streams(urls: list[str], tokens: list[str], job_id: str, n: int, until: float) -> int:
+    """Open `n` event streams (one per client token, round-robin over replicas) and never read them."""
+    readers = []
+    for i in range(n):
+        host, port = urls[i % len(urls)].rsplit("/", 1)[1].split(":")
+        r, w = await asyncio.open_connection(host, int(port))
+        w.write(f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {tokens[i % len(tokens)]}\r\n\r\n".encode())
+        readers.append((r, w))
+    await asyncio.sleep(max(0.0, until - time.monotonic()))
+    for _, w in readers:
+        w.close()
+    return len(readers)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=200)
@@ -85,7 +125,16 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=0.5, help="pause between a client's requests (s)")
     ap.add_argument("--submit-every", type=int, default=50, help="every k-th request of a client is a submit")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds left out of the steady-state percentiles")
+    ap.add_argument("--replicas", type=int, default=1, help="service replicas on one database and data root")
+    ap.add_argument("--db-url", help="PostgreSQL server URL (a fresh database is made on it); default SQLite")
+    ap.add_argument("--sse", type=int, default=0, help="idle event streams held open during the run")
+    ap.add_argument("--out", help="result file name under bench/results [default: by configuration]")
     args = ap.parse_args()
+    with _database(args.db_url) as db_url:
+        run(args, db_url)
+
+
+def run(args, db_url: str | None) -> None:
     random.seed(0)
     root = Path(tempfile.mkdtemp(prefix="k2forge-bench-api-"))
     raw = root / "raw"
@@ -98,10 +147,13 @@ def main() -> None:
     shutil.copy(Path(__file__).resolve().parent.parent / "corpus" / "samples" / "knowledge.jsonl", raw)
     job_spec = {"inputs": ["knowledge"], "output": "rephrased", "variants": 4, "engine": {"threads": 1}}
     tokens = [f"tok{i:04d}" for i in range(args.clients)]
-    svc = Service(root, max_workers=1, extra_env={"K2FORGE_API_TOKENS": ",".join(f"u{i}:{t}" for i, t in
-                                                                                  enumerate(tokens))})
-    svc.client.headers["Authorization"] = f"Bearer {tokens[0]}"
-    svc.start()
+    env = {"K2FORGE_API_TOKENS": ",".join(f"u{i}:{t}" for i, t in enumerate(tokens)),
+           "K2FORGE_ADMINS": ",".join(f"u{i}" for i in range(args.clients))}
+    replicas = [Service(root, max_workers=1, extra_env=env, db_url=db_url) for _ in range(args.replicas)]
+    for r in replicas:
+        r.client.headers["Authorization"] = f"Bearer {tokens[0]}"
+        r.start()
+    svc = replicas[0]
     try:
         r = svc.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": ["raw/knowledge.jsonl"],
                                                                          "output": "knowledge"}})
@@ -119,25 +171,31 @@ def main() -> None:
             sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1),
                                               timeout=aiohttp.ClientTimeout(total=10)) for _ in tokens]
             until = time.monotonic() + args.seconds
+            urls = [r.url for r in replicas]
             try:
-                await asyncio.gather(*(client_loop(c, svc.url, t, job_id, until, args.think, args.submit_every,
-                                                   lat, states, errors, "raw/small.jsonl", i)
+                held = asyncio.ensure_future(_hold_streams(urls, tokens, job_id, args.sse, until))
+                await asyncio.gather(*(client_loop(c, urls[i % len(urls)], t, job_id, until, args.think,
+                                                   args.submit_every, lat, states, errors, "raw/small.jsonl", i)
                                        for i, (c, t) in enumerate(zip(sessions, tokens))))
+                return await held
             finally:
                 await asyncio.gather(*(c.close() for c in sessions))
-        asyncio.run(run_all())
+        sse_held = asyncio.run(run_all())
         final = svc.client.get(f"/v1/jobs/{job_id}").json()
         state = final["state"]
         if state == "failed":
             print(f"the running job failed: {final['error']}", file=sys.stderr)
-        server_p99 = _server_p99_ms(svc.client.get("/metrics").text, "/v1/jobs/{job_id}")
+        server_p99 = max(filter(None, (_server_p99_ms(r.client.get("/metrics").text, "/v1/jobs/{job_id}")
+                                       for r in replicas)), default=None)
     finally:
-        svc.stop()
+        for r in replicas:
+            r.stop()
     starts = np.array([t for t, _ in lat])
     ms = np.array([d for _, d in lat]) * 1000
     # Steady state excludes the first `warmup` seconds, when all clients open their connections at once.
     steady = ms[starts >= starts.min() + args.warmup]
-    result = {"clients": args.clients, "seconds": args.seconds, "think_s": args.think, "requests": len(lat),
+    result = {"replicas": args.replicas, "database": "postgresql" if db_url else "sqlite", "sse_held": sse_held,
+              "clients": args.clients, "seconds": args.seconds, "think_s": args.think, "requests": len(lat),
               "rps": round(len(lat) / args.seconds, 1), "p50_ms": round(float(np.percentile(ms, 50)), 2),
               "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(float(ms.max()), 2),
               "steady_p50_ms": round(float(np.percentile(steady, 50)), 2),
@@ -150,7 +208,9 @@ def main() -> None:
     result["meets_target"] = result["errors"] == 0 and result["p99_ms"] < 100
     result["meets_target_steady"] = result["errors"] == 0 and result["steady_p99_ms"] < 100
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / "api.json"
+    name = "api.json" if args.replicas == 1 and not db_url and not args.sse else \
+        f"api_{args.replicas}replicas_{result['database']}_sse{args.sse}.json"
+    out = Path(__file__).parent / "results" / (args.out or name)
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
