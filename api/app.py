@@ -24,6 +24,7 @@ from api import metrics
 from api.events import EventHub, EventStream, event_stream
 from api.limits import FsBudget, LimitError, StreamSlots, check_json
 from api.outputs import describe_outputs, output_paths, unowned_content
+from api.ratelimit import RedisRateLimiter
 from api.runner import Dispatcher
 from api.security import (STATE_DIR, RateLimiter, check_token, confine_spec, env_names, hash_tokens,
                           load_tokens, model_sources, spec_paths, split_secrets, worker_env)
@@ -147,7 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             lease_s=settings.lease_s, max_attempts=settings.max_attempts,
                             data_root=settings.data_root)
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
-    limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
+    limiter = RedisRateLimiter(settings.redis_url, settings.rate_per_s, settings.rate_burst, settings.redis_prefix) \
+        if settings.redis_url else RateLimiter(settings.rate_per_s, settings.rate_burst)
     streams = StreamSlots(settings.max_streams_per_token)
     hub = EventHub(store)
     if not tokens:

@@ -17,11 +17,13 @@ import click
 @click.option("--allow-model", multiple=True, help="Model id/path or base URL that specs may name (repeatable).")
 @click.option("--allow-secret-env", multiple=True, help="Environment variable a spec may name as its API key "
               "(engine.api_key_env), repeatable; OPENAI_API_KEY by default [env K2FORGE_ALLOW_SECRET_ENV].")
+@click.option("--redis-url", help="Redis for the rate limit shared by all replicas [env K2FORGE_REDIS_URL].")
 @click.option("--admin", multiple=True, help="User (token name) who sees every user's jobs (repeatable) "
               "[env K2FORGE_ADMINS].")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request (costs CPU under heavy polling; /metrics has per-route counts either way).")
-def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, allow_model, allow_secret_env, admin, access_log) -> None:
+def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, allow_model, allow_secret_env,
+          redis_url, admin, access_log) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Jobs survive restarts and resume from finished shards."""
     import uvicorn
 
@@ -30,7 +32,7 @@ def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, 
 
     s = Settings()
     for name, value in (("data_root", data_root), ("db_url", db_url), ("tokens_file", tokens_file),
-                        ("max_workers", max_workers), ("ray_address", ray_address)):
+                        ("max_workers", max_workers), ("ray_address", ray_address), ("redis_url", redis_url)):
         if value is not None:
             setattr(s, name, value)
     s.model_allowlist += list(allow_model)

@@ -21,6 +21,10 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_BODY_BYTES", 1 << 20)))
     rate_per_s: float = field(default_factory=lambda: float(os.environ.get("K2FORGE_RATE_PER_S", 200)))
     rate_burst: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_RATE_BURST", 400)))
+    #: Redis for the per-token rate limit shared by every replica (e.g. redis://127.0.0.1:6379/0); none = each
+    #: replica limits on its own
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_REDIS_URL"))
+    redis_prefix: str = field(default_factory=lambda: os.environ.get("K2FORGE_REDIS_PREFIX", "k2forge:rate:"))
     #: model sources a spec may name (model ids/paths and base URLs); the embedded model (None) is always allowed.
     model_allowlist: list[str] = field(default_factory=lambda: _env_list("K2FORGE_MODEL_ALLOWLIST"))
     #: users (token names) who see and cancel every user's jobs; everyone else sees only their own
