@@ -142,6 +142,7 @@ class _BodyTooLarge(Exception):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
+    store.backfill_outputs(output_paths)
     dispatcher = Dispatcher(store, settings.max_workers, log_dir=settings.data_root / STATE_DIR,
                             env=lambda spec: worker_env(dict(os.environ), spec, settings.secret_env_allowlist,
                                                         settings.worker_env),

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, delete, event,
                         func, inspect, or_, select, text, update)
@@ -172,6 +172,21 @@ class JobStore:
         s.execute(delete(JobOutput).where(JobOutput.path == path))     # a takeover (checked just above)
         s.add(JobOutput(path=path, job_id=job_id, owner=owner))
         s.flush()
+
+    def backfill_outputs(self, paths_of: Callable[[str, dict], list[str]]) -> int:
+        """Register the outputs of jobs made before outputs had owners (a database from an older version), newest
+        job first, so their folders are protected too; a path two old jobs shared goes to the newer one."""
+        with self.session() as s:
+            if s.scalar(select(func.count()).select_from(JobOutput)) or not s.scalar(select(func.count(Job.id))):
+                return 0
+            claimed: set[str] = set()
+            for job in s.scalars(select(Job).order_by(Job.created_at.desc())):
+                for path in paths_of(job.kind, job.spec or {}):
+                    if path not in claimed:
+                        claimed.add(path)
+                        s.add(JobOutput(path=path, job_id=job.id, owner=job.owner))
+            s.commit()
+            return len(claimed)
 
     def output_conflict(self, path: str, owner: str) -> OutputConflict | None:
         with self.session() as s:

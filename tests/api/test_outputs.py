@@ -111,3 +111,17 @@ def test_a_symlink_made_after_the_submit_is_refused_when_the_worker_starts(tmp_p
         assert not list((root / "out").glob("*.parquet"))
     finally:
         svc.stop()
+
+
+def test_outputs_of_jobs_from_an_older_database_get_owners(tmp_path):
+    """A database whose jobs predate output owners: the service registers them at start (newest job first)."""
+    (tmp_path / ".k2forge").mkdir()
+    store = JobStore(f"sqlite:///{tmp_path / '.k2forge' / 'jobs.db'}")
+    old, _ = store.create("ingest", {"inputs": [str(tmp_path / "raw")], "output": str(tmp_path / "old")}, "alice",
+                          None)
+    svc = Service(tmp_path, max_workers=0).start()
+    try:
+        r = svc.client_for("bob").post("/v1/jobs", json=_ingest("old"))
+        assert r.status_code == 409 and old.id in r.text, r.text
+    finally:
+        svc.stop()
