@@ -218,8 +218,9 @@ def _finish(spec: DedupSpec, out: Path, paths: list[Path], stats: dict, clu: pa.
 
 
 def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], out: Path, sig_stats: list,
-              prior: IndexParts, on_event) -> tuple[Docs, np.ndarray, dict]:
-    """Docs (all, or only cluster members when bounded), each one's root index, pair and unit counts. Indexed
+              prior: IndexParts, on_event) -> tuple[Docs, np.ndarray, dict, Any]:
+    """Docs (all, or only cluster members when bounded), each one's root index, pair and unit counts, and the
+    similarity function of the reports (None: from the signatures in Docs). Indexed
     documents (`prior`) come first, as nodes 0 .. sum(prior.rows) - 1."""
     metas = [u.output for u in units]
     offsets = np.cumsum([0] + [s["rows"] for s in sig_stats]).tolist()
@@ -227,7 +228,7 @@ def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], o
         sigs = [np.load(sig_path(m)) for m in metas] if spec.near else None
         docs = Docs([pq.read_table(m) for m in metas], paths, sigs, offsets[:-1])
         root, counts = cluster(docs, spec)
-        return docs, root, {**counts, "peak_rss_mb": peak_rss_mb()}
+        return docs, root, {**counts, "peak_rss_mb": peak_rss_mb()}, None
     metas = prior.metas + metas
     offsets = np.cumsum([0] + prior.rows + [s["rows"] for s in sig_stats]).tolist()
     tag = _fingerprint([u.id for u in units], [_file_key(Path(m)) for m in prior.metas], spec.band_group,
@@ -236,10 +237,10 @@ def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], o
     stage = BandStage(spec.bands if spec.near else 0)
     _drop_stale_markers(bunits, out / STATE_DIR, stage.name)
     bstats = executor.run(stage, bunits, out / STATE_DIR, desc="dedup bands", on_event=on_event)
-    docs, root, counts = cluster_members(spec, bunits, metas, [str(sig_path(m)) for m in metas], offsets,
-                                         prior.parts + paths, len(prior.metas))
+    docs, root, counts, similarity = cluster_members(spec, bunits, metas, [str(sig_path(m)) for m in metas],
+                                                     offsets, prior.parts + paths, len(prior.metas))
     counts["units"] = {"band_units": len(bunits), "partitions": bunits[0].params["parts"] if bunits else 0}
-    return docs, root, {**counts, "peak_rss_mb": max([s["peak_rss_mb"] for s in bstats] + [0.0])}
+    return docs, root, {**counts, "peak_rss_mb": max([s["peak_rss_mb"] for s in bstats] + [0.0])}, similarity
 
 
 def _empties(units: list[Unit], paths: list[Path]) -> Docs:
@@ -273,9 +274,9 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
 
     t0 = time.perf_counter()
     prior = load_index(spec.index, signature_params(spec))
-    docs, root, counts = _clusters(spec, executor, units, paths, out, sig_stats, prior, on_event)
+    docs, root, counts, similarity = _clusters(spec, executor, units, paths, out, sig_stats, prior, on_event)
     peak["clusters" if spec.lsh == "memory" else "bands"] = counts.pop("peak_rss_mb")
-    clu, rem = reports(docs, root, spec)
+    clu, rem = reports(docs, root, spec, similarity)
     if spec.empty == "drop":
         rem = pa.concat_tables([rem, empty_removals(_empties(units, paths))])
     secs["clusters"] = round(time.perf_counter() - t0, 3)

@@ -133,15 +133,19 @@ CLUSTER_SCHEMA = pa.schema([
     ("similarity", pa.list_(pa.float64())), ("min_similarity", pa.float64())])
 
 
-def reports(docs: Docs, root: np.ndarray, spec: "DedupSpec") -> tuple[pa.Table, pa.Table]:
-    """(clusters table, removed table) from cluster roots (indices into `docs`)."""
+def reports(docs: Docs, root: np.ndarray, spec: "DedupSpec", similarity=None) -> tuple[pa.Table, pa.Table]:
+    """(clusters table, removed table) from cluster roots (indices into `docs`). `similarity(pairs)` gives the
+    estimated Jaccard of [m, 2] doc index pairs; by default from `docs.sig`."""
     paths = docs.paths
     removed = np.flatnonzero(root != np.arange(docs.n))
     kept_of = root[removed]
     exact = (docs.xkey[removed] == docs.xkey[kept_of]) & spec.exact if len(removed) else np.zeros(0, bool)
     sim = np.ones(len(removed))
-    if docs.sig is not None and len(removed):
-        sim = np.where(exact, 1.0, estimated_jaccard(docs.sig, np.stack([removed, kept_of], axis=1)))
+    if similarity is None and docs.sig is not None:
+        def similarity(pairs):
+            return estimated_jaccard(docs.sig, pairs)
+    if similarity is not None and len(removed):
+        sim = np.where(exact, 1.0, similarity(np.stack([removed, kept_of], axis=1)))
     roots = np.unique(kept_of)
     cid = np.searchsorted(roots, kept_of)  # cluster ids follow the kept docs' priority order
     rem = pa.table({

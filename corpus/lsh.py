@@ -160,8 +160,20 @@ class SigStore:
         return out if out is not None else np.zeros((0, 0), dtype=np.uint32)
 
 
+CHUNK = 1 << 14  # pairs per verification chunk: at most 2 * CHUNK signatures (16 MB at 128 perms) in memory
+
+
+def pair_similarity(store: SigStore, pairs: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """Estimated Jaccard of node pairs, `chunk` pairs at a time."""
+    out = np.empty(len(pairs), dtype=np.float64)
+    for lo in range(0, len(pairs), chunk):
+        nodes, local = np.unique(pairs[lo:lo + chunk], return_inverse=True)
+        out[lo:lo + chunk] = estimated_jaccard(store.get(nodes), local.reshape(-1, 2))
+    return out
+
+
 def verified_edges(cands: np.ndarray, store: SigStore, paths: list[Path], spec: "DedupSpec",
-                   chunk: int = 1 << 16) -> tuple[np.ndarray, dict[str, int]]:
+                   chunk: int = CHUNK) -> tuple[np.ndarray, dict[str, int]]:
     """Candidate pairs that pass `verify`, `chunk` pairs at a time (only their signatures in memory)."""
     keep, rechecked = [], 0
     for lo in range(0, len(cands), chunk):
@@ -186,9 +198,9 @@ def _read_pairs(units: list[Unit]) -> np.ndarray:
 
 
 def cluster_members(spec: "DedupSpec", units: list[Unit], meta_files: list[str], sig_files: list[str],
-                    offsets: list[int], paths: list[Path], n_index: int = 0) -> tuple[Docs, np.ndarray, dict]:
+                    offsets: list[int], paths: list[Path], n_index: int = 0) -> tuple[Docs, np.ndarray, dict, Any]:
     """(records of the documents in clusters of 2+, sorted by keep priority; each one's root index into them;
-    pair counts), from the band units' candidate pairs. The first `n_index` shards are indexed documents: they
+    pair counts; the estimated Jaccard of index pairs into them), from the band units' candidate pairs. The first `n_index` shards are indexed documents: they
     come first in every cluster and are never removed."""
     exact = _read_pairs([u for u in units if u.params["bands"] == [EXACT]])
     cands = _read_pairs([u for u in units if u.params["bands"] != [EXACT]])
@@ -199,16 +211,16 @@ def cluster_members(spec: "DedupSpec", units: list[Unit], meta_files: list[str],
     label = connected_components(offsets[-1], np.concatenate([exact, near]))
     member = np.flatnonzero(np.bincount(label, minlength=offsets[-1])[label] > 1)
     shard, row = store.shard_row(member)
-    tables, sigs = [], []
+    tables = []
     for k in range(len(paths)):
         rows = row[shard == k]
         t = pq.read_table(meta_files[k]).take(pa.array(rows, type=pa.int64()))
         tables.append(t.append_column("origin", pa.array(np.full(len(rows), int(k >= n_index), np.int8))))
-        sigs.append(store.get(member[shard == k]) if spec.near and len(rows) else
-                    np.zeros((len(rows), spec.num_perm), dtype=np.uint32))
-    docs = Docs(tables, paths, sigs if spec.near else None, offsets[:-1])
+    docs = Docs(tables, paths, offsets=offsets[:-1])
     _, first, inverse = np.unique(label[docs.node], return_index=True, return_inverse=True)
     root = first[inverse.ravel()]  # first in priority order = the kept document
     indexed = np.flatnonzero(docs.origin == 0)
     root[indexed] = indexed  # two indexed documents joined through a new one: both stay
-    return docs, root, counts
+    # the reports' similarities read signatures in chunks too, instead of holding every member's
+    similarity = (lambda pairs: pair_similarity(store, docs.node[pairs])) if spec.near else None
+    return docs, root, counts, similarity
