@@ -184,6 +184,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             return _problem(422, [{"loc": ["body"], "msg": "JSON body could not be parsed (nested too deeply?)",
                                    "type": "json_invalid"}])
+        if exc.status_code == 405:      # Starlette names only the first route's methods; a path may have several
+            allowed = sorted({m for r in app.routes if getattr(r, "methods", None)
+                              and r.path_regex.match(request.url.path) for m in r.methods})
+            return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
         if exc.status_code == 422 and isinstance(exc.detail, list):    # every 422 item has the documented type
             return _problem(422, [{"type": "value_error", **e} for e in exc.detail])
         return await http_exception_handler(request, exc)
