@@ -243,6 +243,15 @@ def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], o
     return docs, root, {**counts, "peak_rss_mb": max([s["peak_rss_mb"] for s in bstats] + [0.0])}, similarity
 
 
+def _signatures(spec: DedupSpec, executor, paths: list[Path], out: Path, on_event) -> tuple[list[Unit], list]:
+    """Stage 1 on the executor: (its units, their stats)."""
+    units = _signature_units(spec, paths, out)
+    stage = SignatureStage(spec.hasher() if spec.near else None, spec.text_norm, spec.batch_size, spec.bands,
+                           spec.rows)
+    _drop_stale_markers(units, out / STATE_DIR, stage.name)
+    return units, executor.run(stage, units, out / STATE_DIR, desc="dedup signatures", on_event=on_event)
+
+
 def _empties(units: list[Unit], paths: list[Path]) -> Docs:
     """Records of the documents with an empty normalised text (for `empty: drop`)."""
     tables = [t.filter(pc.equal(t.column("n_units"), 0)) for t in (pq.read_table(u.output) for u in units)]
@@ -259,21 +268,17 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
         log.warning("dedup: LSH threshold (1/%d)^(1/%d) = %.3f is above the verification threshold %.3f: pairs "
                     "in between are rarely candidates (more bands, fewer rows raise recall)", spec.bands,
                     spec.rows, lsh_threshold(spec.bands, spec.rows), spec.threshold)
+    prior = load_index(spec.index, signature_params(spec))  # before any work: a bad index fails at once
     executor, secs, peak = spec.executor.build(), {}, {}
     emit({"type": "log", "message": f"dedup: {len(paths)} input shard(s)"})
 
     t0 = time.perf_counter()
-    units = _signature_units(spec, paths, out)
-    stage = SignatureStage(spec.hasher() if spec.near else None, spec.text_norm, spec.batch_size, spec.bands,
-                           spec.rows)
-    _drop_stale_markers(units, out / STATE_DIR, stage.name)
-    sig_stats = executor.run(stage, units, out / STATE_DIR, desc="dedup signatures", on_event=on_event)
+    units, sig_stats = _signatures(spec, executor, paths, out, on_event)
     secs["signatures"] = round(time.perf_counter() - t0, 3)
     peak["signatures"] = max([s.get("peak_rss_mb", 0.0) for s in sig_stats] + [0.0])
     emit({"type": "progress", "stage": "signatures", "done": len(units), "total": len(units)})
 
     t0 = time.perf_counter()
-    prior = load_index(spec.index, signature_params(spec))
     docs, root, counts, similarity = _clusters(spec, executor, units, paths, out, sig_stats, prior, on_event)
     peak["clusters" if spec.lsh == "memory" else "bands"] = counts.pop("peak_rss_mb")
     clu, rem = reports(docs, root, spec, similarity)
