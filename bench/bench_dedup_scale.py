@@ -13,14 +13,16 @@ Scores from the kept/removed ids only, so both tools are scored the same way: a 
 exactly one of its two documents was removed; recall per kind = caught / planted; precision = removed
 documents that are half of a caught pair / all removed documents.
 
-Runs, each as its own process (CPU = user + sys from wait4; peak RSS = that process's ru_maxrss, plus the
-per-unit peaks k2forge records for its executor workers): k2forge at each size with the local executor and one
+Runs, each as its own process (CPU = user + sys from wait4; peak RSS = the VmHWM the process reports at its
+end, since ru_maxrss would include this bench's memory at fork; plus the per-unit peaks k2forge records for
+its executor workers): k2forge at each size with the local executor and one
 worker (in process: every stage's memory shows in one RSS); datatrove 0.10.1 at the first size, 4 stages
 (signatures, 32 bucket tasks, cluster, filter), 1 worker, in `.venv-datatrove` which this bench creates
 (pip `datatrove==0.10.1 regex tokenizers spacy "xxhash<3.6" pyarrow orjson`: its ParquetReader and
 JsonlWriter need the last two); optionally a Ray run (local instance, 2 workers) whose kept ids must equal
-the local run's. Same parameters on both sides: word 5-grams, 32 bands x 4
-rows, seed 1; each tool keeps its own normalisation defaults (datatrove's also folds digits and accents).
+the local run's (its cpu_s is the driver's alone: Ray's workers are not this bench's children; their per-unit
+peak RSS is in unit_peak_rss_mb). Same parameters on both sides: word 5-grams, 32 bands x 4 rows, seed 1;
+each tool keeps its own normalisation defaults (datatrove's also folds digits and accents).
 
     .venv/bin/python bench/bench_dedup_scale.py [--sizes 100000 1000000] [--datatrove] [--ray] [--seed 0]
 
