@@ -139,6 +139,28 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def job_request_schema(components: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI body of POST /v1/jobs: one variant per job kind, discriminated on `kind`, each with its spec
+    class's schema (nested models go to `components`). Built when the schema is first asked for: spec modules
+    are heavier to import than the service itself."""
+    from corpus.spec import job_kind
+    mapping = {}
+    for kind in sorted(JOB_KINDS):
+        cls, _ = job_kind(kind)
+        spec = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in spec.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components.setdefault(cls.__name__, spec)
+        variant = f"{kind.capitalize()}Job"
+        components[variant] = {"type": "object", "title": f"{kind} job", "additionalProperties": False,
+                               "required": ["kind", "spec"],
+                               "properties": {"kind": {"type": "string", "enum": [kind]},
+                                              "spec": {"$ref": f"#/components/schemas/{cls.__name__}"}}}
+        mapping[kind] = f"#/components/schemas/{variant}"
+    return {"oneOf": [{"$ref": ref} for ref in mapping.values()],
+            "discriminator": {"propertyName": "kind", "mapping": mapping}}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
@@ -348,4 +370,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from api.interactive import add_interactive_routes
     add_interactive_routes(app, principal, settings)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            body = schema["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+            body["schema"] = job_request_schema(schema["components"]["schemas"])
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
