@@ -55,11 +55,17 @@ class CheckContext:
     `doc_cos` is the cosine of the whole-text embeddings; `src_sents`/`rw_sents` the sentence splits;
     `sent_sim` the [n_src, n_rw] cosine matrix of sentence embeddings; `src_best`/`rw_best` the best similarity of
     each source (rewrite) sentence against the other side's sentences AND adjacent-sentence windows (a rewrite
-    often merges two source sentences into one). `cache` lets checks share derived results.
+    often merges two source sentences into one). `src_clean`/`rw_clean` are the texts without structural
+    scaffolding (rephrase.verify.scaffold), `labels` the speaker/role label words removed from the rewrite and
+    `titles` its title lines. `cache` lets checks share derived results.
     """
     spec: "VerifierSpec"
     src_sents: list[str]
     rw_sents: list[str]
+    src_clean: str = ""
+    rw_clean: str = ""
+    labels: set[str] = field(default_factory=set)
+    titles: set[str] = field(default_factory=set)
     doc_cos: float = float("nan")
     sent_sim: "np.ndarray | None" = None
     src_best: "np.ndarray | None" = None

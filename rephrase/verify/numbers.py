@@ -16,8 +16,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, ORDINALS, SCALE_ABBREV, SCALES, SMALL,
-                                   TENS, UNITS, match_unit)
+from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, ORDINALS, ROMAN_MONTHS, SCALE_ABBREV,
+                                   SCALES, SMALL, TENS, UNITS, match_unit)
 
 #: relative tolerance when two quantities are compared through a unit conversion (5 miles ~ 8 km);
 #: same-unit and unit-less numbers must be equal (1998 vs 1999 is a changed fact).
@@ -55,14 +55,43 @@ def _fmt(v: float) -> str:
 # ---------------------------------------------------------------- dates
 _MON = "|".join(sorted(MONTHS, key=len, reverse=True))
 _ORD_SUF = r"(?:st|nd|rd|th)?"
+_I = re.IGNORECASE
 _DATE_RES = [  # (regex, has year, has day); order matters: most specific first
-    (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\.?,?\s+(?P<y>\d{{3,4}})\b"), 1, 1),
-    (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF},?\s+(?P<y>\d{{3,4}})\b"), 1, 1),
+    # "15.vi.1215", "29.VIII.1842": day, Roman-numeral month, year
+    (re.compile(r"\b(?P<d>\d{1,2})\.(?P<rom>[ivxIVX]{1,4})\.(?P<y>\d{3,4})\b"), 1, 1),
+    (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\.?,?\s+(?P<y>\d{{3,4}})\b", _I), 1, 1),
+    (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF},?\s+(?P<y>\d{{3,4}})\b", _I), 1, 1),
     (re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b"), 1, 1),
-    (re.compile(rf"\b(?P<mon>{_MON})\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b"), 1, 0),
-    (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\b"), 0, 1),
-    (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF}\b(?![\d,.]\d)"), 0, 1),
+    (re.compile(rf"\b(?P<mon>{_MON})\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b", _I), 1, 0),
+    (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\b", _I), 0, 1),
+    (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF}\b(?![\d,.]\d)", _I), 0, 1),
 ]
+
+
+_ORD_WORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
+_ORD_DATE = re.compile(rf"\b(?:(?P<tens>twenty|thirty)-)?(?P<o>{_ORD_WORD})\s+(?:of\s+)?(?=(?:{_MON})\b)", re.IGNORECASE)
+
+
+def _month(name: str) -> int:
+    return MONTHS.get(name) or MONTHS.get(name.capitalize()) or MONTHS[name.lower()]
+
+
+_MONTH_THE = re.compile(rf"\b(?P<mon>{_MON})\s+the\s+(?=\d|(?:twenty-|thirty-)?(?:{'|'.join(ORDINALS)})\b)", re.IGNORECASE)
+
+
+def _ordinal_dates(text: str) -> str:
+    """"the sixth of July" -> "the 6 July" (same length kept is not needed: dates are parsed from this text)."""
+    def repl(m: re.Match) -> str:
+        n = ORDINALS[m.group("o").lower()] + (TENS[m.group("tens").lower()] if m.group("tens") else 0)
+        return f"{n} " if n <= 31 else m.group(0)
+    text = _MONTH_THE.sub(lambda m: m.group("mon") + " ", text)  # "July the 14th" -> "July 14th"
+    text = re.sub(rf"\b(?:{_MON})\s+(?:(twenty|thirty)-)?({_ORD_WORD})\b", _month_ordinal, text, flags=re.IGNORECASE)
+    return _ORD_DATE.sub(repl, text)
+
+
+def _month_ordinal(m: re.Match) -> str:
+    n = ORDINALS[m.group(2).lower()] + (TENS[m.group(1).lower()] if m.group(1) else 0)
+    return m.group(0).split()[0] + f" {n}" if n <= 31 else m.group(0)
 
 
 def _dates(text: str) -> tuple[list[Quantity], str]:
@@ -70,7 +99,12 @@ def _dates(text: str) -> tuple[list[Quantity], str]:
     for rx, has_y, has_d in _DATE_RES:
         for mt in rx.finditer(text):
             g = mt.groupdict()
-            month = int(g["m"]) if g.get("m") else MONTHS[g["mon"]]
+            if g.get("mon") in ("may", "march", "mar"):  # lower case: the verb, not the month
+                continue
+            if g.get("rom"):
+                month = ROMAN_MONTHS.get(g["rom"].lower(), 0)
+            else:
+                month = int(g["m"]) if g.get("m") else _month(g["mon"])
             day = int(g["d"]) if has_d else None
             if not 1 <= month <= 12 or (day is not None and not 1 <= day <= 31):
                 continue
@@ -104,6 +138,8 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
             continue  # "5km", "3rd", "1990s": the digit pass reads these
         if _is_unit_symbol(tok):
             continue  # "km2" after a number is a unit, not an id
+        if re.fullmatch(r"(?:s|h|m|kg|mol|yr)-[123]", tok):
+            continue  # a unit exponent ("m s-1"), read with its number by the digit pass
         if _COMPOUND.match(tok):
             continue  # "225-day", "3-year-old": a number in a compound adjective, read by the digit pass
         out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.end()))
@@ -122,13 +158,31 @@ def _benign_suffix(tok: str, suf: str) -> bool:
 
 
 # ---------------------------------------------------------------- digits
-_DIGITS = re.compile(r"(?<![\w.])(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?![\d])")
-_SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b", re.IGNORECASE)
+_DIGITS = re.compile(r"(?<![\w.])(?:(?<![\d-])-(?=\d))?(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?![\d])")
+_SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b|(?P<k>k)\b",
+                          re.IGNORECASE)
 _ORD_AFTER = re.compile(r"(?:st|nd|rd|th)\b")
 _DECADE_AFTER = re.compile(r"'?s\b")
 
 
+_MINUS = re.compile(r"\bminus\s+(?=\d)", re.IGNORECASE)
 _FRACTION = re.compile(r"(?<![\w/.])(\d{1,3})/(\d{1,3})(?![\w/])")
+
+
+_YY = re.compile(r"(?<![\w'])'(\d{2})\b(?!\s*(?:%|s\b))")
+_DECADE_WORDS = {w: v for w, v in (("twenties", 20), ("thirties", 30), ("forties", 40), ("fifties", 50),
+                                   ("sixties", 60), ("seventies", 70), ("eighties", 80), ("nineties", 90))}
+_DECADE_WORD = re.compile(r"\b(?:the\s+)?(?:early\s+|mid-?\s*|late\s+)?(%s)\b" % "|".join(_DECADE_WORDS), re.IGNORECASE)
+
+
+def _short_years(text: str) -> tuple[list[Quantity], str]:
+    """"December '93" (a year given by its last two digits) and "the seventies" (a decade without its century):
+    they state a year or decade only up to the century, and match any year or decade with those digits."""
+    out = [Quantity("yy", float(m.group(1)), text=m.group(0), start=m.start(), end=m.end())
+           for m in _YY.finditer(text)]
+    out += [Quantity("yy_decade", float(_DECADE_WORDS[m.group(1).lower()]), text=m.group(0), start=m.start(),
+                     end=m.end()) for m in _DECADE_WORD.finditer(text)]
+    return out, _blank(text, out)
 
 
 def _fractions(text: str) -> tuple[list[Quantity], str]:
@@ -139,8 +193,10 @@ def _fractions(text: str) -> tuple[list[Quantity], str]:
 
 
 def _digits(text: str) -> list[Quantity]:
-    out = []
+    out: list[Quantity] = []
     for mt in _DIGITS.finditer(text):
+        if out and mt.start() < out[-1].end:
+            continue  # inside the previous number's unit ("m s-1")
         raw = mt.group(0)
         value = float(re.sub(r"[,\s\u00a0\u202f]", "", raw))
         end = mt.end()
@@ -158,7 +214,7 @@ def _with_suffixes(text: str, q: Quantity) -> Quantity:
     """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
     sm = _SCALE_AFTER.match(text, q.end)
     if sm:
-        w = sm.group("w").lower()
+        w = (sm.group("w") or sm.group("k")).lower()
         q.scale = SCALES.get(w) or SCALE_ABBREV[w]
         q.value = float(q.value) * q.scale
         q.end = sm.end()
@@ -227,7 +283,16 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     q = _with_suffixes(text, Quantity("num", float(value), text=text[start:end], start=start, end=end))
     # a bare "one" is mostly a pronoun ("one of the largest"): it may support a "1" but need not be matched
     # "two"/"three" in words are often derived counts a rewrite adds ("two countries, Nepal and China"): soft too
-    q.soft = q.unit is None and (words == ["one"] or (len(words) == 1 and words[0] in SOFT_COUNTS))
+    q.soft = q.unit is None and (words in (["one"], ["zero"]) or (len(words) == 1 and words[0] in SOFT_COUNTS))
+    if j + 2 < len(toks) and [t[0] for t in toks[j:j + 3]] == ["and", "a", "half"]:  # "ten and a half"
+        q.value, j = float(q.value) + 0.5, j + 3
+        q.end = toks[j - 1][2]
+        q = _with_suffixes(text, q)
+    elif j + 1 < len(toks) and toks[j][0] == "point" and _is_numword(toks[j + 1][0]) and toks[j + 1][0] in SMALL:
+        q.value = float(f"{int(value)}.{SMALL[toks[j + 1][0]]}")  # "two point four"
+        j += 2
+        q.end, q.soft = toks[j - 1][2], False
+        q = _with_suffixes(text, q)
     return q, j
 
 
@@ -259,6 +324,8 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         return Quantity("num", MULTIPLES[w], text=w, start=start, end=end), i + 1
     if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",):
         return Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end), i + 1
+    if w == "half":  # "about half its diameter": may support a "50%", never required
+        return Quantity("num", 0.5, text=w, start=start, end=end, soft=True), i + 1
     if w in ORDINALS:
         value = ORDINALS[w]
         if prev in TENS and _gap(text, toks[i - 1][2], start) == "-":  # "twenty-first"
@@ -283,13 +350,19 @@ def _ranges(qs: list[Quantity], text: str) -> None:
 
 
 #: numbers that state no fact and that rewrites rightly drop: citation marks "[12]", list numbering "3. "
-_NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)](?=\s+\D)")
+_NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D)|"
+                    r"\b(?:p|pp|page|entry|no|vol|episode|ep|card|step|post|slide|item)\.?\s*#?\d{1,4}\b(?!\s*(?:%|percent))",
+                    re.IGNORECASE)
 
 
 def extract(text: str) -> list[Quantity]:
-    """All quantities in `text`, in order of appearance."""
-    text = _NOISE.sub(lambda m: " " * len(m.group(0)), text)
+    """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
+    from rephrase.verify.scaffold import normalize
+    text = _NOISE.sub(lambda m: " " * len(m.group(0)), normalize(text))
+    text = _MINUS.sub("-", _ordinal_dates(text))
     dates, rest = _dates(text)
+    short, rest = _short_years(rest)
+    dates += short
     ids, rest = _ids(rest)
     fractions, rest = _fractions(rest)
     digits = fractions + _digits(rest)
@@ -339,11 +412,53 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
         # "on March 3rd in 1998" states 1998-03-03 in two pieces
         return any((o.m, o.d) == (q.m, q.d) for o in dates) and (q.y is None or q.y in _years(others))
     if q.kind == "num":
-        if any(o.kind == "num" and _num_equal(q, o) for o in others):
+        alts = [o for o in map(_million_reading, others) if o is not None]
+        if any(o.kind == "num" and (_num_equal(q, o) or _ratio_equal(q, o)) for o in others + alts):
             return True
+        m = _million_reading(q)
+        if m is not None and covered(m, others):
+            return True
+        if q.unit == "year" and _is_interval(float(q.value), others):
+            return True  # "six years later" between two stated years
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
             [o for o in others if o.kind == "date"])
+    if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):
+        return True  # "the 1400s" = "the 15th century"
+    if q.kind == "yy":
+        return any(y % 100 == int(q.value) for y in _years(others))
+    if q.kind == "yy_decade":
+        return any(o.kind in ("decade", "yy_decade") and float(o.value) % 100 == q.value for o in others)
+    if q.kind == "decade" and any(o.kind == "yy_decade" and o.value == float(q.value) % 100 for o in others):
+        return True
     return any(o.kind == q.kind and o.value == q.value for o in others)
+
+
+def _million_reading(q: Quantity) -> Quantity | None:
+    """"21m dollars": a number glued to "m" is metres or millions; the other side decides."""
+    if q.kind == "num" and q.unit == "m" and re.fullmatch(r"[\d.,]+m", q.text.strip()):
+        return Quantity("num", float(q.value) * 1e6, text=q.text, start=q.start, end=q.end, scale=1e6)
+    return None
+
+
+def _ratio_equal(a: Quantity, b: Quantity) -> bool:
+    """"50%" = "half", "25 percent" = "a quarter"."""
+    for x, y in ((a, b), (b, a)):
+        if x.unit == "pct" and y.unit is None and 0 < float(y.value) < 1:
+            return math.isclose(float(x.value) / 100, float(y.value), rel_tol=1e-6)
+    return False
+
+
+def _is_interval(value: float, others: list[Quantity]) -> bool:
+    ys = sorted(_years(others))
+    return value.is_integer() and 0 < value < 1000 and any(b - a == value for i, a in enumerate(ys) for b in ys[i:]
+                                                           if a >= 100)
+
+
+def _same_century(a: Quantity, b: Quantity) -> bool:
+    for x, y in ((a, b), (b, a)):
+        if x.kind == "decade" and y.kind == "ord" and float(x.value) % 100 == 0:
+            return float(x.value) / 100 + 1 == float(y.value)
+    return False
 
 
 def _formula_named(q: Quantity, other_text: str) -> bool:

@@ -1,18 +1,26 @@
-"""VerifierSpec: which fidelity checks run and their thresholds (defaults come from calibration on the labelled
-set rephrase/data/labelled.jsonl; rerun `k2forge rephrase calibrate` to re-derive them for another model)."""
+"""VerifierSpec: which fidelity checks run, their thresholds and the consistency model's weights.
+
+The default verifier is the calibrated consistency model (rephrase.verify.consistency, fitted on
+rephrase/data/dev.jsonl) plus three gates that state no fact: a low embedding cosine (garbage / off-topic output,
+not fidelity: cosine is at chance for one-fact corruptions), the length ratio and verbatim-copy detection. The older
+per-signal checks (numbers, entities, negation, omission, addition) stay registered for users who want hard rules;
+their signals are the model's features. Rerun `k2forge rephrase calibrate` to re-derive the model for other data.
+"""
 from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
 from corpus.spec import Spec
 from rephrase.engines import EngineSpec
+from rephrase.verify.consistency import ConsistencyModel
 
-DEFAULT_CHECKS = ["embedding", "numbers", "entities", "negation", "omission", "addition", "length", "near_copy"]
+DEFAULT_CHECKS = ["consistency", "embedding", "length", "near_copy"]
 
 
 class Thresholds(Spec):
     """One threshold per check; the check's registry entry says whether a score must be above or below it."""
-    min_cosine: float = Field(0.6, ge=-1, le=1, description="embedding: whole-text cosine must be at least this")
+    min_cosine: float = Field(0.3, ge=-1, le=1, description="embedding: whole-text cosine must be at least this "
+                                                            "(a gate against off-topic output, not a fidelity test)")
     min_number_score: float = Field(1.0, ge=0, le=1,
                                     description="numbers: share of quantities matched both ways (1 = all)")
     min_entity_score: float = Field(1.0, ge=0, le=1,
@@ -44,6 +52,8 @@ class VerifierSpec(Spec):
     checks: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECKS),
                               description="enabled checks, by registry name (rephrase.verify.CHECKS)")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="per-check thresholds")
+    consistency: ConsistencyModel | None = Field(None, description="weights of the consistency check's model "
+                                                                   "(none = the packaged, calibrated default)")
     embedding_model: str | None = Field(None, description="sentence-transformers model dir or id "
                                                           "(none = the packaged offline all-MiniLM-L6-v2)")
     embed_batch_size: int = Field(128, ge=1, description="texts per embedding forward pass")

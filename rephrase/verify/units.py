@@ -39,7 +39,14 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("kg", "mass", 1.0, 0, ("kg",), ("kilogram", "kilogramme", "kilo")),
     ("g", "mass", 1e-3, 0, ("g",), ("gram", "gramme")),
     ("mg", "mass", 1e-6, 0, ("mg",), ("milligram",)),
+    ("ug", "mass", 1e-9, 0, ("µg", "μg", "mcg"), ("microgram",)),
     ("lb", "mass", 0.45359237, 0, ("lb", "lbs"), ("pound",)),
+    ("g/cm3", "density", 1e3, 0, ("g/cm3", "g/cm³", "g cm-3"), ("gram per cubic centimetre",
+                                                                 "gram per cubic centimeter")),
+    ("kg/m3", "density", 1.0, 0, ("kg/m3", "kg/m³"), ("kilogram per cubic metre", "kilogram per cubic meter")),
+    ("cm3", "volume", 1e-6, 0, ("cm3", "cm³", "cc"), ("cubic centimetre", "cubic centimeter")),
+    ("m3", "volume", 1.0, 0, ("m3", "m³"), ("cubic metre", "cubic meter")),
+    ("km3", "volume", 1e9, 0, ("km3", "km³"), ("cubic kilometre", "cubic kilometer")),
     ("l", "volume", 1e-3, 0, ("L", "l"), ("litre", "liter")),
     ("ml", "volume", 1e-6, 0, ("mL", "ml"), ("millilitre", "milliliter")),
     ("s", "time", 1.0, 0, ("s", "sec"), ("second",)),
@@ -49,11 +56,12 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("week", "time", 604800.0, 0, (), ("week",)),
     ("month", "time", 2629800.0, 0, (), ("month",)),
     ("year", "time", 31557600.0, 0, ("yr", "yrs"), ("year",)),
+    ("decade", "time", 315576000.0, 0, (), ("decade",)),
     ("century", "time", 3155760000.0, 0, (), ("century", "centuries")),
     ("km/h", "speed", 1 / 3.6, 0, ("km/h", "kph"), ("kilometres per hour", "kilometers per hour")),
     ("mph", "speed", 0.44704, 0, ("mph",), ("miles per hour",)),
-    ("m/s", "speed", 1.0, 0, ("m/s",), ("metres per second", "meters per second")),
-    ("km/s", "speed", 1e3, 0, ("km/s",), ("kilometres per second", "kilometers per second")),
+    ("m/s", "speed", 1.0, 0, ("m/s", "m s-1", "m s^-1", "ms-1"), ("metres per second", "meters per second")),
+    ("km/s", "speed", 1e3, 0, ("km/s", "km s-1", "km s^-1"), ("kilometres per second", "kilometers per second")),
     ("degC", "temperature", 1.0, 273.15, ("°C", "℃", "° C"), ("degrees Celsius", "degree Celsius", "Celsius",
                                                             "degrees centigrade", "centigrade")),
     ("degF", "temperature", 5 / 9, 459.67, ("°F", "° F"), ("degrees Fahrenheit", "degree Fahrenheit", "Fahrenheit")),
@@ -65,6 +73,8 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("MW", "power", 1e6, 0, ("MW",), ("megawatt",)),
     ("GW", "power", 1e9, 0, ("GW",), ("gigawatt",)),
     ("kWh", "energy", 3.6e6, 0, ("kWh",), ("kilowatt-hour", "kilowatt hour")),
+    ("kJ", "energy", 1e3, 0, ("kJ",), ("kilojoule",)),
+    ("J", "energy", 1.0, 0, ("J",), ("joule",)),
     ("kcal", "energy", 4184.0, 0, ("kcal",), ("kilocalorie",)),
     ("V", "voltage", 1.0, 0, ("V",), ("volt",)),
     ("Hz", "frequency", 1.0, 0, ("Hz",), ("hertz",)),
@@ -124,7 +134,7 @@ SMALL = {w: i for i, w in enumerate(
 TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
 SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000,
           "trillion": 1_000_000_000_000}
-SCALE_ABBREV = {"bn": 1_000_000_000, "tn": 1_000_000_000_000}
+SCALE_ABBREV = {"bn": 1_000_000_000, "tn": 1_000_000_000_000, "k": 1_000}
 ORDINALS = {w: i + 1 for i, w in enumerate(
     "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
     "fifteenth sixteenth seventeenth eighteenth nineteenth".split())}
@@ -137,3 +147,5 @@ MONTHS = {m: i + 1 for i, m in enumerate(
     "January February March April May June July August September October November December".split())}
 MONTHS.update({m[:3]: i for m, i in list(MONTHS.items()) if m != "May"})
 MONTHS["Sept"] = 9
+MONTHS.update({m.lower(): i for m, i in list(MONTHS.items()) if m not in ("May", "Mar")})  # "may" is a verb
+ROMAN_MONTHS = {r: i + 1 for i, r in enumerate("i ii iii iv v vi vii viii ix x xi xii".split())}

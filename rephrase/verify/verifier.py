@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rephrase.verify import scaffold
 from rephrase.verify.base import CHECKS, CheckContext, CheckResult, Verdict
 from rephrase.verify.spec import VerifierSpec
 from rephrase.verify.text import merge_questions, split_sentences
@@ -37,8 +38,10 @@ class _Plan:
     """Index bookkeeping for one pair inside the batch's flat list of texts to embed."""
 
     def __init__(self, texts: list[str], source: str, rewrite: str, need_doc: bool, need_sents: bool):
-        self.src_sents = merge_questions(split_sentences(source)) or [source]
-        self.rw_sents = merge_questions(split_sentences(rewrite)) or [rewrite]
+        src, rw = scaffold.strip(source), scaffold.strip(rewrite)
+        self.src_clean, self.rw_clean, self.labels, self.titles = src.text, rw.text, rw.labels, set(rw.titles)
+        self.src_sents = merge_questions(split_sentences(src.text)) or [src.text.strip() or source]
+        self.rw_sents = merge_questions(split_sentences(rw.text)) or [rw.text.strip() or rewrite]
         self.doc = self._add(texts, [source, rewrite]) if need_doc else None
         if need_sents:
             self.src = self._add(texts, self.src_sents)
@@ -53,7 +56,8 @@ class _Plan:
         return slice(start, len(texts))
 
     def context(self, spec: VerifierSpec, emb: np.ndarray) -> CheckContext:
-        ctx = CheckContext(spec, self.src_sents, self.rw_sents)
+        ctx = CheckContext(spec, self.src_sents, self.rw_sents, self.src_clean, self.rw_clean, self.labels,
+                           self.titles)
         if self.doc is not None:
             d = emb[self.doc]
             ctx.doc_cos = float(d[0] @ d[1])
@@ -76,6 +80,10 @@ class Verifier:
 
     def run_checks(self, pairs: list[tuple[str, str]]) -> list[list[CheckResult]]:
         """The enabled (synchronous) checks' results per pair, embeddings batched across all pairs."""
+        return [r for r, _ in self.run_checks_with_contexts(pairs)]
+
+    def run_checks_with_contexts(self, pairs: list[tuple[str, str]]) -> list[tuple[list[CheckResult], CheckContext]]:
+        """Like run_checks, plus each pair's CheckContext (calibration reads the consistency features there)."""
         _validate_pairs(pairs)
         needs = set().union(*(c.needs for c in self.checks)) if self.checks else set()
         texts: list[str] = []
@@ -84,10 +92,13 @@ class Verifier:
         if texts:
             from rephrase.verify.embed import encode
             emb = encode(texts, self.spec.embedding_model, self.spec.embed_batch_size)
+        if any(c.name == "consistency" for c in self.checks):  # parse every sentence of the batch in one pipe
+            from rephrase.verify.nlp import analyse
+            analyse([s for p in plans for s in p.src_sents + p.rw_sents])
         out = []
         for (source, rewrite), plan in zip(pairs, plans):
             ctx = plan.context(self.spec, emb)
-            out.append([self._run_one(c, source, rewrite, ctx) for c in self.checks])
+            out.append(([self._run_one(c, source, rewrite, ctx) for c in self.checks], ctx))
         return out
 
     @staticmethod

@@ -141,10 +141,10 @@ def test_rejects_get_number_corruptions_with_reasons(inputs, tmp_path):
     assert rows == [] and len(rejects) == 1
     rej = rejects[0]
     assert rej["parent_id"] == "nile" and rej["status"] == "rejected" and rej["attempts"] == 2
-    assert any(r.startswith("chunk 0: numbers:") for r in rej["reasons"]), rej["reasons"]
+    assert any(r.startswith("chunk 0: consistency:") and "num_extra" in r for r in rej["reasons"]), rej["reasons"]
     assert "6,650" in rej["source"] and "7,761" in rej["rewrite"]
-    assert res["stats"]["rejected_by_reason"]["numbers"] == 1
-    assert res["stats"]["failed_attempts_by_reason"]["numbers"] == 2
+    assert res["stats"]["rejected_by_reason"]["consistency"] == 1
+    assert res["stats"]["failed_attempts_by_reason"]["consistency"] == 2
     assert res["stats"]["acceptance_rate"] == 0
 
 
@@ -197,7 +197,8 @@ def test_cli_styles_verify_and_errors(tmp_path, capsys):
     code, out = run_cli(["rephrase", "verify", "--input", str(pairs), "--output", str(verdicts)], capsys)
     assert code == 0, out
     rows = [json.loads(x) for x in verdicts.read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["a", "b"] and any("numbers" in x for x in rows[1]["reasons"])
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert any(x.startswith("consistency:") and "1951" in x for x in rows[1]["reasons"]), rows[1]["reasons"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"source": "x"}\n')
     code, out = run_cli(["rephrase", "verify", "--input", str(bad), "--output", str(verdicts)], capsys)
@@ -211,7 +212,7 @@ def test_cli_styles_verify_and_errors(tmp_path, capsys):
     calibrated = tmp_path / "verifier.yaml"
     code, out = run_cli(["rephrase", "calibrate", "--input", str(labelled), "--output", str(calibrated)], capsys)
     assert code == 0, out
-    assert "rows 4 (2 faithful, 2 unfaithful)" in out and "AUROC" in out
+    assert "dev: 4 rows (2 faithful)" in out and "AUROC" in out
     from corpus.spec import load_spec
     from rephrase.verify import VerifierSpec
     assert load_spec(VerifierSpec, calibrated).checks

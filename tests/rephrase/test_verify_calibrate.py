@@ -1,89 +1,98 @@
-"""Calibration on the labelled set: the combined verifier must reject unfaithful rewrites with precision and
-recall >= 0.9, while the embedding cosine alone is measured to be a poor separator (AUROC below chance)."""
+"""The labelled split (dev for tuning, test for reporting, by author), calibration as a method (fit on dev, a
+threshold chosen by the stated objective, test only measured), the CLI, and the metric helpers."""
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from rephrase.verify import CHECKS, VerifierSpec, calibrate
-from rephrase.verify.calibrate import HELDOUT, LABELLED, _replay, auroc, prf, read_jsonl
+from rephrase.verify import VerifierSpec, calibrate
+from rephrase.verify.calibrate import DEV, TEST, Evaluation, auroc, choose_threshold, load_rows, prf
+from rephrase.verify.consistency import ConsistencyModel
+from rephrase.verify.corrupt import corruptions
+from rephrase.verify.features import NAMES
 from rephrase.verify.overlap import ngram_overlap
 
-CORRUPTIONS = {"number", "entity", "negation", "omission", "addition", "unit", "date", "near_copy"}
+KINDS = {"number", "entity", "negation", "date", "unit", "addition", "omission"}
 
 
-@pytest.fixture(scope="module")
-def report():
-    return calibrate(LABELLED, VerifierSpec())
-
-
-def test_labelled_set_is_well_formed():
-    rows = read_jsonl(LABELLED)
-    assert 80 <= len(rows) <= 150
+def test_split_is_by_author_large_varied_and_consistent():
+    dev, test = load_rows(DEV), load_rows(TEST)
+    assert len(dev) + len(test) >= 400
+    assert not {r["author"] for r in dev} & {r["author"] for r in test}
+    rows = dev + test
     assert len({r["id"] for r in rows}) == len(rows)
-    kinds = Counter(r["corruption"] for r in rows if not r["faithful"])
-    assert set(kinds) == CORRUPTIONS and min(kinds.values()) >= 5
+    assert len({r["style"] for r in rows}) >= 30
+    for part in (dev, test):
+        kinds = Counter(r["corruption"] for r in part if not r["faithful"])
+        assert KINDS <= set(kinds) and min(kinds[k] for k in KINDS) >= 10
     for r in rows:
-        assert isinstance(r["faithful"], bool) and (r["corruption"] is None) == r["faithful"]
+        assert r["faithful"] == r["label"] and (r["corruption"] is None) == r["faithful"], r["id"]
         if r["faithful"]:  # faithful rewrites are genuinely reworded, never copies
-            assert ngram_overlap(r["source"], r["rewrite"]) < 0.2, r["id"]
-    styles = Counter(r["style"] for r in rows if r["faithful"])
-    assert len(styles) >= 5
+            assert ngram_overlap(r["source"], r["rewrite"]) < 0.5, r["id"]
 
 
-def test_verifier_precision_recall_and_auroc(report):
-    v = report.verifier
-    assert v["precision"] >= 0.9 and v["recall"] >= 0.9, report.format()
-    assert v["faithful_accepted"] >= 0.85, report.format()
-    # the motivating failure: cosine alone ranks corrupted near-copies above faithful restylings
-    assert report.auroc_cosine < 0.5
-    assert report.auroc_combined >= 0.9 and report.auroc_combined > report.auroc_cosine + 0.4
+def _evaluation(p_faithful_rows, p_unfaithful_rows):
+    rows = [{"faithful": True}] * len(p_faithful_rows) + [{"faithful": False}] * len(p_unfaithful_rows)
+    x = np.zeros((len(rows), len(NAMES)))
+    x[:, 0] = list(p_faithful_rows) + list(p_unfaithful_rows)
+    return Evaluation(rows, [True] * len(rows), [[] for _ in rows], x, [0.0] * len(rows), True, {})
 
 
-def test_every_corruption_kind_is_mostly_caught(report):
-    for kind, m in report.per_corruption.items():
-        # additions with no new number or name ("Plants also breathe in oxygen at night.") stay close to the
-        # source in embedding space; only the optional LLM judge can see them, hence the lower bar
-        assert m["rejected"] / m["n"] >= (0.7 if kind == "addition" else 0.8), (kind, m)
-    assert report.per_corruption["near_copy"]["caught_by"] == {"near_copy": 14}
-    # each targeted check does the catching for its own kind of corruption
-    assert report.per_corruption["date"]["caught_by"]["numbers"] == report.per_corruption["date"]["n"]
-    assert report.per_corruption["entity"]["caught_by"]["entities"] >= 12
-    assert report.per_corruption["negation"]["caught_by"]["negation"] >= 8
+def test_threshold_objective_keeps_faithful_acceptance():
+    # one feature, weight 1: P(unfaithful) rises with it; faithful rows mostly low, unfaithful mostly high
+    ev = _evaluation([-3, -2, -1, -1, 0, 0, 1, 1, 2, 4], [-1, 1, 2, 3, 3, 4, 5, 6])
+    model = ConsistencyModel(weights=[1.0] + [0.0] * (len(NAMES) - 1))
+    for target in (0.5, 0.8, 0.9, 1.0):
+        chosen = choose_threshold(ev, model, target)
+        rejected = ev.rejected(chosen)
+        accepted = 1 - sum(rejected[:10]) / 10
+        assert accepted >= target
+        # no more lenient-or-equal acceptance could reject more: a lower threshold breaks the constraint
+        lower = chosen.model_copy(update={"threshold": chosen.threshold * 0.999})
+        assert 1 - sum(ev.rejected(lower)[:10]) / 10 < target or sum(ev.rejected(lower)[10:]) == sum(rejected[10:])
 
 
-def test_per_check_report_and_sweeps(report):
-    assert set(report.per_check) == set(VerifierSpec().checks)
-    assert report.per_check["near_copy"]["precision"] == 1.0
-    assert report.per_check["numbers"]["precision"] >= 0.9
-    for name, rows in report.sweeps.items():
-        assert [r["value"] for r in rows] == list(CHECKS[name].grid)
-    # the suggested spec is valid and never worse on this set than the one it started from
-    assert isinstance(report.spec, VerifierSpec)
-    assert report.suggested_verifier["f1"] >= report.verifier["f1"]
-    json.dumps(report.to_dict())  # JSON-able for bench/results and the CLI
-    assert "AUROC cosine alone" in report.format()
+def test_corruption_generator_changes_one_fact_deterministically():
+    rows = [r for r in load_rows(DEV) if r["faithful"]][:30]
+    a, b = corruptions(rows, per_row=2, seed=3), corruptions(rows, per_row=2, seed=3)
+    assert a == b and len(a) >= 40
+    assert {r["corruption"] for r in a} >= {"number", "date", "negation", "addition", "omission"}
+    for r in a:
+        assert not r["faithful"] and r["synthetic"] and r["rewrite"].strip()
 
 
-def test_replay_reproduces_recorded_verdicts(report):
-    """Sweeps re-decide pass/fail from scores; at the recorded thresholds they must agree with the checks."""
-    from rephrase.verify import CheckResult
-    thr = VerifierSpec().thresholds.model_dump()
-    results = [[CheckResult(k, s, k not in {r.split(":")[0] for r in row["reasons"]}) for k, s in
-                row["scores"].items()] for row in report.rows]
-    for checks, passes in zip(results, _replay(results, thr)):
-        assert [c.passed for c in checks] == passes
-
-
-def test_pairs_form_and_bad_labels(tmp_path):
-    spec = VerifierSpec(checks=["numbers", "near_copy"])
-    rep = calibrate(spec, [("It has 3 legs.", "Three legs it has."), ("It has 3 legs.", "It has 4 legs.")],
-                    [True, False], sweep=False)
-    assert rep.verifier["precision"] == 1.0 and rep.verifier["recall"] == 1.0 and rep.n == 2
-    bad = tmp_path / "l.jsonl"
+def test_calibrate_fits_on_dev_and_reports_test(tmp_path):
+    dev = [r for r in load_rows(DEV) if r["author"] == "A"][:48]
+    test = [r for r in load_rows(TEST)][:24]
+    paths = []
+    for name, rows in (("dev", dev), ("test", test)):
+        p = tmp_path / f"{name}.jsonl"
+        p.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "_line"}) + "\n" for r in rows))
+        paths.append(p)
+    rep = calibrate(paths[0], VerifierSpec(), test=paths[1], min_faithful_accept=0.9, augment=1)
+    assert rep.dev["faithful_accepted"] >= 0.9
+    assert rep.test["rows"] == 24 and set(rep.test["per_corruption"]) <= KINDS
+    assert rep.spec.consistency.fitted_on.startswith("dev.jsonl") and min(rep.spec.consistency.weights) >= 0
+    assert len(rep.rows) == 24 and all("p_unfaithful" in r for r in rep.rows)
+    json.dumps(rep.to_dict())
+    assert "AUROC consistency" in rep.format() and "per style" in rep.format()
+    with pytest.raises(ValueError, match="min_faithful_accept"):
+        calibrate(paths[0], VerifierSpec(), min_faithful_accept=1.5)
+    bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"source": "a", "rewrite": "b", "faithful": "maybe"}) + "\n")
-    with pytest.raises(ValueError, match=r"l.jsonl:1: field 'faithful'"):
-        calibrate(bad, spec)
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'faithful'"):
+        calibrate(bad)
+
+
+@pytest.mark.slow
+def test_packaged_model_reproduces_its_dev_objective_and_is_measured_on_test():
+    """The shipped default, measured as shipped (no fit): dev acceptance meets the objective it was chosen by;
+    test is reported, with floors well below the measured figures so a regression shows."""
+    rep = calibrate(DEV, VerifierSpec(), test=TEST, fit=False)
+    assert rep.dev["faithful_accepted"] >= 0.95, rep.format()
+    assert rep.test["faithful_accepted"] >= 0.75 and rep.test["unfaithful_rejected"] >= 0.5, rep.format()
+    assert rep.test["auroc_consistency"] > rep.test["auroc_cosine"] + 0.2
 
 
 def test_metric_helpers():
@@ -92,11 +101,3 @@ def test_metric_helpers():
     assert auroc([0.5, 0.5], [True, False]) == 0.5
     m = prf([True, True, False, False], [True, False, True, False])
     assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["faithful_accepted"] == 0.5
-
-
-@pytest.mark.slow
-def test_heldout_set_generalises():
-    """Rows written after the thresholds were fixed (see rephrase/data/labelled.md): lower bars than the tuning set."""
-    rep = calibrate(HELDOUT, VerifierSpec(), sweep=False)
-    assert rep.verifier["recall"] >= 0.9 and rep.verifier["precision"] >= 0.85, rep.format()
-    assert rep.auroc_cosine < 0.5 < rep.auroc_combined

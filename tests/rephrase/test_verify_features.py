@@ -1,0 +1,143 @@
+"""Scaffolding removal, the restyle-tolerant number/entity/negation features, the consistency model's fit, and
+verdicts on bad input: each case here is a way real rewrites differ from their source that once caused a false
+rejection, or a one-fact corruption that must still be seen."""
+import numpy as np
+import pytest
+
+from rephrase.verify import Verifier, VerifierSpec
+from rephrase.verify import numbers
+from rephrase.verify.consistency import ConsistencyModel, default_model, features_of, fit
+from rephrase.verify.features import NAMES
+from rephrase.verify.scaffold import normalize, strip
+
+
+def test_scaffold_removes_structure_not_content():
+    text = ("# THE PANAMA CANAL\nMAYA: When did it open?\nLEO: In 1914, after ten years.\nMAYA: Any locks?\n"
+            "LEO: Three pairs.\n1/ a thread post\n- Card 3 (front): What is it?\nCapital: Lisbon\n"
+            "Prof. Okafor: One more point.\nHi Jonas,\nBest,\nSam")
+    s = strip(text)
+    lines = [x for x in s.text.split("\n") if x]
+    assert lines[1] == "When did it open?" and lines[2] == "In 1914, after ten years."
+    assert "a thread post" in lines and "What is it?" in lines
+    assert "Capital: Lisbon" in lines          # a one-off key is content, not a speaker
+    assert {"maya", "leo", "okafor", "jonas", "sam"} <= s.labels
+    assert "THE PANAMA CANAL" in s.titles
+    assert normalize("\uff11\uff19\uff10\uff13 \u2013 \u201cok\u201d") == '1903 - "ok"'
+
+
+@pytest.mark.parametrize("source,rewrite", [
+    ("temperatures of \u221230 \u00b0C", "around minus 30 degrees Celsius (-22 \u00b0F)"),
+    ("about half its diameter", "roughly 50% of it"),
+    ("in the 15th century", "in the 1400s"),
+    ("opened in 2004; closed in 2010", "it opened in 2004 and closed six years later, in 2010"),
+    ("at least 10.5% chromium", "at least ten and a half percent chromium"),
+    ("2.4 metres across", "two point four metres across"),
+    ("killed 100,000 people", "100k people died"),
+    ("sealed on 15 June 1215", "sealed 15.vi.1215"),
+    ("On 14 July 1789", "on july 14th, 1789"),
+    ("On 14 July 1789", "July the fourteenth, 1789"),
+    ("signed on 1 July 1569", "1 JULY 1569: signed"),
+    ("absent for about 70 years", "an absence of roughly seven decades"),
+    ("density 19.3 g/cm\u00b3", "19.3 grams per cubic centimetre"),
+    ("483 \u00b5g of potassium", "0.483 mg of potassium"),
+    ("It may rain.", "Rain may come."),
+])
+def test_numbers_equal_in_other_forms(source, rewrite):
+    d = numbers.compare(source, rewrite)
+    assert not d.missing and not d.extra, ([q.label() for q in d.missing], [q.label() for q in d.extra])
+
+
+@pytest.mark.parametrize("source,rewrite", [
+    ("On 14 July 1789 a crowd", "On the fifteenth of July, 1789, a crowd"),
+    ("at least 10.5% chromium", "at least eleven percent chromium"),
+    ("about 70 years", "roughly eight decades"),
+    ("at \u221230 \u00b0C", "at 30 \u00b0C"),
+])
+def test_numbers_still_see_a_changed_value(source, rewrite):
+    assert numbers.compare(source, rewrite).extra
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(VerifierSpec())
+
+
+def _features(verifier, source, rewrite):
+    [(_, ctx)] = verifier.run_checks_with_contexts([(source, rewrite)])
+    return {f.name: f for f in features_of(ctx)}
+
+
+SOURCE = ("Marie Curie was born in Warsaw on 7 November 1867. In 1903 she shared the Nobel Prize in Physics with "
+          "Pierre Curie and Henri Becquerel. She never patented the process for isolating radium.")
+DIALOGUE = ("MAYA: Where was Marie Curie born?\nLEO: In Warsaw, on November 7th, 1867.\nMAYA: And in 1903?\n"
+            "LEO: She shared the physics Nobel with Pierre Curie and Henri Becquerel.\nMAYA: Did she patent her "
+            "way of isolating radium?\nLEO: No, she never did.")
+
+
+def test_dialogue_scaffolding_raises_no_number_entity_or_negation_evidence(verifier):
+    f = _features(verifier, SOURCE, DIALOGUE)
+    assert f["num_extra"].value == 0 and f["num_missing"].value == 0, (f["num_extra"], f["num_missing"])
+    assert f["ent_added"].value == 0 and f["ent_missing"].value == 0, (f["ent_added"], f["ent_missing"])
+    assert f["neg_parity"].value == 0, f["neg_parity"]
+
+
+def test_one_fact_corruptions_raise_their_feature(verifier):
+    swapped = _features(verifier, SOURCE, DIALOGUE.replace("Henri Becquerel", "Ernest Rutherford"))
+    assert swapped["ent_added"].value == 1 and "Rutherford" in swapped["ent_added"].detail
+    dated = _features(verifier, SOURCE, DIALOGUE.replace("1867", "1868"))
+    assert dated["num_extra"].value >= 1 and "1868" in dated["num_extra"].detail
+    flipped = _features(verifier, SOURCE, DIALOGUE.replace("No, she never did.", "Yes, she patented it."))
+    assert flipped["neg_parity"].value >= 1
+
+
+def test_entity_aliases_acronyms_and_diacritics(verifier):
+    f = _features(verifier, "The World Health Organization declared it in 1980, said Anton\u00edn Dvo\u0159\u00e1k.",
+                  "In 1980 the WHO declared it, Antonin Dvorak said.")
+    assert f["ent_added"].value == 0 and f["ent_missing"].value == 0, (f["ent_added"], f["ent_missing"])
+    f = _features(verifier, "The United Kingdom left in 2020.", "Britain left in 2020.")
+    assert f["ent_added"].value == 0 and f["ent_missing"].value == 0, (f["ent_added"], f["ent_missing"])
+
+
+def test_fit_is_deterministic_non_negative_and_separates():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(NAMES)))
+    y = x[:, 0] + 0.5 * x[:, 2] - 0.8 * x[:, 5] > 0  # feature 5 points the "wrong" way
+    a, b = fit(x, y), fit(x, y)
+    assert a.weights == b.weights
+    assert min(a.weights) >= 0 and a.weights[5] == 0.0 and a.weights[0] > a.weights[2] > 0
+    p = a.prob(x)
+    assert ((p > 0.5) == y).mean() > 0.7  # the sign constraint costs what feature 5 would have added
+    with pytest.raises(ValueError, match="both classes"):
+        fit(x, np.zeros(200, dtype=bool))
+
+
+def test_model_spec_validation_and_packaged_default():
+    with pytest.raises(ValueError, match="unknown consistency feature"):
+        ConsistencyModel(features=["nope"], center=[0], scale=[1], weights=[0])
+    with pytest.raises(ValueError, match="weights has 1 entries"):
+        ConsistencyModel(weights=[1.0])
+    m = default_model()
+    assert m.fitted_on.startswith("dev.jsonl") and max(m.weights) > 0 and 0 < m.threshold < 1
+
+
+@pytest.mark.parametrize("rewrite,reason", [
+    ("Marie Curie est n\u00e9e \u00e0 Varsovie le 7 novembre 1867. En 1903, elle partagea le prix Nobel de "
+     "physique avec Pierre Curie et Henri Becquerel. Elle ne fit jamais breveter le proc\u00e9d\u00e9.", None),
+    (" ".join([DIALOGUE] * 20), "length"),
+    ("\u739b\u4e3d\u00b7\u5c45\u91cc1867\u5e74\u51fa\u751f\u4e8e\u534e\u6c99\u3002", None),
+    ("marie curie born warsaw 7 november 1867 shared nobel physics 1903 pierre curie henri becquerel never "
+     "patented radium process", None),
+])
+def test_bad_input_gets_a_verdict_with_a_reason(verifier, rewrite, reason):
+    [v] = verifier.verify_batch([(SOURCE, rewrite)])
+    if reason:
+        assert not v.accepted and any(r.startswith(reason) for r in v.reasons), v.reasons
+    if not v.accepted:
+        assert v.reasons and all(r.split(":")[0] in VerifierSpec().checks for r in v.reasons)
+
+
+def test_one_sentence_source_and_unsplittable_text(verifier):
+    vs = verifier.verify_batch([("Venus has no moons.", "Venus: zero moons - none at all"),
+                                ("no punctuation at all just words about venus and its moons",
+                                 "words about venus without punctuation and its moons too")])
+    assert len(vs) == 2 and all(isinstance(v.accepted, bool) for v in vs)
