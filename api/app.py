@@ -1,12 +1,12 @@
 """The k2forge job service (FastAPI). Routes are versioned under /v1; OpenAPI docs at /docs.
 
 Every job kind is the same pydantic spec the CLI uses (corpus.spec.JOB_KINDS); the service validates, confines
-paths to the data root, redacts secrets, stores the job and lets the dispatcher run it in a worker process.
+paths to the data root, redacts secrets, stores the job and lets the dispatcher run it in a worker process
+(api.submit holds the checks). A job belongs to its token's user: another user's job is 404 on every route, and
+admins (--admin) see all. Requests are bounded (api.limits, api.httpguard) and rate-limited per token.
 """
 from __future__ import annotations
 
-import glob
-import json
 import logging
 import os
 import time
@@ -17,18 +17,18 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import metrics
 from api.events import EventHub, EventStream, event_stream
-from api.limits import FsBudget, LimitError, StreamSlots, check_json
-from api.outputs import describe_outputs, output_paths, unowned_content
+from api.limits import StreamSlots
+from api.outputs import describe_outputs, output_paths
 from api.ratelimit import RedisRateLimiter
 from api.runner import Dispatcher
-from api.security import (STATE_DIR, RateLimiter, check_token, confine_spec, env_names, hash_tokens,
-                          load_tokens, model_sources, spec_paths, split_secrets, worker_env)
+from api.security import STATE_DIR, RateLimiter, check_token, hash_tokens, load_tokens, worker_env
 from api.settings import Settings
+from api.submit import check_outputs, conflict_message, job_request_schema, validate_job
 from api.store import TERMINAL, JobStore, OutputConflict, new_job_id
 from corpus.spec import JOB_KINDS
 
@@ -139,28 +139,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def job_request_schema(components: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI body of POST /v1/jobs: one variant per job kind, discriminated on `kind`, each with its spec
-    class's schema (nested models go to `components`). Built when the schema is first asked for: spec modules
-    are heavier to import than the service itself."""
-    from corpus.spec import job_kind
-    mapping = {}
-    for kind in sorted(JOB_KINDS):
-        cls, _ = job_kind(kind)
-        spec = cls.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in spec.pop("$defs", {}).items():
-            components.setdefault(name, sub)
-        components.setdefault(cls.__name__, spec)
-        variant = f"{kind.capitalize()}Job"
-        components[variant] = {"type": "object", "title": f"{kind} job", "additionalProperties": False,
-                               "required": ["kind", "spec"],
-                               "properties": {"kind": {"type": "string", "enum": [kind]},
-                                              "spec": {"$ref": f"#/components/schemas/{cls.__name__}"}}}
-        mapping[kind] = f"#/components/schemas/{variant}"
-    return {"oneOf": [{"$ref": ref} for ref in mapping.values()],
-            "discriminator": {"propertyName": "kind", "mapping": mapping}}
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = (settings or Settings()).resolved()
     store = JobStore(settings.db_url)
@@ -230,66 +208,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"job {job_id} not found")
         return job
 
-    def _validate(req: JobRequest) -> tuple[dict, dict]:
-        from corpus.spec import job_kind
-        try:
-            check_json(req.spec, ["spec"], settings.max_json_depth)
-            spec = confine_spec(req.spec, settings.data_root,
-                                budget=FsBudget(settings.max_glob_patterns, settings.max_fs_entries))
-        except LimitError as e:
-            raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
-        for field_path, value in model_sources(spec):
-            if value not in settings.model_allowlist:
-                raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
-                                           "msg": f"model source {value!r} is not in the service allowlist"}])
-        executor = spec.get("executor")
-        given = executor.get("ray_address") if isinstance(executor, dict) else None
-        if given and given != settings.ray_address:   # jobs run only where the service sends them
-            raise HTTPException(422, [{"loc": ["body", "spec", "executor", "ray_address"],
-                                       "msg": "jobs run on the service's Ray cluster (k2forge serve --ray-address); "
-                                              "a spec may not name another"}])
-        if settings.ray_address and isinstance(spec.get("executor"), dict | None):
-            ex = dict(spec.get("executor") or {})
-            ex.setdefault("kind", "ray")
-            ex.setdefault("ray_address", settings.ray_address)
-            spec["executor"] = ex
-        spec_cls, _ = job_kind(req.kind)
-        try:
-            validated = spec_cls.model_validate(spec)
-        except ValidationError as e:
-            raise HTTPException(422, [{"loc": ["body", "spec", *e_["loc"]], "msg": e_["msg"]}
-                                      for e_ in e.errors()]) from None
-        full = json.loads(validated.model_dump_json())
-        for field_path, name in env_names(full):    # defaults included: they are read from the env just the same
-            if name not in settings.secret_env_allowlist:
-                raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
-                                           "msg": f"environment variable {name!r} is not one the service lets jobs "
-                                                  f"read (k2forge serve --allow-secret-env)"}])
-        # secrets given explicitly in the request are kept out of the DB; defaults never contain secrets
-        return split_secrets(full)
-
-    def _rel(path: str) -> str:
-        return os.path.relpath(path, settings.data_root)
-
-    def _conflict_msg(e: OutputConflict) -> str:
-        return f"output {_rel(e.path)} belongs to job {e.job_id} of user {e.owner!r} ({e.state})"
-
-    def _check_outputs(outputs: list[str], spec: dict, who: str) -> None:
-        """409 unless every output is free: no other job's output (inside, around or equal), no input of this job,
-        and nothing already there that no job owns (an input file, someone's data)."""
-        inputs = {os.path.realpath(p) for p in spec_paths(spec) if not glob.has_magic(p)} - {outputs[0]} \
-            if outputs else set()
-        for path in outputs:
-            if path in inputs:
-                raise HTTPException(409, f"output {_rel(path)} is also an input of this job")
-            conflict = store.output_conflict(path, who)
-            if conflict:
-                raise HTTPException(409, _conflict_msg(conflict))
-            what = None if store.owns_output(path) else unowned_content(path)
-            if what:
-                raise HTTPException(409, f"output {_rel(path)} is {what} that no job owns (an input?); "
-                                         f"a job writes only into a new or empty output, or resumes its own")
-
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
         return {"ok": True, "jobs": store.counts()}
@@ -303,12 +221,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          **_errors(*_AUTH, 409, 413, 422)})
     def submit(req: JobRequest, who: str = Depends(principal),
                idempotency_key: str | None = Header(None, max_length=200)):
-        redacted, secrets = _validate(req)
+        redacted, secrets = validate_job(req.kind, req.spec, settings)
         key = f"{who}:{idempotency_key}" if idempotency_key else None
         existing = store.by_idempotency_key(key) if key else None
         outputs = output_paths(req.kind, redacted)
         if existing is None:
-            _check_outputs(outputs, redacted, who)
+            check_outputs(store, settings.data_root, outputs, redacted, who)
         job_id = new_job_id()
         if secrets:     # before the job is committed: the dispatcher may launch it at once
             dispatcher.secrets[job_id] = secrets
@@ -316,7 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             job, created = store.create(req.kind, redacted, who, key, job_id=job_id, outputs=outputs)
         except OutputConflict as e:
             dispatcher.secrets.pop(job_id, None)
-            raise HTTPException(409, _conflict_msg(e)) from None
+            raise HTTPException(409, conflict_message(e, settings.data_root)) from None
         if not created:
             dispatcher.secrets.pop(job_id, None)
             if job.kind != req.kind or job.spec != redacted:

@@ -1,0 +1,105 @@
+"""What POST /v1/jobs accepts: the validation of a submitted spec (422s), the output ownership checks (409s) and the
+OpenAPI schema of the body (one variant per job kind)."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+
+from api.limits import FsBudget, LimitError, check_json
+from api.outputs import unowned_content
+from api.security import confine_spec, env_names, model_sources, spec_paths, split_secrets
+from api.settings import Settings
+from api.store import JobStore, OutputConflict
+from corpus.spec import JOB_KINDS
+
+
+def validate_job(kind: str, raw_spec: dict, settings: Settings) -> tuple[dict, dict]:
+    """(redacted spec, secrets) of a submit, or HTTPException 422 naming the field: JSON shape, paths confined
+    to the data root (bounded filesystem work), model sources and credential variables on the allowlists, the
+    kind's spec class."""
+    from corpus.spec import job_kind
+    try:
+        check_json(raw_spec, ["spec"], settings.max_json_depth)
+        spec = confine_spec(raw_spec, settings.data_root,
+                            budget=FsBudget(settings.max_glob_patterns, settings.max_fs_entries))
+    except LimitError as e:
+        raise HTTPException(422, [{"loc": ["body", *e.field.split(".")], "msg": str(e)}]) from None
+    for field_path, value in model_sources(spec):
+        if value not in settings.model_allowlist:
+            raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
+                                       "msg": f"model source {value!r} is not in the service allowlist"}])
+    executor = spec.get("executor")
+    given = executor.get("ray_address") if isinstance(executor, dict) else None
+    if given and given != settings.ray_address:   # jobs run only where the service sends them
+        raise HTTPException(422, [{"loc": ["body", "spec", "executor", "ray_address"],
+                                   "msg": "jobs run on the service's Ray cluster (k2forge serve --ray-address); "
+                                          "a spec may not name another"}])
+    if settings.ray_address and isinstance(spec.get("executor"), dict | None):
+        ex = dict(spec.get("executor") or {})
+        ex.setdefault("kind", "ray")
+        ex.setdefault("ray_address", settings.ray_address)
+        spec["executor"] = ex
+    spec_cls, _ = job_kind(kind)
+    try:
+        validated = spec_cls.model_validate(spec)
+    except ValidationError as e:
+        raise HTTPException(422, [{"loc": ["body", "spec", *e_["loc"]], "msg": e_["msg"]}
+                                  for e_ in e.errors()]) from None
+    full = json.loads(validated.model_dump_json())
+    for field_path, name in env_names(full):    # defaults included: they are read from the env just the same
+        if name not in settings.secret_env_allowlist:
+            raise HTTPException(422, [{"loc": ["body", *field_path.split(".")],
+                                       "msg": f"environment variable {name!r} is not one the service lets jobs "
+                                              f"read (k2forge serve --allow-secret-env)"}])
+    # secrets given explicitly in the request are kept out of the DB; defaults never contain secrets
+    return split_secrets(full)
+
+
+
+def conflict_message(e: OutputConflict, root: Path) -> str:
+    return f"output {os.path.relpath(e.path, root)} belongs to job {e.job_id} of user {e.owner!r} ({e.state})"
+
+
+def check_outputs(store: JobStore, root: Path, outputs: list[str], spec: dict, who: str) -> None:
+    """409 unless every output is free: no other job's output (inside, around or equal), no input of this job,
+    and nothing already there that no job owns (an input file, someone's data)."""
+    inputs = {os.path.realpath(p) for p in spec_paths(spec) if not glob.has_magic(p)} - {outputs[0]} \
+        if outputs else set()
+    for path in outputs:
+        if path in inputs:
+            raise HTTPException(409, f"output {os.path.relpath(path, root)} is also an input of this job")
+        conflict = store.output_conflict(path, who)
+        if conflict:
+            raise HTTPException(409, conflict_message(conflict, root))
+        what = None if store.owns_output(path) else unowned_content(path)
+        if what:
+            raise HTTPException(409, f"output {os.path.relpath(path, root)} is {what} that no job owns (an "
+                                     f"input?); a job writes only into a new or empty output, or resumes its own")
+
+
+def job_request_schema(components: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI body of POST /v1/jobs: one variant per job kind, discriminated on `kind`, each with its spec
+    class's schema (nested models go to `components`). Built when the schema is first asked for: spec modules
+    are heavier to import than the service itself."""
+    from corpus.spec import job_kind
+    mapping = {}
+    for kind in sorted(JOB_KINDS):
+        cls, _ = job_kind(kind)
+        spec = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in spec.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components.setdefault(cls.__name__, spec)
+        variant = f"{kind.capitalize()}Job"
+        components[variant] = {"type": "object", "title": f"{kind} job", "additionalProperties": False,
+                               "required": ["kind", "spec"],
+                               "properties": {"kind": {"type": "string", "enum": [kind]},
+                                              "spec": {"$ref": f"#/components/schemas/{cls.__name__}"}}}
+        mapping[kind] = f"#/components/schemas/{variant}"
+    return {"oneOf": [{"$ref": ref} for ref in mapping.values()],
+            "discriminator": {"propertyName": "kind", "mapping": mapping}}
