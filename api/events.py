@@ -2,8 +2,9 @@
 
 Each stream used to poll the database itself (4 queries a second, each through a thread): 200 idle streams
 meant 800 queries a second and pushed every other request's latency up. Now an EventHub asks once per poll for
-the newest event of every job that has listeners, and wakes only the streams whose job has news; a stream reads
-the database when woken, and checks its job's state once per keep-alive period.
+the newest event of every job that has listeners, reads the new events of each job with news once, and hands
+them (already formatted) to all of that job's streams. A stream reads the database itself only to replay what
+it missed; it ends with its job's final state event.
 """
 from __future__ import annotations
 
@@ -19,63 +20,92 @@ from api.store import TERMINAL, JobStore
 log = logging.getLogger(__name__)
 
 
+def _sse(ev) -> tuple[int, str, bool]:
+    """(seq, the event as SSE text, whether it ends the job's stream)."""
+    final = ev.type == "state" and ev.data.get("state") in TERMINAL
+    return ev.seq, f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n", final
+
+
 class EventHub:
     def __init__(self, store: JobStore, poll_s: float = 0.25):
         self.store, self.poll_s = store, poll_s
-        self._waiters: dict[str, list[tuple[int, asyncio.Event]]] = {}
+        self._waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
         self._task: asyncio.Task | None = None
 
-    async def wait(self, job_id: str, after: int, timeout: float) -> bool:
-        """Wait until the job has an event newer than `after`: True, or False after `timeout` seconds."""
-        ev = asyncio.Event()
-        self._waiters.setdefault(job_id, []).append((after, ev))
+    async def next_events(self, job_id: str, after: int, timeout: float) -> list[tuple[int, str, bool]]:
+        """The job's events newer than `after` (as _sse tuples), once there are any; [] after `timeout` s."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append((after, fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll())
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
-            return True
+            return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
-            return False
+            return []
         finally:
             waiting = self._waiters.get(job_id, [])
-            waiting[:] = [w for w in waiting if w[1] is not ev]
+            waiting[:] = [w for w in waiting if w[1] is not fut]
             if not waiting:
                 self._waiters.pop(job_id, None)
 
     async def _poll(self) -> None:
-        """While anyone listens: one query for the newest event seq of every listened-to job, then wake."""
+        """While anyone listens: one query for the newest event of every listened-to job, then one read of the
+        new events per job with news, shared by all its streams."""
         while self._waiters:
             try:
                 latest = await asyncio.to_thread(self.store.latest_seqs, list(self._waiters))
+                for job_id, seq in latest.items():
+                    waiting = [w for w in self._waiters.get(job_id, []) if seq > w[0] and not w[1].done()]
+                    if waiting:
+                        events = await asyncio.to_thread(self.store.events, job_id, min(a for a, _ in waiting))
+                        self._hand_out([_sse(ev) for ev in events], waiting)
             except Exception:   # the database is away for a moment: streams keep waiting, we retry
                 log.exception("event poll failed")
-                latest = {}
-            for job_id, seq in latest.items():
-                for after, ev in self._waiters.get(job_id, []):
-                    if seq > after:
-                        ev.set()
             await asyncio.sleep(self.poll_s)
+
+    @staticmethod
+    def _hand_out(events: list[tuple[int, str, bool]], waiting: list[tuple[int, asyncio.Future]]) -> None:
+        for after, fut in waiting:
+            mine = [e for e in events if e[0] > after]
+            if mine and not fut.done():
+                fut.set_result(mine)
 
 
 async def event_stream(store: JobStore, hub: EventHub, job_id: str, after: int,
                        keepalive_s: float = 10.0) -> AsyncIterator[str]:
-    """Replay stored events after `after`, then follow new ones until the job ends."""
+    """Replay stored events after `after` (read by this stream), then follow new ones through the hub until the
+    job's final state event."""
+    while True:     # the replay: this stream's own reads, a page at a time
+        batch = [_sse(ev) for ev in await asyncio.to_thread(store.events, job_id, after)]
+        for seq, text, final in batch:
+            after = seq
+            yield text
+            if final:
+                yield _end(job_id, text)
+                return
+        if len(batch) < 500:
+            break
+    job = await asyncio.to_thread(store.get, job_id)
+    if job is None or job.state in TERMINAL:        # it ended just after the replay read (or has no final event)
+        for _, text, _ in [_sse(ev) for ev in await asyncio.to_thread(store.events, job_id, after)]:
+            yield text
+        yield f"event: end\ndata: {json.dumps({'state': job.state if job else 'unknown'})}\n\n"
+        return
     while True:
-        batch = await asyncio.to_thread(store.events, job_id, after)
-        for ev in batch:
-            after = ev.seq
-            yield f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n"
-        if batch and len(batch) == 500:     # a full page: more are waiting
-            continue
-        job = await asyncio.to_thread(store.get, job_id)
-        if job is None or job.state in TERMINAL:
-            rest = await asyncio.to_thread(store.events, job_id, after)     # written just before the state
-            for ev in rest:
-                yield f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n"
-            yield f"event: end\ndata: {json.dumps({'state': job.state if job else 'unknown'})}\n\n"
-            return
-        if not await hub.wait(job_id, after, keepalive_s):
+        batch = await hub.next_events(job_id, after, keepalive_s)
+        if not batch:
             yield ": keep-alive\n\n"
+        for seq, text, final in batch:
+            after = seq
+            yield text
+            if final:
+                yield _end(job_id, text)
+                return
+
+
+def _end(job_id: str, final_text: str) -> str:
+    state = json.loads(final_text.split("data: ", 1)[1])["state"]
+    return f"event: end\ndata: {json.dumps({'state': state})}\n\n"
 
 
 class EventStream(StreamingResponse):

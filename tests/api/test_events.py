@@ -1,5 +1,5 @@
-"""The event hub on a real SQLite store: one database poll serves every waiting stream of a job, and a wait with
-nothing new times out."""
+"""The event hub on a real SQLite store: one database poll and one read serve every waiting stream of a job, and
+a wait with nothing new times out."""
 from __future__ import annotations
 
 import asyncio
@@ -16,14 +16,17 @@ def test_one_poll_wakes_every_stream_and_an_idle_wait_times_out(tmp_path):
     calls = []
     real = store.latest_seqs
     store.latest_seqs = lambda ids: calls.append(list(ids)) or real(ids)    # count the hub's queries
+    reads, real_events = [], store.events
+    store.events = lambda job_id, after=0, limit=500: reads.append(after) or real_events(job_id, after, limit)
 
     async def scenario():
         hub = EventHub(store, poll_s=0.01)
-        woke = await asyncio.gather(*(hub.wait(job.id, first, timeout=10) for _ in range(50)))
-        polls_for_fifty = len(calls)
-        idle = await hub.wait(job.id, first + 1, timeout=0.1)
-        return woke, polls_for_fifty, idle
+        got = await asyncio.gather(*(hub.next_events(job.id, first, timeout=10) for _ in range(50)))
+        polls_for_fifty, reads_for_fifty = len(calls), len(reads)
+        idle = await hub.next_events(job.id, first + 1, timeout=0.1)
+        return got, polls_for_fifty, reads_for_fifty, idle
 
-    woke, polls, idle = asyncio.run(scenario())
-    assert all(woke) and polls <= 2, polls        # 50 streams, one query (not 50)
-    assert idle is False
+    got, polls, reads, idle = asyncio.run(scenario())
+    assert all(len(g) == 1 and "news" in g[0][1] for g in got)
+    assert polls <= 2 and reads == 1, (polls, reads)        # 50 streams: one poll and one read, not 50
+    assert idle == []
