@@ -420,6 +420,8 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True
         if q.unit == "year" and _is_interval(float(q.value), others):
             return True  # "six years later" between two stated years
+        if _derived(q, others):
+            return True  # "31 wolves in all" for "14 ... another 17"
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
             [o for o in others if o.kind == "date"])
     if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):
@@ -446,6 +448,15 @@ def _ratio_equal(a: Quantity, b: Quantity) -> bool:
         if x.unit == "pct" and y.unit is None and 0 < float(y.value) < 1:
             return math.isclose(float(x.value) / 100, float(y.value), rel_tol=1e-6)
     return False
+
+
+def _derived(q: Quantity, others: list[Quantity]) -> bool:
+    """A number the other side states as the sum or difference of two of its numbers in the same unit: rewrites
+    derive totals and gaps ("31 in all", "two years later") that the source implies."""
+    nums = [float(o.value) for o in others if o.kind == "num" and o.unit == q.unit and not o.soft][:40]
+    v = float(q.value)
+    return v > 0 and any(math.isclose(a + b, v) or math.isclose(abs(a - b), v)
+                         for i, a in enumerate(nums) for b in nums[i + 1:])
 
 
 def _is_interval(value: float, others: list[Quantity]) -> bool:
