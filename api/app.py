@@ -109,19 +109,25 @@ class GuardMiddleware:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             return await _problem(413, f"request body larger than {self.max_body_bytes} bytes")(scope, receive, send)
-        seen = 0
-        status = 500
+        seen, status, overflow, answered = 0, 500, False, False
+        too_large = _problem(413, f"request body larger than {self.max_body_bytes} bytes")
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, overflow
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_body_bytes:
+                overflow = True
                 raise _BodyTooLarge
             return message
 
         async def recording_send(message):
-            nonlocal status
+            nonlocal status, answered
+            if overflow:    # FastAPI turns an error while reading the body into its own 400: answer 413 instead
+                if not answered:
+                    answered, status = True, 413
+                    await too_large(scope, receive, send)
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
@@ -129,8 +135,9 @@ class GuardMiddleware:
         try:
             await self.app(scope, limited_receive, recording_send)
         except _BodyTooLarge:
-            status = 413
-            await _problem(413, f"request body larger than {self.max_body_bytes} bytes")(scope, receive, send)
+            if not answered:
+                status = 413
+                await too_large(scope, receive, send)
         route = scope.get("route")
         metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status, time.perf_counter() - start)
 

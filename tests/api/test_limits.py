@@ -128,3 +128,14 @@ def test_the_readme_curl_example_works(service):
     job = json.loads(r.stdout)
     assert job["kind"] == "ingest" and job["state"] == "queued", r.stdout
     assert service.wait_state(job["id"], ("succeeded", "failed"))["state"] == "succeeded"
+
+
+def test_a_chunked_body_over_the_limit_is_413(service):
+    def chunks():
+        yield b'{"kind": "ingest", "spec": {"inputs": ["'
+        for _ in range(40):                  # 2.5 MB, no Content-Length: the limit is counted as it streams
+            yield b"x" * 65536
+        yield b'"], "output": "o"}}'
+    r = service.client.post("/v1/jobs", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.request.headers.get("transfer-encoding") == "chunked"
+    assert r.status_code == 413 and "larger than" in r.text, r.text
