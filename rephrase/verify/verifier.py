@@ -34,6 +34,13 @@ def _windows(emb: np.ndarray, sents: list[str]) -> np.ndarray:
     return win / np.linalg.norm(win, axis=1, keepdims=True).clip(1e-12)
 
 
+def _pooled(emb: np.ndarray, sents: list[str]) -> np.ndarray:
+    """The normalised length-weighted mean of sentence embeddings: a whole text's embedding under mean pooling."""
+    w = np.array([max(1, len(x.split())) for x in sents], dtype=emb.dtype)[:, None]
+    v = (emb * w).sum(0)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
 class _Plan:
     """Index bookkeeping for one pair inside the batch's flat list of texts to embed."""
 
@@ -42,7 +49,10 @@ class _Plan:
         self.src_clean, self.rw_clean, self.labels, self.titles = src.text, rw.text, rw.labels, set(rw.titles)
         self.src_sents = merge_questions(split_sentences(src.text)) or [src.text.strip() or source]
         self.rw_sents = merge_questions(split_sentences(rw.text)) or [rw.text.strip() or rewrite]
-        self.doc = self._add(texts, [source, rewrite]) if need_doc else None
+        # with sentence embeddings at hand, a text's embedding is their length-weighted mean (see _windows):
+        # encoding the whole texts again would double the encoder's work for the same vector, near enough
+        self.doc = self._add(texts, [source, rewrite]) if need_doc and not need_sents else None
+        self.doc_from_sents = need_doc and need_sents
         if need_sents:
             self.src = self._add(texts, self.src_sents)
             self.rw = self._add(texts, self.rw_sents)
@@ -63,6 +73,8 @@ class _Plan:
             ctx.doc_cos = float(d[0] @ d[1])
         if self.src is not None:
             s, r = emb[self.src], emb[self.rw]
+            if self.doc_from_sents:
+                ctx.doc_cos = float(_pooled(s, self.src_sents) @ _pooled(r, self.rw_sents))
             ctx.sent_sim = s @ r.T                                        # (n_src, n_rw)
             ctx.src_best = (s @ np.concatenate([r, _windows(r, self.rw_sents)]).T).max(axis=1)
             ctx.rw_best = (r @ np.concatenate([s, _windows(s, self.src_sents)]).T).max(axis=1)
