@@ -15,7 +15,6 @@ Targets (issue 16): faithful accepted >= 0.95 AND unfaithful rejected >= 0.95; e
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

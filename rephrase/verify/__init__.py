@@ -1,9 +1,12 @@
 """Fidelity verification of rewritten passages against their sources (Kimi K2 report, knowledge rephrasing step 3).
 
-Cosine similarity alone is blind to a changed number or a flipped claim (on the labelled set a faithful rewrite
-in a new style scores LOWER than a corrupted near-copy), so a Verdict combines several checks, each with a score
-and a reason: embedding similarity, numbers/dates/units both ways, named entities, negation flips, sentence
-alignment (omissions and additions), the length ratio, verbatim-copy detection and an optional LLM judge.
+Cosine similarity alone is blind to a changed number or a flipped claim, so the default Verdict comes from the
+`consistency` check: a logistic model (rephrase.verify.consistency), fitted on labelled pairs by
+`k2forge rephrase calibrate`, over restyle-tolerant evidence (rephrase.verify.features: numbers, dates and units,
+named entities, negation of aligned sentences, sentence support and coverage) read after structural scaffolding
+is removed (rephrase.verify.scaffold); plus gates for off-topic output (embedding), length and verbatim copies.
+The rule checks it replaced (numbers, entities, negation, omission, addition) and an optional LLM judge stay
+available by name.
 
     from rephrase.verify import Verifier, VerifierSpec
     verdicts = Verifier(VerifierSpec()).verify_batch([(source, rewrite)])

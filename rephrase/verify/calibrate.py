@@ -19,7 +19,6 @@ Labelled rows (JSONL): {"id", "source", "rewrite", "faithful": bool, "corruption
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
