@@ -74,7 +74,8 @@ def verify_cmd(input_path: str, output_path: str, verifier_spec: str | None) -> 
 @click.option("--no-fit", is_flag=True, help="measure the given spec as it is; fit nothing")
 @click.option("--verifier-spec", type=click.Path(dir_okay=False), help="YAML VerifierSpec to start from.")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False),
-              help="write the calibrated VerifierSpec here (YAML), for `run --spec` and `verify --verifier-spec`.")
+              help="write the calibrated VerifierSpec here (YAML): pass it to `verify --verifier-spec`, or put it "
+                   "under `verifier:` in a rephrase/mathnotes job spec.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="write the full report (per type, style, check, row) as JSON.")
 @click.option("--write-default", is_flag=True,
