@@ -10,12 +10,7 @@ import numpy as np
 from rephrase.verify import entities, negation, numbers
 from rephrase.verify.base import CheckContext, CheckResult, register_check, threshold_check
 from rephrase.verify.overlap import length_ratio, ngram_overlap
-from rephrase.verify.text import is_claimless
-
-
-def _short(s: str, n: int = 80) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n - 3] + "..."
+from rephrase.verify.text import is_claimless, shorten as _short
 
 
 def _list(items: list[str], n: int = 4) -> str:

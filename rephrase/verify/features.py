@@ -28,11 +28,18 @@ import numpy as np
 
 from rephrase.verify import numbers
 from rephrase.verify.nlp import Analysis, analyse
-from rephrase.verify.text import is_claimless
+from rephrase.verify.text import is_claimless, shorten
+
+
+def _short(s: str) -> str:
+    return shorten(s, 70)
 
 #: the features, in model order
 NAMES = ("num_extra", "num_missing", "ent_added", "ent_missing", "neg_parity", "neg_unmatched", "support_gap",
          "coverage_gap", "novel_lemmas", "lost_share", "cosine_gap")
+#: sentences less similar than this are not counterparts (the default of Thresholds.align_min_sim; the features
+#: are fixed when the model is fitted, so they do not follow a spec's threshold)
+ALIGN_MIN_SIM = 0.3
 _CONTENT = frozenset({"NOUN", "PROPN", "ADJ", "VERB", "NUM"})
 _NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "neither", "nor", "nowhere", "without",
                          "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
@@ -61,11 +68,6 @@ def fold(word: str) -> str:
     w = unicodedata.normalize("NFKD", word.lower())
     w = "".join(c for c in w if not unicodedata.combining(c))
     return re.sub(r"'s?$", "", w.replace("\u0142", "l").replace("\u00f8", "o").replace("\u00df", "ss"))
-
-
-def _short(s: str, n: int = 70) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n - 3] + "..."
 
 
 def pair_features(src_sents: list[str], rw_sents: list[str], src_text: str, rw_text: str, labels: set[str],
@@ -220,7 +222,7 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
     if sim is not None and sim.size:
         sn = [_negations(a, s) for a, s in zip(sa, src_sents)]
         rn = [_negations(a, s) for a, s in zip(ra, rw_sents)]
-        for s_idx, r_idx in align_groups(sim, 0.3):
+        for s_idx, r_idx in align_groups(sim, ALIGN_MIN_SIM):
             if sum(sn[i] for i in s_idx) % 2 != sum(rn[j] for j in r_idx) % 2:
                 parity += 1
                 where_p = where_p or f"source {_short(src_sents[s_idx[0]])!r} vs rewrite {_short(rw_sents[r_idx[0]])!r}"
@@ -241,7 +243,7 @@ def _unmatched_negations(sim, sn, rn, src_sents, rw_sents):
             if not c:
                 continue
             j = int(mat[i].argmax())
-            if mat[i, j] < 0.3:
+            if mat[i, j] < ALIGN_MIN_SIM:
                 continue  # no counterpart at all: the omission/addition features speak for it
             window = [k for k in (j - 1, j, j + 1) if 0 <= k < len(other) and mat[i, k] >= 0.8 * mat[i, j]]
             if not any(other[k] for k in window):

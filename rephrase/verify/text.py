@@ -71,6 +71,12 @@ def _is_abbreviation(before: str) -> bool:
     return last in ABBREVIATIONS or (len(last) == 1 and last.isalpha())
 
 
+def shorten(s: str, n: int = 80) -> str:
+    """`s` on one line, cut to `n` characters with "..." (for reasons people read)."""
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[:n - 3] + "..."
+
+
 def words(text: str) -> list[str]:
     """Word tokens (letters, with an inner apostrophe), original case."""
     return _WORD.findall(text)
