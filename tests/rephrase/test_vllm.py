@@ -83,19 +83,26 @@ def test_openai_engine_seed_and_length(server_url):
 
 
 def test_openai_engine_concurrency_uses_server_batching(server_url):
-    """vLLM batches concurrent requests, so 8 at once must finish well before 8 one after another."""
+    """8 requests in flight at once are decoded TOGETHER by vLLM's continuous batching, not queued one by one.
+
+    Behaviour, not speed: a server that ran them one after another would finish them staggered (the first after
+    ~1/8 of the wall time, latencies ~t, 2t, ... 8t), a batching server finishes them together (every latency
+    close to the slowest). The wall-time speed-up is printed only: on a shared 2-core CI box it ranged 1.27x-2x,
+    so it belongs to `make bench-vllm`, not to a pass/fail check.
+    """
     long = "Tell a long story about a lighthouse keeper."
     reqs = [req(i, max_tokens=32, text=long) for i in range(8)]
-    timings = {}
+    timings, outs = {}, {}
     for conc in (1, 8):
         t0 = time.perf_counter()
-        outs = asyncio.run(_many(openai_engine(server_url, max_concurrency=conc), reqs))
+        outs[conc] = asyncio.run(_many(openai_engine(server_url, max_concurrency=conc), reqs))
         timings[conc] = time.perf_counter() - t0
-        timings[f"tok{conc}"] = sum(o.completion_tokens for o in outs)
-    ratio = timings[1] / timings[8]
-    print(f"vllm serve: serial {timings[1]:.1f}s, 8 concurrent {timings[8]:.1f}s, speed-up {ratio:.2f}x, "
-          f"{timings['tok8'] / timings[8]:.1f} tok/s concurrent")
-    assert ratio > 1.5, f"8 concurrent requests were only {ratio:.2f}x faster than serial"
+    lat = sorted(o.latency_s for o in outs[8] if o.completion_tokens == 32)
+    print(f"vllm serve: serial {timings[1]:.1f}s, 8 concurrent {timings[8]:.1f}s, speed-up "
+          f"{timings[1] / timings[8]:.2f}x; concurrent latencies {[round(x, 2) for x in lat]}")
+    assert len(lat) >= 6, "most requests should run to max_tokens=32"
+    assert lat[0] > 0.5 * lat[-1], f"latencies staggered as if served one by one: {lat}"
+    assert timings[8] < timings[1], "8 concurrent requests took longer than 8 serial ones"
 
 
 # -- the in-process vLLM engine ----------------------------------------------------------------------------
