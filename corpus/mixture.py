@@ -7,6 +7,7 @@ seq_len: 4096
 tokenizer: null              # name, sha256, tokenizer.json or model dir the shards must have; null = any one
 seed: 0
 shortfall: redistribute      # or report (see below)
+eval_fraction: 0.05          # held-out tail of each shard's documents (0: no eval split)
 sources:
   - {name: wiki_synth, paths: [synth], domain: knowledge, weight: 0.6, max_epochs: 1}
   - {name: web, paths: ["raw/web-*"], domain: web, weight: 0.4}   # or tokens: 800000 instead of weight
@@ -14,6 +15,11 @@ sources:
 `paths` are packed shard prefixes, globs of prefixes or their .bin/.idx files, or pack output dirs (all shards of
 its _index.json). Relative paths resolve against each `MixSpec.packed` dir, or, without those, against the
 mixture file's directory (an inline mixture: the working directory).
+
+Eval split: with `eval_fraction` f > 0, the last max(1, round(f * docs)) documents of every shard with two or
+more documents are held out for evaluation (`eval_docs`, `eval_tokens` per shard). They are never training
+data: `available_tokens`, the caps, the epochs and the blend count only each shard's `train_tokens`, so the
+allotment is what the trainer really reads (trainer/data.py consumes exactly these numbers).
 
 Allotment: target_k = weight_k * total_tokens (or tokens_k); cap_k = floor(max_epochs_k * available_k).
 A source whose target exceeds its cap gets its cap and a warning. With `shortfall: redistribute` (default) the
@@ -24,7 +30,8 @@ manifest's `shortfall_tokens`, with a warning. Allotments are integers (largest 
 Manifest (format "k2forge-mixture/1"; read by the trainer):
 ```
 {"format", "seed", "seq_len", "budget_tokens", "allotted_tokens", "shortfall_tokens", "shortfall_policy",
- "num_samples" (allotted // seq_len), "tokenizer": {...}, "dtype", "blend" (file name), "warnings": [...],
+ "num_samples" (allotted // seq_len), "eval_fraction", "tokenizer": {...}, "dtype", "blend" (file name),
+ "warnings": [...],
  "mixture": {the resolved spec},
  "sources": [{"name", "domain", "weight" (target share), "target_tokens", "available_tokens", "max_epochs",
               "cap_tokens", "allotted_tokens", "epochs" (allotted / available), "fraction" (of allotted),
@@ -33,11 +40,13 @@ Manifest (format "k2forge-mixture/1"; read by the trainer):
                              "raw_docs", "raw_tokens", "synthetic_docs", "synthetic_tokens", "tokens_by_task",
                              "parents", "rephrasings_per_parent", "exposures_per_parent",
                              "parents_in_sources": {other source: parents found among its doc ids}},
-              "shards": [{"prefix" (absolute, no extension), "tokens", "docs", "bin_sha256", "idx_sha256",
-                          "blend_weight"}]}]}
+              "eval_tokens", "eval_docs",
+              "shards": [{"prefix" (absolute, no extension), "tokens", "docs", "train_tokens", "eval_tokens",
+                          "eval_docs", "bin_sha256", "idx_sha256", "blend_weight"}]}]}
 ```
 The blend `{manifest stem}.blend.txt` holds `weight prefix` pairs, one shard per line, weight = its share of
-the allotted tokens, for Megatron's `--data-path $(cat mix.blend.txt)`.
+the allotted tokens, for Megatron's `--data-path $(cat mix.blend.txt)` (Megatron reads whole shards: hold its
+eval documents out with its own `--split`).
 """
 from __future__ import annotations
 
@@ -89,6 +98,8 @@ class MixtureConfig(Spec):
     tokenizer: str | None = Field(None, description="tokenizer the shards must have been packed with")
     seed: int = 0
     shortfall: Literal["redistribute", "report"] = "redistribute"
+    eval_fraction: float = Field(0.05, ge=0, lt=1, description="held-out tail of each shard's documents "
+                                 "(never allotted to training); 0 = no eval split")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -176,6 +187,13 @@ def _round_preserving_sum(values: list[float], caps: list[float]) -> list[int]:
     return floors
 
 
+def split_documents(num_docs: int, eval_fraction: float) -> int:
+    """Number of leading documents of a shard that are training data; the rest (its tail) are held out."""
+    if eval_fraction <= 0 or num_docs < 2:
+        return num_docs
+    return num_docs - max(1, int(round(num_docs * eval_fraction)))
+
+
 def _stable_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
 
@@ -188,7 +206,10 @@ def run_mix(spec: MixSpec, on_event: Callable[[dict], None] | None = None) -> di
     warnings: list[str] = []
     resolved = resolve_shards(cfg, bases, spec.verify_checksums, warnings)
     tokenizer, dtype = check_tokenizer(cfg, resolved)
-    avail = [sum(s["tokens"] for s in r["shards"]) for r in resolved]
+    for r in resolved:
+        for sh in r["shards"]:
+            _split_shard(sh, cfg.eval_fraction)
+    avail = [sum(s["train_tokens"] for s in r["shards"]) for r in resolved]
     # a source with no tokens can take none, whatever its max_epochs
     caps = [math.floor(s.max_epochs * a + 1e-9) if s.max_epochs is not None and a else (math.inf if a else 0)
             for s, a in zip(cfg.sources, avail)]
@@ -203,8 +224,8 @@ def run_mix(spec: MixSpec, on_event: Callable[[dict], None] | None = None) -> di
     blend = out.with_name(f"{out.stem}.blend.txt")
     manifest = {"format": MIX_FORMAT, "seed": cfg.seed, "seq_len": cfg.seq_len, "budget_tokens": cfg.budget(),
                 "allotted_tokens": total, "shortfall_tokens": shortfall, "shortfall_policy": cfg.shortfall,
-                "num_samples": total // cfg.seq_len, "tokenizer": tokenizer, "dtype": dtype,
-                "blend": blend.name, "warnings": warnings, "sources": sources,
+                "num_samples": total // cfg.seq_len, "eval_fraction": cfg.eval_fraction, "tokenizer": tokenizer,
+                "dtype": dtype, "blend": blend.name, "warnings": warnings, "sources": sources,
                 "mixture": json.loads(cfg.model_dump_json())}
     atomic_write_json(out, manifest)
     atomic_write_text(blend, "".join(f"{sh['blend_weight']:.12g} {sh['prefix']}\n" for s in sources
@@ -243,13 +264,25 @@ def _source_entry(cfg, i, resolved, avail, cap, target, got, total) -> dict[str,
     seed = _stable_seed(cfg.seed, s.name)
     order = np.random.default_rng(seed).permutation(len(shards)).tolist()
     for sh in shards:
-        sh["blend_weight"] = (got * sh["tokens"] / avail / total) if avail and total else 0.0
+        sh["blend_weight"] = (got * sh["train_tokens"] / avail / total) if avail and total else 0.0
     return {"name": s.name, "domain": s.domain, "weight": target / sum(cfg.targets()) if sum(cfg.targets()) else 0,
             "target_tokens": round(target), "available_tokens": avail, "max_epochs": s.max_epochs,
             "cap_tokens": None if cap == math.inf else cap, "allotted_tokens": got, "epochs": round(epochs, 6),
             "fraction": round(got / total, 9) if total else 0.0, "capped": target > cap + 1e-9,
             "samples": got // cfg.seq_len, "seed": seed, "shard_order": order,
+            "eval_tokens": sum(sh["eval_tokens"] for sh in shards),
+            "eval_docs": sum(sh["eval_docs"] for sh in shards),
             "provenance": provenance(resolved, i, epochs), "shards": shards}
+
+
+def _split_shard(sh: dict, eval_fraction: float) -> None:
+    """Record the shard's train/eval split (its tail documents are held out) from its .idx lengths."""
+    from corpus.indexed import IndexedDataset
+    lengths = IndexedDataset(sh["prefix"]).sequence_lengths
+    n_train = split_documents(len(lengths), eval_fraction)
+    sh["train_tokens"] = int(lengths[:n_train].sum(dtype="int64"))
+    sh["eval_tokens"] = sh["tokens"] - sh["train_tokens"]
+    sh["eval_docs"] = len(lengths) - n_train
 
 
 # ---- resolving source paths to finished pack shards -------------------------------------------------------

@@ -45,18 +45,16 @@ train.add_command(run)
 @click.option("--manifest", help="mixture manifest; default: the one the checkpoint was trained on")
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1))
 @click.option("--batches", default=8, show_default=True, type=click.IntRange(1), help="held-out batches")
-@click.option("--eval-fraction", type=float,
-              help="held-out tail of each shard's documents; default: the training run's value")
 @click.option("--seq-len", type=click.IntRange(2), help="default: the training seq_len")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-def eval_cmd(checkpoint, manifest, batch_size, batches, eval_fraction, seq_len, device) -> None:
-    """Held-out loss and perplexity of CHECKPOINT (a checkpoints/step-* directory)."""
+def eval_cmd(checkpoint, manifest, batch_size, batches, seq_len, device) -> None:
+    """Held-out loss and perplexity of CHECKPOINT (a checkpoints/step-* directory) on the manifest's eval split."""
     from trainer.checkpoint import read_meta
     from trainer.loop import evaluate_checkpoint
     manifest = manifest or read_meta(checkpoint).get("manifest")
     if not manifest:
         raise click.UsageError("the checkpoint names no manifest; pass --manifest")
-    res = evaluate_checkpoint(checkpoint, manifest, batch_size, batches, eval_fraction, seq_len, device)
+    res = evaluate_checkpoint(checkpoint, manifest, batch_size, batches, seq_len, device)
     click.echo(json.dumps(res, indent=2))
 
 
@@ -82,7 +80,7 @@ def export_hf_cmd(checkpoint, out, tokenizer_dir, dtype, overwrite) -> None:
             p = Path(tok_path)
             tokenizer_dir = str(p.parent if p.is_file() else p)
     path = export_hf(model, model.config, out, tokenizer_dir=tokenizer_dir, dtype=getattr(torch, dtype),
-                     overwrite=overwrite)
+                     overwrite=overwrite, tokenizer_info=meta.get("tokenizer"))
     click.echo(json.dumps({"export": str(path), "step": meta["step"], "tokenizer": tokenizer_dir}, indent=2))
 
 

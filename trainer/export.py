@@ -6,6 +6,13 @@ module names already match; the stacked expert tensors are split into per-expert
 `rope_interleave: true` means DeepSeek's adjacent-pair RoPE; `rope_scaling: null` for plain RoPE, because HF
 applies YaRN (and its mscale^2 softmax factor) at every length once it is configured.
 
+Special tokens: `eos/bos/pad_token_id` in config.json and generation_config.json (so `generate` stops at EOS)
+come from the tokenizer folder's tokenizer_config.json when it has one, and from the training manifest's
+tokenizer record (`tokenizer_info`: the `eos_id` the packer put after every document, i.e. the token the model
+learnt to end a document with) otherwise; the manifest's EOS wins when both are known. Without either they stay
+null rather than transformers' arbitrary defaults. A tokenizer folder with only tokenizer.json gets a minimal
+tokenizer_config.json naming those tokens, so `AutoTokenizer` knows them too.
+
 The directory is written atomically: everything goes to a temp dir next to `out_dir`, then one rename.
 """
 from __future__ import annotations
@@ -110,15 +117,16 @@ def hf_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> d
 
 def export_hf(model: torch.nn.Module, config: ModelConfig, out_dir: str | os.PathLike,
               tokenizer_dir: str | os.PathLike | None = None, dtype: torch.dtype | None = None,
-              overwrite: bool = False) -> Path:
-    """Write config.json, model.safetensors (and tokenizer files) to `out_dir` atomically; return its path."""
+              overwrite: bool = False, tokenizer_info: dict[str, Any] | None = None) -> Path:
+    """Write config.json, generation_config.json, model.safetensors (and tokenizer files) to `out_dir`
+    atomically; return its path. tokenizer_info: the manifest's tokenizer record (eos_id, eos_token)."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"export_hf: {out_dir} already exists (pass overwrite=True to replace it)")
     tok_files = _tokenizer_files(tokenizer_dir, config) if tokenizer_dir is not None else []
-    special = _special_token_ids(Path(tokenizer_dir)) if tokenizer_dir is not None else {}
+    special = _special_token_ids(Path(tokenizer_dir) if tokenizer_dir is not None else None, tokenizer_info)
     tensors = hf_state_dict(model, dtype)
     weight_dtype = dtype or next(iter(model.parameters())).dtype
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -127,11 +135,18 @@ def export_hf(model: torch.nn.Module, config: ModelConfig, out_dir: str | os.Pat
     tmp.mkdir()
     try:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        cfg = {**hf_config(config, weight_dtype), **special}
+        ids = {k: v for k, v in special.items() if k.endswith("_id")}
+        cfg = {**hf_config(config, weight_dtype), **ids}
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        (tmp / "generation_config.json").write_text(json.dumps({**ids, "_from_model_config": True}, indent=2) + "\n")
         (tmp / OUR_CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         for f in tok_files:
             shutil.copy2(f, tmp / f.name)
+        if tok_files and not any(f.name == "tokenizer_config.json" for f in tok_files) and special.get("eos_token"):
+            names = {f"{r}_token": special[f"{r}_token"] for r in ("bos", "eos", "pad") if special.get(f"{r}_token")}
+            (tmp / "tokenizer_config.json").write_text(json.dumps(
+                {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": config.max_position_embeddings,
+                 **names}, indent=2) + "\n")
         _replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -165,21 +180,32 @@ def _tokenizer_files(tokenizer_dir: str | os.PathLike, config: ModelConfig) -> l
     return files
 
 
-def _special_token_ids(d: Path) -> dict[str, int | None]:
-    """bos/eos/pad ids named in tokenizer_config.json, resolved through tokenizer.json (None when absent)."""
-    cfg_path, tok_path = d / "tokenizer_config.json", d / "tokenizer.json"
-    if not (cfg_path.is_file() and tok_path.is_file()):
-        return {}
-    from tokenizers import Tokenizer
-
-    tok_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    tok = Tokenizer.from_file(str(tok_path))
-    out: dict[str, int | None] = {}
-    for role in ("bos", "eos", "pad"):
-        token = tok_cfg.get(f"{role}_token")
-        if isinstance(token, dict):  # older configs store AddedToken dicts
-            token = token.get("content")
-        out[f"{role}_token_id"] = tok.token_to_id(token) if isinstance(token, str) else None
+def _special_token_ids(d: Path | None, info: dict[str, Any] | None) -> dict[str, Any]:
+    """{role}_token_id (and {role}_token names) for bos/eos/pad: tokenizer_config.json's roles resolved through
+    tokenizer.json, then the manifest's EOS (which also stands in for bos/pad when the folder names none)."""
+    out: dict[str, Any] = {}
+    tok = None
+    if d is not None and (d / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+    if d is not None and tok is not None and (d / "tokenizer_config.json").is_file():
+        tok_cfg = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8"))
+        for role in ("bos", "eos", "pad"):
+            token = tok_cfg.get(f"{role}_token")
+            if isinstance(token, dict):  # older configs store AddedToken dicts
+                token = token.get("content")
+            out[f"{role}_token_id"] = tok.token_to_id(token) if isinstance(token, str) else None
+            out[f"{role}_token"] = token if isinstance(token, str) else None
+    eos = (info or {}).get("eos_id")
+    if eos is not None:
+        eos_token = (info or {}).get("eos_token") or (tok.id_to_token(int(eos)) if tok is not None else None)
+        if tok is not None and eos_token is not None and tok.token_to_id(eos_token) != int(eos):
+            raise ValueError(f"export_hf: the manifest's eos_id {eos} ({eos_token!r}) is not that token's id in "
+                             f"{d / 'tokenizer.json'}: another tokenizer than the one the data was packed with")
+        out["eos_token_id"], out["eos_token"] = int(eos), eos_token
+        for role in ("bos", "pad"):  # packed documents start after an EOS: it is their separator both ways
+            if out.get(f"{role}_token_id") is None:
+                out[f"{role}_token_id"], out[f"{role}_token"] = int(eos), eos_token
     return out
 
 

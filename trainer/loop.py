@@ -45,8 +45,7 @@ class TrainingError(RuntimeError):
 
 def lr_at(step: int, spec: TrainSpec) -> float:
     """WSD learning rate for 1-based `step`: linear warm-up, constant, cosine to min_lr_ratio * lr."""
-    warm = min(spec.warmup_steps, spec.steps)
-    decay = spec.decay_steps if spec.decay_steps is not None else round(0.2 * spec.steps)
+    warm, decay = spec.warmup, spec.decay
     decay_start = spec.steps - decay
     if warm and step <= warm:
         return spec.lr * step / warm
@@ -56,7 +55,12 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * (spec.min_lr_ratio + (1 - spec.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def preflight(spec: TrainSpec, rank: int = 0):
+def global_batch(spec: TrainSpec, world_size: int) -> int:
+    """Samples per optimizer step over all ranks."""
+    return spec.micro_batch_size * spec.grad_accum * world_size
+
+
+def preflight(spec: TrainSpec, rank: int = 0, world_size: int | None = None):
     """Everything that can be wrong with the inputs, checked before a model is built: (config, data, seq_len)."""
     cfg = spec.build_model_config()
     manifest = load_manifest(spec.manifest)
@@ -65,8 +69,22 @@ def preflight(spec: TrainSpec, rank: int = 0):
         raise ValueError(f"seq_len={seq_len} exceeds the model's max_position_embeddings="
                          f"{cfg.max_position_embeddings} (preset {spec.preset!r})")
     # one rank hashing every shard is enough; the others see the same files
-    data = MixtureData.open(spec.manifest, seq_len, seed=spec.seed, eval_fraction=spec.eval_fraction,
-                            vocab_size=cfg.vocab_size, verify_checksums=spec.verify_checksums and rank == 0)
+    data = MixtureData.open(spec.manifest, seq_len, seed=spec.seed, vocab_size=cfg.vocab_size,
+                            verify_checksums=spec.verify_checksums and rank == 0, repeat=spec.past_budget == "repeat")
+    world = world_size or (spec.executor.workers if spec.executor.kind != "local" else 1)
+    need = spec.steps * global_batch(spec, world)
+    if not data.total_samples:
+        raise DataError(f"{spec.manifest}: the manifest allots {sum(data.allotted)} tokens, not one sample of "
+                        f"seq_len={seq_len}")
+    if need > data.total_samples:
+        msg = (f"steps={spec.steps} x {global_batch(spec, world)} samples per step = {need} samples of seq_len "
+               f"{seq_len}, but the manifest {spec.manifest} allots {data.total_samples} "
+               f"({need / data.total_samples:.2f} passes)")
+        if spec.past_budget == "error":
+            raise DataError(f"{msg}; lower steps to {data.total_samples // global_batch(spec, world)}, raise the "
+                            "mixture's total_tokens, or set past_budget: repeat")
+        if rank == 0:
+            logger.warning("%s: past_budget=repeat, so the plan is repeated (epochs exceed the manifest's)", msg)
     return cfg, data, seq_len
 
 
@@ -94,7 +112,7 @@ class Trainer:
         if spec.cpu_threads:
             torch.set_num_threads(spec.cpu_threads)
         self.ctx = distributed.context(spec.device)
-        self.cfg, self.data, self.seq_len = preflight(spec, self.ctx.rank)
+        self.cfg, self.data, self.seq_len = preflight(spec, self.ctx.rank, self.ctx.world_size)
         self.out = Path(spec.output)
         self.resume_from = checkpoint.latest(self.out) if spec.resume else None
         if not spec.resume and checkpoint.latest(self.out) is not None:  # new steps would mix with old ones
@@ -133,11 +151,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------ steps
     def _local_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         mb, r = self.spec.micro_batch_size, self.ctx.rank
-        # every rank draws the global batch and keeps its slice: one sampler state for all ranks
-        toks, docs = self.data.next_batch(mb * self.ctx.world_size)
+        # every rank advances the same plan over the global batch but reads only its own rows
+        toks, docs = self.data.next_batch(mb * self.ctx.world_size, slice(r * mb, (r + 1) * mb))
         dev = self.ctx.device
-        t = torch.from_numpy(toks[r * mb:(r + 1) * mb]).to(dev)
-        d = torch.from_numpy(docs[r * mb:(r + 1) * mb]).to(dev) if self.spec.doc_mask else None
+        t = torch.from_numpy(toks).to(dev)
+        d = torch.from_numpy(docs).to(dev) if self.spec.doc_mask else None
         return t, d
 
     def train_step(self) -> dict[str, Any]:
@@ -170,7 +188,8 @@ class Trainer:
         self.step, self.tokens_seen = step, self.tokens_seen + tokens
         self.losses.append(loss_val)
         return {"type": "train", "step": step, "loss": loss_val, "lr": lr, "grad_norm": norm_val,
-                "tokens": self.tokens_seen, "tokens_per_s": tokens / dt, "step_time_s": dt,
+                "tokens": self.tokens_seen, "plan_fraction": self.data.consumed_samples / self.data.total_samples,
+                "tokens_per_s": tokens / dt, "step_time_s": dt,
                 "mfu": mfu(self.flops_tok, tokens / dt, self.peak),
                 **clip_metrics(self.optimizer.last_clip_stats), "expert_imbalance": expert_imbalance(loads)}
 
@@ -191,13 +210,13 @@ class Trainer:
             loss, _ = lm_loss(self.model, t, d, self.ctx.device, reduction="sum")
             total, n = total + float(loss), n + t.shape[0] * (t.shape[1] - 1)
         self.model.train()
-        return {"type": "eval", "step": self.step, "eval_loss": total / n if n else None, "eval_tokens": n}
+        return {"type": "eval", "step": self.step, "eval_loss": total / n if n else None, "eval_tokens": n,
+                "data": self.data.consumption()}
 
     def save(self) -> Path | None:
         meta = {"model_config": self.cfg.to_dict(), "preset": self.spec.preset, "sampler": self.data.state_dict(),
                 "tokens_seen": self.tokens_seen, "manifest": str(Path(self.spec.manifest).resolve()),
-                "tokenizer": self.data.tokenizer, "seq_len": self.seq_len, "eval_fraction": self.spec.eval_fraction,
-                "doc_mask": self.spec.doc_mask}
+                "tokenizer": self.data.tokenizer, "seq_len": self.seq_len, "doc_mask": self.spec.doc_mask}
         return checkpoint.save(self.out, self.step, self.model, self.optimizer, meta, self.spec.keep_last,
                                self.ctx.rank)
 
@@ -269,7 +288,8 @@ class Trainer:
                    "finished": self.step >= self.spec.steps, "tokens_seen": self.tokens_seen,
                    "final_loss": self.losses[-1] if self.losses else None,
                    "eval_loss": last_eval["eval_loss"] if last_eval else None,
-                   "world_size": self.ctx.world_size, "device": str(self.ctx.device), "checkpoint": str(ckpt)}
+                   "world_size": self.ctx.world_size, "device": str(self.ctx.device), "checkpoint": str(ckpt),
+                   "data": self.data.consumption()}
         if self.ctx.is_main:
             atomic_write_json(self.out / "summary.json", summary)
         return summary
@@ -293,16 +313,15 @@ def run_train(spec: TrainSpec, on_event: Callable[[dict], None] | None = None) -
 
 
 def evaluate_checkpoint(ckpt: str | Path, manifest: str, batch_size: int = 4, max_batches: int = 8,
-                        eval_fraction: float | None = None, seq_len: int | None = None, device: str = "cpu",
+                        seq_len: int | None = None, device: str = "cpu",
                         doc_mask: bool | None = None) -> dict[str, Any]:
-    """Held-out loss of a checkpoint on a manifest's eval split (same split rule and settings as its training)."""
+    """Held-out loss of a checkpoint on a manifest's eval split (the manifest decides which documents)."""
     model, meta = checkpoint.load_model(ckpt, device)
     seq_len = seq_len or meta.get("seq_len") or int(load_manifest(manifest)["seq_len"])
-    eval_fraction = meta.get("eval_fraction", 0.05) if eval_fraction is None else eval_fraction
     doc_mask = meta.get("doc_mask", True) if doc_mask is None else doc_mask
     if seq_len > model.config.max_position_embeddings:
         raise DataError(f"seq_len={seq_len} exceeds max_position_embeddings={model.config.max_position_embeddings}")
-    data = MixtureData.open(manifest, seq_len, eval_fraction=eval_fraction, vocab_size=model.config.vocab_size)
+    data = MixtureData.open(manifest, seq_len, vocab_size=model.config.vocab_size)
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():

@@ -1,10 +1,12 @@
 """TrainSpec: the one pydantic spec of a training run (CLI YAML/flags, REST API, Ray), job kind "train".
 
-Defaults follow the K2 recipe where it makes sense at small scale (SPEC §2): WSD schedule with 300 warm-up steps,
-constant lr, cosine decay to 0.1x; weight decay 0.1; MuonClip with tau 100. Model shape = a preset from
-trainer/config.py plus `model` overrides (field names of ModelConfig); `model_config()` validates them.
+Defaults follow the K2 recipe where it makes sense at small scale (SPEC §2): WSD schedule with 300 warm-up steps
+(at most 10% of a shorter run), constant lr, cosine decay to 0.1x; weight decay 0.1; MuonClip with tau 100.
+Model shape = a preset from trainer/config.py plus `model` overrides (field names of ModelConfig); `model_config()` validates them.
 The schedule always spans `steps`; `stop_at_step` only ends this invocation early (pre-emptible jobs, tests),
 so a resumed run continues the very same schedule.
+The data budget is the manifest's: `steps` x global batch samples must fit in what it allots (past_budget=error,
+refused before training) unless past_budget=repeat (further passes over the same plan, with a warning).
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ class TrainSpec(Spec):
                                      "(the schedule still spans `steps`; resume continues it)")
     lr: float = Field(2e-4, gt=0, description="peak learning rate")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="floor of the cosine decay, as a fraction of lr")
-    warmup_steps: int = Field(300, ge=0, description="linear warm-up steps (capped at steps)")
+    warmup_steps: int | None = Field(None, ge=0, description="linear warm-up steps, < steps; none = "
+                                     "min(300, steps // 10)")
     decay_steps: int | None = Field(None, ge=0, description="cosine decay steps at the end; none = 20% of steps")
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, ge=0, description="max global grad norm; 0 = off")
@@ -47,7 +50,9 @@ class TrainSpec(Spec):
     qk_clip_tau: float = Field(100.0, gt=0, description="max attention logit tau")
     seed: int = Field(0, description="seed of model init and data sampling")
     doc_mask: bool = Field(True, description="attend only within the same document")
-    eval_fraction: float = Field(0.05, ge=0, lt=1, description="last fraction of each shard's documents held out")
+    past_budget: Literal["error", "repeat"] = Field(
+        "error", description="steps x global batch beyond the manifest's samples: error = refuse before training; "
+        "repeat = warn and make further passes over the manifest's plan")
     eval_every: int = Field(0, ge=0, description="eval every N steps (and at the end); 0 = only at the end")
     eval_batches: int = Field(4, ge=1, description="held-out batches per eval")
     ckpt_every: int = Field(0, ge=0, description="checkpoint every N steps (and at the end); 0 = only at the end")
@@ -67,7 +72,20 @@ class TrainSpec(Spec):
             raise ValueError(f"stop_at_step={self.stop_at_step} exceeds steps={self.steps}")
         if self.decay_steps is not None and self.decay_steps > self.steps:
             raise ValueError(f"decay_steps={self.decay_steps} exceeds steps={self.steps}")
+        if self.warmup_steps is not None and self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be < steps={self.steps}: the WSD schedule "
+                             "would have no constant or decay phase (lower warmup_steps or raise steps)")
         return self
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps of the WSD schedule."""
+        return self.warmup_steps if self.warmup_steps is not None else min(300, self.steps // 10)
+
+    @property
+    def decay(self) -> int:
+        """Cosine decay steps at the end of the WSD schedule."""
+        return self.decay_steps if self.decay_steps is not None else round(0.2 * self.steps)
 
     def build_model_config(self):
         """The validated ModelConfig (ConfigError names the field when dims are inconsistent)."""

@@ -38,6 +38,7 @@ def packed(tmp_path_factory):
 
 
 def _mix(packed_dir, tmp_path, mixture, **kw):
+    mixture = {"eval_fraction": 0.0, **mixture}  # allotment maths over whole shards; the eval split has its test
     path = tmp_path / "mix.yaml"
     tmp_path.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(mixture))
@@ -247,3 +248,25 @@ def test_source_without_tokens(packed, tmp_path):
     assert [s["allotted_tokens"] for s in m["sources"]] == [38, 37, 25, 0] and m["shortfall_tokens"] == 0
     assert any("'none': its shards hold no tokens" in w for w in m["warnings"])
     assert str(tmp_path / "none") not in (tmp_path / "out" / "mix.blend.txt").read_text()
+
+
+def test_eval_split_is_held_out_of_the_allotment(packed, tmp_path):
+    pdir, avail = packed
+    _mix(pdir, tmp_path, {"total_tokens": 1000, "seq_len": 100, "eval_fraction": 0.2, "sources": _sources()})
+    m = _manifest(tmp_path)
+    assert m["eval_fraction"] == 0.2
+    from corpus.indexed import IndexedDataset
+    blend = {p: float(w) for w, p in (ln.split() for ln in (tmp_path / "out" / "mix.blend.txt").read_text()
+                                      .splitlines())}
+    for s in m["sources"]:
+        for sh in s["shards"]:
+            lengths = IndexedDataset(sh["prefix"]).sequence_lengths
+            assert sh["eval_docs"] == max(1, round(0.2 * len(lengths)))  # the shard's tail documents
+            assert sh["eval_tokens"] == int(lengths[len(lengths) - sh["eval_docs"]:].sum())
+            assert sh["train_tokens"] + sh["eval_tokens"] == sh["tokens"]
+            assert blend[sh["prefix"]] == pytest.approx(s["allotted_tokens"] * sh["train_tokens"]
+                                                        / s["available_tokens"] / 1000)
+        # available = training tokens only, so epochs count passes over what the trainer really reads
+        assert s["available_tokens"] == avail[s["name"]] - s["eval_tokens"] > 0
+        assert s["epochs"] == pytest.approx(s["allotted_tokens"] / s["available_tokens"], abs=1e-6)
+        assert s["eval_docs"] == sum(sh["eval_docs"] for sh in s["shards"])

@@ -141,3 +141,48 @@ def test_existing_dir_and_failure_leave_no_half_export(tmp_path, monkeypatch):
     assert not (tmp_path / "fresh").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no temp dirs left
     assert (target / OUR_CONFIG_NAME).exists()
+
+
+def _eos_model(eos: int):
+    """A tiny model whose greedy next token is always `eos`: every block's output is zero, every token embeds to
+    the same vector c, and only the EOS row of the head is non-zero (= c)."""
+    model = perturbed_model()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj", "down_proj.weight")):
+                p.zero_()
+        c = torch.linspace(0.5, 1.5, model.config.hidden_size)
+        model.model.embed_tokens.weight.copy_(c.expand_as(model.model.embed_tokens.weight))
+        model.model.norm.weight.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[eos] = c
+    return model
+
+
+def test_token_ids_from_the_manifest_and_generate_stops_at_eos(tmp_path):
+    from transformers import AutoTokenizer, DeepseekV3ForCausalLM
+
+    from trainer.evidence import train_tokenizer
+    tok_file = train_tokenizer(tmp_path / "tok" / "tokenizer.json", VOCAB)  # tokenizer.json only, no config
+    info = {"name": "bpe", "eos_id": 0, "eos_token": "<|endoftext|>"}  # as the manifest records it
+    model = _eos_model(eos=0)
+    out = export_hf(model, model.config, tmp_path / "hf", tokenizer_dir=tok_file.parent, tokenizer_info=info)
+    cfg = json.loads((out / "config.json").read_text())
+    gen = json.loads((out / "generation_config.json").read_text())
+    assert (cfg["bos_token_id"], cfg["eos_token_id"], cfg["pad_token_id"]) == (0, 0, 0)
+    assert (gen["bos_token_id"], gen["eos_token_id"], gen["pad_token_id"]) == (0, 0, 0)
+    assert AutoTokenizer.from_pretrained(str(out)).eos_token == "<|endoftext|>"
+    hf = DeepseekV3ForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    prompt = torch.tensor([[5, 17, 42]])
+    with torch.no_grad():
+        got = hf.generate(prompt, max_new_tokens=8, do_sample=False)
+    assert got[0].tolist() == [5, 17, 42, 0]  # one token, EOS, then stop
+    # the same weights without token ids would run to max_new_tokens: the stop is the export's doing
+    bare = export_hf(model, model.config, tmp_path / "bare")
+    assert json.loads((bare / "config.json").read_text())["eos_token_id"] is None
+    hf = DeepseekV3ForCausalLM.from_pretrained(str(bare), dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert hf.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0).shape[1] == 3 + 8
+    with pytest.raises(ValueError, match="eos_id 3 .* another tokenizer"):
+        export_hf(model, model.config, tmp_path / "x", tokenizer_dir=tok_file.parent,
+                  tokenizer_info={"eos_id": 3, "eos_token": "<|endoftext|>"})

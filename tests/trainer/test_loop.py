@@ -55,8 +55,13 @@ def test_wsd_schedule():
     assert lr_at(100, s) == pytest.approx(0.1)
     lrs = [lr_at(i, s) for i in range(80, 101)]
     assert all(x >= y for x, y in zip(lrs, lrs[1:]))
-    k2 = TrainSpec(manifest="m", output="o", steps=1000)  # defaults: K2's 300 warm-up steps, decay to 0.1x
-    assert lr_at(300, k2) == k2.lr and lr_at(1000, k2) == pytest.approx(0.1 * k2.lr)
+    k2 = TrainSpec(manifest="m", output="o", steps=3000)  # defaults: K2's 300 warm-up steps, decay to 0.1x
+    assert lr_at(299, k2) < k2.lr and lr_at(300, k2) == k2.lr and lr_at(3000, k2) == pytest.approx(0.1 * k2.lr)
+    short = TrainSpec(manifest="m", output="o", steps=100)  # default warm-up: at most 10% of a short run
+    assert short.warmup == 10 and lr_at(10, short) == short.lr and lr_at(100, short) < short.lr
+    # a warm-up that eats the whole run would drop the decay phase: refused, naming the parameter
+    with pytest.raises(ValueError, match=r"warmup_steps=100 must be < steps=100"):
+        TrainSpec(manifest="m", output="o", steps=100, warmup_steps=100)
 
 
 def test_metrics_plots_and_checkpoint_rotation(manifest, tmp_path):
@@ -105,19 +110,28 @@ def test_bad_input_is_refused_before_training(manifest, tmp_path):
         run_train(_spec(manifest, tmp_path / "b", model={"vocab_size": VOCAB, "num_experts_per_tok": 9}))
     with pytest.raises(DataError, match="token id .* >= model vocab_size 256"):
         run_train(_spec(manifest, tmp_path / "c", model={"vocab_size": 256}))
-    run_train(_spec(manifest, tmp_path / "d", steps=1, decay_steps=None))
+    run_train(_spec(manifest, tmp_path / "d", steps=1, warmup_steps=0, decay_steps=None))
     with pytest.raises(checkpoint.CheckpointError, match="another model config.*num_attention_heads"):
-        run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None,
+        run_train(_spec(manifest, tmp_path / "d", steps=2, warmup_steps=0, decay_steps=None,
                         model={"vocab_size": VOCAB, "num_attention_heads": 2}))
     with pytest.raises(ValueError, match="already holds checkpoints"):
-        run_train(_spec(manifest, tmp_path / "d", steps=2, decay_steps=None, resume=False))
-    for bad in ("a", "b", "c"):
+        run_train(_spec(manifest, tmp_path / "d", steps=2, warmup_steps=0, decay_steps=None, resume=False))
+    # more steps than the manifest allots: refused before training, naming steps and what would fit
+    with pytest.raises(DataError, match=r"steps=200 x 4 samples per step = 800 samples .* allots 623 .* "
+                                        r"lower steps to 155.*past_budget: repeat"):
+        run_train(_spec(manifest, tmp_path / "e", steps=200))
+    for bad in ("a", "b", "c", "e"):
         assert not (tmp_path / bad / "checkpoints").exists() and not (tmp_path / bad / "metrics.jsonl").exists()
 
 
 def test_summary_is_json(manifest, tmp_path):
-    res = run_train(_spec(manifest, tmp_path / "s", steps=1, decay_steps=None, doc_mask=False, grad_accum=1))
+    res = run_train(_spec(manifest, tmp_path / "s", steps=1, warmup_steps=0, decay_steps=None, doc_mask=False,
+                          grad_accum=1))
     assert json.loads((tmp_path / "s" / "summary.json").read_text())["step"] == res["step"] == 1
+    # consumed vs planned per source, from the manifest: one step of 2 sequences of 32 tokens
+    plan = {s["name"]: s for s in json.loads(manifest.read_text())["sources"]}
+    assert set(res["data"]) == set(plan) and sum(d["consumed_tokens"] for d in res["data"].values()) == 2 * 32
+    assert all(d["planned_epochs"] == plan[n]["epochs"] for n, d in res["data"].items())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bf16 autocast, FlexAttention)")
