@@ -16,6 +16,7 @@ import click
 
 from corpus.clispec import spec_command
 from mathnotes.spec import MathNotesSpec
+from rephrase.engines import ENGINES
 
 
 def _run(spec):
@@ -34,7 +35,7 @@ def _with_shorthands(cmd: click.Command) -> click.Command:
         if p.name == "inputs":
             p.opts.append("--input")
     cmd.params += [
-        click.Option(["--engine", "engine_kind_short"], type=click.Choice(["local", "vllm", "openai"]),
+        click.Option(["--engine", "engine_kind_short"], type=click.Choice(sorted(ENGINES)),
                      help="shorthand for --engine.kind"),
         click.Option(["--executor", "executor_kind_short"], type=click.Choice(["local", "ray"]),
                      help="shorthand for --executor.kind"),

@@ -21,20 +21,24 @@ ENGINES: dict[str, str] = {
     "local": "rephrase.engines.local:LocalEngine",
     "vllm": "rephrase.engines.vllm_engine:VLLMEngine",
     "openai": "rephrase.engines.openai_engine:OpenAIEngine",
+    "llamacpp": "rephrase.engines.llamacpp_engine:LlamaCppEngine",
 }
 
 
 class EngineSpec(Spec):
     """Which engine to run and how. The API key itself is never a field: only the NAME of its env variable."""
 
-    kind: Literal["local", "vllm", "openai"] = Field("local", description="backend: local transformers, "
-                                                     "in-process vLLM, or an OpenAI-compatible server")
-    model: str | None = Field(None, description="HF model dir/id (local, vllm) or served model name (openai); "
+    kind: Literal["local", "vllm", "openai", "llamacpp"] = Field(
+        "local", description="backend: local transformers, in-process vLLM, an OpenAI-compatible server, or "
+                             "llama.cpp in process (GGUF models, CPU)")
+    model: str | None = Field(None, description="HF model dir/id (local, vllm), .gguf file (llamacpp) or served "
+                                                "model name (openai); "
                                                 "none = the embedded SmolLM2-135M-Instruct (openai: the "
                                                 "server's first model)")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the env variable holding the API key")
-    max_concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight at once (llamacpp: parallel slots, "
+                                                      "decoded together)")
     batch_size: int = Field(8, ge=1, description="local: requests decoded together in one batch")
     timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout in seconds")
     max_retries: int = Field(5, ge=0, description="openai: retries on 429/5xx/timeouts/connection errors")
@@ -42,11 +46,12 @@ class EngineSpec(Spec):
     tokenizer: str | None = Field(None, description="openai: local tokenizer (HF dir or tokenizer.json) for "
                                                     "token counts; none = embedded SmolLM2 (approximate)")
     context_length: int | None = Field(None, ge=16, description="openai: the served model's context length "
-                                                               "[default: 8192]")
+                                                               "[default: 8192]; llamacpp: tokens per slot "
+                                                               "[default: 4096, at most the model's]")
     device: str = Field("auto", description="local: cpu | cuda | cuda:N | auto")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="weights dtype (auto: bf16 on GPU, fp32 on CPU for local; bf16 for vllm)")
-    threads: int | None = Field(None, ge=1, description="local: torch CPU threads [default: usable cores - 1]")
+    threads: int | None = Field(None, ge=1, description="local, llamacpp: CPU threads [default: usable cores - 1]")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm: fraction of (GPU or CPU) "
                                                                        "memory reserved for weights + KV cache")
     max_model_len: int | None = Field(None, ge=16, description="vllm: max sequence length (smaller = less KV)")

@@ -57,7 +57,7 @@ def test_registry_builds_openai_engine_without_network():
     eng = make_engine(EngineSpec(kind="openai", base_url="http://127.0.0.1:9/v1", model="m", max_concurrency=3,
                                  requests_per_second=2.5))
     assert (eng.name, eng.model, eng.max_concurrency, eng.requests_per_second) == ("openai", "m", 3, 2.5)
-    assert set(ENGINES) == {"local", "vllm", "openai"}
+    assert set(ENGINES) == {"local", "vllm", "openai", "llamacpp"}
 
 
 def test_request_validation():
