@@ -194,10 +194,60 @@ def _negative_prefix(t) -> bool:
     return t.pos in ("ADJ", "ADV", "VERB") and _common(m.group(2))
 
 
-def _negations(a: Analysis, text: str) -> int:
+#: "not until 1985" (= first in 1985), "not one but two": focus constructions that do not negate the claim
+_FOCUS = re.compile(r"\bnot\b(?=[^.;]{0,40}\buntil\b)|\bnot (?:one|just|merely|simply)\b[^.;]{0,60}\bbut\b",
+                    re.IGNORECASE)
+#: contrast that rewrites use for "X, not Y" and back
+_CONTRAST = re.compile(r"\b(?:rather than|instead of|as opposed to|unlike|in place of|contrary to|far from)\b",
+                       re.IGNORECASE)
+#: verbs, adjectives and adverbs whose meaning holds a negation ("refused" = "would not", "absent" = "not present")
+_IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "avoid", "prevent", "poorly", "beyond", "myth", "false",
+                       "miss", "cease", "forbid", "ban", "prohibit", "exclude", "except", "skip", "impossible",
+                       "neglect", "omit", "barely", "hardly", "rarely", "seldom"})
+#: exclusive negation ("no other metal", "nothing else") and the exclusives that say the same ("only", "alone")
+_EXCL_NEG = re.compile(r"\b(?:no other|nothing else|nobody else|no one else|none other|no[- ]one but|not [^.;]{0,30}"
+                       r"\b(?:anyone|anything|any other) else)\b", re.IGNORECASE)
+_EXCLUSIVE = re.compile(r"\b(?:only|exclusively|solely|alone|sole|on (?:its|his|her|their) own|unshared|single)\b",
+                        re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Polarity:
+    """Negation of one sentence: `clausal` negations of its claim (what a flip adds or removes), and the softer
+    signals a faithful rewording may carry instead of one: contrast ("rather than"), a negation scoped to one
+    constituent ("marine plankton, not land plants"), a lexically negative word ("refused", "poorly"), an
+    exclusive ("only", or a superlative, for "no other")."""
+    clausal: int
+    soft: bool
+    exclusive_neg: bool
+    exclusive: bool
+
+    def matches(self, other: "Polarity") -> bool:
+        """Whether `other` can state the negation this sentence states."""
+        if self.clausal and (other.clausal or other.soft or other.exclusive_neg):
+            return True
+        return self.exclusive_neg and (other.exclusive or other.exclusive_neg or other.clausal > 0)
+
+    @property
+    def negated(self) -> bool:
+        return bool(self.clausal or self.exclusive_neg)
+
+
+def _constituent(a: Analysis, k: int) -> bool:
+    """A "not"/"never" scoped to a noun phrase or an adverbial ("X, not Y"; "not everyone"), not to the verb."""
+    t = a.tokens[k]
+    if t.lower not in ("not", "never") or not 0 <= t.head < len(a.tokens):
+        return False
+    return a.tokens[t.head].pos in ("NOUN", "PROPN", "PRON", "NUM", "ADP", "DET")
+
+
+def _polarity(a: Analysis, text: str) -> Polarity:
     """Negation markers of one sentence. "neither ... nor" is one negation, and a question's short answer
     ("No, ...", "Not quite") is not counted: the claim after it carries the polarity."""
-    count = -len(_NOT_NEGATION.findall(text))
+    count = -len(_NOT_NEGATION.findall(text)) - len(_FOCUS.findall(text))
+    excl_neg = bool(_EXCL_NEG.search(text))
+    count -= len(_EXCL_NEG.findall(text))
+    soft = bool(_CONTRAST.search(text))
     lowers = [t.lower for t in a.tokens]
     for k, t in enumerate(a.tokens):
         if t.lower == "nor" and "neither" in lowers:
@@ -205,28 +255,42 @@ def _negations(a: Analysis, text: str) -> int:
         if t.lower in ("no", "not") and (k == 0 or lowers[k - 1] in ("?", '"', "'")) and k + 1 < len(lowers) \
                 and lowers[k + 1] in (",", ".", "!", ";", ":", "-", "quite", "really", "exactly"):
             continue
+        if t.lemma in _IMPLICIT or t.lower in _IMPLICIT:
+            soft = True
+            continue
         if t.dep == "neg" or t.lemma in _NEG_LEMMAS or t.lower in ("never", "no", "none", "without") \
                 or _negative_prefix(t):
-            count += 1
-    return max(count, 0)
+            if _constituent(a, k):
+                soft = True
+            else:
+                count += 1
+    exclusive = bool(_EXCLUSIVE.search(text)) or any(  # a superlative: "the highest of all" = "no other ... higher"
+        t.lower in ("most", "least", "first", "last", "best", "worst") or
+        (t.pos in ("ADJ", "ADV") and t.lower.endswith("est") and len(t.lower) > 4 and _common(t.lower[:-3]))
+        for t in a.tokens)
+    return Polarity(max(count, 0), soft, excl_neg, exclusive)
 
 
 def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
-    """neg_parity: aligned groups whose negation parity differs. neg_unmatched: sentences with a negation whose
-    best-aligned counterpart on the other side (that sentence and close-scoring neighbours) has none — presence,
-    not parity, so "No, she never did." answering a question does not cancel out; its value is the similarity of
-    the closest such pair (a flipped claim keeps the rest of its sentence, a reworded negation seldom does)."""
+    """neg_parity: aligned groups whose clausal negation parity differs, where neither side words it softly.
+    neg_unmatched: negated sentences whose best-aligned counterpart on the other side (that sentence and
+    close-scoring neighbours) states no negation in any form — presence, not parity, so "No, she never did."
+    answering a question does not cancel out; its value is the similarity of the closest such pair (a flipped
+    claim keeps the rest of its sentence, a reworded negation seldom does)."""
     from rephrase.verify.negation import align_groups
     parity, where_p = 0, ""
     unmatched, where_u = 0.0, ""
     if sim is not None and sim.size:
-        sn = [_negations(a, s) for a, s in zip(sa, src_sents)]
-        rn = [_negations(a, s) for a, s in zip(ra, rw_sents)]
+        sp = [_polarity(a, s) for a, s in zip(sa, src_sents)]
+        rp = [_polarity(a, s) for a, s in zip(ra, rw_sents)]
         for s_idx, r_idx in align_groups(sim, ALIGN_MIN_SIM):
-            if sum(sn[i] for i in s_idx) % 2 != sum(rn[j] for j in r_idx) % 2:
+            group = [sp[i] for i in s_idx] + [rp[j] for j in r_idx]
+            if any(p.soft or p.exclusive_neg for p in group):
+                continue
+            if sum(sp[i].clausal for i in s_idx) % 2 != sum(rp[j].clausal for j in r_idx) % 2:
                 parity += 1
                 where_p = where_p or f"source {_short(src_sents[s_idx[0]])!r} vs rewrite {_short(rw_sents[r_idx[0]])!r}"
-        for score, mine, texts in _unmatched_negations(sim, sn, rn, src_sents, rw_sents):
+        for score, mine, texts in _unmatched_negations(sim, sp, rp, src_sents, rw_sents):
             if score > unmatched:  # the closest pair counts: a flip leaves the rest of the sentence as it was
                 unmatched = score
                 where_u = f"{mine} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
@@ -234,19 +298,19 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
             Feature("neg_unmatched", unmatched, where_u)]
 
 
-def _unmatched_negations(sim, sn, rn, src_sents, rw_sents):
-    """(similarity, side, texts) for each negated sentence whose aligned window on the other side has no
-    negation. The window is the best match and its neighbours scoring at least 80% of it."""
-    for side, counts, other, mat, mine, theirs in (("source sentence", sn, rn, sim, src_sents, rw_sents),
-                                                    ("rewrite sentence", rn, sn, sim.T, rw_sents, src_sents)):
-        for i, c in enumerate(counts):
-            if not c:
+def _unmatched_negations(sim, sp, rp, src_sents, rw_sents):
+    """(similarity, side, texts) for each negated sentence whose aligned window on the other side states no
+    negation (Polarity.matches). The window is the best match and its neighbours scoring at least 80% of it."""
+    for side, pols, other, mat, mine, theirs in (("source sentence", sp, rp, sim, src_sents, rw_sents),
+                                                  ("rewrite sentence", rp, sp, sim.T, rw_sents, src_sents)):
+        for i, pol in enumerate(pols):
+            if not pol.negated:
                 continue
             j = int(mat[i].argmax())
             if mat[i, j] < ALIGN_MIN_SIM:
                 continue  # no counterpart at all: the omission/addition features speak for it
             window = [k for k in (j - 1, j, j + 1) if 0 <= k < len(other) and mat[i, k] >= 0.8 * mat[i, j]]
-            if not any(other[k] for k in window):
+            if not any(pol.matches(other[k]) for k in window):
                 yield float(mat[i, j]), side, (mine[i], theirs[j])
 
 

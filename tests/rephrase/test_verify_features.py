@@ -90,6 +90,28 @@ def test_one_fact_corruptions_raise_their_feature(verifier):
     assert flipped["neg_parity"].value >= 1
 
 
+@pytest.mark.parametrize("source, rewrite", [
+    # contrast and constituent negation: "X, not Y" says what "X rather than Y" says
+    ("Roughly half of the oxygen on Earth is produced by marine phytoplankton rather than by land plants.",
+     "About half of Earth's oxygen comes from marine phytoplankton, not land plants."),
+    # exclusive negation and a superlative / an exclusive
+    ("Tungsten melts at 3,422 \u00b0C, the highest melting point of all metals.",
+     "Tungsten melts at 3,422 \u00b0C; no other metal melts at a higher temperature."),
+    ("Monarch caterpillars feed exclusively on milkweed.", "As caterpillars, monarchs eat milkweed and nothing else."),
+    # a negation worded by a lexically negative verb
+    ("The Tsar refused to negotiate with Napoleon.", "The Tsar would not negotiate with Napoleon."),
+])
+def test_reworded_negation_is_not_a_flip(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert f["neg_unmatched"].value == 0 and f["neg_parity"].value == 0, (f["neg_unmatched"], f["neg_parity"])
+
+
+def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
+    f = _features(verifier, "Green tea is not oxidised, whereas black tea is fully oxidised.",
+                  "Green tea is oxidised, whereas black tea is fully oxidised.")
+    assert f["neg_unmatched"].value > 0.5 and "not oxidised" in f["neg_unmatched"].detail
+
+
 def test_entity_aliases_acronyms_and_diacritics(verifier):
     f = _features(verifier, "The World Health Organization declared it in 1980, said Anton\u00edn Dvo\u0159\u00e1k.",
                   "In 1980 the WHO declared it, Antonin Dvorak said.")
