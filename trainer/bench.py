@@ -50,7 +50,7 @@ def build(args):
     torch.manual_seed(0)
     model = K2ForCausalLM(cfg).to(device)
     if args.compile:
-        for layer in model.model.layers:
+        for layer in model.blocks():
             layer.compile()
     opt = MuonClip.from_model(model, lr=1e-4, weight_decay=0.1, qk_clip_tau=args.tau)
     return cfg, model, opt, device
@@ -86,7 +86,7 @@ def time_steps(args, cfg, model, opt, device) -> list[tuple[float, float, float,
         x = batches[i % 2]
 
         def fwd_bwd():
-            loss, aux = lm_loss(model, x, None, device)
+            loss, aux, _ = lm_loss(model, x, None, device)
             (loss if aux is None else loss + aux).backward()
 
         t_fb = _timed(fwd_bwd, device)

@@ -11,6 +11,7 @@ full state dicts (collectives) and rank 0 writes them; on load every rank reads 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -101,7 +102,11 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 def check_compatible(path: str | os.PathLike, meta: dict[str, Any], model_config: dict[str, Any],
                      preset: str) -> None:
     """Raise CheckpointError naming the fields when the checkpoint was trained with another model shape."""
-    saved = meta.get("model_config") or {}
+    from trainer.config import ModelConfig
+    # fields added since the checkpoint was written take their defaults (an older run resumes unchanged)
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    saved = {**defaults, **(meta.get("model_config") or {})}
+    model_config = {**defaults, **model_config}
     diff = sorted(k for k in set(saved) | set(model_config) if saved.get(k) != model_config.get(k))
     if diff:
         detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs run {model_config.get(k)!r}" for k in diff[:6])

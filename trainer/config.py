@@ -50,6 +50,8 @@ class ModelConfig:
     tie_word_embeddings: bool = False
     bias_update_speed: float = 0.001  # gamma of the aux-loss-free balancing rule
     seq_aux_alpha: float = 0.0  # alpha of the sequence-wise balance loss; 0 = off
+    num_nextn_predict_layers: int = 0  # multi-token prediction depth D (DeepSeek-V3: 1); 0 = no MTP modules
+    mtp_loss_weight: float = 0.3  # lambda of L_MTP = lambda / D * sum_k CE_k (DeepSeek-V3: 0.3, later 0.1)
     initializer_range: float = 0.02
 
     def __post_init__(self) -> None:
@@ -71,14 +73,14 @@ class ModelConfig:
         if self.qk_rope_head_dim % 2:
             raise ConfigError(f"ModelConfig.qk_rope_head_dim must be even (RoPE rotates pairs), "
                               f"got {self.qk_rope_head_dim}")
-        for name in ("n_shared_experts", "first_k_dense_replace"):
+        for name in ("n_shared_experts", "first_k_dense_replace", "num_nextn_predict_layers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)}")
         self._validate_routing()
         for name in ("rms_norm_eps", "rope_theta", "initializer_range", "routed_scaling_factor"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"ModelConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("bias_update_speed", "seq_aux_alpha"):
+        for name in ("bias_update_speed", "seq_aux_alpha", "mtp_loss_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ModelConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.tie_word_embeddings:
@@ -158,10 +160,14 @@ _BIG_SHARED: dict[str, Any] = dict(
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # DeepSeek-V3-like: sequence-wise balance loss alpha 1e-4 beside the aux-loss-free bias (DeepSeek-V3 §2.1.2);
+    # DeepSeek-V3 trains one MTP module (D = 1), Kimi K2's released config has none.
     "kimi-k2": dict(_BIG_SHARED, num_attention_heads=64, n_routed_experts=384, first_k_dense_replace=1,
-                    vocab_size=163840, routed_scaling_factor=2.827, n_group=1, topk_group=1, rope_theta=50000.0),
+                    vocab_size=163840, routed_scaling_factor=2.827, n_group=1, topk_group=1, rope_theta=50000.0,
+                    seq_aux_alpha=1e-4),
     "deepseek-v3": dict(_BIG_SHARED, num_attention_heads=128, n_routed_experts=256, first_k_dense_replace=3,
-                        vocab_size=129280, routed_scaling_factor=2.5, n_group=8, topk_group=4, rope_theta=10000.0),
+                        vocab_size=129280, routed_scaling_factor=2.5, n_group=8, topk_group=4, rope_theta=10000.0,
+                        seq_aux_alpha=1e-4, num_nextn_predict_layers=1),
     # CPU tests: 1 dense + 2 MoE layers, 8 experts top-2, one shared expert; a step takes well under a second.
     "tiny": dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, q_lora_rank=32, kv_lora_rank=32,
                  qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, intermediate_size=128,
@@ -185,11 +191,15 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
 # ---------------------------------------------------------------------- parameter counts
 @dataclass(frozen=True)
 class ParamCount:
-    """Total and per-token activated parameters (embeddings and lm_head included; router bias, MTP excluded)."""
+    """Total and per-token activated parameters of the main model (embeddings and lm_head included; router bias
+    excluded), and separately the MTP modules' own parameters (they share the embedding and head; a
+    DeepSeek-V3-layout checkpoint also stores one copy of both per module: `mtp_checkpoint`)."""
 
     total: int
     activated: int
     by_part: dict[str, int] = field(default_factory=dict)
+    mtp: int = 0
+    mtp_checkpoint: int = 0
 
 
 def count_params(config: ModelConfig) -> ParamCount:
@@ -206,14 +216,19 @@ def count_params(config: ModelConfig) -> ParamCount:
         model = K2ForCausalLM(config, init_weights=False)
     parts: dict[str, int] = {"embed": 0, "lm_head": 0, "attention": 0, "dense_mlp": 0, "router": 0,
                              "shared_experts": 0, "routed_experts": 0, "norms": 0}
+    mtp = 0
     for name, p in model.named_parameters():
-        parts[_part_of(name)] += p.numel()
+        if name.startswith("model.mtp_layers."):
+            mtp += p.numel()
+        else:
+            parts[_part_of(name)] += p.numel()
     total = sum(parts.values())
     routed = parts["routed_experts"]
     k, e = config.num_experts_per_tok, config.n_routed_experts
     # Every routed-expert tensor is stacked [E, ...], so routed is a multiple of E and this division is exact.
     activated = total - routed + routed // e * k
-    return ParamCount(total=total, activated=activated, by_part=parts)
+    copies = config.num_nextn_predict_layers * (parts["embed"] + parts["lm_head"])
+    return ParamCount(total=total, activated=activated, by_part=parts, mtp=mtp, mtp_checkpoint=mtp + copies)
 
 
 def _part_of(name: str) -> str:

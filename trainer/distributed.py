@@ -71,7 +71,7 @@ def context(device: str = "auto") -> DistContext:
 def shard(model: torch.nn.Module) -> torch.nn.Module:
     """FSDP2: each block is one all-gather unit, the root holds embeddings, final norm and head."""
     from torch.distributed.fsdp import fully_shard
-    for layer in model.model.layers:
+    for layer in model.blocks():
         fully_shard(layer)
     fully_shard(model)
     return model

@@ -3,6 +3,12 @@
 The checkpoint loads with transformers' `DeepseekV3ForCausalLM.from_pretrained` and reproduces our logits:
 module names already match; the stacked expert tensors are split into per-expert keys
 `mlp.experts.{j}.{gate,up,down}_proj.weight` (transformers 5.x fuses them again on load, 4.x reads them as is).
+MTP modules (`model.mtp_layers.{k}` here) are written in the DeepSeek-V3 checkpoint layout: layer index
+num_hidden_layers + k (`model.layers.61.*` for the 61-layer presets) holding the block plus enorm, hnorm,
+eh_proj, shared_head.norm, and copies of the shared embedding and head (`embed_tokens`, `shared_head.head`).
+transformers 5.x `DeepseekV3ForCausalLM` does not load them into the main model: it lists `model\.layers\.61.*`
+as keys to ignore (other indices load with an "unexpected keys" warning), and its MtpModel (generation with
+`use_mtp=True`) loads exactly that layer-61 layout, so only a 61-layer export has HF-loadable MTP weights.
 `rope_interleave: true` means DeepSeek's adjacent-pair RoPE; `rope_scaling: null` for plain RoPE, because HF
 applies YaRN (and its mscale^2 softmax factor) at every length once it is configured.
 
@@ -62,7 +68,7 @@ def hf_config(config: ModelConfig, dtype: torch.dtype = torch.float32) -> dict[s
         "scoring_func": "sigmoid",
         "moe_layer_freq": 1,
         "ep_size": 1,
-        "num_nextn_predict_layers": 0,
+        "num_nextn_predict_layers": c.num_nextn_predict_layers,
         "hidden_act": "silu",
         "max_position_embeddings": c.max_position_embeddings,
         "initializer_range": c.initializer_range,
@@ -94,8 +100,17 @@ def _hf_rope_scaling(rs: dict[str, Any] | None) -> dict[str, Any] | None:
 def hf_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Our state dict under transformers' names, experts split per expert; the routing bias stays fp32."""
     out: dict[str, torch.Tensor] = {}
-    for name, t in model.state_dict().items():
+    cfg = model.config
+    sd = model.state_dict()
+    for k in range(cfg.num_nextn_predict_layers):  # DeepSeek-V3 layout: each MTP module stores both copies
+        layer = f"model.mtp_layers.{k}."
+        sd[f"{layer}embed_tokens.weight"] = sd["model.embed_tokens.weight"].clone()  # safetensors: no shared storage
+        sd[f"{layer}shared_head.head.weight"] = sd["lm_head.weight"].clone()
+    for name, t in sd.items():
         t = t.detach()
+        if name.startswith("model.mtp_layers."):
+            k, rest = name[len("model.mtp_layers."):].split(".", 1)
+            name = f"model.layers.{cfg.num_hidden_layers + int(k)}.{rest}"
         if name.endswith("mlp.experts.gate_up_proj"):
             prefix = name[: -len("gate_up_proj")]
             inter = t.shape[1] // 2
@@ -221,14 +236,19 @@ def load_export(export_dir: str | os.PathLike, attn_impl: str = "auto") -> torch
     model = K2ForCausalLM(config, attn_impl=attn_impl, init_weights=False)
     state = {}
     for name in model.state_dict():
+        if name.startswith("model.mtp_layers."):  # stored under the DeepSeek-V3 checkpoint's layer index
+            k, rest = name[len("model.mtp_layers."):].split(".", 1)
+            flat_name = f"model.layers.{config.num_hidden_layers + int(k)}.{rest}"
+        else:
+            flat_name = name
         if name.endswith("mlp.experts.gate_up_proj"):
-            p = name[: -len("gate_up_proj")]
+            p = flat_name[: -len("gate_up_proj")]
             state[name] = torch.stack([torch.cat([flat[f"{p}{j}.gate_proj.weight"], flat[f"{p}{j}.up_proj.weight"]])
                                        for j in range(config.n_routed_experts)])
         elif name.endswith("mlp.experts.down_proj"):
-            p = name[: -len("down_proj")]
+            p = flat_name[: -len("down_proj")]
             state[name] = torch.stack([flat[f"{p}{j}.down_proj.weight"] for j in range(config.n_routed_experts)])
         else:
-            state[name] = flat[name]
+            state[name] = flat[flat_name]
     model.load_state_dict(state, strict=True)
     return model

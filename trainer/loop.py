@@ -95,13 +95,19 @@ def _autocast(device: torch.device):
 
 
 def lm_loss(model, toks: torch.Tensor, docs: torch.Tensor | None, device: torch.device,
-            reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(next-token CE over x[:, 1:], MoE balance loss or None) for a (B, T+1) batch."""
+            reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(next-token CE over x[:, 1:], extra training loss or None, MTP term or None) for a (B, T+1) batch.
+
+    extra = MoE balance loss + MTP loss (lambda / D * sum_k CE_k, depth k predicting x[:, k+1:]): what
+    training adds to the CE; the CE alone is the reported (and eval) loss.
+    """
     inp, tgt = toks[:, :-1], toks[:, 1:]
     with _autocast(device):
         out = model(inp, doc_ids=None if docs is None else docs[:, :-1])
     loss = F.cross_entropy(out.logits.float().flatten(0, 1), tgt.flatten(), reduction=reduction)
-    return loss, out.aux_loss
+    mtp = model.mtp_loss(out.mtp_logits, tgt) if out.get("mtp_logits") else None
+    parts = [x for x in (out.aux_loss, mtp) if x is not None]
+    return loss, (sum(parts) if parts else None), mtp
 
 
 class Trainer:
@@ -138,7 +144,7 @@ class Trainer:
         torch.manual_seed(self.spec.seed)
         model = K2ForCausalLM(self.cfg).to(self.ctx.device)  # initialised on CPU: same weights on every device
         if self.spec.compile:
-            for layer in model.model.layers:
+            for layer in model.blocks():
                 layer.compile()
         if self.ctx.distributed:
             distributed.shard(model)
@@ -164,11 +170,13 @@ class Trainer:
         lr = lr_at(step, spec)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        losses = []
+        losses, mtp_losses = [], []
         for _ in range(spec.grad_accum):
-            loss, aux = lm_loss(self.model, *self._local_batch(), self.ctx.device)
+            loss, aux, mtp = lm_loss(self.model, *self._local_batch(), self.ctx.device)
             ((loss if aux is None else loss + aux) / spec.grad_accum).backward()
             losses.append(loss.detach())
+            if mtp is not None:
+                mtp_losses.append(mtp.detach())
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.grad_clip or math.inf)
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         loss_val, norm_val = self._reduce_loss(torch.stack(losses).mean()), float(norm)
@@ -187,11 +195,13 @@ class Trainer:
         tokens = spec.micro_batch_size * spec.grad_accum * self.ctx.world_size * self.seq_len
         self.step, self.tokens_seen = step, self.tokens_seen + tokens
         self.losses.append(loss_val)
+        extra = {"mtp_loss": self._reduce_loss(torch.stack(mtp_losses).mean())} if mtp_losses else {}
         return {"type": "train", "step": step, "loss": loss_val, "lr": lr, "grad_norm": norm_val,
                 "tokens": self.tokens_seen, "plan_fraction": self.data.consumed_samples / self.data.total_samples,
                 "tokens_per_s": tokens / dt, "step_time_s": dt,
                 "mfu": mfu(self.flops_tok, tokens / dt, self.peak),
-                **clip_metrics(self.optimizer.last_clip_stats), "expert_imbalance": expert_imbalance(loads)}
+                **clip_metrics(self.optimizer.last_clip_stats), "expert_imbalance": expert_imbalance(loads),
+                **extra}
 
     def _reduce_loss(self, loss: torch.Tensor) -> float:
         if self.ctx.distributed:  # mean over ranks (gloo has no AVG); NaN on any rank reaches every rank
@@ -207,7 +217,7 @@ class Trainer:
         for toks, docs in self.eval_set:
             t = torch.from_numpy(toks).to(self.ctx.device)
             d = torch.from_numpy(docs).to(self.ctx.device) if self.spec.doc_mask else None
-            loss, _ = lm_loss(self.model, t, d, self.ctx.device, reduction="sum")
+            loss, _, _ = lm_loss(self.model, t, d, self.ctx.device, reduction="sum")
             total, n = total + float(loss), n + t.shape[0] * (t.shape[1] - 1)
         self.model.train()
         return {"type": "eval", "step": self.step, "eval_loss": total / n if n else None, "eval_tokens": n,
@@ -328,7 +338,7 @@ def evaluate_checkpoint(ckpt: str | Path, manifest: str, batch_size: int = 4, ma
         for toks, docs in data.eval_batches(batch_size, max_batches):
             t = torch.from_numpy(toks).to(device)
             d = torch.from_numpy(docs).to(device) if doc_mask else None
-            loss, _ = lm_loss(model, t, d, torch.device(device), reduction="sum")
+            loss, _, _ = lm_loss(model, t, d, torch.device(device), reduction="sum")
             total, n = total + float(loss), n + t.shape[0] * (t.shape[1] - 1)
     if n == 0:
         raise DataError(f"{manifest}: eval split too small for one sample of seq_len+1={seq_len + 1} tokens")

@@ -3,6 +3,11 @@
     input_ids (B, T) -> embed_tokens -> [Block] * L -> norm -> lm_head -> logits (B, T, V)
     Block: x + MLA(input_layernorm(x)); x + FFN(post_attention_layernorm(x))
     FFN: SwiGLU for layers < first_k_dense_replace, MoE after.
+    MTP (DeepSeek-V3 multi-token prediction, depth k = 1..D, config.num_nextn_predict_layers):
+        h^k_i = shared_head.norm(Block_k(eh_proj([enorm(embed(t_{i+k})); hnorm(h^{k-1}_i)])))   (B, T-k, H)
+        mtp_logits[k-1] = lm_head(h^k)  predicts t_{i+k+1};  h^0 = norm(final hidden)
+    Embedding and head are shared with the main model; each MTP block is an MoE block. This is transformers'
+    MtpLayer arithmetic (use_post_norm, embeddings first), so HF's MTP drafting reads the same module.
 
 Module and parameter names equal transformers' `DeepseekV3ForCausalLM` (experts stacked like its 5.x in-memory
 layout), so export is a rename-free copy plus splitting the expert stacks into per-expert keys.
@@ -202,6 +207,24 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+class MTPLayer(Block):
+    """One multi-token-prediction module: a Block plus the projections that feed it (names of the DeepSeek-V3
+    checkpoint's `model.layers.{L + k - 1}.*`: enorm, hnorm, eh_proj, shared_head.norm)."""
+
+    def __init__(self, config: ModelConfig, depth: int, attn_impl: str):
+        super().__init__(config, config.num_hidden_layers + depth - 1, attn_impl)  # index >= L: always MoE
+        h = config.hidden_size
+        self.enorm = RMSNorm(h, config.rms_norm_eps)
+        self.hnorm = RMSNorm(h, config.rms_norm_eps)
+        self.eh_proj = nn.Linear(2 * h, h, bias=False)
+        self.shared_head = nn.Module()
+        self.shared_head.norm = RMSNorm(h, config.rms_norm_eps)
+
+    def forward(self, prev, emb, cos, sin, mask):  # prev, emb (B, T', H) -> (B, T', H), normed
+        x = self.eh_proj(torch.cat([self.enorm(emb), self.hnorm(prev)], dim=-1))
+        return self.shared_head.norm(super().forward(x, cos, sin, mask))
+
+
 class ModelOutput(dict):
     """dict with attribute access, like transformers' ModelOutput (Trainer reads outputs['loss'])."""
 
@@ -218,6 +241,8 @@ class Backbone(nn.Module):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(Block(config, i, attn_impl) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mtp_layers = nn.ModuleList(MTPLayer(config, k + 1, attn_impl)
+                                        for k in range(config.num_nextn_predict_layers))
 
 
 def _check_inputs(input_ids: torch.Tensor, **others: torch.Tensor | None) -> None:
@@ -232,7 +257,8 @@ def _check_inputs(input_ids: torch.Tensor, **others: torch.Tensor | None) -> Non
 
 
 class K2ForCausalLM(nn.Module):
-    """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None) -> .loss, .logits."""
+    """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None) -> .loss, .logits,
+    .aux_loss (MoE balance), .mtp_logits (one (B, T-k, V) tensor per MTP depth k; [] without MTP)."""
 
     def __init__(self, config: ModelConfig, attn_impl: str = "auto", init_weights: bool = True):
         super().__init__()
@@ -278,27 +304,52 @@ class K2ForCausalLM(nn.Module):
         mask = AttnMask(t, input_ids.device, doc_ids=doc_ids, token_valid=valid)  # shared by all layers
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask)
-        logits = self.lm_head(self.model.norm(x))  # (B, T, V)
+        h = self.model.norm(x)
+        logits = self.lm_head(h)  # (B, T, V)
+        mtp_logits = []
+        for k, layer in enumerate(self.model.mtp_layers, start=1):
+            if t - k < 1:
+                break
+            # position i combines h^{k-1}_i with token i+k (RoPE at the token's position, as transformers does)
+            sub = AttnMask(t - k, input_ids.device, doc_ids=None if doc_ids is None else doc_ids[:, k:],
+                           token_valid=None if valid is None else valid[:, k:])
+            h = layer(h[:, :-1], self.model.embed_tokens(input_ids[:, k:]), cos[:, k:], sin[:, k:], sub)
+            mtp_logits.append(self.lm_head(h))  # (B, T-k, V): predicts token i+k+1
         aux = self._aux_loss()
         loss = None
         if labels is not None:
             # position t predicts labels[t+1]; -100 marks positions without a target
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                    ignore_index=-100)
-            if aux is not None and self.training:
-                loss = loss + aux
-        return ModelOutput(loss=loss, logits=logits, aux_loss=aux)
+            if self.training:
+                extra = [aux] if aux is not None else []
+                extra += [self.mtp_loss(mtp_logits, labels[:, 1:])] if mtp_logits else []
+                loss = loss + sum(extra) if extra else loss
+        return ModelOutput(loss=loss, logits=logits, aux_loss=aux, mtp_logits=mtp_logits)
+
+    def mtp_loss(self, mtp_logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        """lambda / D * sum_k CE(mtp_logits[k-1], targets[:, k:]); targets (B, T) = the main model's targets."""
+        ces = []
+        for k, lg in enumerate(mtp_logits, start=1):
+            n = min(lg.shape[1], targets.shape[1] - k)
+            ces.append(F.cross_entropy(lg[:, :n].flatten(0, 1).float(), targets[:, k:k + n].flatten(),
+                                       ignore_index=-100))
+        return self.config.mtp_loss_weight / self.config.num_nextn_predict_layers * torch.stack(ces).sum()
 
     def _aux_loss(self) -> torch.Tensor | None:
         losses = [m.aux_loss for m in self.moe_layers() if m.aux_loss is not None]
         return torch.stack(losses).sum() if losses else None
 
     # ------------------------------------------------------------------ training-time helpers
+    def blocks(self) -> list[Block]:
+        """Every transformer block: the main layers, then the MTP modules (units of sharding and compiling)."""
+        return [*self.model.layers, *self.model.mtp_layers]
+
     def moe_layers(self) -> list[MoE]:
-        return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, MoE)]
+        return [layer.mlp for layer in self.blocks() if isinstance(layer.mlp, MoE)]
 
     def attention_layers(self) -> list[MLA]:
-        return [layer.self_attn for layer in self.model.layers]
+        return [layer.self_attn for layer in self.blocks()]
 
     @torch.no_grad()
     def update_router_biases(self, gamma: float | None = None) -> torch.Tensor | None:

@@ -186,3 +186,38 @@ def test_token_ids_from_the_manifest_and_generate_stops_at_eos(tmp_path):
     with pytest.raises(ValueError, match="eos_id 3 .* another tokenizer"):
         export_hf(model, model.config, tmp_path / "x", tokenizer_dir=tok_file.parent,
                   tokenizer_info={"eos_id": 3, "eos_token": "<|endoftext|>"})
+
+
+def test_mtp_exports_in_the_deepseek_v3_layout_and_matches_hf_mtp(tmp_path):
+    """61 layers (tiny widths), so the MTP module lands at model.layers.61 like DeepSeek-V3's checkpoint: HF's
+    main model loads the export cleanly (it ignores layer 61 by design) and HF's own MtpModel, which reads
+    that layer, reproduces our MTP logits."""
+    from transformers.modeling_layers import MtpModel
+
+    model = perturbed_model(num_hidden_layers=61, num_nextn_predict_layers=1)
+    torch.manual_seed(0)
+    ids = torch.randint(0, VOCAB, (2, 16))
+    with torch.no_grad():
+        ours = model(ids)
+    out = export_hf(model, model.config, tmp_path / "hf")
+    assert json.loads((out / "config.json").read_text())["num_nextn_predict_layers"] == 1
+    from safetensors import safe_open
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    for k in ("enorm.weight", "hnorm.weight", "eh_proj.weight", "shared_head.norm.weight", "shared_head.head.weight",
+              "embed_tokens.weight", "self_attn.kv_b_proj.weight", "mlp.experts.7.down_proj.weight",
+              "mlp.gate.e_score_correction_bias"):
+        assert f"model.layers.61.{k}" in keys, k
+    assert not any(k.startswith("model.mtp_layers") for k in keys)
+    theirs, hf = hf_logits(out, ids)  # no missing / unexpected keys
+    assert (theirs - ours.logits).abs().max().item() <= 1e-4
+    mtp = MtpModel.from_pretrained(hf).eval()
+    with torch.no_grad():
+        last = hf(ids, output_hidden_states=True).hidden_states[-1]
+        h = mtp.forward_layer(0, last[:, :-1], torch.arange(1, 16)[None].expand(2, -1), None, input_ids=ids[:, 1:])
+        drafted = mtp._project_to_logits(h)  # (B, T-1, V): token i+2 from h_i and token i+1
+    assert drafted.shape == ours.mtp_logits[0].shape
+    assert (drafted - ours.mtp_logits[0]).abs().max().item() <= 1e-4
+    back = load_export(out).eval()
+    with torch.no_grad():
+        assert torch.equal(back(ids).mtp_logits[0], ours.mtp_logits[0])

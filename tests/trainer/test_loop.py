@@ -140,3 +140,25 @@ def test_cuda_bf16_steps_report_mfu(manifest, tmp_path):
     rows = read_metrics(tmp_path / "gpu" / "metrics.jsonl", "train")
     assert res["device"].startswith("cuda") and all(math.isfinite(r["loss"]) for r in rows)
     assert all(r["mfu"] is None or 0 < r["mfu"] < 1 for r in rows)
+
+
+def test_mtp_trains_with_the_model(manifest, tmp_path):
+    from trainer.model import K2ForCausalLM
+    from trainer.muonclip import assign_optimizers
+    spec = _spec(manifest, tmp_path / "mtp", steps=4, warmup_steps=1, decay_steps=None,
+                 model={"vocab_size": VOCAB, "num_nextn_predict_layers": 1})
+    t = Trainer(spec)
+    res = t.fit()
+    rows = read_metrics(tmp_path / "mtp" / "metrics.jsonl", "train")
+    assert res["step"] == 4 and all(math.isfinite(r["mtp_loss"]) and r["mtp_loss"] > 0 for r in rows)
+    # the MTP module is optimised (Muon for its matrices, AdamW for its norms), QK-Clipped and balanced
+    kinds = assign_optimizers(t.model)
+    assert kinds["model.mtp_layers.0.eh_proj.weight"][0] == "muon"
+    assert kinds["model.mtp_layers.0.enorm.weight"][0] == "adamw"
+    assert "model.mtp_layers.0.self_attn" in [n for n, _ in t.optimizer.qk_clip_layers]
+    assert len(t.model.moe_layers()) == t.cfg.n_moe_layers + 1
+    torch.manual_seed(spec.seed)
+    init = K2ForCausalLM(t.cfg).state_dict()
+    trained = torch.load(checkpoint.latest(tmp_path / "mtp") / "model.pt")
+    mtp_keys = [k for k in trained if k.startswith("model.mtp_layers.0.") and trained[k].is_floating_point()]
+    assert mtp_keys and all(not torch.equal(trained[k], init[k]) for k in mtp_keys if "bias" not in k)

@@ -18,6 +18,21 @@ def test_big_preset_counts_match_spec(name):
     assert (counts.total, counts.activated) == (total, activated)  # we hit them exactly
 
 
+def test_deepseek_v3_like_presets_train_mtp_and_the_balance_loss():
+    k2, v3 = preset("kimi-k2"), preset("deepseek-v3")
+    assert k2.seq_aux_alpha == v3.seq_aux_alpha == 1e-4  # DeepSeek-V3's alpha beside the aux-loss-free bias
+    assert (v3.num_nextn_predict_layers, k2.num_nextn_predict_layers) == (1, 0)  # K2's release has no MTP
+    c = count_params(v3)
+    # DeepSeek-V3: "685B, which includes 671B of the Main Model weights and 14B of the MTP Module weights"
+    # (rounded; its fp8 checkpoint also stores scale tensors): 13.46B here
+    assert c.total == SPEC_COUNTS["deepseek-v3"][0] and abs(c.mtp_checkpoint - 14e9) / 14e9 < 0.05
+    assert c.mtp_checkpoint - c.mtp == c.by_part["embed"] + c.by_part["lm_head"]  # the checkpoint's copies
+    tiny = preset("tiny", num_nextn_predict_layers=2)
+    from trainer.model import K2ForCausalLM
+    mtp = sum(p.numel() for n, p in K2ForCausalLM(tiny).named_parameters() if ".mtp_layers." in n)
+    assert count_params(tiny).mtp == mtp > 0 and count_params(tiny).total == count_params(preset("tiny")).total
+
+
 def test_big_presets_are_the_spec_table():
     k2, v3 = preset("kimi-k2"), preset("deepseek-v3")
     assert (k2.num_attention_heads, k2.n_routed_experts, k2.first_k_dense_replace) == (64, 384, 1)
@@ -74,6 +89,8 @@ def test_unknown_preset_and_unknown_field_are_named():
     (dict(tie_word_embeddings=True), "tie_word_embeddings must be False"),
     (dict(rms_norm_eps=0.0), "rms_norm_eps must be > 0"),
     (dict(seq_aux_alpha=-1.0), "seq_aux_alpha must be >= 0"),
+    (dict(num_nextn_predict_layers=-1), "num_nextn_predict_layers must be >= 0"),
+    (dict(mtp_loss_weight=-0.1), "mtp_loss_weight must be >= 0"),
     (dict(rope_scaling={"type": "linear", "factor": 2.0}), "only type 'yarn'"),
     (dict(rope_scaling={"type": "yarn", "factor": 1.0, "original_max_position_embeddings": 8}), "factor must be > 1"),
     (dict(rope_scaling={"type": "yarn", "factor": 4.0}), "original_max_position_embeddings must be an integer"),
