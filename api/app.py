@@ -7,6 +7,7 @@ admins (--admin) see all. Requests are bounded (api.limits, api.httpguard) and r
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from api.events import EventHub, EventStream, event_stream
 from api.limits import StreamSlots
 from api.outputs import describe_outputs, output_paths
 from api.ratelimit import RedisRateLimiter
+from api.reads import JobReader
 from api.runner import Dispatcher
 from api.security import STATE_DIR, RateLimiter, check_token, hash_tokens, load_tokens, worker_env
 from api.settings import Settings
@@ -78,7 +80,8 @@ def _errors(*codes: int) -> dict[int, dict]:
     """OpenAPI entries for the error statuses a route can answer (every one is a JSON `detail`)."""
     what = {401: "no bearer token", 403: "invalid token", 404: "no such job (or another user's)",
             409: "conflict with the job's state, its output's owner or an Idempotency-Key",
-            413: "request body too large", 422: "invalid request", 429: "rate limit or stream limit exceeded"}
+            413: "request body too large", 422: "invalid request", 429: "rate limit or stream limit exceeded",
+            503: "this replica holds as many event streams as it serves; retry later or on another replica"}
     return {c: {"model": ValidationProblem if c == 422 else Problem, "description": what[c]} for c in codes}
 
 
@@ -158,8 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tokens = hash_tokens(load_tokens(settings.tokens_env, settings.tokens_file))
     limiter = RedisRateLimiter(settings.redis_url, settings.rate_per_s, settings.rate_burst, settings.redis_prefix) \
         if settings.redis_url else RateLimiter(settings.rate_per_s, settings.rate_burst)
-    streams = StreamSlots(settings.max_streams_per_token)
+    streams = StreamSlots(settings.max_streams_per_token, settings.max_streams)
     hub = EventHub(store)
+    reader = JobReader(store)
     if not tokens:
         raise RuntimeError("no API tokens configured: set K2FORGE_API_TOKENS or K2FORGE_API_TOKENS_FILE")
 
@@ -168,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dispatcher.start()
         yield
         dispatcher.stop()
+        await reader.close()
 
     app = FastAPI(title="k2forge", version="1", lifespan=lifespan,
                   description="Submit and watch corpus, rephrasing, math-notes and training jobs.")
@@ -181,7 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         if status == 403:
             raise HTTPException(403, "invalid token")
-        if not limiter.allow(who):
+        # Redis is a network round trip: in a thread, so the event loop serves other requests meanwhile
+        allowed = await asyncio.to_thread(limiter.allow, who) if settings.redis_url else limiter.allow(who)
+        if not allowed:
             raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "1"})
         return who
 
@@ -258,9 +265,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=_errors(*_AUTH, 404, 422))
     async def get_job(job_id: str, who: str = Depends(principal)):
-        # The hottest route (clients poll it): one primary-key read of a small row, done inline (a local WAL read
-        # takes ~0.1 ms, less than a thread hop) and serialised directly: the row already has JobOut's shape.
-        row = store.get_dict(job_id)
+        # The hottest route (clients poll it): one primary-key read of a small row that never blocks the event
+        # loop (api.reads), serialised directly: the row already has JobOut's shape.
+        row = await reader.get(job_id)
         if row is None or not _may_see(row["owner"], who):
             raise HTTPException(404, f"job {job_id} not found")
         return JSONResponse(row)
@@ -283,12 +290,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}/events", tags=["jobs"],
              responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
-                        **_errors(*_AUTH, 404, 422)})
+                        **_errors(*_AUTH, 404, 422, 503)})
     async def events(job_id: str, who: str = Depends(principal), last_event_id: str | None = Header(None)):
-        _job_or_404(job_id, who)
+        row = await reader.get(job_id)
+        if row is None or not _may_see(row["owner"], who):
+            raise HTTPException(404, f"job {job_id} not found")
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-        if not streams.acquire(who):
+        refused = streams.acquire(who)
+        if refused == "token":
             raise HTTPException(429, f"at most {streams.per_key} event streams at once per token",
+                                headers={"Retry-After": "5"})
+        if refused == "replica":
+            raise HTTPException(503, f"this replica serves at most {streams.total} event streams at once",
                                 headers={"Retry-After": "5"})
         return EventStream(event_stream(store, hub, job_id, after), release=lambda: streams.release(who),
                            send_timeout_s=settings.stream_send_timeout_s)

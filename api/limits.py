@@ -83,23 +83,30 @@ def check_json(value: Any, where: list, max_depth: int = 32) -> None:
 
 
 class StreamSlots:
-    """Concurrent event streams per principal (in this replica): a client holding many idle streams open cannot
-    starve the others."""
+    """Concurrent event streams per principal and in all (in this replica): a client holding many idle streams
+    open cannot starve the others, and many clients together cannot hold more streams than the replica serves
+    (each one is a socket, a coroutine and a slot in the event hub)."""
 
-    def __init__(self, per_key: int):
-        self.per_key = per_key
+    def __init__(self, per_key: int, total: int):
+        self.per_key, self.total = per_key, total
         self._open: dict[str, int] = {}
+        self._count = 0
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> bool:
+    def acquire(self, key: str) -> str | None:
+        """None when a slot was taken; else which cap refused it: "token" or "replica"."""
         with self._lock:
             if self._open.get(key, 0) >= self.per_key:
-                return False
+                return "token"
+            if self._count >= self.total:
+                return "replica"
             self._open[key] = self._open.get(key, 0) + 1
-            return True
+            self._count += 1
+            return None
 
     def release(self, key: str) -> None:
         with self._lock:
+            self._count -= 1
             self._open[key] -= 1
             if not self._open[key]:
                 del self._open[key]

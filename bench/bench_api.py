@@ -1,6 +1,6 @@
 """Load benchmark of the job service: with a job running, N concurrent clients poll GET /v1/jobs/{id} (and a
-share of them submit jobs) on loopback for T seconds. Prints p50/p99 latency and errors; target: no errors,
-p99 < 100 ms for GET /v1/jobs/{id}. Reported over the whole run and in steady state (after a warm-up in which
+share of them submit jobs) on loopback for T seconds. Prints p50/p99 latency and errors; target (issue 13): no
+errors, p99 < 50 ms for GET /v1/jobs/{id}. Reported over the whole run and in steady state (after a warm-up in which
 all clients connect at once).
 
     .venv/bin/python bench/bench_api.py [--clients 200] [--seconds 30] [--think 0.5]
@@ -136,6 +136,7 @@ def main() -> None:
 
 def run(args, db_url: str | None) -> None:
     random.seed(0)
+    load_at_start = round(os.getloadavg()[0], 2)    # the machine is shared: say how busy it was before we began
     root = Path(tempfile.mkdtemp(prefix="k2forge-bench-api-"))
     raw = root / "raw"
     raw.mkdir()
@@ -203,10 +204,10 @@ def run(args, db_url: str | None) -> None:
               "server_side_p99_ms_upper_bound": server_p99, "errors": len(errors),
               "error_kinds": sorted(set(errors)), "job_running_share": round(states.count("running") /
                                                                              max(1, len(states)), 3),
-              "job_state_at_end": state, "target": "errors == 0 and p99 < 100 ms", "cpu_count": os.cpu_count(),
-              "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "client": "aiohttp"}
-    result["meets_target"] = result["errors"] == 0 and result["p99_ms"] < 100
-    result["meets_target_steady"] = result["errors"] == 0 and result["steady_p99_ms"] < 100
+              "job_state_at_end": state, "target": "errors == 0 and p99 < 50 ms", "cpu_count": os.cpu_count(),
+              "loadavg_1m_at_start": load_at_start, "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "client": "aiohttp"}
+    result["meets_target"] = result["errors"] == 0 and result["p99_ms"] < 50
+    result["meets_target_steady"] = result["errors"] == 0 and result["steady_p99_ms"] < 50
     print(json.dumps(result, indent=2))
     name = "api.json" if args.replicas == 1 and not db_url and not args.sse else \
         f"api_{args.replicas}replicas_{result['database']}_sse{args.sse}.json"

@@ -86,8 +86,9 @@ def test_glob_patterns_and_their_expansion_are_capped(tmp_path):
         svc.stop()
 
 
-def test_event_streams_per_token_are_capped(tmp_path):
-    svc = Service(tmp_path, max_workers=0, extra_env={"K2FORGE_MAX_STREAMS_PER_TOKEN": "2"}).start()
+def test_event_streams_are_capped_per_token_and_per_replica(tmp_path):
+    svc = Service(tmp_path, max_workers=0, extra_env={"K2FORGE_MAX_STREAMS_PER_TOKEN": "2",
+                                                      "K2FORGE_MAX_STREAMS": "3"}).start()
     try:
         (tmp_path / "raw").mkdir()
         job = svc.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": ["raw"],
@@ -101,6 +102,13 @@ def test_event_streams_per_token_are_capped(tmp_path):
         assert r.status_code == 429 and "Retry-After" in r.headers
         with svc.client_for("bob") as bob:
             assert bob.get(url).status_code == 404                  # bob's own slots are untouched: not his job
+        root = svc.client_for("root")                               # an admin: may follow alice's job
+        with root.stream("GET", url) as third:                      # the replica's third and last stream
+            assert third.status_code == 200
+            with svc.client_for("root") as root2:
+                full = root2.get(url, timeout=10)
+            assert full.status_code == 503 and "Retry-After" in full.headers, full.text
+        root.close()
         opened[0].__exit__(None, None, None)
         held[0].close()
         deadline = time.monotonic() + 10

@@ -1,0 +1,52 @@
+"""The hot-route job reader on the machine's real PostgreSQL: the same dict as the store's own read, a bounded
+set of connections shared by concurrent reads, and a connection the server dropped is replaced, not reused."""
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from api.limits import StreamSlots
+from api.reads import APPLICATION_NAME, JobReader
+from api.store import JobStore
+from tests.api.conftest import PG_ADMIN
+
+
+def test_reader_matches_the_store_bounds_connections_and_replaces_a_dropped_one(pg_url):
+    store = JobStore(pg_url)
+    job, _ = store.create("ingest", {"inputs": ["raw"], "output": "o"}, "alice", None)
+    store.add_event(job.id, "progress", {"done": 1}, progress={"done": 1})
+    reader = JobReader(store, connections=2)
+    db = pg_url.rsplit("/", 1)[1]
+
+    async def scenario():
+        many = await asyncio.gather(*(reader.get(job.id) for _ in range(40)))
+        made = reader._made
+        missing = await reader.get("0" * 32)
+        with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True) as admin:   # the server drops them
+            dropped = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+                          "AND application_name = %s", (db, APPLICATION_NAME)).fetchone()[0]
+        failures = 0
+        for _ in range(4):      # each dropped connection fails once and is discarded; then reads work again
+            try:
+                again = await reader.get(job.id)
+                break
+            except psycopg.OperationalError:
+                failures += 1
+        await reader.close()
+        return many, made, missing, again, failures, dropped
+
+    many, made, missing, again, failures, dropped = asyncio.run(scenario())
+    assert all(m == store.get_dict(job.id) for m in many) and many[0]["progress"] == {"done": 1}
+    assert made <= 2 and missing is None
+    assert dropped == made and failures == made        # each dropped one failed one read, then was replaced
+    assert again == store.get_dict(job.id)
+    store.engine.dispose()
+
+
+def test_stream_slots_cap_each_token_and_the_replica():
+    slots = StreamSlots(per_key=2, total=3)
+    assert [slots.acquire("a"), slots.acquire("a"), slots.acquire("a")] == [None, None, "token"]
+    assert [slots.acquire("b"), slots.acquire("c")] == [None, "replica"]
+    slots.release("a")
+    assert slots.acquire("c") is None
