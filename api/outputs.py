@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from corpus.layout import DONE, META_DIR
 from corpus.shards import file_sha256
 
 _MAX_FILES = 2000
@@ -83,7 +84,9 @@ def _files(p: Path) -> list[Path]:
     if p.is_file():
         return [p]
     if p.is_dir():
-        return sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".") and "_done" not in q.parts)
+        markers = p / META_DIR / DONE      # the executor's done-markers are bookkeeping, not outputs
+        return sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".") and "_done" not in q.parts
+                      and markers not in q.parents)
     return []
 
 

@@ -81,7 +81,7 @@ def quality(n_pairs: int, n_noise: int, num_perm: int, bands: int, rows: int, re
         t0 = time.perf_counter()
         res = run_dedup(spec)
         seconds = time.perf_counter() - t0
-        removed = pq.read_table(f"{tmp}/out/_removed.parquet").to_pylist()
+        removed = pq.read_table(f"{tmp}/out/.k2forge/removed.parquet").to_pylist()
     cluster: dict[str, str] = {f"d{i:06d}": f"d{i:06d}" for i in range(len(texts))}
     for row in removed:
         cluster[row["id"]] = row["kept_id"]

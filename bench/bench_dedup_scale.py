@@ -186,7 +186,7 @@ def run_k2forge(corpus: Path, out: Path, pairs: list, executor: dict) -> tuple[d
     res = measured([sys.executable, "-c", K2_SCRIPT, json.dumps(spec), str(out) + ".json"],
                    {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     stats = json.loads(Path(str(out) + ".json").read_text())
-    removed = set(pq.read_table(out / "_removed.parquet", columns=["id"]).column("id").to_pylist())
+    removed = set(pq.read_table(out / ".k2forge/removed.parquet", columns=["id"]).column("id").to_pylist())
     res["peak_rss_mb"] = stats["vm_hwm_mb"]
     res.update({"score": score(removed, pairs, len(removed)), "stage_seconds": stats["seconds"],
                 "unit_peak_rss_mb": stats["peak_rss_mb"], "candidate_pairs": stats["candidate_pairs"],

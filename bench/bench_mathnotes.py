@@ -72,7 +72,7 @@ def acceptance(out: Path) -> dict:
     rejected_n: Counter[str] = Counter()
     for p in sorted(out.glob("part-*.parquet")):
         accepted.update(pq.read_table(p, columns=["task"]).column("task").to_pylist())
-    for p in sorted((out / "rejects").glob("part-*.parquet")):
+    for p in sorted((out / ".k2forge" / "rejects").glob("part-*.parquet")):
         for row in pq.read_table(p, columns=["task", "reasons"]).to_pylist():
             rejected_n[row["task"]] += 1
             rejected.setdefault(row["task"], Counter()).update({reason_key(r) for r in row["reasons"]})
@@ -81,7 +81,7 @@ def acceptance(out: Path) -> dict:
         n = accepted[task] + rejected_n[task]
         tasks[task] = {"variants": n, "accepted": accepted[task], "acceptance_rate": accepted[task] / n,
                        "rejection_rate_by_reason": {k: v / n for k, v in sorted(rejected.get(task, {}).items())}}
-    stats = json.loads((out / "_stats.json").read_text())
+    stats = json.loads((out / ".k2forge/stats.json").read_text())
     keep = ("acceptance_rate", "variants", "variants_accepted", "rejected_by_reason", "failed_attempts_by_reason",
             "attempt_failure_rate_by_reason", "tokens_out", "tokens_per_s", "wall_s", "docs_in")
     return {"by_task": tasks, "overall": {k: stats.get(k) for k in keep},

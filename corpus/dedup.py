@@ -2,7 +2,7 @@
 
   1. signatures (executor, one unit per input shard): every text is normalised (`text_norm`, see
      corpus.textnorm: NFKC, casefold, punctuation and whitespace folding by default); per document its exact key
-     (digest of the normalised text), length, unit and shingle counts -> `_state/signatures/{uid}.parquet`, its
+     (digest of the normalised text), length, unit and shingle counts -> `.k2forge/state/signatures/{uid}.parquet`, its
      MinHash signature -> `{uid}.sig.npy` and its band-bucket keys -> `{uid}.bands.npy` (see corpus.lsh).
   2. bands (executor, `lsh: bounded`, the default): one unit per group of `band_group` bands (plus one for the
      exact key) and hash partition of at most `partition_docs` documents -> candidate pairs; no process holds
@@ -27,12 +27,12 @@ Exact dedup uses the same normalised text as the shingles: a copy that differs o
 spacing, compatibility forms or whitespace is an `exact` duplicate (its Jaccard would be 1.0 anyway).
 
 Incremental dedup (corpus.dedup_index): `save_index: true` keeps the kept documents' signatures and band keys
-in `output/_dedup_index/`; a later run with `index: [that output]` dedups its new shards against them, and
+in `output/.k2forge/dedup_index/`; a later run with `index: [that output]` dedups its new shards against them, and
 only new documents are removed.
 
-Outputs in `output/`: kept shards + `_index.json`, `_clusters.parquet` (one row per cluster of 2+ docs),
-`_removed.parquet` (one row per removed doc), `_stats.json` (counts, normalisation, per-stage seconds and peak
-memory), `_spec.yaml`. Units are skipped on rerun.
+Outputs in `output/`: kept shards; in `output/.k2forge/` (corpus.layout): `index.json`, `clusters.parquet` (one row
+per cluster of 2+ docs), `removed.parquet` (one row per removed doc), `stats.json` (counts, normalisation,
+per-stage seconds and peak memory), `spec.yaml`, and the work files under `state/`. Units are skipped on rerun.
 """
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ from pydantic import Field, model_validator
 from corpus.dedup_clusters import Docs, cluster, empty_removals, reports
 from corpus.dedup_index import IndexParts, drop_index, load_index, save_index
 from corpus.dedup_stages import SignatureStage, WriteStage, bands_path, sig_path
-from corpus.executor import Unit
+from corpus.executor import Unit, forget_stale
+from corpus.layout import CLUSTERS, META_DIR, REMOVED, SPEC, STATE, STATS, prepare_output
 from corpus.lsh import BandStage, band_units, cluster_members, peak_rss_mb
 from corpus.minhash import MinHasher, lsh_threshold, s_curve
 from corpus.shards import INDEX_NAME, atomic_write_json, expand_inputs, write_index, write_table
@@ -61,9 +62,9 @@ from corpus.textnorm import TextNorm
 
 log = logging.getLogger(__name__)
 
-SPEC_NAME, STATS_NAME = "_spec.yaml", "_stats.json"
-CLUSTERS_NAME, REMOVED_NAME = "_clusters.parquet", "_removed.parquet"
-STATE_DIR = "_state"
+SPEC_NAME, STATS_NAME = f"{META_DIR}/{SPEC}", f"{META_DIR}/{STATS}"
+CLUSTERS_NAME, REMOVED_NAME = f"{META_DIR}/{CLUSTERS}", f"{META_DIR}/{REMOVED}"
+STATE_DIR = f"{META_DIR}/{STATE}"
 
 
 class DedupSpec(Spec):
@@ -119,17 +120,13 @@ class DedupSpec(Spec):
                          self.scheme, norm=self.text_norm)
 
 
-def _drop_stale_markers(units: list[Unit], state: Path, stage: str) -> None:
+def _drop_stale_markers(units: list[Unit], out: Path, stage: str) -> None:
     """Forget finished units whose output is gone or was since overwritten (part files are named by input
     position, so another run in the same output directory can replace them), so that the executor redoes them."""
-    for u in units:
-        marker = state / "_done" / stage / f"{u.id}.json"
-        if not marker.exists():
-            continue
-        out = Path(u.output)
-        mtime = json.loads(marker.read_text()).get("mtime_ns")
-        if not out.exists() or (mtime is not None and out.stat().st_mtime_ns != mtime):
-            marker.unlink()
+    def stale(u: Unit, stats: dict) -> bool:
+        mtime = stats.get("mtime_ns")
+        return not Path(u.output).exists() or (mtime is not None and Path(u.output).stat().st_mtime_ns != mtime)
+    forget_stale(out, stage, units, stale)
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -235,8 +232,8 @@ def _clusters(spec: DedupSpec, executor, units: list[Unit], paths: list[Path], o
                        spec.partition_docs)
     bunits = band_units(spec, [str(bands_path(m)) for m in metas], offsets, out / STATE_DIR, tag, sum(prior.rows))
     stage = BandStage(spec.bands if spec.near else 0)
-    _drop_stale_markers(bunits, out / STATE_DIR, stage.name)
-    bstats = executor.run(stage, bunits, out / STATE_DIR, desc="dedup bands", on_event=on_event)
+    _drop_stale_markers(bunits, out, stage.name)
+    bstats = executor.run(stage, bunits, out, desc="dedup bands", on_event=on_event)
     docs, root, counts, similarity = cluster_members(spec, bunits, metas, [str(sig_path(m)) for m in metas],
                                                      offsets, prior.parts + paths, len(prior.metas))
     counts["units"] = {"band_units": len(bunits), "partitions": bunits[0].params["parts"] if bunits else 0}
@@ -248,8 +245,8 @@ def _signatures(spec: DedupSpec, executor, paths: list[Path], out: Path, on_even
     units = _signature_units(spec, paths, out)
     stage = SignatureStage(spec.hasher() if spec.near else None, spec.text_norm, spec.batch_size, spec.bands,
                            spec.rows)
-    _drop_stale_markers(units, out / STATE_DIR, stage.name)
-    return units, executor.run(stage, units, out / STATE_DIR, desc="dedup signatures", on_event=on_event)
+    _drop_stale_markers(units, out, stage.name)
+    return units, executor.run(stage, units, out, desc="dedup signatures", on_event=on_event)
 
 
 def _empties(units: list[Unit], paths: list[Path]) -> Docs:
@@ -262,7 +259,7 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     """Run the dedup job (run-function contract in corpus/spec.py); returns the stats plus `outputs`."""
     emit = on_event or (lambda ev: None)
     paths, out = _check_paths(spec)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out)
     save_spec(spec, out / SPEC_NAME, "dedup")
     if spec.near and lsh_threshold(spec.bands, spec.rows) > spec.threshold:
         log.warning("dedup: LSH threshold (1/%d)^(1/%d) = %.3f is above the verification threshold %.3f: pairs "
@@ -289,8 +286,8 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
 
     t0 = time.perf_counter()
     wunits = _write_units(paths, out, [s["rows"] for s in sig_stats], rem)
-    _drop_stale_markers(wunits, out / STATE_DIR, WriteStage.name)
-    per_unit = executor.run(WriteStage(), wunits, out / STATE_DIR, desc="dedup write", on_event=on_event)
+    _drop_stale_markers(wunits, out, WriteStage.name)
+    per_unit = executor.run(WriteStage(), wunits, out, desc="dedup write", on_event=on_event)
     secs["write"] = round(time.perf_counter() - t0, 3)
     emit({"type": "progress", "stage": "write", "done": len(wunits), "total": len(wunits)})
 

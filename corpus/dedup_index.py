@@ -1,6 +1,6 @@
 """Saved dedup indexes, for incremental dedup: new shards against an already deduplicated corpus.
 
-A run with `save_index: true` writes `{output}/_dedup_index/`: per kept shard the records, signatures and
+A run with `save_index: true` writes `{output}/.k2forge/dedup_index/`: per kept shard the records, signatures and
 band-bucket keys (corpus.lsh layout) of its kept documents only, rows numbered as in the kept part file, plus
 `index.json` with the signature parameters and the indexes the run itself was deduplicated against. A run
 with `index: [dir, ...]` puts those documents (and, transitively, the indexes they include) in front of its
@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 
 from corpus.dedup_stages import bands_path, save_npy, sig_path
 from corpus.executor import Unit
+from corpus.layout import DEDUP_INDEX, META_DIR, find_meta
 from corpus.shards import atomic_write_json, write_table
 
-INDEX_DIR = "_dedup_index"
+INDEX_DIR = f"{META_DIR}/{DEDUP_INDEX}"   # relative to the dedup output (corpus.layout)
 MANIFEST = "index.json"
 
 
@@ -45,7 +46,8 @@ def load_index(dirs: list[str], params: dict[str, Any]) -> IndexParts:
         if d in seen:
             continue
         seen.add(d)
-        manifest = Path(d) / INDEX_DIR / MANIFEST
+        idir = find_meta(d, DEDUP_INDEX)   # an output of an older version keeps it in _dedup_index/
+        manifest = idir / MANIFEST
         if not manifest.exists():
             raise FileNotFoundError(f"dedup index {d}: no {INDEX_DIR}/{MANIFEST} (run that dedup with "
                                     f"save_index: true)")
@@ -56,7 +58,7 @@ def load_index(dirs: list[str], params: dict[str, Any]) -> IndexParts:
                              + "; ".join(f"{k}: index {saved['params'].get(k)!r}, spec {params.get(k)!r}"
                                          for k in diff))
         for e in saved["entries"]:
-            out.metas.append(str(Path(d) / INDEX_DIR / e["meta"]))
+            out.metas.append(str(idir / e["meta"]))
             out.parts.append(Path(d) / e["part"])
             out.rows.append(e["rows"])
         out.dirs.append(d)
@@ -72,7 +74,7 @@ def drop_index(out: Path) -> None:
 
 def save_index(out: Path, units: list[Unit], wunits: list[Unit], params: dict[str, Any],
                prior: IndexParts) -> dict[str, Any]:
-    """Write `{out}/_dedup_index` from the signature units and the kept rows of the write units, one shard at
+    """Write `{out}/.k2forge/dedup_index` from the signature units and the kept rows of the write units, one shard at
     a time (memory follows the shard); the manifest goes last, so an interrupted save leaves no index."""
     entries = []
     for k, (u, wu) in enumerate(zip(units, wunits)):

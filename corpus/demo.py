@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from corpus.layout import STATS, meta_path
 from corpus.samples import SAMPLES_DIR, sample_files
 from corpus.spec import ExecutorSpec, job_kind
 
@@ -47,7 +48,7 @@ def run_demo(output: str | Path, executor: ExecutorSpec | None = None,
 
 def _check_parts(dedup_dir: Path) -> None:
     """The demo mixture names dedup parts; fail clearly if dedup's naming no longer matches it."""
-    stats = json.loads((dedup_dir / "_stats.json").read_text())
+    stats = json.loads(meta_path(dedup_dir, STATS).read_text())
     got = {Path(s["output"]).stem: Path(s["input"]).stem.rsplit("-", 1)[0] for s in stats.get("shards", [])}
     if got != EXPECTED_PARTS:
         raise RuntimeError(f"demo: dedup wrote parts {got}, but {MIXTURE} expects {EXPECTED_PARTS}; "

@@ -3,7 +3,8 @@
 A Stage is one kind of work; `process(unit)` reads `unit.inputs`, writes `unit.output` atomically and returns a
 JSON-able stats dict. Units are idempotent and deterministic (same id -> same output), so an executor skips every
 unit that already has a done-marker, and a unit killed halfway is simply redone. Markers live in
-`{state_dir}/_done/{stage.name}/{unit.id}.json` and hold the unit's stats.
+`{output}/.k2forge/done/{stage.name}/{unit.id}.json` (corpus.layout) and hold the unit's stats; this module
+is the only one that builds their paths (`done_marker`, `forget_stale`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from corpus.layout import done_dir
 from corpus.log import progress
 from corpus.shards import atomic_write_json
 
@@ -45,12 +47,34 @@ class Stage(abc.ABC):
         """Do the unit's work, write its output atomically, return stats."""
 
 
+def done_marker(output: str | os.PathLike, stage: str, unit_id: str) -> Path:
+    """The done-marker of unit `unit_id` of stage `stage` whose state lives in the output folder `output`."""
+    return done_dir(output, stage) / f"{unit_id}.json"
+
+
+def forget_stale(output: str | os.PathLike, stage: str, units: Iterable[Unit],
+                 stale: Callable[[Unit, dict[str, Any]], bool]) -> int:
+    """Drop the marker of every finished unit for which `stale(unit, its marker's stats)` holds (its output was
+    deleted or changed since), so that the next run redoes it; return how many units stay done."""
+    kept = 0
+    for u in units:
+        marker = done_marker(output, stage, u.id)
+        if not marker.exists():
+            continue
+        if stale(u, json.loads(marker.read_text())):
+            marker.unlink()
+        else:
+            kept += 1
+    return kept
+
+
 class Executor(abc.ABC):
     kind: str = "base"
 
-    def run(self, stage: Stage, units: Iterable[Unit], state_dir: str | os.PathLike, desc: str | None = None,
+    def run(self, stage: Stage, units: Iterable[Unit], output: str | os.PathLike, desc: str | None = None,
             on_event: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
-        """Run every unit without a done-marker; return stats of all units in the given order.
+        """Run every unit without a done-marker in the output folder `output`; return stats of all units in
+        the given order.
 
         `on_event` (the run-function callback) gets a progress event after every finished unit.
         """
@@ -58,7 +82,7 @@ class Executor(abc.ABC):
         ids = [u.id for u in units]
         if len(set(ids)) != len(ids):
             raise ValueError(f"stage {stage.name}: unit ids are not unique")
-        mdir = Path(state_dir) / "_done" / stage.name
+        mdir = done_dir(output, stage.name)
         pending = [u for u in units if not (mdir / f"{u.id}.json").exists()]
         if len(pending) < len(units):
             log.info("%s: %d of %d units already done, skipping them", stage.name, len(units) - len(pending), len(units))

@@ -5,7 +5,8 @@ relative path, its content (not size/mtime, so a copy or a touched file keeps it
 rerun of the same spec skips finished units and a changed input or option is redone. A unit streams its records into
 shards `{stem}-{n:05d}.parquet` of about `shard_bytes`, staged in a private directory and moved into place only
 when the whole input was read: a bad record in the middle of a file never leaves part of that file's output.
-The driver then writes `_index.json`, `_stats.json` (rows in/out, skips by reason) and `_spec.yaml`.
+The driver then writes `index.json`, `stats.json` (rows in/out, skips by reason) and `spec.yaml` under
+`.k2forge/` (corpus.layout).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field
 
-from corpus.executor import Stage, Unit
+from corpus.executor import Stage, Unit, forget_stale
+from corpus.layout import META_DIR, SPEC, STATS, prepare_output
 from corpus.readers import (DEFAULT_MAX_DOC_BYTES, JSONL_SUFFIXES, FieldMap, ReadOptions, SkipCounter,
                             detect_format, is_hf_dataset_dir, read_docs, text_files)
 from corpus.schema import DOMAINS, table_from_docs
@@ -31,8 +33,8 @@ from corpus.shards import (DEFAULT_SHARD_BYTES, INDEX_NAME, atomic_write_json, f
 from corpus.spec import ExecutorSpec, Spec, save_spec
 
 log = logging.getLogger(__name__)
-STATS_NAME = "_stats.json"
-SPEC_NAME = "_spec.yaml"
+STATS_NAME = f"{META_DIR}/{STATS}"
+SPEC_NAME = f"{META_DIR}/{SPEC}"
 
 
 class IngestSpec(Spec):
@@ -234,7 +236,7 @@ def run_ingest(spec: IngestSpec, on_event: Callable[[dict], None] | None = None)
     emit = on_event or (lambda ev: None)
     out = Path(spec.output)
     units = plan_units(spec)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out)
     save_spec(spec, out / SPEC_NAME, "ingest")
     cached = _check_done(out, units)
     emit({"type": "log", "message": f"ingest: {len(units)} input(s), {cached} already done"})
@@ -258,18 +260,13 @@ def run_ingest(spec: IngestSpec, on_event: Callable[[dict], None] | None = None)
 
 def _check_done(out: Path, units: list[Unit]) -> int:
     """Count finished units; a unit whose marker names shards that are gone or changed is redone."""
-    done_dir, cached = out / "_done" / IngestStage.name, 0
-    for u in units:
-        marker = done_dir / f"{u.id}.json"
-        if not marker.exists():
-            continue
-        shards = json.loads(marker.read_text()).get("shards", [])
+    def stale(u: Unit, stats: dict) -> bool:
+        shards = stats.get("shards", [])
         if all((out / e["path"]).is_file() and (out / e["path"]).stat().st_size == e["bytes"] for e in shards):
-            cached += 1
-        else:
-            log.warning("ingest: output of %s is missing or changed; redoing it", u.params["rel"])
-            marker.unlink()
-    return cached
+            return False
+        log.warning("ingest: output of %s is missing or changed; redoing it", u.params["rel"])
+        return True
+    return forget_stale(out, IngestStage.name, units, stale)
 
 
 def _warn_unlisted(out: Path, listed: set[str]) -> None:

@@ -13,7 +13,7 @@ sources:
   - {name: web, paths: ["raw/web-*"], domain: web, weight: 0.4}   # or tokens: 800000 instead of weight
 ```
 `paths` are packed shard prefixes, globs of prefixes or their .bin/.idx files, or pack output dirs (all shards of
-its _index.json). Relative paths resolve against each `MixSpec.packed` dir, or, without those, against the
+its .k2forge/index.json). Relative paths resolve against each `MixSpec.packed` dir, or, without those, against the
 mixture file's directory (an inline mixture: the working directory).
 
 Eval split: with `eval_fraction` f > 0, the last max(1, round(f * docs)) documents of every shard with two or
@@ -61,6 +61,7 @@ from typing import Any, Callable, Literal
 from pydantic import Field, field_validator, model_validator
 
 from corpus.schema import DOMAINS
+from corpus.layout import INDEX, find_meta
 from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, file_sha256
 from corpus.spec import Spec, parse_spec, read_yaml_mapping, save_spec
 
@@ -291,7 +292,7 @@ def _pack_index(d: Path, cache: dict[Path, dict]) -> dict:
     from corpus.pack import PACK_FORMAT
     d = d.resolve()
     if d not in cache:
-        path = d / INDEX_NAME
+        path = find_meta(d, INDEX)   # an older pack output keeps it in _index.json
         if not path.exists():
             raise FileNotFoundError(f"{d}: no {INDEX_NAME}; run `corpus pack` into it to completion first")
         index = json.loads(path.read_text(encoding="utf-8"))
@@ -310,7 +311,7 @@ def _match(pattern: str, bases: list[Path], cache: dict) -> set[Path]:
         hits = [Path(h) for h in sorted(glob.glob(str(c)))] if glob.has_magic(str(c)) else [c]
         for h in hits:
             if h.name.startswith(("_", ".")):
-                continue  # _index.json, _spec.yaml, _done/, temp files
+                continue  # .k2forge/, temp files, an older layout's _index.json, _done/
             if h.is_dir():
                 found.update(h.resolve() / p for p in _pack_index(h, cache)["by_prefix"])
             elif h.suffix in (".bin", ".idx"):

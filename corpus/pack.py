@@ -14,7 +14,7 @@ One unit per input parquet shard `.../{stem}.parquet` -> in the output directory
    "parents": {parent_id: number of synthetic docs from it in this shard}}
   ```
 When two inputs share a stem (e.g. `raw/part-00000` and `synth/part-00000`), every stem becomes
-`{parent dir}__{stem}`. The driver writes `_index.json` (format "k2forge-packed/1"):
+`{parent dir}__{stem}`. The driver writes `.k2forge/index.json` (format "k2forge-packed/1"):
 ```
 {"format", "layout": "megatron-mmidx", "tokenizer": {name, path, sha256, eos_id, eos_token, vocab_size},
  "dtype": "uint16"|"int32", "append_eos", "total_docs", "total_tokens",
@@ -22,7 +22,7 @@ When two inputs share a stem (e.g. `raw/part-00000` and `synth/part-00000`), eve
  "shards": [{"prefix", "input", "docs", "tokens", "bin_bytes", "bin_sha256", "idx_sha256",
              "tokens_by_domain", "tokens_by_source"}]}
 ```
-and `_spec.yaml`. A rerun skips units whose done-marker exists; the unit id hashes the input file's identity
+and `.k2forge/spec.yaml` (corpus.layout). A rerun skips units whose done-marker exists; the unit id hashes the input file's identity
 (path, size, mtime) and the tokenizer/EOS settings, so a changed input or tokenizer is redone, not skipped.
 """
 from __future__ import annotations
@@ -38,7 +38,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from pydantic import Field
 
-from corpus.executor import Stage, Unit
+from corpus.executor import Stage, Unit, forget_stale
+from corpus.layout import SPEC, meta_path, prepare_output
 from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, expand_inputs, file_sha256
 from corpus.spec import ExecutorSpec, Spec, save_spec
 
@@ -179,15 +180,13 @@ def _unit_id(stem: str, src: Path, tok_info: dict, spec: PackSpec) -> str:
 
 def _drop_stale_markers(units: list[Unit], out: Path) -> None:
     """Forget finished units whose outputs were deleted or altered since, so the executor redoes them."""
-    for u in units:
-        marker = out / "_done" / PackStage.name / f"{u.id}.json"
-        if not marker.exists():
-            continue
-        want = json.loads(marker.read_text())["bin_bytes"]
+    def stale(u: Unit, stats: dict) -> bool:
         files = [Path(f"{u.output}{e}") for e in (".bin", ".idx", ".meta.json")]
-        if not all(f.exists() for f in files) or files[0].stat().st_size != want:
-            log.warning("pack: %s: outputs missing or changed since it finished; redoing it", u.output)
-            marker.unlink()
+        if all(f.exists() for f in files) and files[0].stat().st_size == stats["bin_bytes"]:
+            return False
+        log.warning("pack: %s: outputs missing or changed since it finished; redoing it", u.output)
+        return True
+    forget_stale(out, PackStage.name, units, stale)
 
 
 def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
@@ -198,7 +197,7 @@ def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
 
 
 def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Tokenize every input shard (skipping finished ones), then write `_index.json` and `_spec.yaml`."""
+    """Tokenize every input shard (skipping finished ones), then write the index and the spec (.k2forge/)."""
     from corpus.indexed import optimal_dtype
     from corpus.tokenizer import load_tokenizer
     emit = on_event or (lambda e: None)
@@ -211,8 +210,8 @@ def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> 
     dtype = optimal_dtype(tok.vocab_size)
     stems = output_stems(inputs)
     units = [Unit(_unit_id(s, p, info, spec), (str(p),), str(out / s)) for s, p in zip(stems, inputs)]
-    out.mkdir(parents=True, exist_ok=True)
-    save_spec(spec, out / "_spec.yaml", "pack")
+    prepare_output(out)
+    save_spec(spec, meta_path(out, SPEC), "pack")
     emit({"type": "log", "message": f"pack: {len(units)} shard(s) with tokenizer {tok.name} ({dtype})"})
     stage = PackStage(spec.tokenizer, spec.eos_token, spec.append_eos, spec.batch_size, dtype.name)
     _drop_stale_markers(units, out)

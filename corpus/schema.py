@@ -2,23 +2,28 @@
 
 Raw rows:        id, text, domain, source, lang, meta (JSON string)
 Synthetic rows:  the above plus parent_id, task, style, engine, model, prompt_sha, fidelity, attempts
+
+Scores (fidelity.scores, and the rejects' scores) are a list of {name, value} structs sorted by name: an
+Arrow map has no Hugging Face `datasets` equivalent, so a map column made `load_dataset` fail. Shards written
+with the former map<string, double> still read (validate_table casts them). `scores_dict` reads any of these.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
 DOMAINS = ("web", "code", "math", "knowledge")
 TASKS = ("rephrase", "learning_note", "translate")
 
+SCORES_TYPE = pa.list_(pa.struct([pa.field("name", pa.string()), pa.field("value", pa.float64())]))
 FIDELITY_TYPE = pa.struct(
     [
         pa.field("accepted", pa.bool_()),
         pa.field("reasons", pa.list_(pa.string())),
-        pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("scores", SCORES_TYPE),
     ]
 )
 
@@ -129,9 +134,26 @@ def table_from_docs(docs: Iterable[dict[str, Any]], synthetic: bool = False) -> 
     return pa.Table.from_pydict(cols, schema=schema)
 
 
+def scores_list(scores: Mapping[str, float] | Iterable | None) -> list[dict[str, Any]]:
+    """Scores as stored (SCORES_TYPE): [{"name", "value"}] sorted by name, from a dict or any stored form."""
+    return [{"name": k, "value": v} for k, v in sorted(scores_dict(scores).items())]
+
+
+def scores_dict(scores: Mapping[str, float] | Iterable | None) -> dict[str, float]:
+    """Scores as a dict, from a dict, a stored list of {name, value}, or the former map's (key, value) pairs."""
+    if not scores:
+        return {}
+    if isinstance(scores, Mapping):
+        return {str(k): float(v) for k, v in scores.items()}
+    out = {}
+    for item in scores:
+        k, v = (item["name"], item["value"]) if isinstance(item, Mapping) else item
+        out[str(k)] = float(v)
+    return out
+
+
 def _fidelity_row(v: dict[str, Any] | None) -> dict[str, Any] | None:
     if v is None:
         return None
-    scores = v.get("scores") or {}
     return {"accepted": bool(v.get("accepted")), "reasons": list(v.get("reasons") or []),
-            "scores": list((str(k), float(x)) for k, x in sorted(scores.items()))}
+            "scores": scores_list(v.get("scores"))}

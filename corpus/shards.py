@@ -17,9 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from corpus.layout import INDEX, META_DIR, find_meta, meta_path
 from corpus.schema import DOC_SCHEMA, SYNTH_SCHEMA, validate_table
 
-INDEX_NAME = "_index.json"
+INDEX_NAME = f"{META_DIR}/{INDEX}"   # relative to the output folder (corpus.layout)
 DEFAULT_SHARD_BYTES = 64 << 20
 
 
@@ -64,7 +65,10 @@ def write_table(path: str | os.PathLike, table: pa.Table) -> dict[str, Any]:
     """Write one parquet file atomically; return its index entry."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        if table.num_rows:
+            pq.write_table(table, tmp, compression="zstd")
+        else:   # no row group at all: `datasets` fails on a row group of 0 rows ("BatchSize must be > 0")
+            pq.ParquetWriter(tmp, table.schema, compression="zstd").close()
     return {"path": path.name, "rows": table.num_rows, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
@@ -92,16 +96,16 @@ def write_shards(out_dir: str | os.PathLike, prefix: str, table: pa.Table,
 
 
 def write_index(out_dir: str | os.PathLike, entries: list[dict[str, Any]], extra: dict | None = None) -> Path:
-    """Write `_index.json` listing shards (sorted by name) with rows, bytes and sha256."""
-    out_dir = Path(out_dir)
+    """Write `.k2forge/index.json` listing shards (sorted by name) with rows, bytes and sha256."""
     entries = sorted(entries, key=lambda e: e["path"])
     index = {"shards": entries, "total_rows": sum(e["rows"] for e in entries), **(extra or {})}
-    atomic_write_json(out_dir / INDEX_NAME, index)
-    return out_dir / INDEX_NAME
+    path = meta_path(out_dir, INDEX)
+    atomic_write_json(path, index)
+    return path
 
 
 def read_index(out_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(out_dir) / INDEX_NAME
+    path = find_meta(out_dir, INDEX)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no shard index (is this a k2forge shard directory?)")
     return json.loads(path.read_text())

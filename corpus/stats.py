@@ -17,20 +17,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus.schema import SchemaError
-from corpus.shards import INDEX_NAME, expand_inputs
+from corpus.layout import INDEX, STATS, find_meta
+from corpus.shards import expand_inputs
 
 KEYS = ("domain", "source", "lang", "task")
 _REQUIRED = ("text", "domain")
 
 
 def shard_paths(inputs: str | os.PathLike | list) -> list[Path]:
-    """Shards of a directory (those in its _index.json when present), a glob, files, or a list of those."""
+    """Shards of a directory (those in its shard index when present), a glob, files, or a list of those."""
     items = inputs if isinstance(inputs, list) else [inputs]
     paths: list[Path] = []
     for item in items:
         p = Path(item)
-        if p.is_dir() and (p / INDEX_NAME).exists():
-            index = json.loads((p / INDEX_NAME).read_text())
+        if p.is_dir() and find_meta(p, INDEX).exists():
+            index = json.loads(find_meta(p, INDEX).read_text())
             listed = [p / e["path"] for e in index.get("shards", []) if str(e.get("path", "")).endswith(".parquet")]
             paths.extend(listed or expand_inputs(p))
         else:
@@ -118,9 +119,9 @@ def corpus_stats(inputs: str | os.PathLike | list, batch_rows: int = 8192) -> di
 
 
 def _ingest_skips(inputs: Any) -> dict[str, Any] | None:
-    if isinstance(inputs, list) or not Path(inputs, "_stats.json").is_file():
+    if isinstance(inputs, list) or not find_meta(inputs, STATS).is_file():
         return None
-    st = json.loads(Path(inputs, "_stats.json").read_text())
+    st = json.loads(find_meta(inputs, STATS).read_text())
     if not {"rows_in", "rows_out", "skipped"} <= set(st):
         return None  # another stage's stats
     return {"rows_in": st["rows_in"], "rows_out": st["rows_out"], "skipped": st["skipped"]}

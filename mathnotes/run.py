@@ -1,8 +1,9 @@
 """run_mathnotes: the mathnotes job (JOB_KINDS contract), on rephrase's shared rewriting driver.
 
 Same layout, resumability and bad-input behaviour as rephrase (rephrase.run.run_rewrite): one unit per input
-shard writing `part-NNNNN.parquet`, `rejects/part-NNNNN.parquet`, plus `routing/part-NNNNN.parquet`; done-markers
-under `_done/mathnotes/`; `_stats.json` with acceptance by reason and the routing/task counters; `_spec.yaml`.
+shard writing `part-NNNNN.parquet`, and under `.k2forge/` (corpus.layout) `rejects/part-NNNNN.parquet`,
+`routing/part-NNNNN.parquet`, done-markers in `done/mathnotes/`, `stats.json` with acceptance by reason and the
+routing/task counters, `spec.yaml`.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ accepted translation then goes through the learning-note Rewriter as an English 
 original document). Nothing here generates or verifies by itself: the loop, the chunking, the retries and the
 verifier batching are rephrase's. The unit writes, each atomically: synthetic rows (translations with task
 "translate", notes with task "learning_note", `lang` "en" and the source language in `meta.source_lang`), the
-rejects shard (with the task of the failing step) and `routing/part-NNNNN.parquet` with every routing decision.
+rejects shard (with the task of the failing step) and `.k2forge/routing/part-NNNNN.parquet` with every routing
+decision.
 """
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ import mathnotes.checks  # noqa: F401  (workers unpickling this stage get the ma
 import mathnotes.tasks  # noqa: F401  (and the tasks)
 from corpus.executor import Unit
 from corpus.schema import doc_id, table_from_docs
+from corpus.layout import ROUTING, meta_path
 from corpus.shards import read_shard, write_table
 from mathnotes.routing import ROUTING_SCHEMA, Route, route, routing_stats
 from rephrase.stage import REJECT_SCHEMA, RewriteStage, rejects_path
 
 
 def routing_path(output: str | Path) -> Path:
+    """Where the routing decisions of the synthetic shard `output` go: `.k2forge/routing/` of its folder."""
     output = Path(output)
-    return output.parent / "routing" / output.name
+    return meta_path(output.parent, ROUTING) / output.name
 
 
 class MathNotesStage(RewriteStage):

@@ -1,10 +1,11 @@
 """run_rephrase: the rephrase job (spec -> synthetic shards + rejects + stats), resumable and executor-agnostic.
 
 Units are the input shards, in sorted order: unit i writes `part-{i:05d}.parquet` (synthetic rows) and
-`rejects/part-{i:05d}.parquet`. Seeds depend only on (spec seed, document id, variant, chunk, attempt), so
-a rerun after an interruption processes the unfinished shards only and produces the same files as one
-uninterrupted run; finished shards (done-markers) are never redone. A rerun into an output directory that
-holds a run of a different spec is refused rather than mixing two runs.
+`.k2forge/rejects/part-{i:05d}.parquet` (corpus.layout: the spec, stats, index and markers sit there too).
+Seeds depend only on (spec seed, document id, variant, chunk, attempt), so a rerun after an interruption
+processes the unfinished shards only and produces the same files as one uninterrupted run; finished shards
+(done-markers) are never redone. A rerun into an output directory that holds a run of a different spec is
+refused rather than mixing two runs.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 
 from corpus.executor import Stage, Unit
+from corpus.layout import META_DIR, SPEC, STATS, find_meta, prepare_output
 from corpus.shards import atomic_write_json, expand_inputs, read_index, shard_name, write_index
 from corpus.spec import SpecError, save_spec
 
-SPEC_NAME = "_spec.yaml"
-STATS_NAME = "_stats.json"
+SPEC_NAME = f"{META_DIR}/{SPEC}"
+STATS_NAME = f"{META_DIR}/{STATS}"
 # Fields that may change between a run and its resumption without changing any output.
 _RESUMABLE_FIELDS = {"executor", "limit", "concurrency"}
 
@@ -54,7 +56,7 @@ def plan_units(spec: Any, prefix: str = "part") -> list[Unit]:
 
 def _check_same_spec(spec: Any, out: Path, kind: str) -> None:
     import yaml
-    saved = out / SPEC_NAME
+    saved = find_meta(out, SPEC)
     if not saved.exists():
         return
     old = (yaml.safe_load(saved.read_text()) or {}).get("spec", {})
@@ -77,15 +79,16 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     out = Path(spec.output)
     units = plan_units(spec)
     _check_same_spec(spec, out, kind)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out)
     save_spec(spec, out / SPEC_NAME, kind)
     emit = on_event or (lambda ev: None)
     emit({"type": "log", "message": f"{kind}: {len(units)} shard(s) -> {out}"})
     try:
-        unit_stats = spec.executor.build().run(stage, units, state_dir=out, desc=kind, on_event=on_event)
+        unit_stats = spec.executor.build().run(stage, units, out, desc=kind, on_event=on_event)
     finally:
         if hasattr(stage, "close"):
             stage.close()     # the in-process stage (local, workers=1) holds the engine and an event loop
+    from rephrase.stage import rejects_path
     from rephrase.stats import merge_stats
     stats = merge_stats(unit_stats)
     entries = [{"path": Path(u.output).name, "rows": s["rows"]} for u, s in zip(units, unit_stats)]
@@ -93,7 +96,7 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     atomic_write_json(out / STATS_NAME, stats)
     emit({"type": "progress", "done": len(units), "total": len(units)})
     outputs = [str(out / e["path"]) for e in entries]
-    rejects = [str(out / "rejects" / e["path"]) for e in entries]
+    rejects = [str(rejects_path(out / e["path"])) for e in entries]
     return {"outputs": outputs, "rejects": rejects, "stats_path": str(out / STATS_NAME),
             "spec_path": str(out / SPEC_NAME), "stats": stats}
 
@@ -114,7 +117,7 @@ def run_rephrase(spec: Any, on_event: Callable[[dict], None] | None = None, *, s
 
 def read_stats(output: str | Path) -> dict:
     """The merged stats of a finished run."""
-    p = Path(output) / STATS_NAME
+    p = find_meta(output, STATS)
     if not p.exists():
         read_index(output)       # raises the clearer "not a shard directory" error when that is the problem
         raise FileNotFoundError(f"{p}: no stats (the run has not finished)")

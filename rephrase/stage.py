@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 
 from corpus.executor import Stage, Unit
-from corpus.schema import doc_id, table_from_docs
+from corpus.layout import REJECTS, meta_path
+from corpus.schema import SCORES_TYPE, doc_id, scores_list, table_from_docs
 from corpus.shards import read_shard, write_table
 
 REJECT_SCHEMA = pa.schema([
@@ -32,16 +33,16 @@ REJECT_SCHEMA = pa.schema([
     pa.field("attempts", pa.int32()),
     pa.field("source", pa.string()),                 # the failing chunk's source text (or the document's)
     pa.field("rewrite", pa.string()),                # the last attempt's rewrite of that chunk
-    pa.field("scores", pa.map_(pa.string(), pa.float64())),
+    pa.field("scores", SCORES_TYPE),                 # [{name, value}] (corpus.schema)
     pa.field("engine", pa.string()),
     pa.field("model", pa.string()),
 ])
 
 
 def rejects_path(output: str | Path) -> Path:
-    """Where the rejects of the synthetic shard `output` go: a `rejects/` folder beside it."""
+    """Where the rejects of the synthetic shard `output` go: `.k2forge/rejects/` of its folder (corpus.layout)."""
     output = Path(output)
-    return output.parent / "rejects" / output.name
+    return meta_path(output.parent, REJECTS) / output.name
 
 
 class RewriteStage(Stage):
@@ -166,7 +167,7 @@ class RewriteStage(Stage):
             "status": r.status, "reasons": list(r.reasons),
             "chunk": r.failed_chunk, "attempts": last.attempts if last else 0,
             "source": last.source if last else (r.doc.get("text") or ""), "rewrite": last.rewrite if last else "",
-            "scores": sorted((last.scores if last else {}).items()),
+            "scores": scores_list(last.scores if last else {}),
             "engine": self._engine.name, "model": self._engine.model,
         }
 

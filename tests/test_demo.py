@@ -63,8 +63,8 @@ def test_every_artifact_exists_and_parses(demo_run):
     for d in ("raw", "rephrase", "mathnotes", "dedup"):
         for p in (out / d).glob("*.parquet"):
             pq.read_table(p)
-        assert (out / d / "_index.json").exists()
-    packed = json.loads((out / "packed" / "_index.json").read_text())
+        assert (out / d / ".k2forge/index.json").exists()
+    packed = json.loads((out / "packed" / ".k2forge/index.json").read_text())
     import numpy as np
     for sh in packed["shards"]:       # token shards: tokens x dtype bytes
         size = (out / "packed" / f"{sh['prefix']}.bin").stat().st_size
@@ -96,17 +96,44 @@ def test_export_loads_with_transformers_and_matches_the_checkpoint(demo_run):
         assert (hf(ids).logits - ours.eval()(ids).logits).abs().max().item() < 1e-3
 
 
+def test_every_shard_folder_loads_with_hf_datasets_both_ways(demo_run, tmp_path):
+    """load_dataset("parquet", data_dir=D) and data_files="D/*.parquet" on every folder of shards the demo
+    writes: documents, synthetic rows, rejects, routing, dedup's kept shards (real `datasets`, the hf extra)."""
+    datasets = pytest.importorskip("datasets")
+    out, _, _ = demo_run
+    folders = ["raw", "selected", "rephrase", "rephrase/.k2forge/rejects", "mathnotes", "mathnotes/.k2forge/rejects",
+               "mathnotes/.k2forge/routing", "dedup"]
+    loaded = 0
+    for rel in folders:
+        d = out / rel
+        assert any(d.glob("*.parquet")), f"{d}: the demo wrote no shards here"
+        kinds = {"data_dir": str(d)}, {"data_files": f"{d}/*.parquet"}
+        if _rows(d) == 0:   # the small demo may accept no rewrite; datasets has no empty dataset: only that error
+            for kw in kinds:
+                with pytest.raises(ValueError, match='Instruction "train" corresponds to no data'):
+                    datasets.load_dataset("parquet", **kw, cache_dir=str(tmp_path), split="train")
+            continue
+        by_dir, by_glob = (datasets.load_dataset("parquet", **kw, cache_dir=str(tmp_path), split="train")
+                           for kw in kinds)
+        assert by_dir.num_rows == by_glob.num_rows == _rows(d), rel
+        for row in by_dir:         # synthetic rows and rejects: scores are [{name, value}], not an Arrow map
+            scores = (row.get("fidelity") or {}).get("scores") or row.get("scores") or []
+            assert all(set(s) == {"name", "value"} for s in scores), rel
+        loaded += 1
+    assert loaded >= 5
+
+
 def test_report_counts_equal_the_shards(demo_run):
     out, _, res = demo_run
     facts = json.loads(Path(res["report"]["json"]).read_text())
     c = facts["counts"]
     assert c["raw_docs"] == _rows(out / "raw") == 41
     assert c["rephrase_accepted"] == _rows(out / "rephrase")
-    assert c["rephrase_rejected"] == _rows(out / "rephrase" / "rejects")
+    assert c["rephrase_rejected"] == _rows(out / "rephrase" / ".k2forge" / "rejects")
     assert c["mathnotes_accepted"] == _rows(out / "mathnotes")
-    assert c["mathnotes_rejected"] == _rows(out / "mathnotes" / "rejects")
+    assert c["mathnotes_rejected"] == _rows(out / "mathnotes" / ".k2forge" / "rejects")
     assert c["dedup_docs"] == _rows(out / "dedup", "part-*.parquet") == c["packed_docs"]
-    stats = json.loads((out / "rephrase" / "_stats.json").read_text())
+    stats = json.loads((out / "rephrase" / ".k2forge/stats.json").read_text())
     assert stats["variants_accepted"] + stats["variants_rejected"] + stats["variants_error"] == \
         c["rephrase_accepted"] + c["rephrase_rejected"]
     md = Path(res["report"]["md"]).read_text()

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from corpus.layout import INDEX, STATS, find_meta
 from corpus.spec import SpecError, read_yaml_mapping
 
 log = logging.getLogger(__name__)
@@ -112,15 +113,15 @@ def _check_mixture(mixture: dict[str, Any], where: Path) -> None:
 
 def packed_origins(packed_dir: Path, dedup_dir: Path) -> list[dict[str, Any]]:
     """Per packed shard: its prefix, tokens per domain and the stage its documents came from (via dedup)."""
-    index = json.loads((packed_dir / "_index.json").read_text())
-    dedup = json.loads((dedup_dir / "_stats.json").read_text())
+    index = json.loads(find_meta(packed_dir, INDEX).read_text())
+    dedup = json.loads(find_meta(dedup_dir, STATS).read_text())
     origin_of = {s["output"]: Path(s["input"]).parent.name for s in dedup["shards"]}
     out = []
     for sh in index["shards"]:
         part = Path(sh["input"]).name
         if part not in origin_of:
             raise RuntimeError(f"{packed_dir}: shard {sh['prefix']} comes from {sh['input']}, which "
-                               f"{dedup_dir / '_stats.json'} does not list")
+                               f"{find_meta(dedup_dir, STATS)} does not list")
         prefix = Path(sh["prefix"])     # the pack index names prefixes relative to its folder
         prefix = prefix if prefix.is_absolute() else packed_dir / prefix
         out.append({"prefix": str(prefix), "origin": origin_of[part], "tokens": sh["tokens"],

@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from corpus.layout import INDEX, REJECTS, STATS, find_meta
+from corpus.schema import scores_dict
 from corpus.shards import atomic_write_json, atomic_write_text
 
 EXAMPLE_CHARS = 700
@@ -36,20 +38,20 @@ def _count(d: Path, pattern: str = "*.parquet") -> int:
 def stage_table(out: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per stage: what went in, what came out (counted from the files), seconds."""
     st = state["stages"]
-    packed = json.loads((out / "packed" / "_index.json").read_text())
+    packed = json.loads(find_meta(out / "packed", INDEX).read_text())
     manifest = json.loads((out / "mixture.json").read_text())
     tr = st["train"]["summary"]
     rows = [
         ("ingest", "4 sample files", f"{_count(out / 'raw')} documents"),
         ("rephrase", f"{st['rephrase']['summary']['stats'].get('docs_in', 0)} knowledge documents",
-         f"{_count(out / 'rephrase')} accepted rewrites, {_count(out / 'rephrase' / 'rejects')} rejected"),
+         f"{_count(out / 'rephrase')} accepted rewrites, {_count(find_meta(out / 'rephrase', REJECTS))} rejected"),
         ("verify", f"{st['verify']['summary']['rows']} labelled pairs (shipped test split)",
          f"{st['verify']['summary']['faithful_accepted']}/{st['verify']['summary']['faithful']} faithful accepted, "
          f"{st['verify']['summary']['unfaithful_rejected']}/{st['verify']['summary']['unfaithful']} corrupted "
          f"rejected"),
         ("mathnotes", f"{st['mathnotes']['summary']['stats'].get('docs_in', 0)} math documents",
          f"{_count(out / 'mathnotes')} accepted notes/translations, "
-         f"{_count(out / 'mathnotes' / 'rejects')} rejected"),
+         f"{_count(find_meta(out / 'mathnotes', REJECTS))} rejected"),
         ("dedup", f"{st['dedup']['summary']['docs_in']} documents",
          f"{_count(out / 'dedup', 'part-*.parquet')} documents ({st['dedup']['summary']['exact_removed']} exact, "
          f"{st['dedup']['summary']['near_removed']} near duplicates removed)"),
@@ -69,10 +71,10 @@ def stage_table(out: Path, state: dict[str, Any]) -> list[dict[str, Any]]:
 
 def counts(out: Path) -> dict[str, int]:
     """Row and token counts read from the shards themselves."""
-    packed = json.loads((out / "packed" / "_index.json").read_text())
+    packed = json.loads(find_meta(out / "packed", INDEX).read_text())
     return {"raw_docs": _count(out / "raw"), "rephrase_accepted": _count(out / "rephrase"),
-            "rephrase_rejected": _count(out / "rephrase" / "rejects"), "mathnotes_accepted": _count(out / "mathnotes"),
-            "mathnotes_rejected": _count(out / "mathnotes" / "rejects"),
+            "rephrase_rejected": _count(find_meta(out / "rephrase", REJECTS)), "mathnotes_accepted": _count(out / "mathnotes"),
+            "mathnotes_rejected": _count(find_meta(out / "mathnotes", REJECTS)),
             "dedup_docs": _count(out / "dedup", "part-*.parquet"), "packed_docs": packed["total_docs"],
             "packed_tokens": packed["total_tokens"]}
 
@@ -84,12 +86,12 @@ def fidelity(out: Path) -> dict[str, Any]:
         acc: dict[str, list[float]] = {}
         rej: dict[str, list[float]] = {}
         for r in _rows(out / job):
-            for k, v in (r.get("fidelity") or {}).get("scores") or []:
+            for k, v in scores_dict((r.get("fidelity") or {}).get("scores")).items():
                 acc.setdefault(k, []).append(v)
-        for r in _rows(out / job / "rejects"):
-            for k, v in r.get("scores") or []:
+        for r in _rows(find_meta(out / job, REJECTS)):
+            for k, v in scores_dict(r.get("scores")).items():
                 rej.setdefault(k, []).append(v)
-        stats = json.loads((out / job / "_stats.json").read_text())
+        stats = json.loads(find_meta(out / job, STATS).read_text())
         res[job] = {"accepted_scores": acc, "rejected_scores": rej,
                     "rejected_by_reason": stats.get("rejected_by_reason", {}),
                     "failed_attempts_by_reason": stats.get("failed_attempts_by_reason", {}),
@@ -115,12 +117,12 @@ def examples(out: Path) -> list[dict[str, Any]]:
     picked += [jr for jr in accepted if jr not in picked][:max(0, 2 - len(picked))]
     ex = [{"kind": "accepted", "job": job, "task": r["task"], "style": r["style"], "parent_id": r["parent_id"],
            "before": _clip(parents.get(r["parent_id"], {}).get("text", "")), "after": _clip(r["text"]),
-           "reasons": [], "scores": dict((r.get("fidelity") or {}).get("scores") or [])}
+           "reasons": [], "scores": scores_dict((r.get("fidelity") or {}).get("scores"))}
           for job, r in picked[:2]]
     for job, r in _pick_rejected(out, 3 - len(ex)):
         ex.append({"kind": "rejected", "job": job, "task": r["task"], "style": r["style"],
                    "parent_id": r["parent_id"], "before": _clip(r["source"]), "after": _clip(r["rewrite"]),
-                   "reasons": list(r["reasons"] or []), "scores": dict(r.get("scores") or []),
+                   "reasons": list(r["reasons"] or []), "scores": scores_dict(r.get("scores")),
                    "chunk": r["chunk"], "attempts": r["attempts"]})
     return ex
 
@@ -130,7 +132,7 @@ def _pick_rejected(out: Path, n: int) -> list[tuple[str, dict[str, Any]]]:
     from rephrase.generate import reason_key
     per_job = []
     for job in ("rephrase", "mathnotes"):
-        rows = sorted(_rows(out / job / "rejects"), key=lambda r: (r["status"] != "rejected", not r["rewrite"]))
+        rows = sorted(_rows(find_meta(out / job, REJECTS)), key=lambda r: (r["status"] != "rejected", not r["rewrite"]))
         per_job.append([(job, r) for r in rows])
     queue = [jr for group in zip(*per_job) for jr in group]            # alternate the jobs ...
     queue += [jr for group in per_job for jr in group[min(map(len, per_job)):]]   # ... then the rest
@@ -182,11 +184,11 @@ def artifacts(out: Path) -> list[dict[str, str]]:
     items = [("_demo/", "the demo's own state: finished stages with their summaries and times, the config"),
              ("raw/", "ingested sample documents (parquet shards)"),
              ("selected/", "the sample documents chosen for rewriting (api/demo/demo.yaml), in order"),
-             ("rephrase/", "accepted rewrites; rejects/ holds every rejected variant with its reasons"),
+             ("rephrase/", "accepted rewrites; .k2forge/rejects/ holds every rejected variant with its reasons"),
              ("verify/", "the shipped labelled sample and the verifier's verdicts on it (verdicts.jsonl)"),
-             ("mathnotes/", "learning notes and translations; rejects/, routing/ decisions"),
-             ("dedup/", "deduplicated documents; _clusters.parquet, _removed.parquet"),
-             ("packed/", "token shards (.bin/.idx, Megatron layout) + _index.json"),
+             ("mathnotes/", "learning notes and translations; .k2forge/rejects/, .k2forge/routing/ decisions"),
+             ("dedup/", "deduplicated documents; .k2forge/clusters.parquet, .k2forge/removed.parquet"),
+             ("packed/", "token shards (.bin/.idx, Megatron layout) + .k2forge/index.json"),
              ("mixture.yaml", "the resolved demo mixture (corpus mix format)"),
              ("mixture.json", "mixture manifest read by the trainer (+ mixture.blend.txt for Megatron)"),
              ("train/", "checkpoints, metrics.jsonl, loss/max-logit/expert-load plots, spec.yaml"),

@@ -28,7 +28,7 @@ def _digests(d) -> dict[str, str]:
 
 
 def _wait_units(root, out: str, n: int, timeout: float = 120) -> None:
-    done = root / out / "_done" / "ingest"
+    done = root / out / ".k2forge" / "done" / "ingest"
     deadline = time.monotonic() + timeout
     while len(list(done.glob("*.json"))) < n:
         assert time.monotonic() < deadline, f"{out}: fewer than {n} units done after {timeout} s"
@@ -88,7 +88,7 @@ def test_a_dead_worker_is_retried_then_the_job_fails(tmp_path):
     try:
         job_id = svc.client.post("/v1/jobs", json=_ingest(inputs, "out")).json()["id"]
         store = JobStore(f"sqlite:///{tmp_path / '.k2forge' / 'jobs.db'}")
-        done = tmp_path / "out" / "_done" / "ingest"
+        done = tmp_path / "out" / ".k2forge" / "done" / "ingest"
         for attempt in (1, 2):
             _wait_units(tmp_path, "out", len(list(done.glob("*.json"))) + 1)    # this attempt made progress
             row = store.get(job_id)
@@ -217,7 +217,7 @@ def test_fault_run_kill9_of_a_replica_and_its_worker_ten_times(tmp_path, pg_url)
         while kills < 10:
             out = f"out{len(jobs)}"
             jobs.append((out, replicas["host-1"].client.post("/v1/jobs", json=_ingest(inputs, out)).json()["id"]))
-            done = root / out / "_done" / "ingest"
+            done = root / out / ".k2forge" / "done" / "ingest"
             while kills < 10:
                 row = _progress_or_end(store, jobs[-1][1], done, inodes, len(inodes) + rng.randint(1, 2))
                 if row.state != "running":
@@ -228,8 +228,8 @@ def test_fault_run_kill9_of_a_replica_and_its_worker_ten_times(tmp_path, pg_url)
                 replicas[row.worker_host].start()
         any_replica = replicas["host-1"]
         finals = [any_replica.wait_state(job_id, ("succeeded", "failed", "cancelled"), 300) for _, job_id in jobs]
-        inodes.update({p: p.stat().st_ino for out, _ in jobs for p in (root / out / "_done" / "ingest").glob("*")
-                       if p not in inodes})
+        inodes.update({p: p.stat().st_ino for out, _ in jobs
+                       for p in (root / out / ".k2forge" / "done" / "ingest").glob("*") if p not in inodes})
     finally:
         for r in replicas.values():
             r.stop()

@@ -110,7 +110,7 @@ def test_kill9_mid_job_resumes_to_identical_outputs(tmp_path):
         ref.stop()
     svc = Service(root).start()
     job_id = svc.client.post("/v1/jobs", json=_ingest(inputs, "crash")).json()["id"]
-    done_dir = root / "crash" / "_done" / "ingest"
+    done_dir = root / "crash" / ".k2forge" / "done" / "ingest"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(done_dir.glob("*.json"))) < 3:
         time.sleep(0.02)
@@ -130,7 +130,7 @@ def test_kill9_mid_job_resumes_to_identical_outputs(tmp_path):
     finally:
         svc.stop()
     assert _shard_digests(root, "crash") == _shard_digests(root, "ref")
-    assert json.loads((root / "crash" / "_index.json").read_text())["total_rows"] == 24 * 4000
+    assert json.loads((root / "crash" / ".k2forge/index.json").read_text())["total_rows"] == 24 * 4000
 
 
 def _worker_pid(root, job_id: str) -> int | None:

@@ -65,7 +65,7 @@ def _kept_ids(out):
 
 
 def _removed(out):
-    return sorted((r["id"], r["reason"], r["kept_id"]) for r in pq.read_table(out / "_removed.parquet").to_pylist())
+    return sorted((r["id"], r["reason"], r["kept_id"]) for r in pq.read_table(out / ".k2forge/removed.parquet").to_pylist())
 
 
 def test_removes_exact_and_near_keeps_unrelated(tmp_path):
@@ -82,12 +82,12 @@ def test_removes_exact_and_near_keeps_unrelated(tmp_path):
     reasons = [v[0] for v in want.values()]
     assert (res["exact_removed"], res["near_removed"]) == (reasons.count("exact"), reasons.count("near"))
     assert res["near_removed"] == 3 and res["exact_removed"] == 4
-    stats = json.loads((out / "_stats.json").read_text())
+    stats = json.loads((out / ".k2forge/stats.json").read_text())
     assert stats["lsh"]["implied_threshold"] == pytest.approx((1 / 32) ** (1 / 4), abs=1e-6)
     assert stats["threshold"] == 0.7 and "0.70" in stats["lsh"]["s_curve"]
     assert [s["rows_out"] for s in stats["shards"]][-1] == 0
-    assert yaml.safe_load((out / "_spec.yaml").read_text())["kind"] == "dedup"
-    clusters = pq.read_table(out / "_clusters.parquet").to_pylist()
+    assert yaml.safe_load((out / ".k2forge/spec.yaml").read_text())["kind"] == "dedup"
+    clusters = pq.read_table(out / ".k2forge/clusters.parquet").to_pylist()
     assert len(clusters) == 6 and sum(c["size"] - 1 for c in clusters) == len(want)
     assert all(c["min_similarity"] >= 0.7 for c in clusters)
     assert all(str(out / p.name) in res["outputs"] for p in out.glob("part-*.parquet"))
@@ -113,7 +113,7 @@ def test_deterministic_and_independent_of_sharding(tmp_path):
     _run([one], tmp_path / "a")
     _run([one], tmp_path / "b")
     assert read_index(tmp_path / "a")["shards"] == read_index(tmp_path / "b")["shards"]  # same sha256
-    assert (tmp_path / "a/_clusters.parquet").read_bytes() == (tmp_path / "b/_clusters.parquet").read_bytes()
+    assert (tmp_path / "a/.k2forge/clusters.parquet").read_bytes() == (tmp_path / "b/.k2forge/clusters.parquet").read_bytes()
     _run(sorted(many.glob("*.parquet"), reverse=True), tmp_path / "c")
     assert _kept_ids(tmp_path / "a") == _kept_ids(tmp_path / "c")
     assert _removed(tmp_path / "a") == _removed(tmp_path / "c")
@@ -179,7 +179,7 @@ def test_synthetic_shards_keep_their_columns_and_events_are_reported(tmp_path):
     run_dedup(DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out")), on_event=events.append)
     out = read_shard(tmp_path / "out" / "part-00000.parquet")
     assert "fidelity" in out.column_names and out.num_rows == len(docs) - len(want)
-    assert out.column("fidelity")[0].as_py()["scores"] == [("cos", 0.9)]
+    assert out.column("fidelity")[0].as_py()["scores"] == [{"name": "cos", "value": 0.9}]
     stages = [e["stage"] for e in events if e["type"] == "progress" and "units_done" not in e]
     assert stages == ["signatures", "clusters", "write"] and events[-1]["type"] == "log"
     per_unit = [e for e in events if "units_done" in e]
@@ -194,7 +194,7 @@ def test_only_empty_shards(tmp_path):
     write_table(inp / "e-00000.parquet", table_from_docs([]))
     res = _run([inp], tmp_path / "out")
     assert res["docs_in"] == res["docs_out"] == 0 and read_index(tmp_path / "out")["total_rows"] == 0
-    assert pq.read_table(tmp_path / "out/_clusters.parquet").num_rows == 0
+    assert pq.read_table(tmp_path / "out/.k2forge/clusters.parquet").num_rows == 0
 
 
 @pytest.mark.slow

@@ -17,12 +17,12 @@ def _both_corpora():
 
 
 def _outputs(out):
-    return (read_index(out)["shards"], pq.read_table(out / "_clusters.parquet"),
-            pq.read_table(out / "_removed.parquet"))
+    return (read_index(out)["shards"], pq.read_table(out / ".k2forge/clusters.parquet"),
+            pq.read_table(out / ".k2forge/removed.parquet"))
 
 
 def _band_unit_stats(out):
-    return [json.loads(p.read_text()) for p in sorted((out / "_state/_done/dedup-bands").glob("*.json"))]
+    return [json.loads(p.read_text()) for p in sorted((out / ".k2forge/done/dedup-bands").glob("*.json"))]
 
 
 @pytest.mark.parametrize("kw", [{}, {"exact": False}, {"near": False}, {"exact_recheck": False, "empty": "drop"}])
@@ -66,7 +66,7 @@ def test_a_huge_document_is_hashed_in_pieces_with_the_same_signature(tmp_path, m
     spec = DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out"), shingle_unit=unit,
                      shingle_size=size, num_perm=64, bands=16, rows=4)
     run_dedup(spec)
-    meta = next((tmp_path / "out/_state/signatures").glob("*.parquet"))
+    meta = next((tmp_path / "out/.k2forge/state/signatures").glob("*.parquet"))
     sig = np.load(dedup.sig_path(meta))
     assert np.array_equal(sig, spec.hasher().signatures(texts))
     hv, counts = spec.hasher().shingle_hashes(texts)
@@ -84,7 +84,7 @@ def test_a_shard_that_disappears_mid_run_fails_clearly_and_the_rerun_resumes(tmp
     spec = DedupSpec(inputs=[str(p) for p in sorted(inp.glob("*.parquet"))], output=str(tmp_path / "out"))
     with pytest.raises(FileNotFoundError, match="s-00002.parquet"):
         run_dedup(spec, on_event=vanish)
-    assert not (tmp_path / "out" / "_index.json").exists()  # no output claims to be complete
+    assert not (tmp_path / "out" / ".k2forge/index.json").exists()  # no output claims to be complete
     victim.write_bytes(saved)
     events = []
     run_dedup(spec, on_event=events.append)
@@ -105,6 +105,6 @@ def test_a_50_mb_document_and_its_copy(tmp_path):
     write_table(tmp_path / "in" / "s-00000.parquet", table_from_docs(
         [normalize_doc({"id": i, "text": t, "domain": "web"}, "t") for i, t in texts.items()]))
     res = run_dedup(DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "out"), exact=False))
-    removed = {r["id"] for r in pq.read_table(tmp_path / "out/_removed.parquet").to_pylist()}
+    removed = {r["id"] for r in pq.read_table(tmp_path / "out/.k2forge/removed.parquet").to_pylist()}
     assert removed == {"huge"} and res["near_removed"] == 1  # the copy is longer (spaced periods): it is kept
     assert res["peak_rss_mb"]["signatures"] < 2500

@@ -12,7 +12,7 @@ from tests.corpus.test_dedup_norm import _remove_span, _sentence_text, _write, p
 
 
 def _removed(out):
-    return {r["id"]: r for r in pq.read_table(out / "_removed.parquet").to_pylist()}
+    return {r["id"]: r for r in pq.read_table(out / ".k2forge/removed.parquet").to_pylist()}
 
 
 def _kept_texts(out):
@@ -65,7 +65,7 @@ def test_index_errors_name_the_directory(tmp_path):
     inp = _write(tmp_path / "a", docs, shards=1)
     run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "A"), save_index=True))
     run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "plain")))
-    with pytest.raises(FileNotFoundError, match=r"plain: no _dedup_index/index.json \(run that dedup with "):
+    with pytest.raises(FileNotFoundError, match=r"plain: no \.k2forge/dedup_index/index.json \(run that dedup with "):
         run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "x"), index=[str(tmp_path / "plain")]))
     with pytest.raises(ValueError, match=r"A: built with other parameters \(bands, num_perm\): "):
         run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "y"), index=[str(tmp_path / "A")],
@@ -80,5 +80,5 @@ def test_a_rerun_without_save_index_drops_the_stale_index(tmp_path):
     res = run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "A"), save_index=True))
     assert res["saved_index"] == {"docs": res["docs_out"], "shards": 1}
     run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "A"), near=False))  # other kept shards
-    with pytest.raises(FileNotFoundError, match="no _dedup_index"):
+    with pytest.raises(FileNotFoundError, match="no .k2forge/dedup_index"):
         run_dedup(DedupSpec(inputs=[str(inp)], output=str(tmp_path / "x"), index=[str(tmp_path / "A")]))

@@ -78,7 +78,7 @@ def planted(seed=0, per_kind=6, noise=30):
 
 def _recall_per_kind(out, truth):
     """Per kind: fraction of planted pairs whose two documents ended in one cluster."""
-    clusters = pq.read_table(out / "_clusters.parquet").to_pylist()
+    clusters = pq.read_table(out / ".k2forge/clusters.parquet").to_pylist()
     together = {frozenset([c["kept_id"], *c["removed_ids"]]) for c in clusters}
     member_of = {i: s for s in together for i in s}
     hits = {k: 0 for k in KINDS}
@@ -114,13 +114,13 @@ def test_recall_per_kind_with_default_normalisation(tmp_path):
     recall, clusters = _recall_per_kind(out, truth)
     assert recall == {k: 1.0 for k in KINDS}
     assert all(c["size"] == 2 for c in clusters) and len(clusters) == len(truth)  # no noise doc caught
-    removed = {r["id"]: r["reason"] for r in pq.read_table(out / "_removed.parquet").to_pylist()}
+    removed = {r["id"]: r["reason"] for r in pq.read_table(out / ".k2forge/removed.parquet").to_pylist()}
     # exact dedup sees the same normalised text: case, punctuation spacing, full width and whitespace are exact
     for dup, (kind, orig) in truth.items():
         got = removed.get(dup) or removed.get(orig)
         want = "exact" if kind in ("upper_spaced", "full_width", "whitespace") else "near"
         assert got == want, (dup, got)
-    stats = json.loads((out / "_stats.json").read_text())
+    stats = json.loads((out / ".k2forge/stats.json").read_text())
     assert stats["text_norm"] == TextNorm().model_dump() and stats["text_norm"]["punctuation"] is True
     assert res["exact_removed"] == 3 * 6 and res["near_removed"] == 3 * 6
 
@@ -143,7 +143,7 @@ def test_empty_and_short_documents(tmp_path, rule):
     out = tmp_path / rule
     res = run_dedup(DedupSpec(inputs=[str(_write(tmp_path, docs, 2))], output=str(out), empty=rule))
     assert res["empty_docs"] == 3 and res["short_docs"] == 3 and res["empty_rule"] == rule
-    removed = {r["id"]: r["reason"] for r in pq.read_table(out / "_removed.parquet").to_pylist()}
+    removed = {r["id"]: r["reason"] for r in pq.read_table(out / ".k2forge/removed.parquet").to_pylist()}
     kept = {r["id"] for e in read_index(out)["shards"] for r in read_shard(out / e["path"]).to_pylist()}
     assert removed.get("s1") == "exact" and "s1b" in kept and "s2" in kept  # the longer text is kept
     if rule == "keep":  # empty texts are nobody's duplicate
@@ -154,5 +154,5 @@ def test_empty_and_short_documents(tmp_path, rule):
     # a document shorter than one shingle still has a signature: near search alone finds its copy
     near = run_dedup(DedupSpec(inputs=[str(tmp_path / "in")], output=str(tmp_path / "near"), exact=False,
                                empty=rule))
-    removed = {r["id"]: r["reason"] for r in pq.read_table(tmp_path / "near/_removed.parquet").to_pylist()}
+    removed = {r["id"]: r["reason"] for r in pq.read_table(tmp_path / "near/.k2forge/removed.parquet").to_pylist()}
     assert removed.get("s1") == "near" and near["near_removed"] == 1 and near["short_docs"] == 3

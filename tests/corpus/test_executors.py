@@ -27,7 +27,7 @@ def _inputs(root: Path) -> Path:
 def _outputs(out: Path) -> dict[str, bytes]:
     """Every file under the output except the saved spec (it records which executor ran)."""
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != "_spec.yaml"}
+            if p.is_file() and p.name != "spec.yaml"}
 
 
 def _spec(src: Path, out: Path, kind: str, workers: int) -> IngestSpec:

@@ -65,4 +65,4 @@ def test_local_executor_skips_finished_units(tmp_out):
     assert [s["chars"] for s in stats] == [6, 6, 6] and st.calls == 3
     st2 = _Upper()
     assert LocalExecutor().run(st2, units, tmp_out) == stats and st2.calls == 0
-    assert json.loads((tmp_out / "_done/upper/u1.json").read_text()) == {"chars": 6}
+    assert json.loads((tmp_out / ".k2forge/done/upper/u1.json").read_text()) == {"chars": 6}

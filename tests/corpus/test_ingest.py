@@ -45,9 +45,9 @@ def test_ingest_writes_shards_index_stats_and_spec(tmp_path):
     assert names[0] == "facts-00000.parquet" and "mixed-00000.parquet" in names
     assert sum(n.startswith("web-") for n in names) > 1  # shard_bytes splits the big input
     assert idx["total_rows"] == 44 == sum(read_shard(out / n).num_rows for n in names)
-    stats = json.loads((out / "_stats.json").read_text())
+    stats = json.loads((out / ".k2forge/stats.json").read_text())
     assert stats["skipped"] == {"empty_text": 1} and "mixed.jsonl:2" in stats["units"][1]["skip_examples"][0]
-    saved = yaml.safe_load((out / "_spec.yaml").read_text())
+    saved = yaml.safe_load((out / ".k2forge/spec.yaml").read_text())
     assert saved["kind"] == "ingest" and parse_spec(IngestSpec, saved["spec"]) == spec
     assert all(str(out / n) in res["outputs"] for n in names)
 
@@ -67,8 +67,8 @@ def test_rerun_skips_finished_units_and_is_byte_identical(tmp_path, monkeypatch)
     # a fresh output directory gets the very same bytes (deterministic ids, names and parquet files)
     run_ingest(spec.model_copy(update={"output": str(tmp_path / "b")}))
     second = _tree_bytes(tmp_path / "b")
-    assert {k: v for k, v in second.items() if k != "_spec.yaml"} == \
-        {k: v for k, v in first.items() if k != "_spec.yaml"}
+    assert {k: v for k, v in second.items() if k != ".k2forge/spec.yaml"} == \
+        {k: v for k, v in first.items() if k != ".k2forge/spec.yaml"}
     # a deleted shard makes its unit run again
     (tmp_path / "a" / "facts-00000.parquet").unlink()
     calls.clear()
@@ -96,7 +96,7 @@ def test_bad_record_mid_file_leaves_no_partial_output(tmp_path):
     with pytest.raises(SchemaError, match=r"x\.jsonl:26: malformed JSON"):
         run_ingest(IngestSpec(inputs=[str(src / "x.jsonl")], output=str(out), shard_bytes=1000))
     # shards before the bad line were written in staging only: nothing of this input is visible
-    assert sorted(p.name for p in out.iterdir()) == ["_spec.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == [".k2forge"]
 
 
 def test_crash_while_writing_a_shard_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -112,7 +112,7 @@ def test_crash_while_writing_a_shard_leaves_no_partial_file(tmp_path, monkeypatc
     monkeypatch.setattr("corpus.shards.pq.write_table", write_then_fail)
     with pytest.raises(OSError, match="injected"):
         run_ingest(IngestSpec(inputs=[str(src / "web.jsonl")], output=str(out)))
-    assert [p.name for p in out.rglob("*") if p.is_file()] == ["_spec.yaml"]
+    assert [p.name for p in out.rglob("*") if p.is_file()] == ["spec.yaml"]
     monkeypatch.setattr("corpus.shards.pq.write_table", real)
     assert run_ingest(IngestSpec(inputs=[str(src / "web.jsonl")], output=str(out)))["rows_out"] == 40
 

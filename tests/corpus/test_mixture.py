@@ -32,7 +32,7 @@ def packed(tmp_path_factory):
     write_table(root / "docs/web/web-00000.parquet", table_from_docs(_raw("web", 8, "web")))
     for name in ("wiki", "syn", "web"):
         run_pack(PackSpec(inputs=[str(root / "docs" / name)], output=str(root / "packed" / name)))
-    avail = {n: json.loads((root / "packed" / n / "_index.json").read_text())["total_tokens"]
+    avail = {n: json.loads((root / "packed" / n / ".k2forge/index.json").read_text())["total_tokens"]
              for n in ("wiki", "syn", "web")}
     return root / "packed", avail
 
@@ -193,8 +193,8 @@ def test_bad_shards(packed, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(pdir, copy)
     mix = {"total_tokens": 10, "sources": _sources()}
-    (copy / "web" / "_index.json").unlink()
-    _err(copy, tmp_path, mix, r"web: no _index\.json; run `corpus pack`")
+    (copy / "web" / ".k2forge/index.json").unlink()
+    _err(copy, tmp_path, mix, r"web: no \.k2forge/index\.json; run `corpus pack`")
     shutil.copytree(pdir / "web", copy / "web", dirs_exist_ok=True)
     shutil.copy(copy / "web" / "web-00000.bin", copy / "web" / "stale.bin")
     shutil.copy(copy / "web" / "web-00000.idx", copy / "web" / "stale.idx")

@@ -81,13 +81,13 @@ def test_meta_and_index(shards, tmp_out):
     assert smeta["parents"] == {f"p{p}": 3 for p in range(4)}
     assert smeta["docs_by"]["task"] == {"rephrase": 12} and smeta["raw"] == {"docs": 0, "tokens": 0}
     assert smeta["synthetic"]["tokens"] == sum(lens[x["id"]] for x in syn)
-    index = json.loads((tmp_out / "_index.json").read_text())
+    index = json.loads((tmp_out / ".k2forge/index.json").read_text())
     assert index["tokenizer"]["sha256"] == load_tokenizer().sha256 and index["dtype"] == "uint16"
     assert index["tokens_by_domain"] == {"knowledge": smeta["tokens"], "web": meta["tokens"]}
     for sh in index["shards"]:
         assert sh["bin_sha256"] == file_sha256(tmp_out / f"{sh['prefix']}.bin")
         assert sh["idx_sha256"] == file_sha256(tmp_out / f"{sh['prefix']}.idx")
-    assert (tmp_out / "_spec.yaml").exists()
+    assert (tmp_out / ".k2forge/spec.yaml").exists()
     assert load_spec(PackSpec, None, {"inputs": [str(d)], "output": str(tmp_out)}).append_eos is True
 
 

@@ -95,16 +95,16 @@ class CorruptingStage(RewriteStage):
 
 def tables(out):
     names = sorted(p.name for p in out.glob("part-*.parquet"))
-    return {n: (pq.read_table(out / n).to_pylist(), pq.read_table(out / "rejects" / n).to_pylist()) for n in names}
+    return {n: (pq.read_table(out / n).to_pylist(), pq.read_table(out / ".k2forge" / "rejects" / n).to_pylist()) for n in names}
 
 
 def test_run_outputs_and_resume_after_interruption_is_identical(inputs, tmp_path):
     out_a = tmp_path / "a"
     res = run_rephrase(make_spec(inputs, out_a))
     assert [p.split("/")[-1] for p in res["outputs"]] == ["part-00000.parquet", "part-00001.parquet"]
-    for name in ("_stats.json", "_spec.yaml", "_index.json"):
+    for name in (".k2forge/stats.json", ".k2forge/spec.yaml", ".k2forge/index.json"):
         assert (out_a / name).exists()
-    stats = json.loads((out_a / "_stats.json").read_text())
+    stats = json.loads((out_a / ".k2forge/stats.json").read_text())
     assert stats["docs_in"] == 3 and stats["docs_skipped_domain"] == 1 and stats["variants"] == 2
     assert stats["variants_accepted"] + stats["variants_rejected"] + stats["variants_error"] == 2
     assert stats["tokens_out"] > 0 and stats["cpu_hours_per_billion_output_tokens"] > 0
@@ -130,7 +130,7 @@ def test_run_outputs_and_resume_after_interruption_is_identical(inputs, tmp_path
     run_rephrase(spec_b, stage=resumed)
     assert len(resumed.processed) == 1 and resumed.processed[0].startswith("part-00001"), "finished shard redone"
     assert tables(out_b) == tables(out_a), "interrupted + resumed run differs from the uninterrupted run"
-    assert json.loads((out_b / "_index.json").read_text())["total_rows"] == stats["variants_accepted"]
+    assert json.loads((out_b / ".k2forge/index.json").read_text())["total_rows"] == stats["variants_accepted"]
 
 
 def test_rejects_get_number_corruptions_with_reasons(inputs, tmp_path):
@@ -229,7 +229,7 @@ def test_cli_run_from_spec_file(inputs, tmp_path, capsys):
     code, out = run_cli(["rephrase", "run", "--spec", str(spec_file), "--seed", "9"], capsys)
     assert code == 0, out
     assert "variants:" in out and "tokens:" in out
-    saved = yaml.safe_load((tmp_path / "cli" / "_spec.yaml").read_text())
+    saved = yaml.safe_load((tmp_path / "cli" / ".k2forge/spec.yaml").read_text())
     assert saved["kind"] == "rephrase" and saved["spec"]["seed"] == 9
 
 

@@ -153,8 +153,8 @@ def run(tmp_path, policy: str):
     out = tmp_path / policy
     rows = {r["style"].split("/")[0] + ":" + r["parent_id"]: r for r in pq.read_table(out / "part-00000.parquet")
             .to_pylist()}
-    rejects = pq.read_table(out / "rejects" / "part-00000.parquet").to_pylist()
-    saved = json.loads((out / "_stats.json").read_text())
+    rejects = pq.read_table(out / ".k2forge" / "rejects" / "part-00000.parquet").to_pylist()
+    saved = json.loads((out / ".k2forge/stats.json").read_text())
     assert saved == json.loads(json.dumps(res["stats"])), "the stats JSON holds what the run returned"
     return rows, rejects, saved
 
@@ -211,7 +211,7 @@ def test_run_rows_provenance_and_yield_per_style(tmp_path, policy, enc_nile):
 def test_a_run_saved_before_the_option_existed_resumes_only_at_the_default(tmp_path):
     import yaml
     run(tmp_path, "reject_variant")
-    saved = tmp_path / "reject_variant" / "_spec.yaml"
+    saved = tmp_path / "reject_variant" / ".k2forge/spec.yaml"
     doc = yaml.safe_load(saved.read_text())
     del doc["spec"]["on_chunk_failure"]                  # as written by the code before this option
     saved.write_text(yaml.safe_dump(doc))
