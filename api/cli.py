@@ -42,12 +42,31 @@ def cli(quiet: bool, log_level: str) -> None:
     setup_logging(log_level, quiet)
 
 
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move `--quiet`/`-q` and `--log-level LEVEL` to the front, so they work after the command too
+    (`k2forge corpus ingest ... --quiet`); nothing after a `--` separator is touched."""
+    head, rest, i = [], [], 0
+    end = argv.index("--") if "--" in argv else len(argv)
+    while i < end:
+        a = argv[i]
+        if a in ("--quiet", "-q") or a.startswith("--log-level="):
+            head.append(a)
+        elif a == "--log-level" and i + 1 < end:
+            head += [a, argv[i + 1]]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return head + rest + argv[end:]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors (bad specs, bad input files) print one clear message and exit 2, no traceback."""
     from corpus.schema import SchemaError
     from corpus.spec import SpecError
+    argv = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        cli.main(args=argv, standalone_mode=False)
+        cli.main(args=argv, prog_name="k2forge", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -1,8 +1,12 @@
 """Build click commands from job specs, so the CLI, the YAML spec file and the REST API share one definition.
 
-`spec_command(SpecClass, run_fn)` makes a command with `--spec FILE` plus one option per spec field (nested
-models become dotted options such as `--executor.kind`, also spelled `--executor-kind`). Flags override the file.
-Help text comes from each field's `description`.
+`spec_command(SpecClass, run_fn)` makes a command with `--spec FILE` plus one option per spec field, named by its
+full path: `--output`, `--engine.enforce-eager`, `--verifier.thresholds.min-cosine`; a bool field is a pair
+`--engine.enforce-eager/--no-engine.enforce-eager`. Aliases, kept only while no other field of the command
+claims the same name: the path joined by hyphens (`--executor-kind`), and for a bool the negation of its last
+name (`--no-judge` where only one field is called `judge`). Flags override the file. Help text comes from each
+field's `description`. `--print-spec` prints the resolved spec as YAML (a file `--spec` reads back) instead of
+running it; `--spec-schema` prints the spec's JSON schema.
 """
 from __future__ import annotations
 
@@ -65,35 +69,76 @@ def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, An
     return out
 
 
+RESERVED = ("--spec", "--print-spec", "--spec-schema", "--help", "-h")
+
+
+def option_names(fields: list[tuple[str, Any, Any]]) -> dict[str, tuple[list[str], list[str]]]:
+    """dotted field -> (option names, negative names; empty unless a bool): the full path first, then the
+    aliases that no other field of the same command (and no RESERVED name) also claims."""
+    def flag(parts: list[str], sep: str) -> str:
+        return "--" + sep.join(p.replace("_", "-") for p in parts)
+
+    cands: dict[str, tuple[list[str], list[str]]] = {}
+    for dotted, tp, _ in fields:
+        parts = dotted.split(".")
+        pos = [flag(parts, "."), flag(parts, "-")]
+        neg = [f"--no-{n[2:]}" for n in pos] + [f"--no-{flag(parts[-1:], '.')[2:]}"] if tp is bool else []
+        cands[dotted] = (list(dict.fromkeys(pos)), list(dict.fromkeys(neg)))
+    claims: dict[str, int] = {}
+    for pos, neg in cands.values():
+        for name in set(pos) | set(neg):
+            claims[name] = claims.get(name, 0) + 1
+    canonical = {pos[0] for pos, _ in cands.values()} | {neg[0] for _, neg in cands.values() if neg}
+
+    def keep(names: list[str]) -> list[str]:
+        return names[:1] + [n for n in names[1:] if claims[n] == 1 and n not in canonical and n not in RESERVED]
+    return {d: (keep(pos), keep(neg) if neg else []) for d, (pos, neg) in cands.items()}
+
+
 def spec_command(name: str, spec_cls: type[Spec], run: Callable[..., dict], help: str,
                  summarize: Callable[[dict], str] | None = None) -> click.Command:
     """A click command named `name` that validates `spec_cls` from --spec and flags, then calls run(spec)."""
-    params: list[click.Parameter] = [click.Option(["--spec", "spec_file"], type=click.Path(dir_okay=False),
-                                                  help="YAML/JSON spec file; flags override its fields.")]
+    params: list[click.Parameter] = [
+        click.Option(["--spec", "spec_file"], type=click.Path(dir_okay=False),
+                     help="YAML/JSON spec file; flags override its fields."),
+        click.Option(["--print-spec"], is_flag=True,
+                     help="Print the resolved spec (file + flags, defaults filled) as YAML and exit; --spec reads "
+                          "it back."),
+        click.Option(["--spec-schema"], is_flag=True, help="Print the spec's JSON schema and exit."),
+    ]
     dest_to_field: dict[str, str] = {}
-    for dotted, tp, f in _fields(spec_cls):
+    fields = _fields(spec_cls)
+    names = option_names(fields)
+    for dotted, tp, f in fields:
         ctype, multiple = _click_type(tp)
         dest = dotted.replace(".", "__")
         dest_to_field[dest] = dotted
-        flag = "--" + dotted.replace("_", "-")
-        decls = [flag] if "." not in dotted else [flag, "--" + dotted.replace(".", "-").replace("_", "-")]
         default = None if f.is_required() else f.get_default(call_default_factory=True)
         desc = (f.description or "").strip()
         if default not in (None, [], (), "", {}) and not callable(default):
             desc += f" [default: {default}]"
         if f.is_required():
             desc += " [required unless in --spec]"
+        pos, neg = names[dotted]
         if ctype is bool:
-            opt = click.Option([f"{decls[0]}/--no-{dotted.split('.')[-1].replace('_', '-')}", dest],
-                               default=None, help=desc)
+            opt = click.Option([f"{pos[0]}/{neg[0]}", *pos[1:], dest], default=None, help=desc)
+            opt.secondary_opts.extend(neg[1:])    # click's "--a/--no-a" pairs every negative with a positive
         else:
-            opt = click.Option(decls + [dest], type=ctype, multiple=multiple, default=None, help=desc)
+            opt = click.Option(pos + [dest], type=ctype, multiple=multiple, default=None, help=desc)
         params.append(opt)
 
-    def callback(spec_file: str | None, **kw: Any) -> None:
+    def callback(spec_file: str | None, print_spec: bool, spec_schema: bool, **kw: Any) -> None:
+        if spec_schema:
+            click.echo(json.dumps(spec_cls.model_json_schema(), indent=2))
+            return
         overrides = {dest_to_field[k]: (list(v) if isinstance(v, tuple) and v else (None if v == () else v))
                      for k, v in kw.items()}
         spec = load_spec(spec_cls, spec_file, overrides)
+        if print_spec:
+            import yaml
+            click.echo(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False, allow_unicode=True),
+                       nl=False)
+            return
         result = run(spec)
         click.echo(summarize(result) if summarize else json.dumps(result, indent=2, default=str))
 
