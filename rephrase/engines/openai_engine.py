@@ -3,7 +3,8 @@
 Reliability is ours, not the client's: the `openai` client is built with `max_retries=0`, and this engine
 retries 429 / 408 / 5xx / timeouts / connection errors itself with full-jitter exponential backoff, honouring
 Retry-After when the server sends it, so every retry is counted in `stats`. Other 4xx (bad request, auth) are not
-retried. Concurrency is bounded by a semaphore and, optionally, request starts by a token bucket (requests/s).
+retried. A response header `x-should-retry: true|false` overrides the status (as the openai client's own policy
+does): true retries any status, false stops at once even on a 429 or 5xx. Concurrency is bounded by a semaphore and, optionally, request starts by a token bucket (requests/s).
 
 The API key is read from the environment variable named by `api_key_env` when the client is built; it is never
 stored in a spec, a log line or `stats`. Servers that need no key (vLLM on loopback) get the placeholder "EMPTY".
@@ -29,6 +30,14 @@ from rephrase.engines.ratelimit import TokenBucket, backoff_delay, retry_after_s
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+
+
+def should_retry(status: int, headers) -> bool:
+    """Retry this HTTP error? The server's `x-should-retry` header decides when present, else the status."""
+    told = (headers.get("x-should-retry") or "").strip().lower() if headers is not None else ""
+    if told in ("true", "false"):
+        return told == "true"
+    return status in RETRY_STATUSES
 
 
 class OpenAIEngine(Engine):
@@ -140,7 +149,7 @@ class OpenAIEngine(Engine):
                 return await call()
             except openai.APIStatusError as e:
                 reason, status, headers = f"HTTP {e.status_code}", e.status_code, e.response.headers
-                if status not in RETRY_STATUSES:
+                if not should_retry(status, headers):
                     self.stats["failures"] += 1
                     raise EngineError(f"openai engine: {what} rejected by {self.base_url}: {reason}: "
                                  f"{_short(e.message)}", status) from None

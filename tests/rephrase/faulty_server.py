@@ -6,6 +6,7 @@ are scripted: each chat request takes the next action from `script` (then "ok" f
   "ok"      200, text "echo: <last user message>" cut to max_tokens words ("length" if cut, else "stop")
   "429"     429 with a Retry-After header (`retry_after`, seconds; None = no header)
   "500"/"503"/"400"/"401"   that status with an OpenAI-style error body
+  "400:retry"/"503:noretry" that status plus the header `x-should-retry: true` / `false`
   "hang"    answers nothing for `hang_s` seconds (released at shutdown), so the client must time out
   "empty"   200 with empty content, finish_reason "stop"
   "length"  200 with finish_reason "length"
@@ -80,10 +81,13 @@ class FaultyServer:
 
     def answer(self, body: dict[str, Any], action: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         """(status, extra headers, JSON body) for one scripted action."""
-        if action.isdigit():
-            status = int(action)
+        code, _, hint = action.partition(":")
+        if code.isdigit():
+            status = int(code)
             headers = {"Retry-After": f"{self.retry_after:g}"} if status == 429 and self.retry_after is not None \
                 else {}
+            if hint:
+                headers["x-should-retry"] = {"retry": "true", "noretry": "false"}[hint]
             return status, headers, {"error": {"message": f"injected {status}", "type": "injected", "code": status}}
         if action == "hang":
             self._stop.wait(self.hang_s)
