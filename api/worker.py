@@ -7,7 +7,7 @@ database arrive in the K2FORGE_JOB_SECRETS environment variable.
 
 While it runs, a heartbeat renews the attempt's lease (and stops the worker when the lease was taken over or a
 cancel was requested); the worker holds an flock on each of its outputs and confines the spec's paths again
-right before the run, so a symlink made after the submit is refused too. Its final write is fenced on its
+right before the run, and then at every open (api.runguard), so a symlink made after the submit is refused too. Its final write is fenced on its
 attempt number.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
+from api import runguard
 from api.limits import FsBudget
 from api.outputs import OutputLocked, output_locks, output_paths
 from api.security import REDACTED, confine_spec, merge_secrets, split_secrets
@@ -142,8 +143,9 @@ def _run(store: JobStore, job, attempt: int) -> int:
         spec = parse_spec(spec_cls, spec_dict, f"job {job_id} spec")
         with output_locks(output_paths(job.kind, spec_dict), _lock_dir(), _lock_timeout()):
             if os.environ.get("K2FORGE_DATA_ROOT"):     # again now: a symlink may have appeared since the submit
-                confine_spec(spec_dict, Path(os.environ["K2FORGE_DATA_ROOT"]),   # job time, not request time:
-                             budget=FsBudget(max_patterns=10**6, max_entries=10**12))   # no request bound
+                root = Path(os.environ["K2FORGE_DATA_ROOT"])
+                confine_spec(spec_dict, root, budget=FsBudget(max_patterns=10**6, max_entries=10**12))  # no
+                runguard.install(root)      # request bound: job time; and from now on at every open (api.runguard)
             result = run(spec, on_event=sink)
     except OutputLocked as e:   # another worker (a stale attempt) still writes there: not this job's failure
         sink({"type": "log", "level": "WARNING", "message": f"{e}; this attempt stops without running"})
