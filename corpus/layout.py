@@ -6,6 +6,7 @@
     OUT/.k2forge/stats.json           the run's stats
     OUT/.k2forge/done/{stage}/{unit}.json   the executor's done-markers (corpus.executor owns them)
     OUT/.k2forge/rejects/, routing/   side tables of the rewriting jobs (their own schemas)
+    OUT/.k2forge/units/{shard}/       rewriting jobs' finished units of a shard until it is assembled (rephrase.run)
     OUT/.k2forge/state/, clusters.parquet, removed.parquet, dedup_index/   dedup's work files and reports
 
 Why hidden: Hugging Face `datasets.load_dataset("parquet", data_dir=OUT)` reads every file under OUT as data,

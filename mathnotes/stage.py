@@ -6,8 +6,8 @@ accepted translation then goes through the learning-note Rewriter as an English 
 original document). Nothing here generates or verifies by itself: the loop, the chunking, the retries and the
 verifier batching are rephrase's. The unit writes, each atomically: synthetic rows (translations with task
 "translate", notes with task "learning_note", `lang` "en" and the source language in `meta.source_lang`), the
-rejects shard (with the task of the failing step) and `.k2forge/routing/part-NNNNN.parquet` with every routing
-decision.
+rejects (with the task of the failing step) and the routing decisions, beside its rows (rephrase.stage.side_path);
+the driver assembles them per shard into `.k2forge/rejects/` and `.k2forge/routing/part-NNNNN.parquet`.
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ import mathnotes.checks  # noqa: F401  (workers unpickling this stage get the ma
 import mathnotes.tasks  # noqa: F401  (and the tasks)
 from corpus.executor import Unit
 from corpus.schema import doc_id, table_from_docs
-from corpus.layout import ROUTING, meta_path
-from corpus.shards import read_shard, write_table
+from corpus.layout import REJECTS, ROUTING, meta_path
+from corpus.shards import write_table
 from mathnotes.routing import ROUTING_SCHEMA, Route, route, routing_stats
-from rephrase.stage import REJECT_SCHEMA, RewriteStage, rejects_path
+from rephrase.stage import REJECT_SCHEMA, RewriteStage, read_unit_docs, side_path
 
 
 def routing_path(output: str | Path) -> Path:
@@ -39,6 +39,7 @@ class MathNotesStage(RewriteStage):
     """One engine and two verifiers (notes, translations) per worker; process(unit) handles one shard."""
 
     name = "mathnotes"
+    side_tables = {REJECTS: REJECT_SCHEMA, ROUTING: ROUTING_SCHEMA}
 
     def __init__(self, spec: Any):
         super().__init__(spec, "learning_note")
@@ -65,9 +66,7 @@ class MathNotesStage(RewriteStage):
     def process(self, unit: Unit) -> dict[str, Any]:
         from rephrase.stats import unit_stats
         self.setup()
-        docs = read_shard(unit.inputs[0]).to_pylist()
-        limit = unit.params.get("limit")
-        docs = docs[:limit] if limit is not None else docs
+        docs = read_unit_docs(unit)
         routes = [route(d, self.spec) for d in docs]
         t0, c0 = time.perf_counter(), time.process_time()
         notes, translations, calls = self._loop.run_until_complete(self._rewrite(docs, routes))
@@ -83,9 +82,9 @@ class MathNotesStage(RewriteStage):
                     rejects.append({**self._reject(r), "task": task,
                                     "style": r.variant.style.name if r.variant else None})
         write_table(unit.output, table_from_docs(rows, synthetic=True))
-        write_table(rejects_path(unit.output), pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
-        write_table(routing_path(unit.output), pa.Table.from_pylist([r.row() for r in routes],
-                                                                     schema=ROUTING_SCHEMA))
+        write_table(side_path(unit.output, REJECTS), pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
+        write_table(side_path(unit.output, ROUTING), pa.Table.from_pylist([r.row() for r in routes],
+                                                                          schema=ROUTING_SCHEMA))
         routed = sum(r.routed for r in routes)
         # translations come first, so a document's run-level source tokens are its own text's, not its translation's
         stats = unit_stats(translations + notes, docs_in=len(docs), docs_skipped=len(docs) - routed, wall_s=wall,

@@ -2,8 +2,10 @@
 
 `RewriteStage` is task-agnostic: the task (rephrase here, learning notes in mathnotes) comes from the registry
 `rephrase.prompts.TASKS` by name, so another package reuses this stage and the loop with its own task.
-A unit reads one document shard and writes, each atomically, one synthetic shard (SYNTH_SCHEMA) and one rejects
-shard (REJECT_SCHEMA: every rejected or failed variant with its reasons). Its stats become the done-marker.
+A unit reads its documents (a slice of one document shard, rephrase.run.plan_units) and writes, each atomically,
+its synthetic rows (SYNTH_SCHEMA) and, beside them, its rejects (REJECT_SCHEMA: every rejected or failed variant
+with its reasons); the driver assembles a shard from its units (`side_tables` names what to assemble). Its stats
+become the done-marker.
 A row that the yield policy shaped (a prefix, or source chunks spliced in) says so in `meta` (policy,
 failed_chunk / source_chunks and source_spans, failed_reasons) and in `fidelity.reasons`.
 """
@@ -39,6 +41,19 @@ REJECT_SCHEMA = pa.schema([
 ])
 
 
+def side_path(output: str | Path, kind: str) -> Path:
+    """Where a unit whose synthetic rows go to `output` writes its side table `kind` (rejects, routing)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.{kind}.parquet")
+
+
+def read_unit_docs(unit: Unit) -> list[dict[str, Any]]:
+    """The documents of a unit: rows [start, stop) of its input shard."""
+    table = read_shard(unit.inputs[0])
+    start, stop = unit.params.get("start", 0), unit.params.get("stop", table.num_rows)
+    return table.slice(start, max(0, stop - start)).to_pylist()
+
+
 def rejects_path(output: str | Path) -> Path:
     """Where the rejects of the synthetic shard `output` go: `.k2forge/rejects/` of its folder (corpus.layout)."""
     output = Path(output)
@@ -49,12 +64,14 @@ class RewriteStage(Stage):
     """Owns the engine and the verifier of one worker; process(unit) rewrites one shard."""
 
     name = "rephrase"
+    #: side tables a unit writes beside its rows (side_path) and the driver assembles per shard, with schemas
+    side_tables = {REJECTS: REJECT_SCHEMA}
 
     def __init__(self, spec: Any, task: str = "rephrase"):
         self.spec, self.task_name = spec, task
         self.name = task       # names the done-marker folder, so two tasks never share markers
-        device = str(getattr(spec.engine, "device", "") or "")
-        self.resources = {"num_gpus": 1} if device.startswith("cuda") else {}
+        gpus = spec.engine.gpus()     # vllm: tensor x pipeline size; the Ray actor asks for that many
+        self.resources = {"num_gpus": gpus} if gpus else {}
         self._engine = self._verifier = self._task = self._loop = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -121,15 +138,13 @@ class RewriteStage(Stage):
     def process(self, unit: Unit) -> dict[str, Any]:
         from rephrase.stats import unit_stats
         self.setup()
-        docs = read_shard(unit.inputs[0]).to_pylist()
-        limit = unit.params.get("limit")
-        docs = docs[:limit] if limit is not None else docs
+        docs = read_unit_docs(unit)
         eligible = [d for d in docs if d["domain"] in self.spec.domains]
         t0, c0 = time.perf_counter(), time.process_time()
         rows, rejects, results, rewriter = self.rewrite_docs(eligible)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         write_table(unit.output, table_from_docs(rows, synthetic=True))
-        write_table(rejects_path(unit.output), pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
+        write_table(side_path(unit.output, REJECTS), pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))
         stats = unit_stats(results, docs_in=len(docs), docs_skipped=len(docs) - len(eligible), wall_s=wall,
                            cpu_s=cpu, gpus=self.resources.get("num_gpus", 0))
         stats.update(unit=unit.id, output=Path(unit.output).name, rows=len(rows), rejects=len(rejects),
