@@ -1,5 +1,6 @@
 """The hot-route job reader on the machine's real PostgreSQL: the same dict as the store's own read, a bounded
-set of connections shared by concurrent reads, and a connection the server dropped is replaced, not reused."""
+set of connections, concurrent reads batched into few queries, and a connection the server dropped is replaced,
+not reused."""
 from __future__ import annotations
 
 import asyncio
@@ -16,12 +17,13 @@ def test_reader_matches_the_store_bounds_connections_and_replaces_a_dropped_one(
     store = JobStore(pg_url)
     job, _ = store.create("ingest", {"inputs": ["raw"], "output": "o"}, "alice", None)
     store.add_event(job.id, "progress", {"done": 1}, progress={"done": 1})
+    other, _ = store.create("ingest", {"inputs": ["raw"], "output": "p"}, "bob", None)
     reader = JobReader(store, connections=2)
     db = pg_url.rsplit("/", 1)[1]
 
     async def scenario():
-        many = await asyncio.gather(*(reader.get(job.id) for _ in range(40)))
-        made = reader._made
+        many = await asyncio.gather(*(reader.get(job.id) for _ in range(40)), reader.get(other.id))
+        made, queries = len(reader._idle), reader.queries
         missing = await reader.get("0" * 32)
         with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True) as admin:   # the server drops them
             dropped = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
@@ -34,11 +36,13 @@ def test_reader_matches_the_store_bounds_connections_and_replaces_a_dropped_one(
             except psycopg.OperationalError:
                 failures += 1
         await reader.close()
-        return many, made, missing, again, failures, dropped
+        return many, made, queries, missing, again, failures, dropped
 
-    many, made, missing, again, failures, dropped = asyncio.run(scenario())
-    assert all(m == store.get_dict(job.id) for m in many) and many[0]["progress"] == {"done": 1}
+    many, made, queries, missing, again, failures, dropped = asyncio.run(scenario())
+    assert all(m == store.get_dict(job.id) for m in many[:40]) and many[0]["progress"] == {"done": 1}
+    assert many[40] == store.get_dict(other.id) and many[40]["owner"] == "bob"
     assert made <= 2 and missing is None
+    assert queries <= 3, f"41 concurrent reads took {queries} queries: not batched"
     assert dropped == made and failures == made        # each dropped one failed one read, then was replaced
     assert again == store.get_dict(job.id)
     store.engine.dispose()
