@@ -16,6 +16,7 @@ GROUPS: dict[str, str] = {
     "rephrase": "rephrase.cli:rephrase",
     "mathnotes": "mathnotes.cli:mathnotes",
     "train": "trainer.cli:train",
+    "evidence": "evidence.cli:evidence",
     "demo": "api.demo.cli:demo",
     "serve": "api.server:serve",
 }

@@ -1,0 +1,129 @@
+"""RephraseVsRepeatSpec: the one definition of the K2 Table 1 probe (CLI flags or YAML, like every job spec).
+
+A size fills what is not given: entities, seeds, training steps' scale and the model. `rephrase` and `train`
+hold overrides of RephraseSpec and TrainSpec fields (validated against those specs when this spec is), so the
+probe's stages take exactly the knobs the stand-alone jobs take.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from corpus.spec import Spec
+from rephrase.engines import EngineSpec
+from rephrase.verify import VerifierSpec
+
+#: arm name -> (what it trains on, documents per person, planned epochs); see evidence.arms for the gap rule
+ARM_NAMES = ("raw_x10", "reph_1x10", "reph_10x1", "control_10x1", "control_1x10")
+DEFAULT_ARMS = ["raw_x10", "reph_1x10", "reph_10x1", "control_10x1"]
+
+#: per size: people, training seeds, the trainer's knobs (TrainSpec fields), and the rephrase stage's knobs
+SIZES: dict[str, dict[str, Any]] = {
+    # the default-stage test and a first look: seconds of training
+    "tiny": {"entities": 4, "seeds": [0], "variants": 4, "passes": 1.0,
+             "train": {"micro_batch_size": 2, "seq_len": 64}},
+    # the slow test: under 5 minutes on 2 CPU cores with the embedded model
+    "small": {"entities": 6, "seeds": [0, 1, 2], "variants": 10, "passes": 1.0,
+              "train": {"micro_batch_size": 2, "seq_len": 64}},
+    # the CPU default: under 30 minutes on 2 cores
+    # 4 passes: at K2's 1 pass (10 exposures per person) the tiny model extracts nothing in any arm (measured)
+    "default": {"entities": 32, "seeds": [0, 1, 2], "variants": 10, "passes": 4.0,
+                "train": {"micro_batch_size": 2, "seq_len": 64}},
+    # for GPUs with a real engine (vLLM / an OpenAI-compatible server): a model that can hold thousands of people
+    "large": {"entities": 4000, "seeds": [0, 1, 2], "variants": 10, "passes": 1.0,
+              "train": {"preset": "small", "model": {"vocab_size": 4096}, "micro_batch_size": 32, "seq_len": 512,
+                        "lr": 3e-3, "device": "auto", "cpu_threads": None}},
+}
+#: the trainer's knobs every size starts from (TrainSpec fields); the size's and the user's `train` win
+TRAIN_BASE: dict[str, Any] = {"preset": "tiny", "model": {"vocab_size": 1024}, "lr": 0.01, "weight_decay": 0.0,
+                              "warmup_steps": 5, "grad_accum": 1, "cpu_threads": 1, "device": "cpu",
+                              "plots": False, "eval_batches": 1, "verify_checksums": True}
+#: the rephrase stage's knobs (RephraseSpec fields): short passages, so short chunks and short generations
+REPHRASE_BASE: dict[str, Any] = {"attempts": 1, "max_new_tokens": 128, "chunk_target_tokens": 96,
+                                 "chunk_max_tokens": 160, "temperature": 0.7, "concurrency": 32}
+
+
+class RephraseVsRepeatSpec(Spec):
+    output: str = Field(..., description="output directory: world, rephrasings, arms, runs, report")
+    size: Literal["tiny", "small", "default", "large"] = Field(
+        "default", description="tiny (seconds), small (< 5 min on 2 CPU cores), default (< 30 min on 2 cores), "
+                               "large (GPUs, a real engine)")
+    entities: int | None = Field(None, ge=4, description="fictional people (none = the size's)")
+    seeds: list[int] | None = Field(None, min_length=1, description="training seeds per arm (none = the size's)")
+    seed: int = Field(0, description="seed of the world (people, passages, control paraphrases) and rephrasing")
+    variants: int | None = Field(None, ge=2, le=20, description="rephrasings asked per passage (V); also the "
+                                 "repeat arms' epochs per pass (K2 Table 1: 10; none = the size's)")
+    passes: float | None = Field(None, gt=0, description="budget multiplier: bio budget = passes x V x raw tokens "
+                                 "(1 = K2's rows: raw x10 / 10 rephrasings x1; 4 = raw x40 / 10 rephrasings x4; "
+                                 "none = the size's)")
+    qa_train_fraction: float = Field(0.5, gt=0, lt=1, description="share of people whose Q/A pairs are training "
+                                     "data (they teach the format); QA accuracy is measured on the others")
+    qa_epochs: float = Field(10.0, gt=0, description="passes over the Q/A training pairs (the same in every arm)")
+    arms: list[str] = Field(default_factory=lambda: list(DEFAULT_ARMS),
+                            description=f"arms to train, of {', '.join(ARM_NAMES)}")
+    engine: EngineSpec = Field(default_factory=lambda: EngineSpec(kind="llamacpp"),
+                               description="rephrasing engine (default: the embedded SmolLM2-135M on llama.cpp; "
+                                           "vllm or openai with base_url on GPUs)")
+    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="fidelity verifier of the rephrasings")
+    rephrase: dict[str, Any] = Field(default_factory=dict, description="RephraseSpec field overrides (attempts, "
+                                     "temperature, styles, on_chunk_failure, ...)")
+    train: dict[str, Any] = Field(default_factory=dict, description="TrainSpec field overrides (preset, model, "
+                                  "lr, micro_batch_size, seq_len, device, ...)")
+    steps_multiplier: float = Field(1.0, gt=0, le=1, description="train on this share of the equal budget "
+                                    "(1 = all of it; the budget itself is never exceeded)")
+    vocab_size: int | None = Field(None, ge=300, description="BPE vocabulary trained on the training texts (none "
+                                   "= the model's vocab_size)")
+    answer_tokens: int = Field(24, ge=1, description="greedy tokens generated per QA answer")
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ARM_NAMES]
+        if bad or not v or len(set(v)) != len(v):
+            raise ValueError(f"arms {v}: expected distinct names of {', '.join(ARM_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _stage_overrides(self) -> "RephraseVsRepeatSpec":
+        # build the stage specs now, so a bad override fails here and names its field, not an hour into a run
+        self.rephrase_spec("in", "out")
+        self.train_spec("manifest.json", "out", seed=0, steps=10)
+        return self
+
+    @property
+    def n_variants(self) -> int:
+        return self.variants or SIZES[self.size]["variants"]
+
+    @property
+    def n_passes(self) -> float:
+        return self.passes or SIZES[self.size]["passes"]
+
+    @property
+    def people(self) -> int:
+        return self.entities or SIZES[self.size]["entities"]
+
+    @property
+    def train_seeds(self) -> list[int]:
+        return list(self.seeds or SIZES[self.size]["seeds"])
+
+    def train_fields(self) -> dict[str, Any]:
+        size = SIZES[self.size]["train"]
+        model = {**TRAIN_BASE["model"], **size.get("model", {}), **self.train.get("model", {})}
+        return {**TRAIN_BASE, **size, **self.train, "model": model}
+
+    def rephrase_spec(self, inputs: str, output: str):
+        from rephrase.spec import RephraseSpec
+        from corpus.spec import parse_spec
+        data = {**REPHRASE_BASE, **self.rephrase, "inputs": [inputs], "output": output, "variants": self.n_variants,
+                "seed": self.seed, "engine": self.engine.model_dump(), "verifier": self.verifier.model_dump()}
+        return parse_spec(RephraseSpec, data, "rephrase (RephraseSpec overrides)")
+
+    def train_spec(self, manifest: str, output: str, seed: int, steps: int):
+        from trainer.spec import TrainSpec
+        from corpus.spec import parse_spec
+        fields = self.train_fields()
+        warm = min(fields.get("warmup_steps") or 0, max(0, steps - 1))
+        data = {**fields, "warmup_steps": warm, "manifest": manifest, "output": output, "seed": seed,
+                "steps": steps, "resume": False}
+        return parse_spec(TrainSpec, data, "train (TrainSpec overrides)")
