@@ -1,13 +1,16 @@
 """Checkpoints of a training run: everything needed to continue bit for bit, written atomically, last N kept.
 
 Layout: `{run}/checkpoints/step-{step:08d}/` with
-  model.pt    full (unsharded) model state dict: weights and persistent buffers (router biases included)
-  optim.pt    MuonClip state dict (momentum buffers, AdamW moments and step counts, param groups)
-  rng.pt      torch CPU (and CUDA) RNG states
+  state/      torch.distributed.checkpoint (DCP) of {"model": weights and persistent buffers (router biases
+              included), "optim": MuonClip state (momentum buffers, AdamW moments and step counts)}, keyed by
+              parameter names: every rank writes only its own shards (no gather to rank 0), and a load
+              reshards to whatever world size the resuming run has (1, 2, 4, ... ranks; tests/trainer/
+              test_sharded.py checks 2 -> 4 -> 1 against one process)
+  rng.pt      torch CPU (and CUDA) RNG states (equal on every rank: all seed alike)
   meta.json   {"format", "step", "model_config", "preset", "sampler" (MixtureData state), "tokens_seen", ...}
-A checkpoint directory is built under a temp name and renamed into place, so it either exists complete or not
-at all; `latest` only considers directories with a meta.json. Under FSDP2 every rank takes part in gathering the
-full state dicts (collectives) and rank 0 writes them; on load every rank reads the files.
+A checkpoint directory is built under a temp name and renamed into place by rank 0 after every rank has
+written, so it either exists complete or not at all; `latest` only considers directories with a meta.json.
+Checkpoints of the earlier format (model.pt / optim.pt full state dicts) still load.
 """
 from __future__ import annotations
 
@@ -50,41 +53,48 @@ def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Unsharded model and optimizer state dicts on CPU (a collective under FSDP2: call on every rank)."""
-    if not _distributed():
-        return model.state_dict(), optimizer.state_dict()
-    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
-                                                         get_optimizer_state_dict)
-    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(model, options=opts), get_optimizer_state_dict(model, optimizer, options=opts)
+def _barrier() -> None:
+    if _distributed():
+        torch.distributed.barrier()
+
+
+def _write_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Every rank writes its shards of model + optimizer state to the DCP directory `path` (a collective)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path), no_dist=not _distributed())
 
 
 def save(run_dir: str | os.PathLike, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          meta: dict[str, Any], keep_last: int, rank: int = 0) -> Path | None:
-    """Write checkpoint `step` (rank 0 writes; all ranks must call), then drop all but the last `keep_last`."""
-    model_sd, optim_sd = full_state(model, optimizer)
+    """Write checkpoint `step` (all ranks must call; each writes its shards), then keep the last `keep_last`."""
     final = ckpt_root(run_dir) / f"{_PREFIX}{step:08d}"
-    if rank != 0:
-        return final
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = final.with_name(f".{final.name}.tmp")  # one name on every rank: they write into the same dir
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a crashed save
+        tmp.mkdir(parents=True)
+    _barrier()
     try:
-        torch.save(model_sd, tmp / "model.pt")
-        torch.save(optim_sd, tmp / "optim.pt")
-        rng = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        torch.save(rng, tmp / "rng.pt")
-        (tmp / "meta.json").write_text(json.dumps({"format": CKPT_FORMAT, "step": step, **meta}, indent=1) + "\n")
-        if final.exists():  # a rerun of the same step: replace it, never leave a mix of both
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _write_state(model, optimizer, tmp / "state")
+        _barrier()
+        if rank == 0:
+            rng = {"cpu": torch.get_rng_state()}
+            if torch.cuda.is_available():
+                rng["cuda"] = torch.cuda.get_rng_state_all()
+            torch.save(rng, tmp / "rng.pt")
+            (tmp / "meta.json").write_text(json.dumps({"format": CKPT_FORMAT, "step": step, **meta}, indent=1)
+                                           + "\n")
+            if final.exists():  # a rerun of the same step: replace it, never leave a mix of both
+                shutil.rmtree(final)
+            os.replace(tmp, final)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for old in list_checkpoints(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _barrier()
+    if rank == 0:
+        for old in list_checkpoints(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -115,15 +125,44 @@ def check_compatible(path: str | os.PathLike, meta: dict[str, Any], model_config
 
 
 def load(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict:
-    """Restore model (and optimizer, RNG) from `path` in place; return its meta. Call on every rank."""
+    """Restore model (and optimizer, RNG) from `path` in place, resharded to this run; return its meta.
+    Call on every rank."""
     path = Path(path)
     meta = read_meta(path)
     try:
-        model_sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-        optim_sd = torch.load(path / "optim.pt", map_location="cpu", weights_only=True) if optimizer else None
+        if (path / "model.pt").exists():
+            _load_full(path, model, optimizer)
+        else:
+            _load_sharded(path, model, optimizer)
         rng = torch.load(path / "rng.pt", map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise CheckpointError(f"{path}: damaged checkpoint file ({e})") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return meta
+
+
+def _load_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_model_state_dict, set_state_dict
+    if optimizer is None:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+        state = {"model": get_model_state_dict(model)}
+        dcp.load(state, checkpoint_id=str(path / "state"), no_dist=not _distributed())
+        set_model_state_dict(model, state["model"])
+        return
+    # the target layout is this run's (its world size, its shards): DCP reads the pieces each rank needs
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=str(path / "state"), no_dist=not _distributed())
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+
+
+def _load_full(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    """The earlier format: full state dicts in model.pt / optim.pt."""
+    model_sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    optim_sd = torch.load(path / "optim.pt", map_location="cpu", weights_only=True) if optimizer else None
     if _distributed():
         from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
                                                              set_optimizer_state_dict)
@@ -135,19 +174,17 @@ def load(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim
         model.load_state_dict(model_sd)
         if optimizer is not None:
             optimizer.load_state_dict(optim_sd)
-    torch.set_rng_state(rng["cpu"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    return meta
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu"):
-    """(model, meta) from a checkpoint alone, for eval and export."""
+    """(model, meta) from a checkpoint alone, for eval and export (one process; any saving world size)."""
     from trainer.config import ModelConfig
     from trainer.model import K2ForCausalLM
 
     meta = read_meta(path)
     model = K2ForCausalLM(ModelConfig.from_dict(meta["model_config"]), init_weights=False)
-    sd = torch.load(Path(path) / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(sd)
+    if (Path(path) / "model.pt").exists():
+        _load_full(Path(path), model, None)
+    else:
+        _load_sharded(Path(path), model, None)
     return model.to(device), meta

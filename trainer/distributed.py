@@ -4,8 +4,12 @@ The loop (trainer/loop.py) is the same in every case; this module only sets up t
 sharding and launches workers:
 - `context(device)`: joins the process group torchrun or Ray created (env RANK/WORLD_SIZE/LOCAL_RANK), nccl on
   CUDA and gloo on CPU, and picks the device. A single process stays undistributed.
-- `shard(model)`: FSDP2 per transformer block, then the root (parameters become DTensors sharded on dim 0;
-  buffers such as router biases and max_logits stay replicated). Gradients are reduce-scattered as averages.
+- `shard(model)`: FSDP2 per transformer block (MTP modules included), then the root (parameters become DTensors
+  sharded on dim 0; buffers such as router biases and max_logits stay replicated). Gradients are
+  reduce-scattered as averages. The loop builds the model on the meta device, shards it, materialises each
+  rank's shard and initialises only that (seeded per dim-0 block: the same weights as an unsharded init), so
+  no rank ever holds the full model; MuonClip splits Newton-Schulz over the ranks (trainer/muonclip.py) and
+  checkpoints are sharded DCP directories that reload at any world size (trainer/checkpoint.py).
   Cross-rank agreement of the things FSDP does not shard: QK-Clip max logits are all-reduced with MAX by the
   optimizer (trainer/qkclip.py), MoE expert loads with SUM by `update_router_biases` (trainer/model.py), so
   every rank applies identical clips and bias updates.
@@ -13,8 +17,8 @@ sharding and launches workers:
 - `launch_ray(spec)`: TorchTrainer with `workers` workers (executor kind ray); runs on a local Ray instance or
   the cluster at `executor.ray_address`. Workers read and write the same paths, so the run directory must be
   on a shared filesystem on a real multi-node cluster.
-Rank 0 writes checkpoints, metrics and plots; every rank writes `ranks/rank-{r}.json` (its losses and a
-checksum of the full weights) so agreement between ranks can be checked.
+Every rank writes its checkpoint shards; rank 0 writes metrics and plots; every rank writes
+`ranks/rank-{r}.json` (its losses and a checksum of the full weights) so agreement between ranks can be checked.
 """
 from __future__ import annotations
 

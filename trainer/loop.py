@@ -142,12 +142,18 @@ class Trainer:
         from trainer.model import K2ForCausalLM
         from trainer.muonclip import MuonClip
         torch.manual_seed(self.spec.seed)
-        model = K2ForCausalLM(self.cfg).to(self.ctx.device)  # initialised on CPU: same weights on every device
+        if self.ctx.distributed:  # meta -> shard -> materialise each rank's shard -> seeded init of it alone
+            with torch.device("meta"):
+                model = K2ForCausalLM(self.cfg, init_weights=False)
+        else:
+            model = K2ForCausalLM(self.cfg, seed=self.spec.seed).to(self.ctx.device)
         if self.spec.compile:
             for layer in model.blocks():
                 layer.compile()
         if self.ctx.distributed:
             distributed.shard(model)
+            model.to_empty(device=self.ctx.device)
+            model.init_weights(self.spec.seed)  # the weights of the unsharded init, at any world size
         model.train()
         opt = MuonClip.from_model(model, lr=self.spec.lr, weight_decay=self.spec.weight_decay,
                                   momentum=self.spec.momentum, nesterov=self.spec.nesterov,

@@ -20,6 +20,8 @@ FlexAttention's `AuxRequest(max_scores=True)`, so no T x T matrix is materialise
 """
 from __future__ import annotations
 
+import math
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -79,6 +81,34 @@ class AttnMask:
             return self.valid_pairs  # every row already contains its diagonal
         eye = torch.eye(self.seq_len, dtype=torch.bool, device=self.device)[None, None]
         return self.valid_pairs | eye
+
+
+_BLOCK_ELEMENTS = 1 << 16  # a generator per block of dim-0 slices holding about this many elements
+
+
+def _seeded_normal_(p: torch.Tensor, std: float, seed: int, name: str) -> None:
+    """p ~ N(0, std); dim-0 slices come in fixed blocks, block b drawn from a generator seeded by
+    (seed, name, b), so any dim-0 shard can be drawn alone. p may be a DTensor sharded on dim 0: only the
+    blocks overlapping its local rows are drawn (at most two partial blocks of waste)."""
+    local, offset = p, 0
+    if hasattr(p, "to_local"):
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+        _, global_offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
+        if any(global_offset[1:]):
+            raise ValueError(f"{name}: seeded init supports sharding on dim 0 only, got offset {global_offset}")
+        local, offset = p.to_local(), int(global_offset[0])
+    n = local.shape[0]
+    if n == 0:
+        return
+    row_shape = tuple(local.shape[1:])
+    rows = max(1, _BLOCK_ELEMENTS // max(1, math.prod(row_shape)))  # dim-0 slices per block
+    base = ((seed * 1_000_003 + zlib.crc32(name.encode())) % (1 << 38)) << 24  # + block < 2**62: a valid seed
+    host = torch.empty((rows, *row_shape), dtype=torch.float32)
+    for b in range(offset // rows, (offset + n - 1) // rows + 1):
+        g = torch.Generator().manual_seed(base + b)
+        host.normal_(0.0, std, generator=g)
+        lo, hi = max(b * rows, offset), min((b + 1) * rows, offset + n)  # global rows of this block we own
+        local[lo - offset:hi - offset].copy_(host[lo - b * rows:hi - b * rows])
 
 
 class MLA(Fp32Buffers, nn.Module):
@@ -260,7 +290,8 @@ class K2ForCausalLM(nn.Module):
     """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None) -> .loss, .logits,
     .aux_loss (MoE balance), .mtp_logits (one (B, T-k, V) tensor per MTP depth k; [] without MTP)."""
 
-    def __init__(self, config: ModelConfig, attn_impl: str = "auto", init_weights: bool = True):
+    def __init__(self, config: ModelConfig, attn_impl: str = "auto", init_weights: bool = True,
+                 seed: int | None = None):
         super().__init__()
         self.config = config
         self.model = Backbone(config, attn_impl)
@@ -269,17 +300,25 @@ class K2ForCausalLM(nn.Module):
                                                                config.rope_scaling)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         if init_weights:
-            self.init_weights()
+            self.init_weights(seed)
 
     @torch.no_grad()
-    def init_weights(self) -> None:
-        """normal(0, initializer_range) for matrices and embeddings, ones for norm gains, zeros for biases."""
+    def init_weights(self, seed: int | None = None) -> None:
+        """normal(0, initializer_range) for matrices and embeddings, ones for norm gains, zeros for biases.
+
+        Every slice along dim 0 of a parameter (a row, or one expert of a stack) is drawn from its own generator
+        seeded by (seed, parameter name, index), so a model built on the meta device, sharded (FSDP2 DTensors,
+        dim 0) and then initialised holds exactly the weights of an unsharded init, at any world size, while
+        each rank only ever materialises its own shard. seed None: drawn from torch's global RNG.
+        """
+        if seed is None:
+            seed = int(torch.randint(0, 2 ** 62, (1,)).item())
         std = self.config.initializer_range
         for name, p in self.named_parameters():
             if p.ndim == 1:
                 p.fill_(1.0)  # the only 1-D parameters are RMSNorm gains
             else:
-                p.normal_(0.0, std)
+                _seeded_normal_(p, std, seed, name)
         inv_freq, _ = inv_frequencies(self.config.qk_rope_head_dim, self.config.rope_theta, self.config.rope_scaling)
         self.inv_freq.copy_(inv_freq)  # recomputed so a model built on the meta device can be materialised
         for mod in self.modules():

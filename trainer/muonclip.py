@@ -17,6 +17,14 @@ Router gate weight [E, H]: it is a hidden matrix, and K2/Moonlight run Muon on e
 to Muon by default (`router_gate="adamw"` is available for ablations). The router's routing bias
 (e_score_correction_bias) is a buffer updated by the aux-loss-free balancing rule; it is never optimised here.
 
+Sharded parameters (FSDP2 DTensors, Shard(0)): the Newton-Schulz work is split across ranks, never repeated.
+An expert stack [E, n, m] sharded on dim 0 holds whole expert matrices on each rank, so each rank
+orthogonalises its own experts with no communication. A 2-D matrix sharded by rows needs all its rows: the
+matrices are taken in rounds of world_size (largest first), matrix j of a round owned by rank j; one
+all_to_all_single sends every rank's shard of matrix j to rank j, which runs NS on the whole matrix, and a second
+one returns each rank its rows of the result. The maths is the unsharded optimizer's (same full matrices, same
+ops), so the result is bit-identical to one process on the same gradients (tests/trainer/test_sharded.py).
+
 Every group reads `group["lr"]` at each step, so any torch LR scheduler (or HF Trainer's) drives both kinds.
 """
 from __future__ import annotations
@@ -214,6 +222,7 @@ class MuonClip(torch.optim.Optimizer):
 
     def _muon_group(self, group: dict) -> None:
         lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+        todo = []  # (param, its momentum-or-nesterov input, muon_split)
         for p, split in zip(group["params"], group["muon_split"]):
             if p.grad is None:
                 continue
@@ -225,27 +234,57 @@ class MuonClip(torch.optim.Optimizer):
                 state["momentum_buffer"] = torch.zeros_like(p)
             buf = state["momentum_buffer"]
             buf.mul_(mu).add_(p.grad)
-            m = buf * mu + p.grad if group["nesterov"] else buf
-            o, scale = self._orthogonalise(m, split, group["ns_steps"])
-            p.mul_(1.0 - lr * wd)
-            p.add_(o.to(p.dtype), alpha=-lr * scale)
+            todo.append((p, buf * mu + p.grad if group["nesterov"] else buf, split))
+        for p, o, scale in self._orthogonalised(todo, group["ns_steps"]):
+            w = p.to_local() if hasattr(p, "to_local") else p  # o is this rank's rows when p is sharded
+            w.mul_(1.0 - lr * wd)
+            w.add_(o.to(w.dtype), alpha=-lr * scale)
 
-    def _orthogonalise(self, m: torch.Tensor, split: int, steps: int) -> tuple[torch.Tensor, float]:
-        """NS5 of every matrix in `m` (shaped like its parameter) and the Muon scale of those matrices.
-
-        An FSDP2 DTensor (rows sharded over ranks) is gathered once, orthogonalised whole on every rank (NS
-        needs the full matrix), and only this rank's shard is kept: no further communication, same result as
-        an unsharded run.
-        """
-        if hasattr(m, "full_tensor"):
-            from torch.distributed.tensor import distribute_tensor
-            o, scale = self._orthogonalise(m.full_tensor(), split, steps)
-            return distribute_tensor(o, m.device_mesh, m.placements, src_data_rank=None), scale
+    def _ns(self, m: torch.Tensor, split: int, steps: int) -> torch.Tensor:
+        """NS5 of every matrix in `m` (shaped like its parameter, or a dim-0 slice of it), same shape back."""
         shape = m.shape
         if split > 1:  # (..., k*n, m) -> (..., k, n, m): k matrices per slice, orthogonalised separately
             m = m.unflatten(-2, (split, m.shape[-2] // split))
-        o = newton_schulz5(m, steps=steps, dtype=self.ns_dtype)
-        return o.reshape(shape), muon_scale(o.shape)
+        return newton_schulz5(m, steps=steps, dtype=self.ns_dtype).reshape(shape)
+
+    def _orthogonalised(self, todo: list, steps: int):
+        """(param, NS output for the param's local rows, Muon scale) for every entry of `todo`."""
+        owned = []
+        for p, m, split in todo:
+            scale = muon_scale((*p.shape[:-2], p.shape[-2] // split, p.shape[-1]))
+            if not hasattr(m, "to_local"):  # unsharded
+                yield p, self._ns(m, split, steps), scale
+            elif p.dim() >= 3:  # dim-0 shards of a stack hold whole matrices: orthogonalise them here
+                yield p, self._ns(m.to_local(), split, steps), scale
+            else:
+                owned.append((p, m.to_local().contiguous(), split, scale))
+        if owned:
+            yield from self._owner_rounds(owned, steps)
+
+    def _owner_rounds(self, owned: list, steps: int):
+        """2-D row-sharded matrices: rank j of each round of world_size matrices orthogonalises matrix j whole."""
+        import torch.distributed as dist
+
+        group = owned[0][0].device_mesh.get_group()
+        world, rank = dist.get_world_size(group), dist.get_rank(group)
+        owned = sorted(owned, key=lambda x: -x[0].numel())  # similar sizes per round: no rank waits long
+        for start in range(0, len(owned), world):
+            rnd = owned[start:start + world]
+            mine = rnd[rank] if rank < len(rnd) else None
+            local_sizes = [m.numel() for _, m, _, _ in rnd] + [0] * (world - len(rnd))
+            own_sizes = _row_shard_sizes(mine[0].shape, world) if mine else [0] * world
+            dev, dt = rnd[0][1].device, torch.float32
+            send = torch.cat([m.reshape(-1).to(dt) for _, m, _, _ in rnd])
+            recv = torch.empty(sum(own_sizes), dtype=dt, device=dev)
+            dist.all_to_all_single(recv, send, own_sizes, local_sizes, group=group)
+            back = torch.empty(0, dtype=dt, device=dev)
+            if mine:  # the full matrix, rows in rank order, exactly as one process holds it
+                full = recv.view(mine[0].shape).to(mine[1].dtype)
+                back = self._ns(full, mine[2], steps).to(dt).reshape(-1)  # bf16 -> fp32 is exact
+            out = torch.empty(sum(local_sizes), dtype=dt, device=dev)
+            dist.all_to_all_single(out, back, local_sizes, own_sizes, group=group)
+            for (p, m, _, scale), piece in zip(rnd, out.split(local_sizes[:len(rnd)])):
+                yield p, piece.view(m.shape), scale
 
     def _adamw_group(self, group: dict) -> None:
         # torch.optim.AdamW's update; the step count stays a tensor (bias corrections are tensor ops), so there
@@ -271,3 +310,10 @@ class MuonClip(torch.optim.Optimizer):
             bias_correction2_sqrt = (1.0 - beta2 ** step).sqrt()
             denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(eps)
             p.addcdiv_(state["exp_avg"] / bias_correction1, denom, value=-lr)
+
+
+def _row_shard_sizes(shape: torch.Size, world: int) -> list[int]:
+    """Elements of each rank's dim-0 shard under FSDP2's Shard(0) (torch.chunk: ceil-sized, last ones short)."""
+    rows, per_row = shape[0], math.prod(shape[1:])
+    chunk = -(-rows // world)
+    return [max(0, min(chunk, rows - k * chunk)) * per_row for k in range(world)]

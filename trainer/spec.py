@@ -2,7 +2,8 @@
 
 Defaults follow the K2 recipe where it makes sense at small scale (SPEC §2): WSD schedule with 300 warm-up steps
 (at most 10% of a shorter run), constant lr, cosine decay to 0.1x; weight decay 0.1; MuonClip with tau 100.
-Model shape = a preset from trainer/config.py plus `model` overrides (field names of ModelConfig); `model_config()` validates them.
+Model shape = a preset from trainer/config.py plus `model` overrides (field names of ModelConfig);
+`model_config()` validates them.
 The schedule always spans `steps`; `stop_at_step` only ends this invocation early (pre-emptible jobs, tests),
 so a resumed run continues the very same schedule.
 The data budget is the manifest's: `steps` x global batch samples must fit in what it allots (past_budget=error,

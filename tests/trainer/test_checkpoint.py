@@ -1,5 +1,7 @@
 """trainer.checkpoint: atomic save (a crash mid-write leaves no checkpoint and no temp dir), keep-last-N,
-exact round trip of model/optimizer/RNG, and refusal of a checkpoint from another model config."""
+exact round trip of model/optimizer/RNG (sharded DCP format, and the earlier full-state format), load_model for
+eval/export, and refusal of a checkpoint from another model config. Resharding across world sizes:
+tests/trainer/test_sharded.py."""
 import pytest
 import torch
 
@@ -37,14 +39,40 @@ def test_round_trip_is_exact(tmp_path):
     assert all(torch.equal(o1[k][n], o2[k][n]) for k in o1 for n in o1[k])
 
 
+def test_earlier_full_state_format_still_loads(tmp_path):
+    cfg, model, opt = _trained()
+    path = checkpoint.ckpt_root(tmp_path) / "step-00000001"
+    path.mkdir(parents=True)
+    torch.save(model.state_dict(), path / "model.pt")
+    torch.save(opt.state_dict(), path / "optim.pt")
+    torch.save({"cpu": torch.get_rng_state()}, path / "rng.pt")
+    import json
+    (path / "meta.json").write_text(json.dumps({"format": checkpoint.CKPT_FORMAT, "step": 1,
+                                                "model_config": cfg.to_dict(), "preset": "tiny"}))
+    _, model2, opt2 = _trained(seed=1)
+    checkpoint.load(path, model2, opt2)
+    loaded, _ = checkpoint.load_model(path)
+    sd1 = model.state_dict()
+    assert all(torch.equal(sd1[k], v) for k, v in model2.state_dict().items())
+    assert all(torch.equal(sd1[k], v) for k, v in loaded.state_dict().items())
+
+
+def test_load_model_reads_the_sharded_format(tmp_path):
+    cfg, model, opt = _trained()
+    path = checkpoint.save(tmp_path, 1, model, opt, {"model_config": cfg.to_dict(), "preset": "tiny"}, 1)
+    assert (path / "state").is_dir() and not (path / "model.pt").exists()
+    loaded, meta = checkpoint.load_model(path)
+    assert meta["step"] == 1 and all(torch.equal(model.state_dict()[k], v) for k, v in loaded.state_dict().items())
+
+
 def test_crash_during_save_leaves_nothing(tmp_path, monkeypatch):
     cfg, model, opt = _trained()
     meta = {"model_config": cfg.to_dict(), "preset": "tiny"}
     checkpoint.save(tmp_path, 1, model, opt, meta, keep_last=3)
     real_save = torch.save
 
-    def crashing_save(obj, f, *a, **k):  # fault injection: the disk "fails" while writing the optimizer state
-        if str(f).endswith("optim.pt"):
+    def crashing_save(obj, f, *a, **k):  # fault injection: the disk "fails" after the sharded state is written
+        if str(f).endswith("rng.pt"):
             raise OSError("injected: disk full")
         return real_save(obj, f, *a, **k)
 

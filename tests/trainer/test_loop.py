@@ -38,8 +38,8 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_bit_for_bit(manifest,
     b = [r["loss"] for r in read_metrics(tmp_path / "split" / "metrics.jsonl", "train")]
     assert len(a) == 10 and a == b  # exact float equality, every step
     assert a[-1] < a[0]
-    wa = torch.load(checkpoint.latest(tmp_path / "full") / "model.pt")
-    wb = torch.load(checkpoint.latest(tmp_path / "split") / "model.pt")
+    wa = checkpoint.load_model(checkpoint.latest(tmp_path / "full"))[0].state_dict()
+    wb = checkpoint.load_model(checkpoint.latest(tmp_path / "split"))[0].state_dict()
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     # the router biases moved (aux-loss-free balancing ran) and were restored with the rest
     biases = [k for k in wa if k.endswith("e_score_correction_bias")]
@@ -98,7 +98,7 @@ def test_non_finite_loss_stops_naming_the_step_and_saves_nothing_broken(manifest
     with pytest.raises(TrainingError, match="step 3: non-finite"):
         t.fit()
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "nan")] == ["step-00000001", "step-00000002"]
-    sd = torch.load(checkpoint.latest(tmp_path / "nan") / "model.pt")
+    sd = checkpoint.load_model(checkpoint.latest(tmp_path / "nan"))[0].state_dict()
     assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
     assert max(r["step"] for r in read_metrics(tmp_path / "nan" / "metrics.jsonl")) == 2
 
@@ -159,6 +159,6 @@ def test_mtp_trains_with_the_model(manifest, tmp_path):
     assert len(t.model.moe_layers()) == t.cfg.n_moe_layers + 1
     torch.manual_seed(spec.seed)
     init = K2ForCausalLM(t.cfg).state_dict()
-    trained = torch.load(checkpoint.latest(tmp_path / "mtp") / "model.pt")
+    trained = checkpoint.load_model(checkpoint.latest(tmp_path / "mtp"))[0].state_dict()
     mtp_keys = [k for k in trained if k.startswith("model.mtp_layers.0.") and trained[k].is_floating_point()]
     assert mtp_keys and all(not torch.equal(trained[k], init[k]) for k in mtp_keys if "bias" not in k)
