@@ -7,7 +7,7 @@ database arrive in the K2FORGE_JOB_SECRETS environment variable.
 
 While it runs, a heartbeat renews the attempt's lease (and stops the worker when the lease was taken over or a
 cancel was requested); the worker holds an flock on each of its outputs and confines the spec's paths again
-right before the run, and then at every open (api.runguard), so a symlink made after the submit is refused too. Its final write is fenced on its
+right before the run, and then at every open (corpus.confine), so a symlink made after the submit is refused too. Its final write is fenced on its
 attempt number.
 """
 from __future__ import annotations
@@ -24,10 +24,9 @@ import time
 import traceback
 from pathlib import Path
 
-from api import runguard
 from api.limits import FsBudget
 from api.outputs import OutputLocked, output_locks, output_paths
-from api.security import REDACTED, confine_spec, merge_secrets, split_secrets
+from api.security import REDACTED, STATE_DIR, confine_spec, merge_secrets, split_secrets
 from api.store import JobStore
 
 log = logging.getLogger("k2forge.worker")
@@ -144,8 +143,10 @@ def _run(store: JobStore, job, attempt: int) -> int:
         with output_locks(output_paths(job.kind, spec_dict), _lock_dir(), _lock_timeout()):
             if os.environ.get("K2FORGE_DATA_ROOT"):     # again now: a symlink may have appeared since the submit
                 root = Path(os.environ["K2FORGE_DATA_ROOT"])
-                confine_spec(spec_dict, root, budget=FsBudget(max_patterns=10**6, max_entries=10**12))  # no
-                runguard.install(root)      # request bound: job time; and from now on at every open (api.runguard)
+                # job time, not request time: no request bound
+                confine_spec(spec_dict, root, budget=FsBudget(max_patterns=10**6, max_entries=10**12))
+                from corpus import confine      # and from now on at every open, here and in executor processes
+                confine.install(root, [STATE_DIR], children=True)
             result = run(spec, on_event=sink)
     except OutputLocked as e:   # another worker (a stale attempt) still writes there: not this job's failure
         sink({"type": "log", "level": "WARNING", "message": f"{e}; this attempt stops without running"})

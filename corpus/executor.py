@@ -109,6 +109,8 @@ _WORKER_STAGE: Stage | None = None
 
 def _init_worker(stage: Stage) -> None:
     global _WORKER_STAGE
+    from corpus.confine import install_from_env
+    install_from_env()      # a confined parent (a service job's worker) confines its executor processes too
     _WORKER_STAGE = stage
     stage.setup()
 
@@ -163,9 +165,11 @@ class RayExecutor(Executor):
                                   "include_dashboard": False}
             if self.address:
                 kw["address"] = self.address
-            # Workers import our packages from the driver's working tree and environment.
+            # Workers import our packages from the driver's working tree and environment (and its confinement).
+            from corpus.confine import CONFINE_ENV
             kw["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}}
+                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]),
+                **{k: os.environ[k] for k in CONFINE_ENV if k in os.environ}}}
             ray.init(**kw)
         return ray
 
@@ -175,6 +179,8 @@ class RayExecutor(Executor):
         @ray.remote(max_restarts=self.max_retries, max_task_retries=self.max_retries)
         class StageActor:
             def __init__(self, st: Stage):
+                from corpus.confine import install_from_env
+                install_from_env()
                 self.stage = st
                 st.setup()
 

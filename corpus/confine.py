@@ -1,25 +1,27 @@
-"""Run-time confinement of a job worker's file access: every path under the data root is resolved and checked
-again at the moment it is opened, so a symlink made after the submit (or after the worker's own check before the
-run) cannot lead a job out of the data root or into the service's state folder.
+"""Run-time confinement of a process's file access: every path under a root is resolved and checked again at the
+moment it is used, so a symlink made after a job's paths were checked cannot lead it out of the root (or into a
+folder of it that is off limits, such as the job service's state folder).
 
-Submit-time checks (api.security.confine) see the filesystem as it was then; a job may open its files hours
-later. `install(root)` adds a Python audit hook to the worker process: opens, renames, deletions, folder
-listings and creations of a path that lies under the data root (lexically, as every spec path does after
-confinement) must resolve inside it, outside STATE_DIR; otherwise the operation raises PathEscape, and the job
-fails with that message. pyarrow opens parquet files in C++, out of the hook's sight, so its parquet entry points
-are wrapped to announce their paths first. Paths outside the data root (libraries, caches, /proc) are not
-job paths and pass unchecked.
+Checks when a job is submitted see the filesystem as it was then; a job may open its files hours later.
+`install(root, forbid)` adds a Python audit hook to the process: opens, renames, deletions, folder listings and
+creations of a path that lies under `root` (lexically, as every confined spec path does) must resolve inside
+it, outside the top-level names in `forbid`; otherwise the operation raises PathEscape (the job fails with
+that message). pyarrow opens parquet files in C++, out of the hook's sight, so its parquet entry points are
+wrapped to announce their paths first. Paths outside the root (libraries, caches, /proc) are not job paths and
+pass unchecked.
 
-Scope: the worker process, which runs the stage itself with the default executor (local, one worker). Executor
-processes (local workers > 1, Ray actors) are confined by the checks before the run only.
+The job service's worker installs it and sets CONFINE_ENV, so executor processes confine themselves too
+(`install_from_env`, called by corpus.executor in every worker process and Ray actor).
 """
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Iterable
 
-from api.security import STATE_DIR
+#: environment variables that carry the confinement to executor processes: the root, and the forbidden names
+CONFINE_ENV = ("K2FORGE_CONFINE_ROOT", "K2FORGE_CONFINE_FORBID")
 
 #: audit events whose first argument (and, for renames, second) is a path the operation touches
 _PATH_EVENTS = {"open": 1, "os.rename": 2, "os.link": 2, "os.remove": 1, "os.rmdir": 1, "os.mkdir": 1,
@@ -28,19 +30,20 @@ _PATH_EVENTS = {"open": 1, "os.rename": 2, "os.link": 2, "os.remove": 1, "os.rmd
 
 
 class PathEscape(PermissionError):
-    """A job's path that resolves outside the data root (or into the service's state folder) when used."""
+    """A job's path that resolves outside the data root (or into a forbidden folder of it) when used."""
 
 
 class RunGuard:
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, forbid: Iterable[str] = ()):
         self.lexical = os.path.abspath(root)
         self.real = os.path.realpath(root)
+        self.forbid = frozenset(forbid)
 
     def _under(self, path: str, root: str) -> bool:
         return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
     def check(self, path, op: str) -> None:
-        """Raise PathEscape if `path` lies under the data root but resolves outside it or into STATE_DIR."""
+        """Raise PathEscape if `path` lies under the root but resolves outside it or into a forbidden folder."""
         if isinstance(path, int) or path is None:     # a file descriptor: its path was checked when opened
             return
         try:
@@ -53,9 +56,9 @@ class RunGuard:
         if not self._under(real, self.real):
             raise PathEscape(f"{op} {p}: it resolves to {real}, outside the data root {self.real} (a symlink made "
                              f"after the job was submitted?); refused")
-        rel = os.path.relpath(real, self.real).split(os.sep)
-        if rel[0] == STATE_DIR:
-            raise PathEscape(f"{op} {p}: it resolves into the service's state folder {STATE_DIR}/; refused")
+        top = os.path.relpath(real, self.real).split(os.sep)[0]
+        if top in self.forbid:
+            raise PathEscape(f"{op} {p}: it resolves into {top}/ of the data root, which jobs may not use; refused")
 
     def audit(self, event: str, args: tuple) -> None:
         n = _PATH_EVENTS.get(event)
@@ -67,16 +70,27 @@ class RunGuard:
 _installed: RunGuard | None = None
 
 
-def install(root: str | os.PathLike) -> RunGuard:
-    """Confine this process's file access under `root` from now on (once per process; audit hooks stay)."""
+def install(root: str | os.PathLike, forbid: Iterable[str] = (), *, children: bool = False) -> RunGuard:
+    """Confine this process's file access under `root` from now on (once per process: audit hooks stay);
+    with `children`, processes it starts (executor workers, Ray actors) confine themselves too."""
     global _installed
+    if children:
+        os.environ[CONFINE_ENV[0]], os.environ[CONFINE_ENV[1]] = str(root), os.pathsep.join(forbid)
     if _installed is not None:
         return _installed
-    guard = RunGuard(root)
+    guard = RunGuard(root, forbid)
     sys.addaudithook(guard.audit)
     _wrap_pyarrow(guard)
     _installed = guard
     return guard
+
+
+def install_from_env() -> RunGuard | None:
+    """In an executor process: confine it as its parent was (CONFINE_ENV), if it was."""
+    root = os.environ.get(CONFINE_ENV[0])
+    if not root:
+        return None
+    return install(root, [f for f in os.environ.get(CONFINE_ENV[1], "").split(os.pathsep) if f])
 
 
 def _wrap_pyarrow(guard: RunGuard) -> None:
