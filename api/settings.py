@@ -41,7 +41,8 @@ class Settings:
     #: attempts whose worker died before a job fails (each resumes from finished units)
     max_attempts: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_ATTEMPTS", 3)))
     #: request bounds (api.limits): header bytes, glob patterns and filesystem entries per submit, JSON depth,
-    #: concurrent event streams per token (and per replica) and the seconds a stream may wait for a client that stopped reading
+    #: concurrent event streams per token (and per replica) and the seconds a stream may wait for a client that
+    #: stopped reading
     max_header_bytes: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_HEADER_BYTES", 32768)))
     max_glob_patterns: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_GLOB_PATTERNS", 16)))
     max_fs_entries: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_FS_ENTRIES", 100000)))

@@ -7,8 +7,8 @@ database arrive in the K2FORGE_JOB_SECRETS environment variable.
 
 While it runs, a heartbeat renews the attempt's lease (and stops the worker when the lease was taken over or a
 cancel was requested); the worker holds an flock on each of its outputs and confines the spec's paths again
-right before the run, and then at every open (corpus.confine), so a symlink made after the submit is refused too. Its final write is fenced on its
-attempt number.
+right before the run, and then at every open (corpus.confine), so a symlink made after the submit is refused
+too. Its final write is fenced on its attempt number.
 """
 from __future__ import annotations
 

@@ -205,7 +205,8 @@ def run(args, db_url: str | None) -> None:
               "error_kinds": sorted(set(errors)), "job_running_share": round(states.count("running") /
                                                                              max(1, len(states)), 3),
               "job_state_at_end": state, "target": "errors == 0 and p99 < 50 ms", "cpu_count": os.cpu_count(),
-              "loadavg_1m_at_start": load_at_start, "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "client": "aiohttp"}
+              "loadavg_1m_at_start": load_at_start, "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+              "client": "aiohttp"}
     result["meets_target"] = result["errors"] == 0 and result["p99_ms"] < 50
     result["meets_target_steady"] = result["errors"] == 0 and result["steady_p99_ms"] < 50
     print(json.dumps(result, indent=2))

@@ -3,9 +3,9 @@
 Input shard i becomes `part-{i:05d}.parquet` (synthetic rows) and `.k2forge/rejects/part-{i:05d}.parquet`
 (corpus.layout: the spec, stats, index and markers sit there too). A shard can hold tens of MB of text, hours of
 generation, so the unit of work is a piece of at most `unit_docs()` documents of a shard: a unit writes its rows
-to `.k2forge/units/part-{i:05d}/{j:05d}.parquet` (+ its side tables beside them), and once every unit of a shard
-is done the shard is assembled from them in document order (the part file last: it marks the shard finished)
-and the pieces are dropped. A killed worker therefore redoes at most one unit, and progress moves per unit.
+to `.k2forge/units/part-{i:05d}/{key}-{j:05d}.parquet` (+ its side tables beside them), and once every unit of a
+shard is done the shard is assembled from them in document order (the part file last: it marks the shard
+finished) and the pieces are dropped. A killed worker therefore redoes at most one unit, and progress moves per unit.
 Seeds depend only on (spec seed, document id, variant, chunk, attempt), so a rerun after an interruption
 processes the unfinished units only and produces the same files as one uninterrupted run; finished units
 (done-markers) are never redone. A rerun into an output directory that holds a run of a different spec is
@@ -69,13 +69,13 @@ def plan_units(spec: Any, prefix: str = "part") -> list[Unit]:
             remaining -= take
         if take == 0 and spec.limit is not None:
             continue
-        # The id carries the input path, its document count and the unit size, so a different input (or split)
-        # never reuses a marker.
+        # The id (and the piece's name) carries the input path, its document count and the unit size, so a
+        # different input (or split) never reuses a marker or a piece.
         key = hashlib.blake2b(f"{path.resolve()}\x00{take}\x00{size}".encode(), digest_size=4).hexdigest()
         shard = shard_name(prefix, i)
         for j, start in enumerate(range(0, take, size) or [0]):
             units.append(Unit(id=f"{prefix}-{i:05d}-{key}-{j:05d}", inputs=(str(path),),
-                              output=str(meta_path(out, UNITS_DIR) / Path(shard).stem / f"{j:05d}.parquet"),
+                              output=str(meta_path(out, UNITS_DIR) / Path(shard).stem / f"{key}-{j:05d}.parquet"),
                               params={"start": start, "stop": min(take, start + size), "shard": shard}))
     return units
 
