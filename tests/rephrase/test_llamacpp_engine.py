@@ -147,6 +147,16 @@ def test_lower_priority_value_is_served_first():
         eng.encode("x")
 
 
+def test_unset_kind_is_llamacpp_for_the_embedded_model_on_cpu_only():
+    assert EngineSpec().kind == EngineSpec(model="/m/x.gguf", threads=1).kind == "llamacpp"
+    assert EngineSpec(model="/models/Qwen2.5-7B-Instruct").kind == "local"        # an HF folder or id
+    assert EngineSpec(batch_size=4).kind == EngineSpec(dtype="bfloat16").kind == "local"   # local-only fields
+    assert EngineSpec(device="cuda:1").kind == "local"
+    assert EngineSpec(base_url="http://127.0.0.1:8000/v1").kind == "openai"
+    assert EngineSpec(kind="local").kind == "local"
+    assert EngineSpec.model_validate(EngineSpec().model_dump()).kind == "llamacpp"   # saved specs say it
+
+
 def test_spec_errors_name_the_problem(tmp_path):
     with pytest.raises(EngineError, match="not a .gguf file"):
         make_engine(EngineSpec(kind="llamacpp", model=str(tmp_path)))
