@@ -98,6 +98,8 @@ def option_names(fields: list[tuple[str, Any, Any]]) -> dict[str, tuple[list[str
 def spec_command(name: str, spec_cls: type[Spec], run: Callable[..., dict], help: str,
                  summarize: Callable[[dict], str] | None = None) -> click.Command:
     """A click command named `name` that validates `spec_cls` from --spec and flags, then calls run(spec)."""
+    from corpus.storage import with_remote_paths
+    run = with_remote_paths(run)      # inputs/output may be URLs (s3://...): corpus.storage
     params: list[click.Parameter] = [
         click.Option(["--spec", "spec_file"], type=click.Path(dir_okay=False),
                      help="YAML/JSON spec file; flags override its fields."),

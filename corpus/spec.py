@@ -118,4 +118,5 @@ def job_kind(kind: str) -> tuple[type[Spec], Any]:
     if kind not in JOB_KINDS:
         raise SpecError(f"unknown job kind {kind!r}, expected one of {', '.join(sorted(JOB_KINDS))}")
     spec_path, run_path = JOB_KINDS[kind]
-    return resolve(spec_path), resolve(run_path)
+    from corpus.storage import with_remote_paths    # URL fields (s3://...) read and write remote storage
+    return resolve(spec_path), with_remote_paths(resolve(run_path))
