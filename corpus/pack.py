@@ -51,7 +51,7 @@ _BY_KEYS = ("source", "domain", "task", "style")
 
 class PackSpec(Spec):
     inputs: list[str] = Field(..., min_length=1, description="document shard dirs, globs or parquet files")
-    output: str = Field(..., description="output directory for {stem}.bin/.idx/.meta.json and _index.json")
+    output: str = Field(..., description="output directory for {stem}.bin/.idx/.meta.json and .k2forge/index.json")
     tokenizer: str | None = Field(None, description="tokenizer.json or HF model dir; none = embedded SmolLM2")
     eos_token: str | None = Field(None, description="document separator token; none = <|endoftext|> when the "
                                   "vocabulary has it, else the tokenizer_config eos_token")
