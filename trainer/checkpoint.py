@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,15 @@ def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def _dcp(fn, state: dict, path: Path) -> None:
+    """dcp.save / dcp.load of `state` at `path`; in one process when torch.distributed is not initialised
+    (DCP then warns on every call that it assumes one process: it is one, so that warning is dropped)."""
+    with warnings.catch_warnings():
+        if not _distributed():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        fn(state, checkpoint_id=str(path), no_dist=not _distributed())
+
+
 def _barrier() -> None:
     if _distributed():
         torch.distributed.barrier()
@@ -63,7 +73,7 @@ def _write_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, path:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(path), no_dist=not _distributed())
+    _dcp(dcp.save, {"model": model_sd, "optim": optim_sd}, path)
 
 
 def save(run_dir: str | os.PathLike, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -149,13 +159,13 @@ def _load_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
     if optimizer is None:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
         state = {"model": get_model_state_dict(model)}
-        dcp.load(state, checkpoint_id=str(path / "state"), no_dist=not _distributed())
+        _dcp(dcp.load, state, path / "state")
         set_model_state_dict(model, state["model"])
         return
     # the target layout is this run's (its world size, its shards): DCP reads the pieces each rank needs
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
-    dcp.load(state, checkpoint_id=str(path / "state"), no_dist=not _distributed())
+    _dcp(dcp.load, state, path / "state")
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
