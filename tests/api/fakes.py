@@ -2,7 +2,8 @@
 
 RecordingFakeOpenAI answers /v1/models and /v1/chat/completions on loopback and records the path and headers of
 every request it receives, so a test can check what a job's worker really sent (e.g. which API key). It can hold
-the first completion until the test releases it, to keep a job running while the test inspects its worker.
+completions (all of them, or all after the first `hold_after`) until the test releases them, to keep a job
+running while the test inspects or kills its worker.
 """
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class RecordingFakeOpenAI:
-    def __init__(self, hold_first: bool = False):
+    def __init__(self, hold_first: bool = False, hold_after: int | None = None):
         self.requests: list[dict] = []
         self.received = threading.Event()     # set once the first request arrived
+        self.held = threading.Event()         # set once a completion is being held
         self.release = threading.Event()      # a held request answers once this is set
-        if not hold_first:
+        self.hold_after = 0 if hold_first else hold_after
+        self._posts = 0
+        self._lock = threading.Lock()
+        if self.hold_after is None:
             self.release.set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -59,7 +64,12 @@ class RecordingFakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 fake.requests.append({"path": self.path, "headers": self._headers(), "body": body})
                 fake.received.set()
-                fake.release.wait(120)
+                with fake._lock:
+                    fake._posts += 1
+                    hold = fake.hold_after is not None and fake._posts > fake.hold_after
+                if hold and not fake.release.is_set():
+                    fake.held.set()
+                    fake.release.wait(120)
                 text = body.get("messages", [{}])[-1].get("content", "")[:200]
                 self._answer({"id": "c1", "object": "chat.completion", "created": 0, "model": body.get("model"),
                               "choices": [{"index": 0, "finish_reason": "stop",
