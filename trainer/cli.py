@@ -66,21 +66,22 @@ def eval_cmd(checkpoint, manifest, batch_size, batches, seq_len, device) -> None
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16"]))
 @click.option("--overwrite", is_flag=True, help="replace OUT if it exists")
 def export_hf_cmd(checkpoint, out, tokenizer_dir, dtype, overwrite) -> None:
-    """Write CHECKPOINT as a transformers `deepseek_v3` model directory OUT (config, safetensors, tokenizer)."""
+    """Write CHECKPOINT as a transformers `deepseek_v3` model directory OUT (config, safetensors, tokenizer),
+    one safetensors file per block read straight from the sharded checkpoint."""
     from pathlib import Path
 
     import torch
 
-    from trainer.checkpoint import load_model
-    from trainer.export import export_hf
-    model, meta = load_model(checkpoint)
+    from trainer.checkpoint import read_meta
+    from trainer.export import export_checkpoint
+    meta = read_meta(checkpoint)
     if tokenizer_dir is None:
         tok_path = (meta.get("tokenizer") or {}).get("path")
         if tok_path:
             p = Path(tok_path)
             tokenizer_dir = str(p.parent if p.is_file() else p)
-    path = export_hf(model, model.config, out, tokenizer_dir=tokenizer_dir, dtype=getattr(torch, dtype),
-                     overwrite=overwrite, tokenizer_info=meta.get("tokenizer"))
+    path = export_checkpoint(checkpoint, out, tokenizer_dir=tokenizer_dir, dtype=getattr(torch, dtype),
+                             overwrite=overwrite, tokenizer_info=meta.get("tokenizer"))
     click.echo(json.dumps({"export": str(path), "step": meta["step"], "tokenizer": tokenizer_dir}, indent=2))
 
 

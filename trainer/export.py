@@ -99,14 +99,18 @@ def _hf_rope_scaling(rs: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def hf_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Our state dict under transformers' names, experts split per expert; the routing bias stays fp32."""
-    out: dict[str, torch.Tensor] = {}
-    cfg = model.config
     sd = model.state_dict()
-    for k in range(cfg.num_nextn_predict_layers):  # DeepSeek-V3 layout: each MTP module stores both copies
-        layer = f"model.mtp_layers.{k}."
-        sd[f"{layer}embed_tokens.weight"] = sd["model.embed_tokens.weight"].clone()  # safetensors: no shared storage
-        sd[f"{layer}shared_head.head.weight"] = sd["lm_head.weight"].clone()
-    for name, t in sd.items():
+    for k in range(model.config.num_nextn_predict_layers):  # DeepSeek-V3 layout: each MTP module stores copies
+        sd[f"model.mtp_layers.{k}.embed_tokens.weight"] = sd["model.embed_tokens.weight"]
+        sd[f"model.mtp_layers.{k}.shared_head.head.weight"] = sd["lm_head.weight"]
+    return hf_tensors(sd.items(), model.config, dtype)
+
+
+def hf_tensors(items, cfg: ModelConfig, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """(our name, tensor) pairs -> transformers' names: expert stacks split per expert, MTP modules at layer
+    index num_hidden_layers + k; contiguous CPU copies in `dtype` (the routing bias stays fp32)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in items:
         t = t.detach()
         if name.startswith("model.mtp_layers."):
             k, rest = name[len("model.mtp_layers."):].split(".", 1)
@@ -126,7 +130,7 @@ def hf_state_dict(model: torch.nn.Module, dtype: torch.dtype | None = None) -> d
     for name, t in out.items():
         keep_fp32 = name.endswith("e_score_correction_bias")
         t = t.to(torch.float32) if keep_fp32 else (t.to(dtype) if dtype is not None else t)
-        out[name] = t.contiguous().cpu()  # safetensors wants contiguous, non-shared storage
+        out[name] = t.contiguous().cpu().clone()  # safetensors: contiguous, no storage shared between keys
     return out
 
 
@@ -135,21 +139,89 @@ def export_hf(model: torch.nn.Module, config: ModelConfig, out_dir: str | os.Pat
               overwrite: bool = False, tokenizer_info: dict[str, Any] | None = None) -> Path:
     """Write config.json, generation_config.json, model.safetensors (and tokenizer files) to `out_dir`
     atomically; return its path. tokenizer_info: the manifest's tokenizer record (eos_id, eos_token)."""
+    weight_dtype = dtype or next(iter(model.parameters())).dtype
+    return _write_export(Path(out_dir), config, [lambda: hf_state_dict(model, dtype)], weight_dtype,
+                         tokenizer_dir, tokenizer_info, overwrite)
+
+
+def export_checkpoint(ckpt: str | os.PathLike, out_dir: str | os.PathLike,
+                      tokenizer_dir: str | os.PathLike | None = None, dtype: torch.dtype | None = None,
+                      overwrite: bool = False, tokenizer_info: dict[str, Any] | None = None) -> Path:
+    """Export a training checkpoint shard by shard: one safetensors file per transformer block (and one for
+    embeddings, final norm and head) read straight from the sharded DCP checkpoint, plus
+    model.safetensors.index.json; at most one block's weights are in memory. A checkpoint of the earlier
+    full-state format is loaded whole and exported as one file."""
+    from trainer.checkpoint import load_model, read_meta
+
+    ckpt = Path(ckpt)
+    if (ckpt / "model.pt").exists():
+        model, meta = load_model(ckpt)
+        return export_hf(model, model.config, out_dir, tokenizer_dir, dtype, overwrite, tokenizer_info)
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import DefaultLoadPlanner, FileSystemReader
+
+    config = ModelConfig.from_dict(read_meta(ckpt)["model_config"])
+    md = FileSystemReader(str(ckpt / "state")).read_metadata().state_dict_metadata
+    shapes = {k[len("model."):]: v for k, v in md.items() if k.startswith("model.") and hasattr(v, "size")}
+    groups: dict[str, list[str]] = {}
+    for name in shapes:
+        parts = name.split(".")
+        key = ".".join(parts[:3]) if parts[1] in ("layers", "mtp_layers") else "rest"
+        groups.setdefault(key, []).append(name)
+
+    def load(names: list[str]) -> dict[str, torch.Tensor]:
+        state = {"model": {n: torch.empty(tuple(shapes[n].size), dtype=shapes[n].properties.dtype)
+                           for n in names}}
+        dcp.load(state, checkpoint_id=str(ckpt / "state"), planner=DefaultLoadPlanner(allow_partial_load=True),
+                 no_dist=True)
+        return state["model"]
+
+    def shard(key: str):
+        def make() -> dict[str, torch.Tensor]:
+            tensors = load(groups[key])
+            if key.startswith("model.mtp_layers."):  # the DeepSeek-V3 layout's copies of embedding and head
+                shared = load(["model.embed_tokens.weight", "lm_head.weight"])
+                tensors[f"{key}.embed_tokens.weight"] = shared["model.embed_tokens.weight"]
+                tensors[f"{key}.shared_head.head.weight"] = shared["lm_head.weight"]
+            return hf_tensors(tensors.items(), config, dtype)
+        return make
+
+    order = sorted(groups, key=lambda k: (k != "rest", k.split(".")[1] if k != "rest" else "",
+                                          int(k.split(".")[2]) if k != "rest" else 0))
+    weight_dtype = dtype or shapes["lm_head.weight"].properties.dtype
+    import warnings
+    with warnings.catch_warnings():  # one process reads the shards: DCP's "single process" warning is moot
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        return _write_export(Path(out_dir), config, [shard(k) for k in order], weight_dtype, tokenizer_dir,
+                             tokenizer_info, overwrite)
+
+
+def _write_export(out_dir: Path, config: ModelConfig, shards: list, weight_dtype: torch.dtype,
+                  tokenizer_dir, tokenizer_info, overwrite: bool) -> Path:
+    """Write the export into a temp dir beside `out_dir`, then rename it into place. shards: callables each
+    returning a dict of HF tensors; one -> model.safetensors, several -> model-i-of-n files + index."""
     from safetensors.torch import save_file
 
-    out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"export_hf: {out_dir} already exists (pass overwrite=True to replace it)")
     tok_files = _tokenizer_files(tokenizer_dir, config) if tokenizer_dir is not None else []
     special = _special_token_ids(Path(tokenizer_dir) if tokenizer_dir is not None else None, tokenizer_info)
-    tensors = hf_state_dict(model, dtype)
-    weight_dtype = dtype or next(iter(model.parameters())).dtype
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        weight_map, total = {}, 0
+        for i, make in enumerate(shards):
+            name = "model.safetensors" if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            tensors = make()
+            save_file(tensors, str(tmp / name), metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(tensors, name))
+            total += sum(t.numel() * t.element_size() for t in tensors.values())
+            del tensors  # one shard in memory at a time
+        if len(shards) > 1:
+            (tmp / "model.safetensors.index.json").write_text(json.dumps(
+                {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=1) + "\n")
         ids = {k: v for k, v in special.items() if k.endswith("_id")}
         cfg = {**hf_config(config, weight_dtype), **ids}
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
@@ -232,7 +304,8 @@ def load_export(export_dir: str | os.PathLike, attn_impl: str = "auto") -> torch
 
     d = Path(export_dir)
     config = ModelConfig.from_dict(json.loads((d / OUR_CONFIG_NAME).read_text()))
-    flat = load_file(str(d / "model.safetensors"))
+    files = sorted(d.glob("model-*-of-*.safetensors")) or [d / "model.safetensors"]
+    flat = {k: v for f in files for k, v in load_file(str(f)).items()}
     model = K2ForCausalLM(config, attn_impl=attn_impl, init_weights=False)
     state = {}
     for name in model.state_dict():
