@@ -51,7 +51,8 @@ class Settings:
         default_factory=lambda: int(os.environ.get("K2FORGE_MAX_STREAMS_PER_TOKEN", 8)))
     #: event streams one replica holds open at once, all tokens together (beyond: 503, try another replica)
     max_streams: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_STREAMS", 1000)))
-    stream_send_timeout_s: float = 30.0
+    stream_send_timeout_s: float = field(
+        default_factory=lambda: float(os.environ.get("K2FORGE_STREAM_SEND_TIMEOUT_S", 30)))
     max_workers: int = field(default_factory=lambda: int(os.environ.get("K2FORGE_MAX_WORKERS", 2)))
     ray_address: str | None = field(default_factory=lambda: os.environ.get("K2FORGE_RAY_ADDRESS"))
     sync_max_docs: int = 4

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from api.store import JobStore
 from tests.api.conftest import TOKEN, Service
 
 
@@ -120,6 +121,37 @@ def test_event_streams_are_capped_per_token_and_per_replica(tmp_path):
             time.sleep(0.05)
         opened[1].__exit__(None, None, None)
         held[1].close()
+    finally:
+        svc.stop()
+
+
+def test_a_client_that_stops_reading_its_event_stream_is_dropped(tmp_path):
+    """Events for a stream that is not read pile up in socket buffers until the server's send blocks; after the
+    send timeout the server drops the stream (and its slot), instead of buffering for it without bound."""
+    svc = Service(tmp_path, max_workers=0, extra_env={"K2FORGE_MAX_STREAMS_PER_TOKEN": "1",
+                                                      "K2FORGE_STREAM_SEND_TIMEOUT_S": "1"}).start()
+    try:
+        (tmp_path / "raw").mkdir()
+        job = svc.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": ["raw"],
+                                                                            "output": "o"}}).json()["id"]
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", svc.port))
+        slow.sendall(f"GET /v1/jobs/{job}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                     .encode())
+        assert slow.recv(12) == b"HTTP/1.1 200"                  # then it never reads again
+        store = JobStore(f"sqlite:///{tmp_path / '.k2forge' / 'jobs.db'}")
+        url = f"/v1/jobs/{job}/events"
+        deadline = time.monotonic() + 90
+        while True:
+            for i in range(200):                                  # ~200 KB of events the client never reads
+                store.add_event(job, "log", {"message": "x" * 1000, "i": i})
+            with svc.client_for("alice").stream("GET", url, timeout=10) as again:
+                if again.status_code == 200:                      # the unread stream's slot came back
+                    break
+                assert again.status_code == 429
+            assert time.monotonic() < deadline, "a stream nobody reads was never dropped"
+        slow.close()
     finally:
         svc.stop()
 
