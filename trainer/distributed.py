@@ -138,6 +138,33 @@ def launch_torchrun(spec) -> dict[str, Any]:
     return _summary(spec)
 
 
+def launch_torchtitan(spec) -> dict[str, Any]:
+    """torchrun `executor.workers` processes of torchtitan.train with trainer/titan.py's config of `spec`,
+    in the backend's own virtualenv (torchtitan is not a project dependency)."""
+    from trainer.titan import SPEC_ENV
+    if spec.executor.kind == "ray":
+        raise ValueError("backend torchtitan: executor kind ray is not supported; use torchrun (or local = 1 "
+                         "process) and launch one torchrun per node")
+    root = Path(__file__).resolve().parent.parent
+    python = spec.backend_python or str(root / ".venv-torchtitan" / "bin" / "python")
+    if not Path(python).exists() and os.sep in python:
+        raise FileNotFoundError(f"backend_python {python} does not exist: build the torchtitan virtualenv with "
+                                "bench/bench_titan_backend.py or set backend_python")
+    spec_path = _spec_file(spec)
+    cmd = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec.executor.workers}",
+           "-m", "torchtitan.train", "--module", "trainer.titan", "--config", "k2forge"]
+    env = {**os.environ, SPEC_ENV: spec_path,
+           "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=str(root))
+    finally:
+        os.unlink(spec_path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchtitan with {spec.executor.workers} workers failed (exit {proc.returncode})")
+    return {"backend": "torchtitan", "outputs": [str(Path(spec.output).resolve() / "torchtitan")],
+            "steps": spec.steps, "world_size": spec.executor.workers}
+
+
 def _ray_worker(config: dict[str, Any]) -> None:
     from trainer.loop import train
     from trainer.spec import TrainSpec

@@ -319,6 +319,9 @@ def train(spec: TrainSpec, on_event: Callable[[dict], None] | None = None) -> di
 def run_train(spec: TrainSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Job-kind entry point: train locally, or launch the same loop with torchrun or Ray Train."""
     kind = spec.executor.kind
+    if spec.backend == "torchtitan":
+        preflight(spec)  # the same checks (manifest, budget, config) before handing over to the engine
+        return distributed.launch_torchtitan(spec)
     if kind == "torchrun":
         preflight(spec)  # bad input fails here, once, not in every worker
         return distributed.launch_torchrun(spec)

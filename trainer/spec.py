@@ -66,6 +66,11 @@ class TrainSpec(Spec):
     compile: bool = Field(False, description="torch.compile the model (GPU)")
     plots: bool = Field(True, description="write PNG plots next to the checkpoints at the end")
     executor: TrainExecutorSpec = Field(default_factory=TrainExecutorSpec)
+    backend: Literal["k2forge", "torchtitan"] = Field(
+        "k2forge", description="k2forge = this project's loop; torchtitan = write torchtitan's config "
+        "(trainer/titan.py: our model, data plan and schedule) and launch torchtitan.train with torchrun")
+    backend_python: str | None = Field(None, description="python of the backend's own virtualenv; none = "
+                                       ".venv-torchtitan/bin/python in the checkout (bench/bench_titan_backend.py)")
 
     @model_validator(mode="after")
     def _consistent(self):
