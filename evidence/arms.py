@@ -149,8 +149,8 @@ def mix_arm(out: Path, name: str, bio: Path, qa: Path, bio_tokens: int, qa_token
 
     from corpus.mixture import MixSpec, run_mix
     mixture = {"seq_len": seq_len, "seed": seed, "eval_fraction": 0.0, "shortfall": "report",
-               "sources": [{"name": "bio", "paths": [str(bio)], "domain": "knowledge", "tokens": bio_tokens},
-                           {"name": "qa", "paths": [str(qa)], "domain": "knowledge", "tokens": qa_tokens}]}
+               "sources": [{"name": n, "paths": [str(p.resolve())], "domain": "knowledge", "tokens": t}
+                           for n, p, t in (("bio", bio, bio_tokens), ("qa", qa, qa_tokens))]}
     (out / f"{name}.mix.yaml").write_text(yaml.safe_dump(mixture, sort_keys=False))
     res = run_mix(MixSpec(mixture=str(out / f"{name}.mix.yaml"), output=str(out / f"{name}.json")))
     if res["shortfall_tokens"]:

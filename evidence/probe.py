@@ -217,7 +217,7 @@ def train_and_eval(spec: RephraseVsRepeatSpec, out: Path, arms: dict[str, dict],
     fields = spec.train_fields()
     batch = int(fields["micro_batch_size"]) * int(fields.get("grad_accum", 1))
     samples = next(iter(arms.values()))["samples"]
-    steps = max(1, int(spec.steps_multiplier * samples) // batch)
+    steps = max(1, samples // batch)          # the whole equal budget, never past it
     budget["steps"], budget["global_batch"] = steps, batch
     budget["train_tokens"] = steps * batch * budget["seq_len"]
     runs: dict[str, list[dict]] = {}

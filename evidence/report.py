@@ -58,10 +58,33 @@ def verdict(tab: dict[str, dict[str, dict[str, float]]], metric: str = "qa_exact
             "control": ctrl}
 
 
+def diagnosis(results: dict[str, Any], v: dict[str, Any]) -> list[str]:
+    """Why the LLM ordering does or does not hold, from the yield, the gap fill and the control arm."""
+    out = []
+    arms = results["arms"]
+    if "reph_10x1" in arms:
+        fill = arms["reph_10x1"]["fill"]
+        share = fill.get("rephrasing", 0) / max(sum(fill.values()), 1)
+        out.append(f"reph_10x1 holds {100 * share:.0f}% verified rephrasings; the rest is gap fill "
+                   f"({fill.get('fill_raw', 0)} raw copies, {fill.get('fill_repeat', 0)} repeated rephrasings)"
+                   + (": with this yield the LLM arms are mostly raw text, so they cannot differ much from raw_x10"
+                      if share < 0.5 else ""))
+    c = v["control"]
+    if c is not None:
+        if c["delta"] > 0 and (c["beyond_spread"] or c["spread"] == 0):
+            out.append("the control (template paraphrases) beats raw: this trainer and size do show the "
+                       "diversity effect, so an LLM arm that stays near raw is the rewrites' yield or quality")
+        else:
+            out.append("the control does not beat raw beyond the seed spread: at this size the model or budget is "
+                       "too small to show the diversity effect at all (raise passes, entities or the model)")
+    return out
+
+
 def write_report(results: dict[str, Any], out: Path) -> dict[str, Any]:
     tab = table(results)
     results["table"] = tab
     results["verdict"] = {m: verdict(tab, m) for m in ("qa_exact", "qa_ranked", "qa_exact_seen", "qa_ranked_seen")}
+    results["diagnosis"] = diagnosis(results, results["verdict"]["qa_exact"])
     plot = out / "rephrase_vs_repeat.png"
     results["plot"] = str(plot_table(tab, plot))
     results["report"] = str(out / "report.md")
@@ -147,7 +170,7 @@ def _verdict_lines(r: dict[str, Any]) -> list[str]:
                 if c else "no control arm")
         lines.append(f"- {m}: ordering raw < 1 reph x10 < 10 reph x1 "
                      f"{'holds' if v['llm_ordering_holds'] else 'does NOT hold'} ({steps}); {ctrl}.")
-    return lines
+    return lines + ["", "Diagnosis (QA exact):", ""] + [f"- {d}" for d in r["diagnosis"]]
 
 
 def plot_table(tab: dict[str, dict[str, dict[str, float]]], path: Path) -> Path:

@@ -56,7 +56,7 @@ def test_spec_errors_name_the_field():
     with pytest.raises(SpecError, match="attempts"):
         parse_spec(RephraseVsRepeatSpec, {"output": "o", "rephrase": {"attempts": 0}})
     s = parse_spec(RephraseVsRepeatSpec, {"output": "o", "size": "small", "train": {"lr": 0.5}})
-    assert s.train_fields()["lr"] == 0.5 and s.people == 6 and s.n_variants == 10 and len(s.train_seeds) == 3
+    assert s.train_fields()["lr"] == 0.5 and s.people == 4 and s.n_variants == 10 and len(s.train_seeds) == 3
 
 
 def test_cli_registered():
