@@ -19,11 +19,17 @@ from api.store import JobStore, OutputConflict
 from corpus.spec import JOB_KINDS
 
 
+def spec_class(kind: str) -> type:
+    """A job kind's spec class alone: the service validates and documents specs without importing run modules
+    (the train kind's imports torch: 4 s of a request)."""
+    from corpus.spec import resolve
+    return resolve(JOB_KINDS[kind][0])
+
+
 def validate_job(kind: str, raw_spec: dict, settings: Settings) -> tuple[dict, dict]:
     """(redacted spec, secrets) of a submit, or HTTPException 422 naming the field: JSON shape, paths confined
     to the data root (bounded filesystem work), model sources and credential variables on the allowlists, the
     kind's spec class."""
-    from corpus.spec import job_kind
     try:
         check_json(raw_spec, ["spec"], settings.max_json_depth)
         spec = confine_spec(raw_spec, settings.data_root,
@@ -45,7 +51,7 @@ def validate_job(kind: str, raw_spec: dict, settings: Settings) -> tuple[dict, d
         ex.setdefault("kind", "ray")
         ex.setdefault("ray_address", settings.ray_address)
         spec["executor"] = ex
-    spec_cls, _ = job_kind(kind)
+    spec_cls = spec_class(kind)
     try:
         validated = spec_cls.model_validate(spec)
     except ValidationError as e:
@@ -87,10 +93,9 @@ def job_request_schema(components: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI body of POST /v1/jobs: one variant per job kind, discriminated on `kind`, each with its spec
     class's schema (nested models go to `components`). Built when the schema is first asked for: spec modules
     are heavier to import than the service itself."""
-    from corpus.spec import job_kind
     mapping = {}
     for kind in sorted(JOB_KINDS):
-        cls, _ = job_kind(kind)
+        cls = spec_class(kind)
         spec = cls.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in spec.pop("$defs", {}).items():
             components.setdefault(name, sub)
