@@ -37,12 +37,14 @@ SIZES: dict[str, dict[str, Any]] = {
     # for GPUs with a real engine (vLLM / an OpenAI-compatible server); not measured here (no GPU)
     "large": {"entities": 4000, "seeds": [0, 1, 2], "variants": 10, "passes": 1.0,
               "train": {"preset": "small", "model": {"vocab_size": 4096}, "micro_batch_size": 32, "seq_len": 512,
-                        "lr": 3e-3, "device": "auto"}},
+                        "lr": 3e-3, "device": "auto"},
+              "rephrase": {"attempts": 3, "max_new_tokens": 256, "concurrency": 256}},
 }
 #: the trainer's knobs every size starts from (TrainSpec fields); the size's and then the user's `train` win
 TRAIN_BASE: dict[str, Any] = {"weight_decay": 0.0, "warmup_steps": 5, "grad_accum": 1, "plots": False,
                               "eval_batches": 1, "verify_checksums": True}
-#: the rephrase stage's knobs (RephraseSpec fields): short passages, so short chunks and short generations
+#: the rephrase stage's knobs (RephraseSpec fields): short passages, so short chunks and short generations; one
+#: attempt on CPU (a second sample of the 135M model rarely passes where the first failed, at twice the time)
 REPHRASE_BASE: dict[str, Any] = {"attempts": 1, "max_new_tokens": 128, "chunk_target_tokens": 96,
                                  "chunk_max_tokens": 160, "temperature": 0.7, "concurrency": 32}
 
@@ -116,8 +118,9 @@ class RephraseVsRepeatSpec(Spec):
     def rephrase_spec(self, inputs: str, output: str):
         from rephrase.spec import RephraseSpec
         from corpus.spec import parse_spec
-        data = {**REPHRASE_BASE, **self.rephrase, "inputs": [inputs], "output": output, "variants": self.n_variants,
-                "seed": self.seed, "engine": self.engine.model_dump(), "verifier": self.verifier.model_dump()}
+        data = {**REPHRASE_BASE, **SIZES[self.size].get("rephrase", {}), **self.rephrase, "inputs": [inputs],
+                "output": output, "variants": self.n_variants, "seed": self.seed,
+                "engine": self.engine.model_dump(), "verifier": self.verifier.model_dump()}
         return parse_spec(RephraseSpec, data, "rephrase (RephraseSpec overrides)")
 
     def train_spec(self, manifest: str, output: str, seed: int, steps: int):
