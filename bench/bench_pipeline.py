@@ -92,14 +92,19 @@ def main() -> None:
                         engine=engine_spec(args.engine, args),
                         verifier=VerifierSpec(checks=DEFAULT_CHECKS if args.checks == "all"
                                               else [c for c in args.checks.split(",") if c]))
+    t0 = time.perf_counter()
     engine = make_engine(spec.engine)
+    startup_s = time.perf_counter() - t0     # model load (+ one-time GGUF conversion for local on a fresh cache)
     verifier = Verifier(spec.verifier)
     docs = [{"id": f"doc{i}", "domain": "knowledge", "text": t} for i, t in enumerate(DOCS[:args.docs])]
     result = asyncio.run(measure(engine, verifier, TASKS["rephrase"](spec), spec, docs))
+    result["startup_s"] = round(startup_s, 2)
     if args.versus:
+        t0 = time.perf_counter()
         other = make_engine(engine_spec(args.versus, args))
+        versus_startup_s = time.perf_counter() - t0
         result["versus"] = asyncio.run(bare_pass(other, result.pop("_sent")))
-        result["versus"].update(engine=args.versus, model=other.model)
+        result["versus"].update(engine=args.versus, model=other.model, startup_s=round(versus_startup_s, 2))
         result["bare_vs_versus"] = round(result["bare_tokens_per_s"] / result["versus"]["bare_tokens_per_s"], 3)
     result.pop("_sent", None)
     result.update(config={**vars(args), "concurrency": spec.concurrency}, engine=args.engine, model=engine.model,
@@ -110,10 +115,11 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("pipeline_tokens_per_s", "bare_tokens_per_s", "efficiency",
                                              "requests", "pipeline_tokens", "bare_tokens", "acceptance_rate", "chunks_generated",
                                              "verify_calls", "pipeline_mean_batch", "bare_mean_batch",
-                                             "prompt_tokens", "loadavg_1m")}, indent=2))
+                                             "prompt_tokens", "startup_s", "loadavg_1m")}, indent=2))
     if args.versus:
         v = result["versus"]
-        print(f"versus {args.versus}, same {result['requests']} requests bare: {v['bare_tokens_per_s']} tok/s; "
+        print(f"versus {args.versus} (start-up {v['startup_s']}s), same {result['requests']} requests bare: "
+              f"{v['bare_tokens_per_s']} tok/s; "
               f"{args.engine} bare / {args.versus} bare = {result['bare_vs_versus']}")
     print(f"pipeline efficiency = {result['efficiency']:.3f} (target >= 0.9) -> {args.out}")
 

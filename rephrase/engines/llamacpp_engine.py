@@ -71,16 +71,11 @@ class LlamaCppEngine(Engine):
         if path.suffix != ".gguf" or not path.is_file():
             raise EngineError(f"llamacpp engine: model {str(path)!r} is not a .gguf file (Hugging Face model "
                               f"directories run with engine kind 'local' or 'vllm')")
-        try:
-            import xllamacpp  # noqa: F401 - fail here, with the fix, rather than deep inside a start
-        except ImportError as e:
-            raise EngineError(f"llamacpp engine: xllamacpp is not importable ({e}); pip install xllamacpp") from None
         self.model = str(path)
         self.max_concurrency = slots
         self.threads = threads or max(1, usable_cores() - 1)
         self._api_key = secrets.token_hex(16)
         self._local = threading.local()          # one keep-alive HTTP connection per thread
-        self._slot_dir = tempfile.TemporaryDirectory(prefix="k2forge-llamacpp-")  # llama.cpp's slot actions need one
         self._gates: dict[asyncio.AbstractEventLoop, _PriorityGate] = {}
         self._closed = False
         self.stats: dict[str, Any] = {"requests": 0, "errors": 0, "prompt_tokens": 0, "cached_prompt_tokens": 0,
@@ -90,6 +85,7 @@ class LlamaCppEngine(Engine):
             raise EngineError(f"llamacpp engine: context_length {context_length} exceeds {path.name}'s training "
                               f"context of {trained} tokens")
         ctx = context_length or min(DEFAULT_CONTEXT, trained or DEFAULT_CONTEXT)
+        self._slot_dir = tempfile.TemporaryDirectory(prefix="k2forge-llamacpp-")  # llama.cpp's slot actions need one
         t0 = time.perf_counter()
         self._server = self._start(slots, ctx, cache_ram_mib)
         meta = self._meta()
@@ -106,8 +102,10 @@ class LlamaCppEngine(Engine):
 
     # -- server ----------------------------------------------------------------------------------------------
     def _start(self, slots: int, ctx_per_slot: int, cache_ram_mib: int) -> Any:
-        import xllamacpp as xlc
-
+        try:
+            import xllamacpp as xlc
+        except ImportError as e:
+            raise EngineError(f"llamacpp engine: xllamacpp is not importable ({e}); pip install xllamacpp") from None
         p = xlc.CommonParams()
         p.model.path = self.model
         p.model_alias = {Path(self.model).stem}
