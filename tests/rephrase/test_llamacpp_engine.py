@@ -70,9 +70,9 @@ def test_same_seed_same_text_and_seeds_matter(engine):
 
 
 def test_seeded_request_does_not_depend_on_its_neighbours(engine):
-    r = req(seed=7, max_tokens=24)
+    r = req(seed=7, max_tokens=16)
     (alone,) = gather(engine, [r])
-    together = gather(engine, [r] + [req(f"Tell me about topic {i}.", seed=i, max_tokens=40) for i in range(3)])
+    together = gather(engine, [r] + [req(f"Tell me about topic {i}.", seed=i, max_tokens=24) for i in range(3)])
     assert together[0].text == alone.text
 
 
@@ -116,7 +116,7 @@ def test_over_long_prompt_is_an_error_completion(engine):
 def test_requests_really_run_together_in_llama_cpp(engine):
     """llama.cpp's /slots shows several sequences being decoded at the same moment."""
     async def go():
-        task = asyncio.gather(*(engine.generate(greedy("Count from 1 to 100.", max_tokens=48)) for _ in range(4)))
+        task = asyncio.gather(*(engine.generate(greedy("Count from 1 to 100.", max_tokens=32)) for _ in range(4)))
         busy = 0
         while not task.done():
             slots = await asyncio.to_thread(engine._http, "GET", "/slots")
@@ -124,7 +124,7 @@ def test_requests_really_run_together_in_llama_cpp(engine):
             await asyncio.sleep(0.02)
         return busy, await task
     busy, outs = asyncio.run(go())
-    assert busy >= 2 and all(c.completion_tokens == 48 for c in outs)
+    assert busy >= 2 and all(c.completion_tokens == 32 for c in outs)
 
 
 def test_lower_priority_value_is_served_first():
@@ -228,9 +228,9 @@ def test_greedy_matches_transformers_on_the_same_weights(engine, hf_model):
         hf_ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
         hf_ids = list(hf_ids["input_ids"] if hasattr(hf_ids, "keys") else hf_ids)
         assert ids == hf_ids
-        resp = raw(engine, greedy(text), logprobs=True, top_logprobs=3)
+        resp = raw(engine, greedy(text, max_tokens=16), logprobs=True, top_logprobs=3)
         gen = [e["id"] for e in token_logprobs(resp)]
-        (c,) = gather(engine, [greedy(text)])
+        (c,) = gather(engine, [greedy(text, max_tokens=16)])
         assert c.text == resp["choices"][0]["message"]["content"] and c.completion_tokens == len(gen)
         with torch.inference_mode():   # teacher-forced on llama.cpp's own continuation
             logp = torch.log_softmax(lm(torch.tensor([ids + gen])).logits[0, len(ids) - 1:-1].float(), -1)
