@@ -71,13 +71,20 @@ def plan_units(spec: Any, prefix: str = "part") -> list[Unit]:
             continue
         # The id (and the piece's name) carries the input path, its document count and the unit size, so a
         # different input (or split) never reuses a marker or a piece.
-        key = hashlib.blake2b(f"{path.resolve()}\x00{take}\x00{size}".encode(), digest_size=4).hexdigest()
+        ident = f"{path.resolve()}\x00{take}"
+        key = _key(f"{ident}\x00{size}")
+        whole = f"{prefix}-{i:05d}-{_key(ident)}"      # the id of the shard as one unit, in earlier versions
         shard = shard_name(prefix, i)
         for j, start in enumerate(range(0, take, size) or [0]):
             units.append(Unit(id=f"{prefix}-{i:05d}-{key}-{j:05d}", inputs=(str(path),),
                               output=str(meta_path(out, UNITS_DIR) / Path(shard).stem / f"{key}-{j:05d}.parquet"),
-                              params={"start": start, "stop": min(take, start + size), "shard": shard}))
+                              params={"start": start, "stop": min(take, start + size), "shard": shard,
+                                      "whole": whole}))
     return units
+
+
+def _key(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
 
 def _check_same_spec(spec: Any, out: Path, kind: str) -> None:
@@ -110,6 +117,8 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     shards: dict[str, list[Unit]] = {}
     for u in units:
         shards.setdefault(u.params["shard"], []).append(u)
+    whole = _finished_whole(out, stage.name, shards)
+    units = [u for u in units if u.params["shard"] not in whole]
     # a unit whose piece is gone while its shard is not assembled yet is redone (its marker alone is no output)
     forget_stale(out, stage.name, units, lambda u, _: not (out / u.params["shard"]).exists()
                  and not Path(u.output).exists())
@@ -126,11 +135,11 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
             _assemble(out, shard, pieces, stage.side_tables)
     from rephrase.stage import rejects_path
     from rephrase.stats import merge_stats
-    stats = merge_stats(unit_stats)
+    stats = merge_stats([*unit_stats, *whole.values()])
     stats["shards"] = len(shards)
-    rows: dict[str, int] = {}
+    rows = {shard: whole[shard]["rows"] if shard in whole else 0 for shard in shards}
     for u, s in zip(units, unit_stats):
-        rows[u.params["shard"]] = rows.get(u.params["shard"], 0) + s["rows"]
+        rows[u.params["shard"]] += s["rows"]
     entries = [{"path": shard, "rows": n} for shard, n in rows.items()]
     write_index(out, _with_checksums(out, entries), extra={"kind": kind})
     atomic_write_json(out / STATS_NAME, stats)
@@ -140,6 +149,22 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     rejects = [str(rejects_path(out / e["path"])) for e in entries]
     return {"outputs": outputs, "rejects": rejects, "stats_path": str(out / STATS_NAME),
             "spec_path": str(out / SPEC_NAME), "stats": stats}
+
+
+def _finished_whole(out: Path, stage: str, shards: dict[str, list[Unit]]) -> dict[str, dict]:
+    """{shard: stats} of the shards an earlier version finished as one unit (its part file and its marker under
+    the whole shard's id): they count as done. A part file that neither its units' markers nor such a marker
+    vouch for is dropped and rebuilt from its units."""
+    found = {}
+    for shard, pieces in shards.items():
+        if not (out / shard).exists() or all(done_marker(out, stage, u.id).exists() for u in pieces):
+            continue
+        old = done_marker(out, stage, pieces[0].params["whole"])
+        if old.exists():
+            found[shard] = json.loads(old.read_text())
+        else:
+            (out / shard).unlink()
+    return found
 
 
 class _Progress:

@@ -146,6 +146,25 @@ def test_units_are_pieces_of_shards_and_a_crash_mid_shard_resumes_there(inputs, 
     assert [s["path"] for s in index["shards"]] == ["part-00000.parquet", "part-00001.parquet"]
 
 
+def test_shards_an_earlier_version_finished_as_one_unit_are_not_redone(inputs, tmp_path):
+    out = tmp_path / "old"
+    spec = make_spec(inputs, out)
+    run_rephrase(spec, stage=EchoStage(spec))
+    before, stats = tables(out), json.loads((out / ".k2forge" / "stats.json").read_text())
+    markers = out / ".k2forge" / "done" / "rephrase"
+    units = plan_units(spec)                 # one unit per shard here: what an earlier version ran, by its id
+    for u in units:
+        (markers / f"{u.id}.json").rename(markers / f"{u.params['whole']}.json")
+    again = Counting(spec)
+    run_rephrase(spec, stage=again)
+    assert getattr(again, "processed", []) == [], "a finished shard was regenerated"
+    assert tables(out) == before and json.loads((out / ".k2forge" / "stats.json").read_text()) == stats
+    (markers / f"{units[1].params['whole']}.json").unlink()     # a part file nothing vouches for is rebuilt
+    rebuilt = Counting(spec)
+    run_rephrase(spec, stage=rebuilt)
+    assert rebuilt.processed == [units[1].id] and tables(out) == before
+
+
 @pytest.mark.slow
 def test_kill9_of_a_real_run_mid_shard_resumes_inside_it(inputs, tmp_path, monkeypatch):
     """The real seeded engine; the run is a separate process killed with SIGKILL after its first unit."""
