@@ -33,7 +33,7 @@ from evidence.world import (Person, chance, control_paraphrases, eval_questions,
 log = logging.getLogger(__name__)
 
 
-class ProbeError(RuntimeError):
+class ProbeError(ValueError):
     """The probe's own consistency checks failed (unequal budgets, an eval question in training data)."""
 
 
@@ -213,8 +213,10 @@ def train_and_eval(spec: RephraseVsRepeatSpec, out: Path, arms: dict[str, dict],
     from corpus.tokenizer import load_tokenizer
     from evidence.qa import evaluate_run
     from trainer.loop import run_train
+    import torch
     tok = load_tokenizer(tok_path)
     fields = spec.train_fields()
+    device = "cuda" if fields.get("device", "auto") != "cpu" and torch.cuda.is_available() else "cpu"
     batch = int(fields["micro_batch_size"]) * int(fields.get("grad_accum", 1))
     samples = next(iter(arms.values()))["samples"]
     steps = max(1, samples // batch)          # the whole equal budget, never past it
@@ -229,7 +231,7 @@ def train_and_eval(spec: RephraseVsRepeatSpec, out: Path, arms: dict[str, dict],
             t0 = time.perf_counter()
             summary = run_train(spec.train_spec(arms[name]["manifest"], str(run_dir), seed=seed, steps=steps))
             t_train = time.perf_counter() - t0
-            ev = evaluate_run(summary["checkpoint"], tok, people, questions, spec.seed, spec.answer_tokens)
+            ev = evaluate_run(summary["checkpoint"], tok, people, questions, spec.seed, spec.answer_tokens, device)
             atomic_write_json(run_dir / "eval.json", ev)
             runs.setdefault(name, []).append({
                 "seed": seed, **{m: ev[m] for m in ("qa_exact", "qa_ranked", "qa_exact_seen", "qa_ranked_seen")},

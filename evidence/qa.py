@@ -27,15 +27,15 @@ def normalize(answer: str) -> str:
     return " ".join(answer.strip().strip(".").split()).casefold()
 
 
-def _batch(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded (B, T) ids and doc ids (0 = padding, 1 = the sequence)."""
+def _batch(seqs: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded (B, T) ids and doc ids (0 = padding, 1 = the sequence), on `device`."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     docs = torch.zeros((len(seqs), width), dtype=torch.long)
     for b, s in enumerate(seqs):
         ids[b, width - len(s):] = torch.tensor(s, dtype=torch.long)
         docs[b, width - len(s):] = 1
-    return ids, docs
+    return ids.to(device), docs.to(device)
 
 
 @torch.no_grad()
@@ -44,9 +44,9 @@ def _logprobs(model, seqs: list[list[int]], pad: int) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     for k in range(0, len(seqs), BATCH):
         chunk = seqs[k:k + BATCH]
-        ids, docs = _batch(chunk, pad)
+        ids, docs = _batch(chunk, pad, _device(model))
         logits = model(ids, doc_ids=docs).logits.float()
-        lp = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        lp = F.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
         for b, s in enumerate(chunk):
             out.append(lp[b, ids.shape[1] - len(s):])
     return out
@@ -63,7 +63,7 @@ def greedy(model, prompts: list[list[int]], max_new: int, stop_ids: set[int], pa
         for _ in range(max_new):
             if not live:
                 break
-            ids, docs = _batch([seqs[i] for i in live], pad)
+            ids, docs = _batch([seqs[i] for i in live], pad, _device(model))
             nxt = model(ids, doc_ids=docs).logits[:, -1].argmax(-1).tolist()
             still = []
             for i, t in zip(live, nxt):
@@ -77,11 +77,15 @@ def greedy(model, prompts: list[list[int]], max_new: int, stop_ids: set[int], pa
     return outs
 
 
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def evaluate_run(ckpt: str, tokenizer, people: list[Person], questions: list[dict[str, Any]], seed: int,
-                 answer_tokens: int) -> dict[str, Any]:
+                 answer_tokens: int, device: str = "cpu") -> dict[str, Any]:
     """Every metric of one run, plus the per-question answers (written beside the run as eval.json)."""
     from trainer.checkpoint import load_model
-    model, _ = load_model(ckpt, "cpu")
+    model, _ = load_model(ckpt, device)
     model.eval()
     pad = tokenizer.eos_id
     newline = {i for i in range(tokenizer.tok.get_vocab_size()) if "\n" in tokenizer.tok.decode([i])}
