@@ -27,8 +27,8 @@ from corpus.shards import atomic_write_json
 from corpus.spec import save_spec
 from evidence import arms as A
 from evidence.spec import RephraseVsRepeatSpec
-from evidence.world import (Person, chance, control_paraphrases, eval_questions, heldout_paraphrase, make_people,
-                            qa_train_docs, raw_passage)
+from evidence.world import (ATTRIBUTES, Person, chance, control_paraphrases, eval_questions, heldout_paraphrase,
+                            make_people, qa_train_docs, raw_passage)
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,14 @@ def rephrase_stage(spec: RephraseVsRepeatSpec, raw_dir: Path, out: Path, people:
     rows, dropped = A.collect_rephrasings(res["outputs"], people)
     st = res["stats"]
     counts = [len(v) for v in rows.values()]
+    # the world's ground truth audits the verifier: how many of a person's six values each kept rewrite still holds
+    by_id = {p.id: p for p in people}
+    found = [sum(v in r["text"] for v in by_id[pid].attrs.values()) for pid, rs in rows.items() for r in rs]
     summary = {"asked": len(people) * spec.n_variants, "variants": st.get("variants"),
                "accepted": st.get("variants_accepted"), "kept": sum(counts), "dropped": dropped,
                "acceptance_rate": st.get("acceptance_rate"), "token_yield": st.get("yield"),
+               "facts_verbatim": {"kept_with_all": sum(1 for f in found if f == len(ATTRIBUTES)),
+                                  "mean": sum(found) / len(found) if found else None, "of": len(ATTRIBUTES)},
                "rejected_by_reason": st.get("rejected_by_reason", {}),
                "per_person": {"min": min(counts), "max": max(counts), "mean": sum(counts) / len(counts),
                               "with_none": sum(1 for c in counts if c == 0),

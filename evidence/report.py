@@ -146,7 +146,11 @@ def _yield_lines(r: dict[str, Any]) -> list[str]:
             f"verification ({100 * (y['acceptance_rate'] or 0):.1f}%), {y['kept']} kept "
             f"(dropped: {y['dropped']}); per person min {pp['min']}, mean {pp['mean']:.2f}, max {pp['max']}; "
             f"{pp['with_none']} people with none, {pp['with_all']} with all. Rejections by reason: "
-            f"{json.dumps(y['rejected_by_reason'])}. Stage time {y['seconds']} s.", ""]
+            f"{json.dumps(y['rejected_by_reason'])}. Stage time {y['seconds']} s.", "",
+            f"Audit against the world's ground truth: {y['facts_verbatim']['kept_with_all']} of {y['kept']} kept "
+            f"rephrasings hold all {y['facts_verbatim']['of']} attribute values verbatim (mean "
+            + (f"{y['facts_verbatim']['mean']:.2f}" if y['facts_verbatim']['mean'] is not None else "n/a")
+            + "; a reworded date counts as missing, a changed employer is a verifier false accept).", ""]
 
 
 def _fill_lines(r: dict[str, Any]) -> list[str]:

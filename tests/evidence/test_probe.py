@@ -78,6 +78,7 @@ def test_miniature_end_to_end_with_scripted_engine(tmp_path):
     want = {p.id: _verified_count(p.id, V) for p in people}
     # the real verifier decides; the scripted faithful paraphrases should all pass, the off-topic text never
     assert y["accepted"] == y["kept"] == sum(want.values())
+    assert y["facts_verbatim"]["kept_with_all"] == y["kept"]          # template paraphrases keep every value
     # the gap rule: reph_10x1 slots = verified rephrasings, then cycle over [raw, v_1..v_n]
     fill = res["arms"]["reph_10x1"]["fill"]
     assert fill.get("rephrasing", 0) == sum(want.values())
