@@ -147,6 +147,7 @@ class Trainer:
                 model = K2ForCausalLM(self.cfg, init_weights=False)
         else:
             model = K2ForCausalLM(self.cfg, seed=self.spec.seed).to(self.ctx.device)
+        model.set_activation_checkpointing(self.spec.activation_checkpointing)
         if self.spec.compile:
             for layer in model.blocks():
                 layer.compile()

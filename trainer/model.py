@@ -20,6 +20,7 @@ FlexAttention's `AuxRequest(max_scores=True)`, so no T x T matrix is materialise
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import zlib
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import ModelConfig
-from trainer.moe import Fp32Buffers, MoE, SwiGLU
+from trainer.moe import Fp32Buffers, MoE, SwiGLU, recomputing
 from trainer.rope import apply_rope_interleaved, inv_frequencies, rope_cos_sin, softmax_scale
 
 # The low-rank latents are normalised with eps 1e-6 in both DeepSeek-V3's reference and transformers,
@@ -232,7 +233,18 @@ class Block(nn.Module):
         self.mlp = MoE(config) if config.is_moe_layer(layer_idx) else SwiGLU(config.hidden_size,
                                                                               config.intermediate_size)
 
+    activation_checkpointing = False  # K2ForCausalLM.set_activation_checkpointing
+
     def forward(self, x, cos, sin, mask):
+        if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+            # keep only the block's input; backward recomputes the rest (MoE loads are counted once, and the
+            # max logits of the recompute equal the forward's, so QK-Clip sees the same values)
+            from torch.utils.checkpoint import checkpoint
+            return checkpoint(self._forward, x, cos, sin, mask, use_reentrant=False,
+                              context_fn=lambda: (contextlib.nullcontext(), recomputing()))
+        return self._forward(x, cos, sin, mask)
+
+    def _forward(self, x, cos, sin, mask):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -380,6 +392,12 @@ class K2ForCausalLM(nn.Module):
         return torch.stack(losses).sum() if losses else None
 
     # ------------------------------------------------------------------ training-time helpers
+    def set_activation_checkpointing(self, on: bool = True) -> None:
+        """Activation checkpointing per block (main layers and MTP modules): training forwards keep only each
+        block's input and recompute the block in backward. Same losses, gradients and router loads."""
+        for block in self.blocks():
+            block.activation_checkpointing = on
+
     def blocks(self) -> list[Block]:
         """Every transformer block: the main layers, then the MTP modules (units of sharding and compiling)."""
         return [*self.model.layers, *self.model.mtp_layers]

@@ -15,11 +15,26 @@ the non-empty segments (grouped_mm has no working CPU backward in torch 2.13).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import ModelConfig
+
+
+RECOMPUTING = [False]  # set while activation checkpointing recomputes a block's forward (trainer/model.py)
+
+
+@contextlib.contextmanager
+def recomputing():
+    """Marks an activation-checkpoint recompute: forward side effects that must happen once are skipped."""
+    RECOMPUTING[0] = True
+    try:
+        yield
+    finally:
+        RECOMPUTING[0] = False
 
 
 class Fp32Buffers:
@@ -157,7 +172,7 @@ class MoE(Fp32Buffers, nn.Module):
         out = torch.zeros_like(flat).index_add_(0, token_of, y.to(flat.dtype))  # (N, H)
         if self.shared_experts is not None:
             out = out + self.shared_experts(flat)
-        if self.training:
+        if self.training and not RECOMPUTING[0]:  # an activation-checkpoint recompute must not count twice
             with torch.no_grad():
                 self.expert_load += counts.to(torch.float32)
         self.aux_loss = self._seq_aux_loss(scores.view(b, t, -1), idx.view(b, t, -1)) if self.seq_aux_alpha else None

@@ -64,6 +64,8 @@ class TrainSpec(Spec):
     cpu_threads: int | None = Field(None, ge=1, description="torch intra-op CPU threads; none = torch's default "
                                     "(1 is much faster on a CPU shared with other jobs: no OpenMP spinning)")
     compile: bool = Field(False, description="torch.compile the model (GPU)")
+    activation_checkpointing: bool = Field(False, description="recompute each block in backward instead of "
+                                           "keeping its activations (less memory, ~1 extra forward)")
     plots: bool = Field(True, description="write PNG plots next to the checkpoints at the end")
     executor: TrainExecutorSpec = Field(default_factory=TrainExecutorSpec)
     backend: Literal["k2forge", "torchtitan"] = Field(

@@ -412,3 +412,24 @@ def test_bias_update_sums_loads_over_data_parallel_ranks(tmp_path):
     start = torch.stack([m.gate.e_score_correction_bias for m in make_model().moe_layers()])
     load = r0["summed"]
     assert torch.allclose(r0["bias"], start + 0.01 * torch.sign(load.mean(dim=1, keepdim=True) - load))
+
+
+def test_activation_checkpointing_changes_nothing_but_memory():
+    """Per-block recompute in backward: same loss, gradients, router loads (counted once) and max logits."""
+    runs = []
+    for ac in (False, True):
+        torch.manual_seed(0)
+        model = K2ForCausalLM(preset("tiny", vocab_size=VOCAB, num_nextn_predict_layers=1, seq_aux_alpha=1e-2))
+        model.set_activation_checkpointing(ac)
+        model.train()
+        ids = torch.randint(0, VOCAB, (2, 24), generator=torch.Generator().manual_seed(1))
+        docs = torch.tensor([[0] * 10 + [1] * 14, [0] * 24])
+        out = model(ids, labels=ids, doc_ids=docs)
+        out.loss.backward()
+        runs.append((out.loss.detach(), {n: p.grad for n, p in model.named_parameters()},
+                     [m.expert_load.clone() for m in model.moe_layers()],
+                     [a.max_logits.clone() for a in model.attention_layers()]))
+    (l0, g0, e0, m0), (l1, g1, e1, m1) = runs
+    assert torch.equal(l0, l1) and g0.keys() == g1.keys() and all(torch.equal(g0[k], g1[k]) for k in g0)
+    assert all(torch.equal(a, b) for a, b in zip(e0, e1)) and all(torch.equal(a, b) for a, b in zip(m0, m1))
+    assert sum(float(e.sum()) for e in e1) == 2 * 24 * 2 * 2 + 2 * 23 * 2  # tokens x top-2, MTP block: T-1
