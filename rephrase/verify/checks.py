@@ -5,6 +5,8 @@ name, which sentence), because reasons become rejection statistics and are read 
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from rephrase.verify import entities, negation, numbers
@@ -84,8 +86,32 @@ def check_length(source: str, rewrite: str, ctx: CheckContext) -> CheckResult:
 def check_near_copy(source: str, rewrite: str, ctx: CheckContext) -> CheckResult:
     n = ctx.spec.ngram_n
     share = ngram_overlap(source, rewrite, n)
-    return threshold_check("near_copy", share, ctx, f"{share:.0%} of the rewrite's {n}-grams are copied verbatim "
-                                                    f"from the source: not rewritten")
+    return threshold_check("near_copy", share, ctx, f"{share:.0%} of the {n}-grams are shared verbatim with the "
+                                                    f"source (of the rewrite's or of the source's): not rewritten")
+
+
+# The generator talking about its task instead of doing it: a prompt label echoed ("Text to rewrite:"), or a
+# sentence about the rewriting itself ("The original text was rewritten in the tone of ..."). Small models do both;
+# neither is a fact of the source, and neither is style glue the consistency model may shrug off.
+_META_LABEL = re.compile(r"^[ \t>*#-]*(?:text to rewrite|rewritten (?:text|passage|version)|original (?:text|passage)|"
+                         r"source text|your rewrite(?: so far)?|emphasis added|note to (?:the )?(?:reader|editor)|"
+                         r"(?:summary of )?changes(?: made)?)\b[^\n:]{0,40}:", re.IGNORECASE | re.MULTILINE)
+_META_TALK = re.compile(r"\b(?:re-?writ(?:e|es|ten|ing)|rephras\w*|paraphras\w*|(?:the|this|my|your) (?:original|"
+                        r"source|given|above|following) (?:text|passage|paragraph|version))\b",
+                        re.IGNORECASE)
+
+
+def check_meta(source: str, rewrite: str, ctx: CheckContext) -> CheckResult:
+    """1.0 when the rewrite echoes a prompt label or talks about the rewriting (words the source does not use)."""
+    m = _META_LABEL.search(rewrite)
+    if m and not re.search(re.escape(m.group(0).strip(" \t>*#-:")), source, re.IGNORECASE):
+        return CheckResult("meta", 1.0, False, f"the rewrite echoes a prompt label: {_short(m.group(0).strip())!r}")
+    source_talk = {t.lower()[:6] for t in _META_TALK.findall(source)}  # "rewrites" in the source allows "rewrote"
+    for sent in ctx.rw_sents or [rewrite]:
+        hit = next((t for t in _META_TALK.findall(sent) if t.lower()[:6] not in source_talk), None)
+        if hit:
+            return CheckResult("meta", 1.0, False, f"the rewrite talks about the rewriting ({hit!r}): {_short(sent)!r}")
+    return CheckResult("meta", 0.0, True)
 
 
 _GRID_SIM = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
@@ -104,3 +130,5 @@ register_check("addition", check_addition, threshold="min_addition_sim", needs=(
 register_check("length", check_length, help="rewrite/source length ratio within bounds")
 register_check("near_copy", check_near_copy, threshold="max_ngram_overlap", direction="max",
                grid=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), help="verbatim n-gram overlap")
+register_check("meta", check_meta, needs=("sentences",),
+               help="no prompt label echoed, no sentence about the rewriting itself")

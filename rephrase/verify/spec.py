@@ -14,7 +14,7 @@ from corpus.spec import Spec
 from rephrase.engines import EngineSpec
 from rephrase.verify.consistency import ConsistencyModel
 
-DEFAULT_CHECKS = ["consistency", "embedding", "length", "near_copy"]
+DEFAULT_CHECKS = ["consistency", "embedding", "length", "near_copy", "meta"]
 
 
 class Thresholds(Spec):

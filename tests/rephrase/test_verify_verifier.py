@@ -43,6 +43,26 @@ def test_faithful_restyle_accepted_and_corruptions_rejected_with_reasons(verifie
     assert set(v[0].scores) == set(VerifierSpec().checks)
 
 
+def test_generator_failures_seen_in_the_demo_are_rejected(verifier):
+    """The embedded model's two rewrites that passed a demo run: the source copied whole and padded with commentary
+    about the rewriting, and a rewrite that echoes the prompt's "Text to rewrite:" label."""
+    padded = SOURCE + ("\n\nEmphasis added: The original text was rewritten in the tone of a university lecturer, "
+                       "with a more relaxed and conversational tone.")
+    echoed = FAITHFUL + "\n\nText to rewrite:\nMarie Curie was a famous scientist who discovered many things."
+    talk = FAITHFUL + " This rewritten version keeps the facts of the original text."
+    v = verifier.verify_batch([(SOURCE, padded), (SOURCE, echoed), (SOURCE, talk)])
+    assert not v[0].accepted and any(r.startswith("near_copy:") for r in v[0].reasons), v[0].reasons
+    assert any(r.startswith("meta:") and "Emphasis added" in r for r in v[0].reasons), v[0].reasons
+    assert not v[1].accepted and any(r.startswith("meta:") and "Text to rewrite" in r for r in v[1].reasons)
+    assert not v[2].accepted and any(r.startswith("meta:") and "rewritten" in r for r in v[2].reasons)
+    # a source about rewriting may be rewritten in those words
+    about = "Scribes rewrote damaged scrolls by hand, and a rewritten scroll was checked against the original text."
+    [ok] = Verifier(VerifierSpec(checks=["meta"])).verify_batch(
+        [(about, "By hand, scribes rewrote scrolls that were damaged; each rewritten scroll was then compared with "
+                 "the original text.")])
+    assert ok.accepted, ok.reasons
+
+
 def test_omission_and_addition_name_the_sentence():
     verifier = Verifier(VerifierSpec(checks=["omission", "addition"], thresholds={"min_omission_sim": 0.45,
                                                                                   "min_addition_sim": 0.4}))
