@@ -58,7 +58,7 @@ def verdict(tab: dict[str, dict[str, dict[str, float]]], metric: str = "qa_exact
             "control": ctrl}
 
 
-def diagnosis(results: dict[str, Any], v: dict[str, Any]) -> list[str]:
+def diagnosis(results: dict[str, Any], v: dict[str, dict[str, Any]]) -> list[str]:
     """Why the LLM ordering does or does not hold, from the yield, the gap fill and the control arm."""
     out = []
     arms = results["arms"]
@@ -69,14 +69,17 @@ def diagnosis(results: dict[str, Any], v: dict[str, Any]) -> list[str]:
                    f"({fill.get('fill_raw', 0)} raw copies, {fill.get('fill_repeat', 0)} repeated rephrasings)"
                    + (": with this yield the LLM arms are mostly raw text, so they cannot differ much from raw_x10"
                       if share < 0.5 else ""))
-    c = v["control"]
-    if c is not None:
-        if c["delta"] > 0 and (c["beyond_spread"] or c["spread"] == 0):
-            out.append("the control (template paraphrases) beats raw: this trainer and size do show the "
-                       "diversity effect, so an LLM arm that stays near raw is the rewrites' yield or quality")
+    beats = [m for m, vm in v.items() if vm["control"] is not None and vm["control"]["delta"] > 0
+             and (vm["control"]["beyond_spread"] or vm["control"]["spread"] == 0)]
+    if any(vm["control"] is not None for vm in v.values()):
+        if beats:
+            out.append(f"the control (template paraphrases) beats raw beyond the seed spread on {', '.join(beats)}: "
+                       "this trainer and size show the diversity effect there, so an LLM arm that stays near raw "
+                       "is the rewrites' yield or quality")
         else:
-            out.append("the control does not beat raw beyond the seed spread: at this size the model or budget is "
-                       "too small to show the diversity effect at all (raise passes, entities or the model)")
+            out.append("the control does not beat raw beyond the seed spread on any metric: at this size the model "
+                       "or budget is too small to show the diversity effect at all (raise passes, entities or the "
+                       "model)")
     return out
 
 
@@ -84,7 +87,7 @@ def write_report(results: dict[str, Any], out: Path) -> dict[str, Any]:
     tab = table(results)
     results["table"] = tab
     results["verdict"] = {m: verdict(tab, m) for m in ("qa_exact", "qa_ranked", "qa_exact_seen", "qa_ranked_seen")}
-    results["diagnosis"] = diagnosis(results, results["verdict"]["qa_exact"])
+    results["diagnosis"] = diagnosis(results, results["verdict"])
     plot = out / "rephrase_vs_repeat.png"
     results["plot"] = str(plot_table(tab, plot))
     results["report"] = str(out / "report.md")
@@ -165,7 +168,8 @@ def _fill_lines(r: dict[str, Any]) -> list[str]:
 
 
 def _verdict_lines(r: dict[str, Any]) -> list[str]:
-    lines = ["## Verdict", ""]
+    lines = ["## Verdict", "", "A step is beyond the spread when its gap exceeds the larger seed std of its two arms.",
+             ""]
     for m, v in r["verdict"].items():
         steps = "; ".join(f"{g['from']} -> {g['to']}: {100 * g['delta']:+.1f} pts (spread {100 * g['spread']:.1f})"
                           for g in v["llm_steps"]) or "no LLM arms"
@@ -174,7 +178,7 @@ def _verdict_lines(r: dict[str, Any]) -> list[str]:
                 if c else "no control arm")
         lines.append(f"- {m}: ordering raw < 1 reph x10 < 10 reph x1 "
                      f"{'holds' if v['llm_ordering_holds'] else 'does NOT hold'} ({steps}); {ctrl}.")
-    return lines + ["", "Diagnosis (QA exact):", ""] + [f"- {d}" for d in r["diagnosis"]]
+    return lines + ["", "Diagnosis:", ""] + [f"- {d}" for d in r["diagnosis"]]
 
 
 def plot_table(tab: dict[str, dict[str, dict[str, float]]], path: Path) -> Path:
