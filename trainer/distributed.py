@@ -6,7 +6,8 @@ sharding and launches workers:
   CUDA and gloo on CPU, and picks the device. A single process stays undistributed.
 - `shard(model)`: FSDP2 per transformer block (MTP modules included), then the root (parameters become DTensors
   sharded on dim 0; buffers such as router biases and max_logits stay replicated). Gradients are
-  reduce-scattered as averages. The loop builds the model on the meta device, shards it, materialises each
+  reduce-scattered as averages. On CUDA the default mixed-precision policy (`mixed_precision`) all-gathers
+  bf16 parameters for compute and reduce-scatters fp32 gradients onto fp32 master shards. The loop builds the model on the meta device, shards it, materialises each
   rank's shard and initialises only that (seeded per dim-0 block: the same weights as an unsharded init), so
   no rank ever holds the full model; MuonClip splits Newton-Schulz over the ranks (trainer/muonclip.py) and
   checkpoints are sharded DCP directories that reload at any world size (trainer/checkpoint.py).
@@ -72,12 +73,31 @@ def context(device: str = "auto") -> DistContext:
     return DistContext(0, 1, 0, dev)
 
 
-def shard(model: torch.nn.Module) -> torch.nn.Module:
-    """FSDP2: each block is one all-gather unit, the root holds embeddings, final norm and head."""
-    from torch.distributed.fsdp import fully_shard
+def mixed_precision(mode: str, device: torch.device):
+    """FSDP2 MixedPrecisionPolicy for TrainSpec.fsdp_mixed_precision, or None (fp32 all-gathers and reductions).
+
+    bf16: each unit's parameters are all-gathered in bf16 and forward/backward run on bf16 copies (half the
+    all-gather bytes), gradients are cast to fp32 before the reduce-scatter, so the sharded parameters, their
+    gradients and the optimizer (Muon's momentum and update) stay fp32 master weights. Forward inputs are not
+    cast (cast_forward_inputs=False): the blocks' activations are bf16 already (bf16 embeddings) and the shared
+    AttnMask must reach every layer as the same object (its masks are built once per forward).
+    """
+    if mode not in ("auto", "bf16", "off"):
+        raise ValueError(f"fsdp_mixed_precision must be 'auto', 'bf16' or 'off', got {mode!r}")
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+    return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, cast_forward_inputs=False)
+
+
+def shard(model: torch.nn.Module, mp_policy=None) -> torch.nn.Module:
+    """FSDP2: each block is one all-gather unit, the root holds embeddings, final norm and head; `mp_policy`
+    (see mixed_precision) applies to every unit."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    mp = mp_policy or MixedPrecisionPolicy()  # the default policy: no casts
     for layer in model.blocks():
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
     return model
 
 

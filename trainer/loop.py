@@ -4,10 +4,13 @@ Per optimizer step:
     lr = WSD(step)                                  warm-up, constant, cosine decay to min_lr_ratio * lr
     for each of grad_accum micro-batches:           fp32 on CPU, bf16 autocast on CUDA
         loss = CE(model(x[:, :-1], doc_ids), x[:, 1:]) (+ MoE balance loss); (loss / grad_accum).backward()
+                                                    CE in chunks of loss_chunk_tokens (no full fp32 logits)
     grad_norm = clip_grad_norm_(grad_clip)          NaN/Inf loss or grad norm: stop BEFORE the update
     optimizer.step()                                MuonClip: Muon/AdamW update, then QK-Clip (stats kept)
     model.update_router_biases()                    aux-loss-free balancing, loads summed over ranks
     metrics line; eval every eval_every; checkpoint every ckpt_every (and both at the end)
+No torch.cuda.synchronize() per step unless sync_timing (exact per-step timing for benchmarks); the loss and
+grad-norm reads are the step's only host syncs.
 Resuming restores model, optimizer, router biases (model buffers), sampler state, RNG and step; the schedule is
 a pure function of the step. On CPU a run interrupted with `stop_at_step` and resumed reproduces the losses of an
 uninterrupted run bit for bit (tests/trainer/test_loop.py).
@@ -26,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from corpus.log import progress
 from corpus.shards import atomic_write_json
@@ -102,12 +104,15 @@ def lm_loss(model, toks: torch.Tensor, docs: torch.Tensor | None, device: torch.
     training adds to the CE; the CE alone is the reported (and eval) loss.
     """
     inp, tgt = toks[:, :-1], toks[:, 1:]
-    with _autocast(device):
-        out = model(inp, doc_ids=None if docs is None else docs[:, :-1])
-    loss = F.cross_entropy(out.logits.float().flatten(0, 1), tgt.flatten(), reduction=reduction)
-    mtp = model.mtp_loss(out.mtp_logits, tgt) if out.get("mtp_logits") else None
-    parts = [x for x in (out.aux_loss, mtp) if x is not None]
-    return loss, (sum(parts) if parts else None), mtp
+    with _autocast(device):  # CE in fp32, in chunks of model.loss_chunk_tokens tokens when that is > 0
+        out = model(inp, doc_ids=None if docs is None else docs[:, :-1], targets=tgt, loss_reduction=reduction)
+    parts = [x for x in (out.aux_loss, out.mtp_loss) if x is not None]
+    return out.lm_loss, (sum(parts) if parts else None), out.mtp_loss
+
+
+def sync_step_end(spec: TrainSpec, device: torch.device) -> bool:
+    """Whether a step ends with torch.cuda.synchronize(): only when exact per-step timing is asked for."""
+    return spec.sync_timing and device.type == "cuda"
 
 
 class Trainer:
@@ -148,11 +153,12 @@ class Trainer:
         else:
             model = K2ForCausalLM(self.cfg, seed=self.spec.seed).to(self.ctx.device)
         model.set_activation_checkpointing(self.spec.activation_checkpointing)
+        model.set_loss_chunking(self.spec.loss_chunk_tokens)
         if self.spec.compile:
             for layer in model.blocks():
                 layer.compile()
         if self.ctx.distributed:
-            distributed.shard(model)
+            distributed.shard(model, distributed.mixed_precision(self.spec.fsdp_mixed_precision, self.ctx.device))
             model.to_empty(device=self.ctx.device)
             model.init_weights(self.spec.seed)  # the weights of the unsharded init, at any world size
         model.train()
@@ -196,8 +202,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         loads = self.model.update_router_biases()
-        if self.ctx.device.type == "cuda":
-            torch.cuda.synchronize()
+        if sync_step_end(spec, self.ctx.device):  # only for exact per-step timing: it serialises the GPU
+            torch.cuda.synchronize(self.ctx.device)
         dt = time.perf_counter() - t0
         tokens = spec.micro_batch_size * spec.grad_accum * self.ctx.world_size * self.seq_len
         self.step, self.tokens_seen = step, self.tokens_seen + tokens

@@ -267,6 +267,36 @@ class MTPLayer(Block):
         return self.shared_head.norm(super().forward(x, cos, sin, mask))
 
 
+def chunked_cross_entropy(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk_tokens: int,
+                          reduction: str = "mean", ignore_index: int = -100) -> torch.Tensor:
+    """F.cross_entropy(head(hidden).float(), targets) without ever holding more than `chunk_tokens` rows of logits.
+
+    hidden (..., H), targets (...) -> scalar. Per chunk: logits = head(h_chunk) -> fp32 -> summed CE, under
+    torch.utils.checkpoint, so backward recomputes the chunk's logits instead of keeping them (peak: one chunk's
+    fp32 logits and their gradient). mean = sum over chunks / number of non-ignored targets (NaN if none, as
+    F.cross_entropy).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    h, y = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+
+    def chunk_ce(hc: torch.Tensor, yc: torch.Tensor) -> torch.Tensor:  # (n, H), (n,) -> sum of n CEs (fp32)
+        return F.cross_entropy(head(hc).float(), yc, ignore_index=ignore_index, reduction="sum")
+
+    from torch.utils.checkpoint import checkpoint
+    recompute = torch.is_grad_enabled() and h.requires_grad
+    total = None
+    for s in range(0, h.shape[0], chunk_tokens):
+        hc, yc = h[s:s + chunk_tokens], y[s:s + chunk_tokens]
+        part = checkpoint(chunk_ce, hc, yc, use_reentrant=False) if recompute else chunk_ce(hc, yc)
+        total = part if total is None else total + part
+    if total is None:
+        total = h.new_zeros((), dtype=torch.float32)
+    return total / (y != ignore_index).sum() if reduction == "mean" else total
+
+
 class ModelOutput(dict):
     """dict with attribute access, like transformers' ModelOutput (Trainer reads outputs['loss'])."""
 
@@ -299,8 +329,9 @@ def _check_inputs(input_ids: torch.Tensor, **others: torch.Tensor | None) -> Non
 
 
 class K2ForCausalLM(nn.Module):
-    """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None) -> .loss, .logits,
-    .aux_loss (MoE balance), .mtp_logits (one (B, T-k, V) tensor per MTP depth k; [] without MTP)."""
+    """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None, targets=None) ->
+    .loss (training: CE + balance + MTP; eval: CE), .lm_loss (CE), .aux_loss (MoE balance), .mtp_loss, .logits,
+    .mtp_logits (one (B, T-k, V) tensor per MTP depth k; [] without MTP)."""
 
     def __init__(self, config: ModelConfig, attn_impl: str = "auto", init_weights: bool = True,
                  seed: int | None = None):
@@ -340,9 +371,17 @@ class K2ForCausalLM(nn.Module):
             if isinstance(mod, MLA):
                 mod.max_logits.fill_(float("-inf"))
 
+    loss_chunk_tokens = 0  # set_loss_chunking: 0 = one CE over the full (tokens, vocab) logits
+
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                doc_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None) -> ModelOutput:
-        _check_inputs(input_ids, labels=labels, doc_ids=doc_ids, attention_mask=attention_mask)
+                doc_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None, loss_reduction: str = "mean") -> ModelOutput:
+        """labels (B, T): HF convention, position t predicts labels[t+1]; targets (B, T): already aligned,
+        position t predicts targets[t] (the loop's (B, T+1) windows). -100 = no target. With a target and
+        loss_chunk_tokens > 0 the logits are never materialised (.logits and .mtp_logits are None)."""
+        _check_inputs(input_ids, labels=labels, doc_ids=doc_ids, attention_mask=attention_mask, targets=targets)
+        if labels is not None and targets is not None:
+            raise ValueError("pass labels (shifted inside) or targets (already aligned), not both")
         b, t = input_ids.shape
         if t > self.config.max_position_embeddings:
             raise ValueError(f"sequence length {t} exceeds max_position_embeddings="
@@ -356,8 +395,7 @@ class K2ForCausalLM(nn.Module):
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask)
         h = self.model.norm(x)
-        logits = self.lm_head(h)  # (B, T, V)
-        mtp_logits = []
+        hidden = [h]  # h^0, then h^k of each MTP depth: (B, T-k, H)
         for k, layer in enumerate(self.model.mtp_layers, start=1):
             if t - k < 1:
                 break
@@ -365,26 +403,42 @@ class K2ForCausalLM(nn.Module):
             sub = AttnMask(t - k, input_ids.device, doc_ids=None if doc_ids is None else doc_ids[:, k:],
                            token_valid=None if valid is None else valid[:, k:])
             h = layer(h[:, :-1], self.model.embed_tokens(input_ids[:, k:]), cos[:, k:], sin[:, k:], sub)
-            mtp_logits.append(self.lm_head(h))  # (B, T-k, V): predicts token i+k+1
+            hidden.append(h)
         aux = self._aux_loss()
-        loss = None
-        if labels is not None:
-            # position t predicts labels[t+1]; -100 marks positions without a target
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                                   ignore_index=-100)
+        tgt, h0 = (labels[:, 1:], hidden[0][:, :-1]) if labels is not None else (targets, hidden[0])
+        chunked = tgt is not None and self.loss_chunk_tokens > 0
+        logits = None if chunked else [self.lm_head(hk) for hk in hidden]  # (B, T-k, V): predicts token i+k+1
+        loss = lm = mtp = None
+        if tgt is not None:
+            lm = self.lm_cross_entropy(h0, tgt, loss_reduction,
+                                       None if chunked else logits[0][:, :h0.shape[1]])
+            if len(hidden) > 1:
+                mtp = self.mtp_loss(hidden[1:], tgt, None if chunked else logits[1:])
+            loss = lm
             if self.training:
-                extra = [aux] if aux is not None else []
-                extra += [self.mtp_loss(mtp_logits, labels[:, 1:])] if mtp_logits else []
+                extra = [x for x in (aux, mtp) if x is not None]
                 loss = loss + sum(extra) if extra else loss
-        return ModelOutput(loss=loss, logits=logits, aux_loss=aux, mtp_logits=mtp_logits)
+        return ModelOutput(loss=loss, lm_loss=lm, aux_loss=aux, mtp_loss=mtp,
+                           logits=None if chunked else logits[0], mtp_logits=None if chunked else logits[1:])
 
-    def mtp_loss(self, mtp_logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
-        """lambda / D * sum_k CE(mtp_logits[k-1], targets[:, k:]); targets (B, T) = the main model's targets."""
+    def lm_cross_entropy(self, h: torch.Tensor, targets: torch.Tensor, reduction: str = "mean",
+                         logits: torch.Tensor | None = None) -> torch.Tensor:
+        """CE(lm_head(h) in fp32, targets); h (B, T', H), targets (B, T'), -100 ignored. Computed in chunks of
+        loss_chunk_tokens tokens (never the full logits) unless chunking is off or the logits are given."""
+        if logits is None and self.loss_chunk_tokens > 0:
+            return chunked_cross_entropy(self.lm_head, h, targets, self.loss_chunk_tokens, reduction)
+        logits = self.lm_head(h) if logits is None else logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                               reduction=reduction)
+
+    def mtp_loss(self, mtp_hidden: list[torch.Tensor], targets: torch.Tensor,
+                 mtp_logits: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """lambda / D * sum_k CE(lm_head(h^k), targets[:, k:]); targets (B, T) = the main model's targets."""
         ces = []
-        for k, lg in enumerate(mtp_logits, start=1):
-            n = min(lg.shape[1], targets.shape[1] - k)
-            ces.append(F.cross_entropy(lg[:, :n].flatten(0, 1).float(), targets[:, k:k + n].flatten(),
-                                       ignore_index=-100))
+        for k, hk in enumerate(mtp_hidden, start=1):
+            n = min(hk.shape[1], targets.shape[1] - k)
+            ces.append(self.lm_cross_entropy(hk[:, :n], targets[:, k:k + n],
+                                             logits=None if mtp_logits is None else mtp_logits[k - 1][:, :n]))
         return self.config.mtp_loss_weight / self.config.num_nextn_predict_layers * torch.stack(ces).sum()
 
     def _aux_loss(self) -> torch.Tensor | None:
@@ -392,6 +446,13 @@ class K2ForCausalLM(nn.Module):
         return torch.stack(losses).sum() if losses else None
 
     # ------------------------------------------------------------------ training-time helpers
+    def set_loss_chunking(self, chunk_tokens: int) -> None:
+        """Cross-entropy (LM and MTP) over chunks of `chunk_tokens` tokens, each chunk's logits recomputed in
+        backward: the fp32 (tokens, vocab) logits are never materialised (0 = off). Same loss and gradients."""
+        if chunk_tokens < 0:
+            raise ValueError(f"loss_chunk_tokens must be >= 0, got {chunk_tokens}")
+        self.loss_chunk_tokens = int(chunk_tokens)
+
     def set_activation_checkpointing(self, on: bool = True) -> None:
         """Activation checkpointing per block (main layers and MTP modules): training forwards keep only each
         block's input and recompute the block in backward. Same losses, gradients and router loads."""

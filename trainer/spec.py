@@ -66,6 +66,16 @@ class TrainSpec(Spec):
     compile: bool = Field(False, description="torch.compile the model (GPU)")
     activation_checkpointing: bool = Field(False, description="recompute each block in backward instead of "
                                            "keeping its activations (less memory, ~1 extra forward)")
+    loss_chunk_tokens: int = Field(4096, ge=0, description="cross-entropy (LM and MTP) over chunks of this "
+                                   "many tokens, each chunk's logits recomputed in backward, so the fp32 "
+                                   "(tokens, vocab) logits are never held at once; 0 = one CE over all logits")
+    fsdp_mixed_precision: Literal["auto", "bf16", "off"] = Field(
+        "auto", description="FSDP2 MixedPrecisionPolicy: bf16 = parameters all-gathered and used in bf16, "
+        "gradients reduce-scattered in fp32 onto the fp32 sharded (master) weights that Muon updates; "
+        "off = fp32 throughout; auto = bf16 on CUDA, off on CPU")
+    sync_timing: bool = Field(False, description="synchronize the GPU at the end of every step so step_time_s, "
+                              "tokens_per_s and mfu are exact per step (benchmarks); off = the loop never waits "
+                              "for the GPU beyond reading the loss and grad norm (host-side step times)")
     plots: bool = Field(True, description="write PNG plots next to the checkpoints at the end")
     executor: TrainExecutorSpec = Field(default_factory=TrainExecutorSpec)
     backend: Literal["k2forge", "torchtitan"] = Field(
