@@ -273,7 +273,7 @@ def chunked_cross_entropy(head: nn.Module, hidden: torch.Tensor, targets: torch.
 
     hidden (..., H), targets (...) -> scalar. Per chunk: logits = head(h_chunk) -> fp32 -> summed CE, under
     torch.utils.checkpoint, so backward recomputes the chunk's logits instead of keeping them (peak: one chunk's
-    fp32 logits and their gradient). mean = sum over chunks / number of non-ignored targets (NaN if none, as
+    fp32 logits and their gradient). Inputs of at most `chunk_tokens` tokens take the plain path (no recompute). mean = sum over chunks / number of non-ignored targets (NaN if none, as
     F.cross_entropy).
     """
     if reduction not in ("mean", "sum"):
@@ -286,7 +286,8 @@ def chunked_cross_entropy(head: nn.Module, hidden: torch.Tensor, targets: torch.
         return F.cross_entropy(head(hc).float(), yc, ignore_index=ignore_index, reduction="sum")
 
     from torch.utils.checkpoint import checkpoint
-    recompute = torch.is_grad_enabled() and h.requires_grad
+    # one chunk holds all the logits anyway: recomputing it would cost a head matmul and save nothing
+    recompute = torch.is_grad_enabled() and h.requires_grad and h.shape[0] > chunk_tokens
     total = None
     for s in range(0, h.shape[0], chunk_tokens):
         hc, yc = h[s:s + chunk_tokens], y[s:s + chunk_tokens]
