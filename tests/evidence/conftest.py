@@ -1,11 +1,2 @@
-"""Evidence tests train tiny models: one torch intra-op thread (see tests/trainer/conftest.py for why)."""
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+"""Evidence tests train tiny models: the trainer tests' one-torch-thread fixture (see tests/trainer/conftest.py)."""
+from tests.trainer.conftest import _one_torch_thread  # noqa: F401  (autouse: pytest picks it up from here)

@@ -20,11 +20,10 @@ import yaml
 
 from corpus.schema import table_from_docs
 from corpus.shards import write_table
-from corpus.spec import parse_spec
 from rephrase.engines.base import Completion, Engine
 from rephrase.run import plan_units, run_rephrase
-from rephrase.spec import RephraseSpec
 from rephrase.stage import RewriteStage
+from tests.rephrase.test_run import make_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARDS = [
@@ -103,14 +102,6 @@ def inputs(tmp_path):
     for i, docs in enumerate(SHARDS):
         write_table(d / f"docs-{i:05d}.parquet", table_from_docs(docs))
     return d
-
-
-def make_spec(inputs, out, **kw):
-    base = {"inputs": [str(inputs)], "output": str(out), "variants": 1, "attempts": 1, "seed": 5,
-            "chunk_target_tokens": 24, "chunk_max_tokens": 32, "max_new_tokens": 32, "concurrency": 4,
-            "styles": ["expert_notes", "encyclopedia"], "perspectives": ["neutral"],
-            "engine": {"threads": 1, "batch_size": 4}}
-    return parse_spec(RephraseSpec, {**base, **kw})
 
 
 def tables(out: Path) -> dict:
