@@ -10,6 +10,7 @@ from trainer.model import K2ForCausalLM
 from trainer.muonclip import MuonClip, assign_optimizers, param_groups
 from trainer.protocol import find_qk_clip_layers
 from trainer.qkclip import qk_clip_
+from tests.trainer.gloo import gloo_group
 
 
 def _tiny(seed: int = 0, attn_gain: float = 1.0, **overrides) -> K2ForCausalLM:
@@ -150,24 +151,21 @@ def _fsdp_opt(model):
 
 
 def _fsdp_worker(rank: int, world: int, init_file: str, out: str) -> None:
-    import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    model = _tiny(seed=5, attn_gain=30.0, vocab_size=256)
-    for layer in model.model.layers:
-        fully_shard(layer)
-    fully_shard(model)  # parameters are now DTensors sharded on dim 0
-    opt = _fsdp_opt(model)
-    for ids in _fsdp_batches(rank):
-        opt.zero_grad()
-        model(ids, labels=ids).loss.backward()
-        opt.step()
-    full = {n: p.full_tensor().detach().clone() for n, p in model.named_parameters()}
-    if rank == 0:
-        torch.save({"weights": full, "clipped": opt.last_clip_stats.clipped}, out)
-    dist.destroy_process_group()
+    with gloo_group(rank, world, init_file):
+        model = _tiny(seed=5, attn_gain=30.0, vocab_size=256)
+        for layer in model.model.layers:
+            fully_shard(layer)
+        fully_shard(model)  # parameters are now DTensors sharded on dim 0
+        opt = _fsdp_opt(model)
+        for ids in _fsdp_batches(rank):
+            opt.zero_grad()
+            model(ids, labels=ids).loss.backward()
+            opt.step()
+        full = {n: p.full_tensor().detach().clone() for n, p in model.named_parameters()}
+        if rank == 0:
+            torch.save({"weights": full, "clipped": opt.last_clip_stats.clipped}, out)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from trainer.config import preset
 from trainer.model import MLA, AttnMask, K2ForCausalLM
 from trainer.moe import MoE, Router
 from trainer.rope import apply_rope_interleaved, inv_frequencies, rope_cos_sin
+from tests.trainer.gloo import gloo_group
 
 VOCAB = 256
 
@@ -383,11 +384,7 @@ def test_bad_inputs_name_the_argument():
 
 
 def _bias_update_rank(rank, world, init_file, out_dir):
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         model = make_model()  # same seed: same weights on both ranks
         model.train()
         torch.manual_seed(100 + rank)  # different data per rank
@@ -396,8 +393,6 @@ def _bias_update_rank(rank, world, init_file, out_dir):
         summed = model.update_router_biases(0.01)
         bias = torch.stack([m.gate.e_score_correction_bias.clone() for m in model.moe_layers()])
         torch.save({"local": local, "summed": summed, "bias": bias}, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from torch import nn
 from trainer.muonclip import MuonClip
 from trainer.protocol import check_layer, find_qk_clip_layers, q_projection
 from trainer.qkclip import apply_qk_clip_, clip_factors, qk_clip_
+from tests.trainer.gloo import gloo_group
 
 
 def _rope(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
@@ -248,34 +249,33 @@ def test_muonclip_step_clips_after_update_and_exposes_device_stats():
 
 def _dist_worker(rank: int, world: int, init_file: str) -> None:
     import torch.distributed as dist
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    model = MiniLM(layers=2)  # identical weights on both ranks
-    local = {0: ([150.0, 10.0, 50.0, 90.0], [1.0, 2.0, 3.0, 4.0]),
-             1: ([20.0, 300.0, 50.0, 120.0], [1.0, 2.0, 3.0, 400.0])}[rank]
-    for layer, vals in zip(model.layers, local):
-        layer.max_logits.copy_(torch.tensor(vals))
-    before = _snapshot(model)
-    calls = []
-    real_all_reduce = dist.all_reduce
+    with gloo_group(rank, world, init_file):
+        torch.manual_seed(0)
+        model = MiniLM(layers=2)  # identical weights on both ranks
+        local = {0: ([150.0, 10.0, 50.0, 90.0], [1.0, 2.0, 3.0, 4.0]),
+                 1: ([20.0, 300.0, 50.0, 120.0], [1.0, 2.0, 3.0, 400.0])}[rank]
+        for layer, vals in zip(model.layers, local):
+            layer.max_logits.copy_(torch.tensor(vals))
+        before = _snapshot(model)
+        calls = []
+        real_all_reduce = dist.all_reduce
 
-    def counting_all_reduce(tensor, *a, **kw):  # a spy, not a fake: forwards to the real collective
-        calls.append(tuple(tensor.shape))
-        return real_all_reduce(tensor, *a, **kw)
+        def counting_all_reduce(tensor, *a, **kw):  # a spy, not a fake: forwards to the real collective
+            calls.append(tuple(tensor.shape))
+            return real_all_reduce(tensor, *a, **kw)
 
-    dist.all_reduce = counting_all_reduce
-    try:
-        stats = qk_clip_(find_qk_clip_layers(model), tau=100.0)
-    finally:
-        dist.all_reduce = real_all_reduce
-    assert calls == [(2, 4)], calls  # ONE collective for all layers
-    assert stats.max_logits.tolist() == [[150.0, 300.0, 50.0, 120.0], [1.0, 2.0, 3.0, 400.0]]
-    for i, layer in enumerate(model.layers):
-        ref_q, ref_kv = _reference_clip(before[f"layers.{i}.q_b_proj.weight"],
-                                        before[f"layers.{i}.kv_b_proj.weight"], stats.max_logits[i], 100.0, layer)
-        torch.testing.assert_close(layer.q_b_proj.weight.double(), ref_q, rtol=1e-6, atol=0)
-        torch.testing.assert_close(layer.kv_b_proj.weight.double(), ref_kv, rtol=1e-6, atol=0)
-    dist.destroy_process_group()
+        dist.all_reduce = counting_all_reduce
+        try:
+            stats = qk_clip_(find_qk_clip_layers(model), tau=100.0)
+        finally:
+            dist.all_reduce = real_all_reduce
+        assert calls == [(2, 4)], calls  # ONE collective for all layers
+        assert stats.max_logits.tolist() == [[150.0, 300.0, 50.0, 120.0], [1.0, 2.0, 3.0, 400.0]]
+        for i, layer in enumerate(model.layers):
+            ref_q, ref_kv = _reference_clip(before[f"layers.{i}.q_b_proj.weight"],
+                                            before[f"layers.{i}.kv_b_proj.weight"], stats.max_logits[i], 100.0, layer)
+            torch.testing.assert_close(layer.q_b_proj.weight.double(), ref_q, rtol=1e-6, atol=0)
+            torch.testing.assert_close(layer.kv_b_proj.weight.double(), ref_kv, rtol=1e-6, atol=0)
 
 
 def test_distributed_max_is_one_all_reduce_and_ranks_agree(tmp_path):

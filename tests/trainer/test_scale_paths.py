@@ -11,6 +11,7 @@ from trainer.distributed import mixed_precision
 from trainer.loop import sync_step_end
 from trainer.model import K2ForCausalLM, chunked_cross_entropy
 from trainer.spec import TrainSpec
+from tests.trainer.gloo import gloo_group
 
 VOCAB = 256
 
@@ -132,9 +133,7 @@ def test_step_end_sync_only_when_timing_is_requested():
 def _mp_worker(rank, world, init, out):
     import torch.distributed as dist
     from trainer import distributed
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init):
         with torch.device("meta"):
             model = K2ForCausalLM(preset("tiny", vocab_size=VOCAB), init_weights=False)
         distributed.shard(model, distributed.mixed_precision("bf16", torch.device("cpu")))
@@ -169,8 +168,6 @@ def _mp_worker(rank, world, init, out):
                 json.dump({"seen": seen, "policies": sorted(policies),
                            "grad_dtypes": sorted(str(d) for d in grad_dtypes),
                            "master": sorted(str(d) for d in master), "losses": losses}, f)
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from trainer import checkpoint
 from trainer.config import preset
 from trainer.model import K2ForCausalLM
 from trainer.muonclip import MuonClip
+from tests.trainer.gloo import gloo_group
 
 CFG = dict(vocab_size=96, n_routed_experts=6)  # 6 experts: 3 per rank at 2 ranks, uneven (2,2,2,0) at 4
 STEPS = 2
@@ -79,11 +80,7 @@ def _sharded_steps(model, opt, steps):
 
 
 def _worker(rank, world, init_file, out, ckpt_dir, mode):
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         ref_model, ref_opt = _reference()
         ref_w, ref_o = _state_of(ref_model, ref_opt)
         res = {}
@@ -115,8 +112,6 @@ def _worker(rank, world, init_file, out, ckpt_dir, mode):
         if rank == 0:
             with open(out, "w") as f:
                 json.dump(res, f)
-    finally:
-        dist.destroy_process_group()
 
 
 def _spawn(tmp_path, world, mode):
