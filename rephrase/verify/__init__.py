@@ -18,11 +18,10 @@ listing its name in `VerifierSpec.checks` enables it. `verify_file` and `calibra
 on the first verification.
 """
 from rephrase.verify.base import CHECKS, CheckContext, CheckDef, CheckResult, Verdict, register_check
-from rephrase.verify import checks as _builtin_checks  # noqa: F401  (registers the built-in checks)
-from rephrase.verify import judge as _judge  # noqa: F401  (registers the judge's threshold rule)
+from rephrase.verify import checks, consistency, judge  # the built-in checks register themselves on import
 from rephrase.verify.spec import DEFAULT_CHECKS, Thresholds, VerifierSpec
 from rephrase.verify.verifier import Verifier
 from rephrase.verify.calibrate import CalibrationReport, calibrate, verify_file
 
-__all__ = ["CHECKS", "CheckContext", "CheckDef", "CheckResult", "Verdict", "register_check", "DEFAULT_CHECKS",
-           "Thresholds", "VerifierSpec", "Verifier", "CalibrationReport", "calibrate", "verify_file"]
+__all__ = ["checks", "consistency", "judge", "CHECKS", "CheckContext", "CheckDef", "CheckResult", "Verdict",
+           "register_check", "DEFAULT_CHECKS", "Thresholds", "VerifierSpec", "Verifier", "CalibrationReport", "calibrate", "verify_file"]

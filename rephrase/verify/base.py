@@ -1,4 +1,4 @@
-"""Verdict types and the check registry.
+"""Verdict types, the context checks read, and the threshold rule of registered checks.
 
 A check is a plain function `check(source, rewrite, ctx) -> CheckResult`. It is registered under a name in
 `CHECKS` together with how its score relates to its threshold, so that calibration can re-decide pass/fail for
@@ -8,7 +8,12 @@ adds math-aware ones) is one `register_check(...)` call; enabling it is listing 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable
+
+from rephrase.verify.registry import CHECKS, NEEDS, CheckDef, register_check
+
+__all__ = ["CHECKS", "NEEDS", "CheckContext", "CheckDef", "CheckFn", "CheckResult", "Verdict", "register_check",
+           "threshold_check"]
 
 if TYPE_CHECKING:  # numpy only for annotations; the verifier imports it where used
     import numpy as np
@@ -78,44 +83,6 @@ class CheckContext:
 
 
 CheckFn = Callable[[str, str, CheckContext], CheckResult]
-
-
-@dataclass(frozen=True)
-class CheckDef:
-    """A registered check. `threshold` names a field of `Thresholds` (or None); `direction` "min" means the check
-    passes when score >= threshold, "max" when score <= threshold. `needs` says which embeddings it reads."""
-    name: str
-    fn: CheckFn
-    threshold: str | None = None
-    direction: Literal["min", "max"] = "min"
-    needs: frozenset[str] = frozenset()
-    grid: tuple[float, ...] = ()
-    help: str = ""
-
-    def passes(self, score: float, threshold: float) -> bool:
-        return score >= threshold if self.direction == "min" else score <= threshold
-
-
-#: check name -> definition. Built-in checks register in rephrase.verify.checks; others may add their own.
-CHECKS: dict[str, CheckDef] = {}
-
-NEEDS = frozenset({"doc", "sentences"})
-
-
-def register_check(name: str, fn: CheckFn, *, threshold: str | None = None, direction: str = "min",
-                   needs: tuple[str, ...] = (), grid: tuple[float, ...] = (), help: str = "",
-                   replace: bool = False) -> CheckDef:
-    """Register `fn` as check `name`; an existing name is an error unless `replace=True`."""
-    if name in CHECKS and not replace:
-        raise ValueError(f"check {name!r} is already registered (pass replace=True to override it)")
-    unknown = set(needs) - NEEDS
-    if unknown:
-        raise ValueError(f"check {name!r}: unknown needs {sorted(unknown)}, expected a subset of {sorted(NEEDS)}")
-    if direction not in ("min", "max"):
-        raise ValueError(f"check {name!r}: direction must be 'min' or 'max', got {direction!r}")
-    d = CheckDef(name, fn, threshold, direction, frozenset(needs), tuple(grid), help)  # type: ignore[arg-type]
-    CHECKS[name] = d
-    return d
 
 
 def threshold_check(name: str, score: float, ctx: CheckContext, reason: str) -> CheckResult:

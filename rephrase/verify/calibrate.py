@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from corpus.shards import atomic_path
+from rephrase.verify.consistency import default_model, features_of
+from rephrase.verify.consistency import fit as fit_model
+from rephrase.verify.features import NAMES
 from rephrase.verify.spec import VerifierSpec
+from rephrase.verify.verifier import Verifier
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 #: the split, made once (rephrase/data/README.md): tune on DEV only, report TEST
@@ -74,8 +79,6 @@ def verify_file(input_jsonl: str | Path, output_jsonl: str | Path, spec: Verifie
 
     Rows without an id get their 1-based line number. Returns {"rows", "accepted", "outputs"}.
     """
-    from corpus.shards import atomic_path
-    from rephrase.verify.verifier import Verifier
     rows = read_jsonl(input_jsonl)
     verifier = Verifier(spec or VerifierSpec())
     accepted = 0
@@ -144,7 +147,6 @@ class Evaluation:
                           self.uses_model, {c: [v[i] for i in idx] for c, v in self.per_check_pass.items()})
 
     def probs(self, model) -> np.ndarray:
-        from rephrase.verify.features import NAMES
         cols = [NAMES.index(f) for f in model.features]
         return model.prob(self.x[:, cols]) if self.uses_model else np.zeros(len(self.rows))
 
@@ -155,9 +157,6 @@ class Evaluation:
 
 def evaluate(rows: list[dict[str, Any]], spec: VerifierSpec) -> Evaluation:
     """Run the verifier once over labelled rows (all of them in one batch)."""
-    from rephrase.verify.consistency import features_of
-    from rephrase.verify.features import NAMES
-    from rephrase.verify.verifier import Verifier
     checks = spec.checks if "embedding" in spec.checks else spec.checks + ["embedding"]  # the cosine baseline
     verifier = Verifier(spec.model_copy(update={"checks": checks}))
     out = verifier.run_checks_with_contexts([(r["source"], r["rewrite"]) for r in rows])
@@ -261,7 +260,6 @@ def load_rows(path: str | Path) -> list[dict[str, Any]]:
 
 def _fit(ev: Evaluation, synth: Evaluation | None, target: float):
     """Fit on the evaluation's rows (verbatim copies left out) plus the synthetic ones; threshold by `target`."""
-    from rephrase.verify.consistency import fit as fit_model
     keep = [k for k, r in enumerate(ev.rows) if r.get("corruption") != "near_copy"]
     x, y = ev.x[keep], np.array(ev.unfaithful)[keep]
     if synth is not None and len(synth.rows):
@@ -308,7 +306,6 @@ def calibrate(dev: str | Path = DEV, spec: VerifierSpec | None = None, *, test: 
     `augment` rule-made one-fact corruptions per faithful dev row (rephrase.verify.corrupt) join the fit only.
     With `group_by` (a field of the rows, default "author") the dev acceptance asked of the threshold is raised
     until leave-one-group-out acceptance meets the objective (see grouped_target)."""
-    from rephrase.verify.consistency import default_model
     if not 0 < min_faithful_accept <= 1:
         raise ValueError(f"min_faithful_accept must be in (0, 1], got {min_faithful_accept}")
     spec = spec or VerifierSpec()

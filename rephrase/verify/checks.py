@@ -9,7 +9,9 @@ import re
 
 import numpy as np
 
-from rephrase.verify import entities, negation, numbers
+import rephrase.verify.entities as entities
+import rephrase.verify.negation as negation
+import rephrase.verify.numbers as numbers
 from rephrase.verify.base import CheckContext, CheckResult, register_check, threshold_check
 from rephrase.verify.overlap import length_ratio, ngram_overlap
 from rephrase.verify.text import is_claimless, shorten as _short

@@ -13,57 +13,13 @@ that `run` and `verify` use); the packaged default is rephrase/verify/consistenc
 """
 from __future__ import annotations
 
-import functools
-import json
-from pathlib import Path
-
 import numpy as np
-from pydantic import Field, model_validator
 
-from corpus.spec import Spec
 from rephrase.verify.base import CheckContext, CheckResult, register_check
+from rephrase.verify.consistency_model import DEFAULT_PATH, ConsistencyModel, default_model
 from rephrase.verify.features import NAMES, Feature, pair_features
 
-DEFAULT_PATH = Path(__file__).with_name("consistency.json")
-
-
-class ConsistencyModel(Spec):
-    """Weights of the logistic head; `threshold` bounds P(unfaithful) (above it the rewrite is rejected)."""
-    features: list[str] = Field(default_factory=lambda: list(NAMES), description="feature names, model order")
-    center: list[float] = Field(default_factory=lambda: [0.0] * len(NAMES), description="standardisation means")
-    scale: list[float] = Field(default_factory=lambda: [1.0] * len(NAMES), description="standardisation scales")
-    weights: list[float] = Field(default_factory=lambda: [0.0] * len(NAMES), description="logistic weights")
-    bias: float = Field(0.0, description="logistic bias")
-    threshold: float = Field(0.5, gt=0, lt=1, description="reject when P(unfaithful) exceeds this")
-    fitted_on: str = Field("", description="what the model was fitted on (file, rows, objective)")
-
-    @model_validator(mode="after")
-    def _shapes(self) -> "ConsistencyModel":
-        n = len(self.features)
-        unknown = [f for f in self.features if f not in NAMES]
-        if unknown:
-            raise ValueError(f"unknown consistency feature(s) {unknown}; known: {list(NAMES)}")
-        for name in ("center", "scale", "weights"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} features")
-        if any(s <= 0 for s in self.scale):
-            raise ValueError("scale entries must be > 0")
-        return self
-
-    def prob(self, x: np.ndarray) -> np.ndarray:
-        """P(unfaithful) for feature rows x [n, len(features)] (in this model's feature order)."""
-        z = (x - np.asarray(self.center)) / np.asarray(self.scale)
-        return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.weights) + self.bias)))
-
-    def contributions(self, x: np.ndarray) -> np.ndarray:
-        return (x - np.asarray(self.center)) / np.asarray(self.scale) * np.asarray(self.weights)
-
-
-@functools.lru_cache(maxsize=1)
-def default_model() -> ConsistencyModel:
-    """The packaged model (fitted on rephrase/data/dev.jsonl)."""
-    return ConsistencyModel.model_validate(json.loads(DEFAULT_PATH.read_text(encoding="utf-8")))
-
+__all__ = ["DEFAULT_PATH", "ConsistencyModel", "check_consistency", "default_model", "features_of", "fit"]
 
 def fit(x: np.ndarray, unfaithful: np.ndarray, features: list[str] | None = None, l2: float = 1.0,
         steps: int = 4000) -> ConsistencyModel:

@@ -13,6 +13,7 @@ import random
 import re
 from typing import Any, Callable
 
+from rephrase.verify.nlp import analyse
 from rephrase.verify.text import split_sentences
 
 _NUM = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w,]*\d)")
@@ -43,7 +44,6 @@ def _date(text: str, rng: random.Random, _pool) -> str | None:
 
 
 def _entity(text: str, rng: random.Random, pool: list[str]) -> str | None:
-    from rephrase.verify.nlp import analyse
     own = [e for e in analyse([text])[0].ents if e[1] in ("PERSON", "GPE", "ORG", "LOC", "NORP")]
     if not own:
         return None

@@ -23,6 +23,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from corpus.embedded import embedded_tokenizer_path
 from rephrase.verify.text import STOPWORDS
 from rephrase.verify.units import _UNITS, MONTHS
 
@@ -148,7 +149,6 @@ def _initial_is_name(tok: str, word: str, mid_caps: set[str], lower: set[str]) -
 def _llm_vocab() -> frozenset[str] | None:
     """Token strings of the embedded SmolLM2 tokenizer (byte-level BPE; "\u0120" marks a leading space)."""
     try:
-        from corpus.embedded import embedded_tokenizer_path
         data = json.loads(embedded_tokenizer_path().read_text(encoding="utf-8"))
         return frozenset(data["model"]["vocab"])
     except Exception as e:  # no embedded model: fall back to the mid-sentence rule alone

@@ -26,9 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rephrase.verify import numbers
+import rephrase.verify.numbers as numbers
+from rephrase.verify.entities import _llm_vocab, _stem_match
+from rephrase.verify.negation import align_groups
 from rephrase.verify.nlp import Analysis, analyse
 from rephrase.verify.text import is_claimless, shorten
+from rephrase.verify.units import match_unit
 
 
 def _short(s: str) -> str:
@@ -115,7 +118,6 @@ def _alias_hit(words: list[str], other_text: str) -> bool:
 
 
 def _has(word: str, vocab: set[str]) -> bool:
-    from rephrase.verify.entities import _stem_match
     return word in vocab or any(_stem_match(word, v) or (len(word) > 4 and v.startswith(word)) or
                                 (len(v) > 4 and word.startswith(v)) for v in vocab if v[:2] == word[:2])
 
@@ -126,7 +128,6 @@ def _initials(words: list[str]) -> str:
 
 def _common(word: str) -> bool:
     """A word English writes in lower case: the embedded SmolLM2 vocabulary has it as a lower-case word token."""
-    from rephrase.verify.entities import _llm_vocab
     vocab = _llm_vocab()
     return vocab is not None and ("\u0120" + word.lower()) in vocab
 
@@ -147,7 +148,6 @@ def _acronym_of(word: str, words: list[str]) -> bool:
 
 
 def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], need_all: bool) -> list[str]:
-    from rephrase.verify.units import match_unit
     vocab = _vocab(other)
     other_words = [fold(t.text) for a in other for t in a.tokens if t.text[:1].isalpha()]
     other_text = " ".join(other_words)
@@ -277,7 +277,6 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
     close-scoring neighbours) states no negation in any form — presence, not parity, so "No, she never did."
     answering a question does not cancel out; its value is the similarity of the closest such pair (a flipped
     claim keeps the rest of its sentence, a reworded negation seldom does)."""
-    from rephrase.verify.negation import align_groups
     parity, where_p = 0, ""
     unmatched, where_u = 0.0, ""
     if sim is not None and sim.size:

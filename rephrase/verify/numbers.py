@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, ORDINALS, ROMAN_MONTHS, SCALE_ABBREV,
                                    SCALES, SMALL, TENS, UNITS, match_unit)
+from rephrase.verify.scaffold import normalize
 
 #: relative tolerance when two quantities are compared through a unit conversion (5 miles ~ 8 km);
 #: same-unit and unit-less numbers must be equal (1998 vs 1999 is a changed fact).
@@ -357,7 +358,6 @@ _NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D
 
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
-    from rephrase.verify.scaffold import normalize
     text = _NOISE.sub(lambda m: " " * len(m.group(0)), normalize(text))
     text = _MINUS.sub("-", _ordinal_dates(text))
     dates, rest = _dates(text)

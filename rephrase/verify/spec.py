@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
+from corpus.fields import ModelSource
 from corpus.spec import Spec
 from rephrase.engines import EngineSpec
-from rephrase.verify.consistency import ConsistencyModel
+from rephrase.verify.consistency_model import ConsistencyModel
+from rephrase.verify.registry import CHECKS
 
 DEFAULT_CHECKS = ["consistency", "embedding", "length", "near_copy", "meta"]
 
@@ -54,7 +56,7 @@ class VerifierSpec(Spec):
     thresholds: Thresholds = Field(default_factory=Thresholds, description="per-check thresholds")
     consistency: ConsistencyModel | None = Field(None, description="weights of the consistency check's model "
                                                                    "(none = the packaged, calibrated default)")
-    embedding_model: str | None = Field(None, description="sentence-transformers model dir or id "
+    embedding_model: ModelSource | None = Field(None, description="sentence-transformers model dir or id "
                                                           "(none = the packaged offline all-MiniLM-L6-v2)")
     embed_batch_size: int = Field(128, ge=1, description="texts per embedding forward pass")
     ngram_n: int = Field(8, ge=2, description="near_copy: n of the verbatim word n-grams")
@@ -66,7 +68,6 @@ class VerifierSpec(Spec):
     @field_validator("checks")
     @classmethod
     def _known_checks(cls, v: list[str]) -> list[str]:
-        from rephrase.verify.base import CHECKS
         if "judge" in v:
             raise ValueError("the judge is enabled with judge: true (it runs asynchronously), not listed in checks")
         unknown = [c for c in v if c not in CHECKS]

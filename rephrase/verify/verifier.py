@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rephrase.verify import scaffold
+import rephrase.verify.scaffold as scaffold
 from rephrase.verify.base import CHECKS, CheckContext, CheckResult, Verdict
 from rephrase.verify.spec import VerifierSpec
 from rephrase.verify.text import merge_questions, split_sentences
