@@ -5,6 +5,10 @@ meant 800 queries a second and pushed every other request's latency up. Now an E
 the newest event of every job that has listeners, reads the new events of each job with news once, and hands
 them (already formatted) to all of that job's streams. A stream reads the database itself only to replay what
 it missed; it ends with its job's final state event.
+
+Each stored event (corpus.events: progress, log, stage_done, metrics, state) goes out as `id: <seq>`,
+`event: <type>`, `data: <its JSON>`; a client resumes with Last-Event-ID. After the job's terminal state event
+the stream sends `event: end` with `data: {"state": ...}` and closes; idle streams get a `: keep-alive` comment.
 """
 from __future__ import annotations
 
@@ -16,14 +20,20 @@ from typing import AsyncIterator, Callable
 from fastapi.responses import StreamingResponse
 
 from api.store import TERMINAL, JobStore
+from corpus.events import State
 
 log = logging.getLogger(__name__)
 
 
-def _sse(ev) -> tuple[int, str, bool]:
-    """(seq, the event as SSE text, whether it ends the job's stream)."""
-    final = ev.type == "state" and ev.data.get("state") in TERMINAL
-    return ev.seq, f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n", final
+def _sse(ev) -> tuple[int, str, str | None]:
+    """(seq, the stored event as SSE text, the `end` event that follows it if it ends the job's stream)."""
+    state = ev.data.get("state") if ev.type == State.type else None
+    end = _end(state) if state in TERMINAL else None
+    return ev.seq, f"id: {ev.seq}\nevent: {ev.type}\ndata: {json.dumps(ev.data, default=str)}\n\n", end
+
+
+def _end(state: str) -> str:
+    return f"event: end\ndata: {json.dumps({'state': state})}\n\n"
 
 
 class EventHub:
@@ -32,7 +42,7 @@ class EventHub:
         self._waiters: dict[str, list[tuple[int, asyncio.Future]]] = {}
         self._task: asyncio.Task | None = None
 
-    async def next_events(self, job_id: str, after: int, timeout: float) -> list[tuple[int, str, bool]]:
+    async def next_events(self, job_id: str, after: int, timeout: float) -> list[tuple[int, str, str | None]]:
         """The job's events newer than `after` (as _sse tuples), once there are any; [] after `timeout` s."""
         fut = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append((after, fut))
@@ -64,7 +74,7 @@ class EventHub:
             await asyncio.sleep(self.poll_s)
 
     @staticmethod
-    def _hand_out(events: list[tuple[int, str, bool]], waiting: list[tuple[int, asyncio.Future]]) -> None:
+    def _hand_out(events: list[tuple[int, str, str | None]], waiting: list[tuple[int, asyncio.Future]]) -> None:
         for after, fut in waiting:
             mine = [e for e in events if e[0] > after]
             if mine and not fut.done():
@@ -77,11 +87,11 @@ async def event_stream(store: JobStore, hub: EventHub, job_id: str, after: int,
     job's final state event."""
     while True:     # the replay: this stream's own reads, a page at a time
         batch = [_sse(ev) for ev in await asyncio.to_thread(store.events, job_id, after)]
-        for seq, text, final in batch:
+        for seq, text, end in batch:
             after = seq
             yield text
-            if final:
-                yield _end(job_id, text)
+            if end:
+                yield end
                 return
         if len(batch) < 500:
             break
@@ -89,23 +99,18 @@ async def event_stream(store: JobStore, hub: EventHub, job_id: str, after: int,
     if job is None or job.state in TERMINAL:        # it ended just after the replay read (or has no final event)
         for _, text, _ in [_sse(ev) for ev in await asyncio.to_thread(store.events, job_id, after)]:
             yield text
-        yield f"event: end\ndata: {json.dumps({'state': job.state if job else 'unknown'})}\n\n"
+        yield _end(job.state if job else "unknown")
         return
     while True:
         batch = await hub.next_events(job_id, after, keepalive_s)
         if not batch:
             yield ": keep-alive\n\n"
-        for seq, text, final in batch:
+        for seq, text, end in batch:
             after = seq
             yield text
-            if final:
-                yield _end(job_id, text)
+            if end:
+                yield end
                 return
-
-
-def _end(job_id: str, final_text: str) -> str:
-    state = json.loads(final_text.split("data: ", 1)[1])["state"]
-    return f"event: end\ndata: {json.dumps({'state': state})}\n\n"
 
 
 class EventStream(StreamingResponse):

@@ -4,6 +4,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 
+from corpus.events import STATES
+
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter("k2forge_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
 LATENCY = Histogram("k2forge_http_request_seconds", "HTTP request latency", ["method", "route"], registry=REGISTRY,
@@ -17,7 +19,6 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 
 
 def render(job_counts: dict[str, int]) -> bytes:
-    from api.store import STATES
     for st in STATES:
         JOBS.labels(st).set(job_counts.get(st, 0))
     return generate_latest(REGISTRY)

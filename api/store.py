@@ -20,7 +20,8 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+from corpus.events import Event, Log, State
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -134,7 +135,7 @@ class JobStore:
                       idempotency_key=idempotency_key, progress={}, state="queued")
             try:
                 s.add(job)
-                s.add(JobEvent(job_id=job.id, type="state", data={"state": "queued"}))
+                s.add(_event_row(job.id, State("queued")))
                 s.flush()
                 for path in outputs:
                     self._claim_output(s, path, job.id, owner)
@@ -237,10 +238,7 @@ class JobStore:
                 q = q.where(Job.attempts == attempt)
             n = s.execute(q.values(state=state, updated_at=_now(), **fields)).rowcount
             if n:
-                data = {"state": state}
-                if fields.get("error"):
-                    data["error"] = fields["error"]
-                s.add(JobEvent(job_id=job_id, type="state", data=data))
+                s.add(_event_row(job_id, State(state, fields.get("error") or None)))
             s.commit()
             return bool(n)
 
@@ -249,9 +247,10 @@ class JobStore:
             s.execute(update(Job).where(Job.id == job_id).values(updated_at=_now(), **fields))
             s.commit()
 
-    def add_event(self, job_id: str, type: str, data: dict, progress: dict | None = None) -> None:
+    def add_event(self, job_id: str, event: Event, progress: dict | None = None) -> None:
+        """Store `event` (corpus.events) as the job's next event; given `progress`, set the job row's too."""
         with self.session() as s:
-            s.add(JobEvent(job_id=job_id, type=type, data=json.loads(json.dumps(data, default=str))))
+            s.add(_event_row(job_id, event))
             if progress is not None:
                 s.execute(update(Job).where(Job.id == job_id).values(progress=progress, updated_at=_now()))
             s.commit()
@@ -305,13 +304,17 @@ class JobStore:
         ok = self.transition(job.id, state, expect=("running",), attempt=job.attempts, worker_pid=None,
                              lease_until=None, lost_attempts=lost, **fields)
         if ok and state == "queued":
-            self.add_event(job.id, "log", {"level": "WARNING", "message": f"attempt {job.attempts} lost ({why}); "
-                                                                          f"re-queued to resume"})
+            self.add_event(job.id, Log(f"attempt {job.attempts} lost ({why}); re-queued to resume", "warning"))
         return state if ok else None
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:
             return {st: n for st, n in s.execute(select(Job.state, func.count()).group_by(Job.state)).all()}
+
+
+def _event_row(job_id: str, event: Event) -> "JobEvent":
+    """The row of an event: its type, and its JSON (values JSON cannot hold become strings)."""
+    return JobEvent(job_id=job_id, type=event.type, data=json.loads(json.dumps(event.to_dict(), default=str)))
 
 
 def _add_missing_columns(engine) -> None:

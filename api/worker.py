@@ -26,29 +26,46 @@ from pathlib import Path
 
 from api.limits import FsBudget
 from api.outputs import OutputLocked, output_locks, output_paths
-from api.security import REDACTED, STATE_DIR, confine_spec, merge_secrets, split_secrets
+from api.security import STATE_DIR, check_confined, merge_secrets, missing_secrets
 from api.store import JobStore
+from corpus import confine
+from corpus.events import Event, Log, Progress
+from corpus.spec import job_kind, parse_spec
 
 log = logging.getLogger("k2forge.worker")
 
 
 class EventSink:
-    """on_event callback: every event is stored; progress is also folded into the job row (throttled)."""
+    """on_event callback: every event is stored; progress is also folded into the job row's `progress` (the
+    newest value of each key). Progress events closer together than `min_interval` s are not stored one by
+    one: the newest waits for the next one due, or for flush() when the run ends."""
 
     def __init__(self, store: JobStore, job_id: str, min_interval: float = 0.25):
         self.store, self.job_id, self.min_interval = store, job_id, min_interval
         self.progress: dict = {}
-        self._last = 0.0
+        self._last = float("-inf")      # the first progress event is always due
+        self._pending: Progress | None = None
 
-    def __call__(self, event: dict) -> None:
-        etype = str(event.get("type", "log"))
-        if etype == "progress":
-            self.progress.update({k: v for k, v in event.items() if k != "type"})
-            now = time.monotonic()
-            if now - self._last < self.min_interval and not event.get("final"):
-                return
-            self._last = now
-        self.store.add_event(self.job_id, etype, event, progress=dict(self.progress) if etype == "progress" else None)
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, Event):
+            raise TypeError(f"on_event takes a corpus.events event (Progress, Log, ...), got {type(event).__name__}")
+        if not isinstance(event, Progress):
+            self.store.add_event(self.job_id, event)
+            return
+        self.progress.update({k: v for k, v in event.to_dict().items() if k != "type"})
+        if time.monotonic() - self._last < self.min_interval:
+            self._pending = event
+        else:
+            self._store_progress(event)
+
+    def flush(self) -> None:
+        """Store the newest progress event if it is still waiting (the run has ended)."""
+        if self._pending is not None:
+            self._store_progress(self._pending)
+
+    def _store_progress(self, event: Progress) -> None:
+        self._last, self._pending = time.monotonic(), None
+        self.store.add_event(self.job_id, event, progress=dict(self.progress))
 
 
 class _LogToEvents(logging.Handler):
@@ -58,7 +75,7 @@ class _LogToEvents(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.sink({"type": "log", "level": record.levelname, "message": record.getMessage()})
+            self.sink(Log.from_record(record))
         except Exception:  # never let logging kill the job
             pass
 
@@ -128,35 +145,35 @@ def run_job(store: JobStore, job_id: str, attempt: int | None = None) -> int:
 
 
 def _run(store: JobStore, job, attempt: int) -> int:
-    from corpus.spec import job_kind, parse_spec
     job_id = job.id
     sink = EventSink(store, job_id)
     logging.getLogger().addHandler(_LogToEvents(sink))
-    spec_dict = merge_secrets(json.loads(json.dumps(job.spec)), json.loads(os.environ.get("K2FORGE_JOB_SECRETS", "{}")))
     try:
-        missing = [k for k, v in split_secrets(spec_dict)[1].items() if v == REDACTED]
+        spec_cls, run = job_kind(job.kind)
+        spec = merge_secrets(parse_spec(spec_cls, job.spec, f"job {job_id} spec"),
+                             json.loads(os.environ.get("K2FORGE_JOB_SECRETS", "{}")))
+        missing = missing_secrets(spec)
         if missing:   # the service kept them in memory only, and it restarted since the submit
             raise RuntimeError(f"the job's secret field(s) {', '.join(missing)} are no longer available (the "
                                f"service restarted after the submit and never stores secrets); submit it again")
-        spec_cls, run = job_kind(job.kind)
-        spec = parse_spec(spec_cls, spec_dict, f"job {job_id} spec")
-        with output_locks(output_paths(job.kind, spec_dict), _lock_dir(), _lock_timeout()):
+        with output_locks(output_paths(job.kind, job.spec), _lock_dir(), _lock_timeout()):
             if os.environ.get("K2FORGE_DATA_ROOT"):     # again now: a symlink may have appeared since the submit
                 root = Path(os.environ["K2FORGE_DATA_ROOT"])
                 # job time, not request time: no request bound
-                confine_spec(spec_dict, root, budget=FsBudget(max_patterns=10**6, max_entries=10**12))
-                from corpus import confine      # and from now on at every open, here and in executor processes
+                check_confined(spec, root, budget=FsBudget(max_patterns=10**6, max_entries=10**12))
+                # and from now on at every open, here and in executor processes
                 confine.install(root, [STATE_DIR], children=True)
             result = run(spec, on_event=sink)
     except OutputLocked as e:   # another worker (a stale attempt) still writes there: not this job's failure
-        sink({"type": "log", "level": "WARNING", "message": f"{e}; this attempt stops without running"})
+        sink(Log(f"{e}; this attempt stops without running", "warning"))
         return LOCKED
     except Exception as e:  # the job fails with a clear message; the traceback goes to the job's log events
-        sink({"type": "log", "level": "ERROR", "message": traceback.format_exc(limit=8)})
+        sink.flush()
+        sink(Log(traceback.format_exc(limit=8), "error"))
         store.transition(job_id, "failed", expect=("running",), attempt=attempt, lease_until=None,
                          error=f"{type(e).__name__}: {e}")
         return 1
-    sink({"type": "progress", "final": True, "done": True})
+    sink.flush()
     store.transition(job_id, "succeeded", expect=("running",), attempt=attempt, lease_until=None,
                      result=json.loads(json.dumps(result, default=str)))
     return 0

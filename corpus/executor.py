@@ -11,12 +11,15 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from corpus.confine import CONFINE_ENV, install_from_env
+from corpus.events import OnEvent, Progress, StageDone
 from corpus.layout import done_dir
 from corpus.log import progress
 from corpus.shards import atomic_write_json
@@ -72,32 +75,34 @@ class Executor(abc.ABC):
     kind: str = "base"
 
     def run(self, stage: Stage, units: Iterable[Unit], output: str | os.PathLike, desc: str | None = None,
-            on_event: Callable[[dict], None] | None = None) -> list[dict[str, Any]]:
+            on_event: OnEvent | None = None) -> list[dict[str, Any]]:
         """Run every unit without a done-marker in the output folder `output`; return stats of all units in
         the given order.
 
-        `on_event` (the run-function callback) gets a progress event after every finished unit.
+        `on_event` (the run function's callback) gets a Progress event after every finished unit (its `unit` is
+        the unit's id, `done`/`total` count the stage's units) and a StageDone event at the end.
         """
         units = list(units)
         ids = [u.id for u in units]
         if len(set(ids)) != len(ids):
             raise ValueError(f"stage {stage.name}: unit ids are not unique")
-        mdir = done_dir(output, stage.name)
-        pending = [u for u in units if not (mdir / f"{u.id}.json").exists()]
-        if len(pending) < len(units):
-            log.info("%s: %d of %d units already done, skipping them", stage.name, len(units) - len(pending), len(units))
+        pending = [u for u in units if not done_marker(output, stage.name, u.id).exists()]
+        skipped = len(units) - len(pending)
+        if skipped:
+            log.info("%s: %d of %d units already done, skipping them", stage.name, skipped, len(units))
         if pending:
             bar = progress(total=len(pending), desc=desc or stage.name, unit="shard")
-            done = len(units) - len(pending)
+            done = skipped
             for unit, stats in self._execute(stage, pending):
-                atomic_write_json(mdir / f"{unit.id}.json", stats)
+                atomic_write_json(done_marker(output, stage.name, unit.id), stats)
                 bar.update(1)
                 done += 1
                 if on_event:
-                    on_event({"type": "progress", "stage": stage.name, "units_done": done,
-                              "units_total": len(units), "unit": unit.id})
+                    on_event(Progress(done, len(units), stage=stage.name, unit=unit.id))
             bar.close()
-        return [json.loads((mdir / f"{u.id}.json").read_text()) for u in units]
+        if on_event:
+            on_event(StageDone(stage.name, {"units": len(units), "skipped": skipped}))
+        return [json.loads(done_marker(output, stage.name, u.id).read_text()) for u in units]
 
     @abc.abstractmethod
     def _execute(self, stage: Stage, units: list[Unit]) -> Iterable[tuple[Unit, dict[str, Any]]]:
@@ -109,7 +114,6 @@ _WORKER_STAGE: Stage | None = None
 
 def _init_worker(stage: Stage) -> None:
     global _WORKER_STAGE
-    from corpus.confine import install_from_env
     install_from_env()      # a confined parent (a service job's worker) confines its executor processes too
     _WORKER_STAGE = stage
     stage.setup()
@@ -135,7 +139,6 @@ class LocalExecutor(Executor):
             for u in units:
                 yield u, stage.process(u)
             return
-        import multiprocessing as mp
         with ProcessPoolExecutor(min(self.workers, len(units)), mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(stage,)) as pool:
             futs = {pool.submit(_run_in_worker, u): u for u in units}
@@ -166,7 +169,6 @@ class RayExecutor(Executor):
             if self.address:
                 kw["address"] = self.address
             # Workers import our packages from the driver's working tree and environment (and its confinement).
-            from corpus.confine import CONFINE_ENV
             kw["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
                 [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]),
                 **{k: os.environ[k] for k in CONFINE_ENV if k in os.environ}}}
@@ -179,7 +181,6 @@ class RayExecutor(Executor):
         @ray.remote(max_restarts=self.max_retries, max_task_retries=self.max_retries)
         class StageActor:
             def __init__(self, st: Stage):
-                from corpus.confine import install_from_env
                 install_from_env()
                 self.stage = st
                 st.setup()

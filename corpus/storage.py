@@ -30,6 +30,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from corpus.events import Event, OnEvent, Progress
 from corpus.layout import INDEX, META_DIR
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def with_remote_paths(run: Callable[..., dict]) -> Callable[..., dict]:
         return run(spec, on_event, **kw) if takes_events else run(spec, **kw)
 
     @functools.wraps(run)
-    def wrapped(spec, on_event: Callable[[dict], None] | None = None, **kw) -> dict:
+    def wrapped(spec, on_event: OnEvent | None = None, **kw) -> dict:
         fields = {k: getattr(spec, k) for k in type(spec).model_fields}
         remote = {k: v for k, v in fields.items() if is_remote(v) or
                   (isinstance(v, list) and any(is_remote(x) for x in v))}
@@ -213,8 +214,8 @@ def with_remote_paths(run: Callable[..., dict]) -> Callable[..., dict]:
         if out is not None:
             update["output"] = str(out.pull())
 
-        def events(ev: dict) -> None:
-            if out is not None and ev.get("type") == "progress" and "unit" in ev:
+        def events(ev: Event) -> None:
+            if out is not None and isinstance(ev, Progress) and ev.unit is not None:
                 out.push()           # a finished unit's files and marker are complete locally: upload them
             if on_event:
                 on_event(ev)

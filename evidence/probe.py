@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from corpus.events import Log, OnEvent, Progress
 from corpus.shards import atomic_write_json
 from corpus.spec import save_spec
 from evidence import arms as A
@@ -167,7 +168,7 @@ def leak_check(packed: dict[str, str], questions: list[dict], tok_path: Path) ->
     return found
 
 
-def run_rephrase_vs_repeat(spec: RephraseVsRepeatSpec, on_event: Callable[[dict], None] | None = None, *,
+def run_rephrase_vs_repeat(spec: RephraseVsRepeatSpec, on_event: OnEvent | None = None, *,
                            make_stage: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """Run the probe end to end (see the module docstring); returns the results (also in results.json).
     `make_stage(rephrase_spec)` replaces the rephrase job's RewriteStage (tests: one with a scripted engine)."""
@@ -183,7 +184,7 @@ def run_rephrase_vs_repeat(spec: RephraseVsRepeatSpec, on_event: Callable[[dict]
     seconds: dict[str, float] = {}
     rephrasings, yield_ = None, None
     if any(A.ARMS[a][0] == "rephrase" for a in spec.arms):
-        emit({"type": "log", "message": f"rephrase: {len(people)} passages x {spec.n_variants} variants"})
+        emit(Log(f"rephrase: {len(people)} passages x {spec.n_variants} variants"))
         rephrasings, yield_ = rephrase_stage(spec, world["raw"], out / "rephrase", people, make_stage)
         seconds["rephrase"] = yield_["seconds"]
     t0 = time.perf_counter()
@@ -207,13 +208,13 @@ def run_rephrase_vs_repeat(spec: RephraseVsRepeatSpec, on_event: Callable[[dict]
                "arms": arms, "leak_check": leaks, "runs": runs, "seconds": seconds,
                "tokenizer": str(tok_path), "world": {k: str(v) for k, v in world.items()}}
     write_report(results, out)
-    emit({"type": "progress", "done": 1, "total": 1})
+    emit(Progress(1, 1))
     return results
 
 
 def train_and_eval(spec: RephraseVsRepeatSpec, out: Path, arms: dict[str, dict], people: list[Person],
                    questions: list[dict], tok_path: Path, budget: dict[str, Any],
-                   emit: Callable[[dict], None]) -> dict[str, list[dict]]:
+                   emit: OnEvent) -> dict[str, list[dict]]:
     """Same model, same steps, same seeds for every arm; each run evaluated into its eval.json."""
     from corpus.tokenizer import load_tokenizer
     from evidence.qa import evaluate_run
@@ -232,7 +233,7 @@ def train_and_eval(spec: RephraseVsRepeatSpec, out: Path, arms: dict[str, dict],
         for seed in spec.train_seeds:
             run_dir = out / "runs" / name / f"seed-{seed}"
             shutil.rmtree(run_dir, ignore_errors=True)
-            emit({"type": "log", "message": f"train {name} seed {seed}: {steps} steps"})
+            emit(Log(f"train {name} seed {seed}: {steps} steps"))
             t0 = time.perf_counter()
             summary = run_train(spec.train_spec(arms[name]["manifest"], str(run_dir), seed=seed, steps=steps))
             t_train = time.perf_counter() - t0

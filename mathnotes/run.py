@@ -8,12 +8,13 @@ routing/task counters, `spec.yaml`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from corpus.events import OnEvent
 from corpus.executor import Stage
 
 
-def run_mathnotes(spec: Any, on_event: Callable[[dict], None] | None = None, *, stage: Stage | None = None) -> dict:
+def run_mathnotes(spec: Any, on_event: OnEvent | None = None, *, stage: Stage | None = None) -> dict:
     """Run a mathnotes job. `stage` replaces the default MathNotesStage (fault injection in tests)."""
     from mathnotes.stage import MathNotesStage, routing_path
     from rephrase.run import run_rewrite

@@ -17,12 +17,14 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from corpus.events import Event, Log, OnEvent, Progress
 from corpus.executor import Stage, Unit, done_marker, forget_stale
 from corpus.layout import META_DIR, SPEC, STATS, find_meta, meta_path, prepare_output
 from corpus.shards import atomic_write_json, expand_inputs, read_index, shard_name, write_index, write_table
@@ -107,7 +109,7 @@ def _jsonable(v: Any) -> Any:
     return json.loads(v.model_dump_json()) if hasattr(v, "model_dump_json") else v
 
 
-def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], None] | None = None) -> dict:
+def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: OnEvent | None = None) -> dict:
     """The shared driver for rewriting jobs (rephrase here; mathnotes passes its own stage and kind)."""
     out = Path(spec.output)
     units = plan_units(spec)
@@ -123,7 +125,7 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     forget_stale(out, stage.name, units, lambda u, _: not (out / u.params["shard"]).exists()
                  and not Path(u.output).exists())
     emit = on_event or (lambda ev: None)
-    emit({"type": "log", "message": f"{kind}: {len(shards)} shard(s) in {len(units)} unit(s) -> {out}"})
+    emit(Log(f"{kind}: {len(shards)} shard(s) in {len(units)} unit(s) -> {out}"))
     tracker = _Progress(out, stage, units, shards, emit)
     try:
         unit_stats = spec.executor.build().run(stage, units, out, desc=kind, on_event=tracker)
@@ -143,8 +145,7 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: Callable[[dict], N
     entries = [{"path": shard, "rows": n} for shard, n in rows.items()]
     write_index(out, _with_checksums(out, entries), extra={"kind": kind})
     atomic_write_json(out / STATS_NAME, stats)
-    emit({"type": "progress", "done": len(units), "total": len(units), "docs_done": tracker.docs_total,
-          "docs_total": tracker.docs_total})
+    emit(Progress(len(units), len(units), extra={"docs_done": tracker.docs_total, "docs_total": tracker.docs_total}))
     outputs = [str(out / e["path"]) for e in entries]
     rejects = [str(rejects_path(out / e["path"])) for e in entries]
     return {"outputs": outputs, "rejects": rejects, "stats_path": str(out / STATS_NAME),
@@ -178,15 +179,15 @@ class _Progress:
         self.docs_total = sum(_ndocs(u) for u in units)
         self.docs_done = sum(_ndocs(self.by_id[i]) for i in self.done)
 
-    def __call__(self, event: dict) -> None:
-        u = self.by_id.get(event.get("unit"))
-        if event.get("type") == "progress" and u is not None and u.id not in self.done:
+    def __call__(self, event: Event) -> None:
+        u = self.by_id.get(event.unit) if isinstance(event, Progress) else None
+        if u is not None and u.id not in self.done:
             self.done.add(u.id)
             self.docs_done += _ndocs(u)
             shard = u.params["shard"]
             if all(p.id in self.done for p in self.shards[shard]) and not (self.out / shard).exists():
                 _assemble(self.out, shard, self.shards[shard], self.sides)
-            event = {**event, "docs_done": self.docs_done, "docs_total": self.docs_total}
+            event = replace(event, extra={**event.extra, "docs_done": self.docs_done, "docs_total": self.docs_total})
         self.emit(event)
 
 
@@ -213,7 +214,7 @@ def _with_checksums(out: Path, entries: list[dict]) -> list[dict]:
     return entries
 
 
-def run_rephrase(spec: Any, on_event: Callable[[dict], None] | None = None, *, stage: Stage | None = None) -> dict:
+def run_rephrase(spec: Any, on_event: OnEvent | None = None, *, stage: Stage | None = None) -> dict:
     """Run a rephrase job (JOB_KINDS contract). `stage` replaces the default RewriteStage (fault injection)."""
     from rephrase.stage import RewriteStage
     return run_rewrite(spec, stage or RewriteStage(spec, "rephrase"), "rephrase", on_event)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from api.demo.config import DemoConfig, load_config
+from corpus.events import Log
 from corpus.shards import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def _run_stage(ctx, state: dict[str, Any], name: str, fn: Callable, later: list[
     state["stages"].pop(name, None)
     if name in state.get("stale", []):
         _clear_stale(ctx.out, name)
-    ctx.emit({"type": "log", "message": f"demo: {name}"})
+    ctx.emit(Log(f"demo: {name}"))
     t0 = time.perf_counter()
     summary = fn(ctx)
     ctx.results[name] = summary

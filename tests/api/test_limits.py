@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from api.store import JobStore
+from corpus.events import Log
 from tests.api.conftest import TOKEN, Service
 
 
@@ -145,7 +146,7 @@ def test_a_client_that_stops_reading_its_event_stream_is_dropped(tmp_path):
         deadline = time.monotonic() + 90
         while True:
             for i in range(200):                                  # ~200 KB of events the client never reads
-                store.add_event(job, "log", {"message": "x" * 1000, "i": i})
+                store.add_event(job, Log(f"{i} " + "x" * 1000))
             with svc.client_for("alice").stream("GET", url, timeout=10) as again:
                 if again.status_code == 200:                      # the unread stream's slot came back
                     break

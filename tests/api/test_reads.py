@@ -10,13 +10,14 @@ import psycopg
 from api.limits import StreamSlots
 from api.reads import APPLICATION_NAME, JobReader
 from api.store import JobStore
+from corpus.events import Progress
 from tests.api.conftest import PG_ADMIN
 
 
 def test_reader_matches_the_store_bounds_connections_and_replaces_a_dropped_one(pg_url):
     store = JobStore(pg_url)
     job, _ = store.create("ingest", {"inputs": ["raw"], "output": "o"}, "alice", None)
-    store.add_event(job.id, "progress", {"done": 1}, progress={"done": 1})
+    store.add_event(job.id, Progress(1), progress={"done": 1})
     other, _ = store.create("ingest", {"inputs": ["raw"], "output": "p"}, "bob", None)
     reader = JobReader(store, connections=2)
     db = pg_url.rsplit("/", 1)[1]

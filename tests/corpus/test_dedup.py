@@ -8,6 +8,7 @@ import yaml
 
 from corpus import dedup
 from corpus.dedup import DedupSpec, run_dedup
+from corpus.events import Log, Progress
 from corpus.schema import normalize_doc, table_from_docs
 from corpus.shards import read_index, read_shard, write_table
 from corpus.spec import SpecError, load_spec, parse_spec
@@ -180,13 +181,13 @@ def test_synthetic_shards_keep_their_columns_and_events_are_reported(tmp_path):
     out = read_shard(tmp_path / "out" / "part-00000.parquet")
     assert "fidelity" in out.column_names and out.num_rows == len(docs) - len(want)
     assert out.column("fidelity")[0].as_py()["scores"] == [{"name": "cos", "value": 0.9}]
-    stages = [e["stage"] for e in events if e["type"] == "progress" and "units_done" not in e]
-    assert stages == ["signatures", "clusters", "write"] and events[-1]["type"] == "log"
-    per_unit = [e for e in events if "units_done" in e]
+    stages = [e.stage for e in events if isinstance(e, Progress) and e.unit is None]
+    assert stages == ["signatures", "clusters", "write"] and isinstance(events[-1], Log)
+    per_unit = [e for e in events if isinstance(e, Progress) and e.unit is not None]
     # one exact-key unit and 32 bands / 8 per unit = 4 near units
-    assert [e["stage"] for e in per_unit] == ["dedup-signatures"] + ["dedup-bands"] * 5 + ["dedup-write"]
-    assert [e["units_done"] for e in per_unit] == [1, 1, 2, 3, 4, 5, 1]
-    assert all(e["units_total"] == (5 if e["stage"] == "dedup-bands" else 1) for e in per_unit)
+    assert [e.stage for e in per_unit] == ["dedup-signatures"] + ["dedup-bands"] * 5 + ["dedup-write"]
+    assert [e.done for e in per_unit] == [1, 1, 2, 3, 4, 5, 1]
+    assert all(e.total == (5 if e.stage == "dedup-bands" else 1) for e in per_unit)
 
 
 def test_only_empty_shards(tmp_path):

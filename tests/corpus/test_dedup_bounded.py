@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpus.dedup import DedupSpec, run_dedup
+from corpus.events import Progress
 from corpus.shards import read_index
 from tests.corpus.test_dedup import _corpus
 from tests.corpus.test_dedup_norm import _write, planted
@@ -79,7 +80,7 @@ def test_a_shard_that_disappears_mid_run_fails_clearly_and_the_rerun_resumes(tmp
     saved = victim.read_bytes()
 
     def vanish(event):
-        if event.get("stage") == "signatures":  # after every shard was fingerprinted, before any is written
+        if isinstance(event, Progress) and event.stage == "signatures":  # after every shard was fingerprinted, before any is written
             victim.unlink()
     spec = DedupSpec(inputs=[str(p) for p in sorted(inp.glob("*.parquet"))], output=str(tmp_path / "out"))
     with pytest.raises(FileNotFoundError, match="s-00002.parquet"):
@@ -88,7 +89,7 @@ def test_a_shard_that_disappears_mid_run_fails_clearly_and_the_rerun_resumes(tmp
     victim.write_bytes(saved)
     events = []
     run_dedup(spec, on_event=events.append)
-    redone = [e["unit"] for e in events if e.get("stage") == "dedup-signatures"]
+    redone = [e.unit for e in events if isinstance(e, Progress) and e.stage == "dedup-signatures"]
     assert len(redone) == 1 and redone[0].startswith("00002-")  # only the rewritten shard is fingerprinted again
     run_dedup(DedupSpec(inputs=spec.inputs, output=str(tmp_path / "clean")))
     assert _outputs(tmp_path / "out")[0] == _outputs(tmp_path / "clean")[0]

@@ -8,6 +8,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models, pre_tokenizers
 
 from corpus.embedded import embedded_tokenizer_path
+from corpus.events import Progress
 from corpus.indexed import IndexedDataset
 from corpus.pack import PackSpec, flatten, run_pack
 from corpus.schema import SchemaError, normalize_doc, table_from_docs
@@ -99,7 +100,7 @@ def test_rerun_skips_and_changed_input_redoes(shards, tmp_out):
     events = []
     run_pack(spec, on_event=events.append)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_out.glob("*.bin")} == before
-    assert events[-1] == {"type": "progress", "done": 2, "total": 2}
+    assert events[-1] == Progress(2, 2)
     write_table(d / "raw-00000.parquet", table_from_docs(raw[:5]))  # upstream rewrote this shard
     res = run_pack(spec)
     assert len(IndexedDataset(tmp_out / "raw-00000")) == 5 and res["total_docs"] == 5 + 12

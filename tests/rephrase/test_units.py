@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from corpus.events import Progress
 from corpus.schema import table_from_docs
 from corpus.shards import write_table
 from rephrase.engines.base import Completion, Engine
@@ -120,14 +121,14 @@ def test_units_are_pieces_of_shards_and_a_crash_mid_shard_resumes_there(inputs, 
 
     out = tmp_path / "out"
     spec = make_spec(inputs, out)
-    events: list[dict] = []
+    events: list = []
     with pytest.raises(SimulatedCrash):
         run_rephrase(spec, events.append, stage=CrashAfterOneUnit(spec))
     assert not (out / "part-00000.parquet").exists(), "a shard is assembled only when all its units are done"
     key = units[0].id.split("-")[2]
     assert (out / ".k2forge" / "units" / "part-00000" / f"{key}-00000.parquet").exists()
-    progress = [e for e in events if e.get("type") == "progress"]
-    assert progress[-1]["docs_done"] == 2 and progress[-1]["docs_total"] == 5, progress
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert progress[-1].extra == {"docs_done": 2, "docs_total": 5}, progress
     resumed = Counting(spec)
     run_rephrase(spec, stage=resumed)
     assert resumed.processed == [units[1].id, units[2].id], "a finished unit of the shard was redone"
