@@ -33,6 +33,9 @@ only new documents are removed.
 Outputs in `output/`: kept shards; in `output/.k2forge/` (corpus.layout): `index.json`, `clusters.parquet` (one row
 per cluster of 2+ docs), `removed.parquet` (one row per removed doc), `stats.json` (counts, normalisation,
 per-stage seconds and peak memory), `spec.yaml`, and the work files under `state/`. Units are skipped on rerun.
+
+The parameters are `DedupSpec` (corpus.dedup_spec, re-exported here), so that the stage modules take the spec
+without importing this module.
 """
 from __future__ import annotations
 
@@ -41,83 +44,30 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import Field, model_validator
 
 from corpus.dedup_clusters import Docs, cluster, empty_removals, reports
 from corpus.dedup_index import IndexParts, drop_index, load_index, save_index
+from corpus.dedup_spec import DedupSpec
 from corpus.dedup_stages import SignatureStage, WriteStage, bands_path, sig_path
+from corpus.events import Log, OnEvent, Progress
 from corpus.executor import Unit, forget_stale
 from corpus.layout import CLUSTERS, META_DIR, REMOVED, SPEC, STATE, STATS, prepare_output
 from corpus.lsh import BandStage, band_units, cluster_members, peak_rss_mb
-from corpus.minhash import MinHasher, lsh_threshold, s_curve
+from corpus.minhash import lsh_threshold, s_curve
 from corpus.shards import INDEX_NAME, atomic_write_json, expand_inputs, write_index, write_table
-from corpus.spec import ExecutorSpec, Spec, save_spec
-from corpus.textnorm import TextNorm
+from corpus.spec import save_spec
 
 log = logging.getLogger(__name__)
 
 SPEC_NAME, STATS_NAME = f"{META_DIR}/{SPEC}", f"{META_DIR}/{STATS}"
 CLUSTERS_NAME, REMOVED_NAME = f"{META_DIR}/{CLUSTERS}", f"{META_DIR}/{REMOVED}"
 STATE_DIR = f"{META_DIR}/{STATE}"
-
-
-class DedupSpec(Spec):
-    """The dedup job. Defaults: word 5-shingles of the normalised text, 128 permutations as 32 bands x 4 rows
-    (LSH S-curve midpoint (1/32)^(1/4) = 0.42, so pairs at the 0.7 threshold become candidates with
-    probability 0.9998), verified at Jaccard 0.7."""
-    inputs: list[str] = Field(..., min_length=1, description="document shards: directories, globs or files")
-    output: str = Field(..., description="directory for kept shards, reports and state")
-    exact: bool = Field(True, description="remove exact duplicates (same normalised text)")
-    near: bool = Field(True, description="remove near duplicates (MinHash LSH)")
-    text_norm: TextNorm = Field(default_factory=TextNorm, description="normalisation before keys and shingles")
-    empty: Literal["keep", "drop"] = Field(
-        "keep", description="documents whose normalised text is empty: keep them all, or drop them all")
-    shingle_size: int = Field(5, ge=1, description="units per shingle")
-    shingle_unit: Literal["word", "char"] = Field("word", description="shingle unit: words or characters")
-    shingle_hash: Literal["fast", "sha1"] = Field(
-        "fast", description="fast: vectorised polynomial hash; sha1: datasketch's default hash (slower)")
-    scheme: Literal["affine32", "legacy"] = Field("affine32", description="datasketch permutation scheme")
-    num_perm: int = Field(128, ge=1, le=4096, description="MinHash permutations (= bands * rows)")
-    bands: int = Field(32, ge=1, description="LSH bands")
-    rows: int = Field(4, ge=1, description="signature values per band")
-    threshold: float = Field(0.7, gt=0.0, le=1.0, description="Jaccard a candidate pair must reach")
-    exact_recheck: bool = Field(
-        True, description="re-check candidates whose estimate is within 3 standard errors of the threshold "
-                          "against the exact Jaccard of their shingle sets (reads those documents again)")
-    seed: int = Field(1, ge=0, lt=2 ** 32, description="permutation seed (datasketch semantics)")
-    batch_size: int = Field(1024, ge=1, description="documents per signature batch")
-    lsh: Literal["bounded", "memory"] = Field(
-        "bounded", description="bounded: band-partitioned units on the executor; memory: all signatures in the "
-                               "driver (reference)")
-    band_group: int = Field(8, ge=1, description="bands per LSH unit (bounded)")
-    partition_docs: int = Field(4_000_000, ge=1, description="documents per band-unit hash partition (bounded)")
-    index: list[str] = Field(default_factory=list, description="earlier dedup outputs with a saved index: "
-                             "dedup against them too, removing only documents of these inputs (bounded)")
-    save_index: bool = Field(False, description="save the kept documents' signatures and band keys as an "
-                                                "index for later incremental runs")
-    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
-
-    @model_validator(mode="after")
-    def _check(self) -> "DedupSpec":
-        if self.bands * self.rows != self.num_perm:
-            raise ValueError(f"bands * rows must equal num_perm: bands={self.bands} * rows={self.rows} = "
-                             f"{self.bands * self.rows}, num_perm={self.num_perm}")
-        if not (self.exact or self.near):
-            raise ValueError("nothing to do: at least one of exact and near must be true")
-        if self.index and self.lsh != "bounded":
-            raise ValueError("index (incremental dedup) needs lsh: bounded")
-        return self
-
-    def hasher(self) -> MinHasher:
-        """The signature computer these parameters describe."""
-        return MinHasher(self.num_perm, self.seed, self.shingle_size, self.shingle_unit, self.shingle_hash,
-                         self.scheme, norm=self.text_norm)
 
 
 def _drop_stale_markers(units: list[Unit], out: Path, stage: str) -> None:
@@ -255,7 +205,7 @@ def _empties(units: list[Unit], paths: list[Path]) -> Docs:
     return Docs(tables, paths)
 
 
-def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_dedup(spec: DedupSpec, on_event: OnEvent | None = None) -> dict[str, Any]:
     """Run the dedup job (run-function contract in corpus/spec.py); returns the stats plus `outputs`."""
     emit = on_event or (lambda ev: None)
     paths, out = _check_paths(spec)
@@ -267,13 +217,13 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
                     spec.rows, lsh_threshold(spec.bands, spec.rows), spec.threshold)
     prior = load_index(spec.index, signature_params(spec))  # before any work: a bad index fails at once
     executor, secs, peak = spec.executor.build(), {}, {}
-    emit({"type": "log", "message": f"dedup: {len(paths)} input shard(s)"})
+    emit(Log(f"dedup: {len(paths)} input shard(s)"))
 
     t0 = time.perf_counter()
     units, sig_stats = _signatures(spec, executor, paths, out, on_event)
     secs["signatures"] = round(time.perf_counter() - t0, 3)
     peak["signatures"] = max([s.get("peak_rss_mb", 0.0) for s in sig_stats] + [0.0])
-    emit({"type": "progress", "stage": "signatures", "done": len(units), "total": len(units)})
+    emit(Progress(len(units), len(units), stage="signatures"))
 
     t0 = time.perf_counter()
     docs, root, counts, similarity = _clusters(spec, executor, units, paths, out, sig_stats, prior, on_event)
@@ -282,14 +232,14 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
     if spec.empty == "drop":
         rem = pa.concat_tables([rem, empty_removals(_empties(units, paths))])
     secs["clusters"] = round(time.perf_counter() - t0, 3)
-    emit({"type": "progress", "stage": "clusters", "done": 1, "total": 1})
+    emit(Progress(1, 1, stage="clusters"))
 
     t0 = time.perf_counter()
     wunits = _write_units(paths, out, [s["rows"] for s in sig_stats], rem)
     _drop_stale_markers(wunits, out, WriteStage.name)
     per_unit = executor.run(WriteStage(), wunits, out, desc="dedup write", on_event=on_event)
     secs["write"] = round(time.perf_counter() - t0, 3)
-    emit({"type": "progress", "stage": "write", "done": len(wunits), "total": len(wunits)})
+    emit(Progress(len(wunits), len(wunits), stage="write"))
 
     stats = _stats(spec, clu, rem, counts, sig_stats, [], secs, peak)
     stats["index"] = {"dirs": prior.dirs, "docs": sum(prior.rows)}
@@ -300,7 +250,7 @@ def run_dedup(spec: DedupSpec, on_event: Callable[[dict], None] | None = None) -
         secs["save_index"] = round(time.perf_counter() - t0, 3)
     peak["driver"] = peak_rss_mb()
     stats = _finish(spec, out, paths, stats, clu, rem, per_unit)
-    emit({"type": "log", "message": f"dedup: {stats['docs_in']} -> {stats['docs_out']} documents"})
+    emit(Log(f"dedup: {stats['docs_in']} -> {stats['docs_out']} documents"))
     outputs = [str(out / s["entry"]["path"]) for s in per_unit]
     outputs += [str(out / n) for n in (INDEX_NAME, CLUSTERS_NAME, REMOVED_NAME, STATS_NAME, SPEC_NAME)]
     return {**{k: v for k, v in stats.items() if k != "shards"}, "output": str(out), "outputs": outputs}

@@ -8,17 +8,14 @@ first input path and row.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from corpus.dedup_spec import DedupSpec
 from corpus.minhash import MinHasher, candidate_pairs, connected_components, estimated_jaccard
-
-if TYPE_CHECKING:
-    from corpus.dedup import DedupSpec
 
 PRIORITY = [("n_chars", "descending"), ("id", "ascending"), ("xkey", "ascending"), ("path", "ascending"),
             ("row", "ascending")]
@@ -73,7 +70,7 @@ def exact_jaccard(paths: list[Path], shard: np.ndarray, row: np.ndarray, pairs: 
     return out
 
 
-def verify(sim: np.ndarray, spec: "DedupSpec", recheck) -> tuple[np.ndarray, int]:
+def verify(sim: np.ndarray, spec: DedupSpec, recheck) -> tuple[np.ndarray, int]:
     """(mask of pairs that are duplicates, number re-checked). `recheck(idx)` gives the exact Jaccard of the
     pairs at `idx`: estimates within 3 standard errors of the threshold are decided by it, because sampling
     noise there would otherwise flip about half of them."""
@@ -96,7 +93,7 @@ def _exact_edges(docs: Docs) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([root[dup], dup], axis=1), root == np.arange(docs.n)
 
 
-def _near_edges(docs: Docs, nodes: np.ndarray, spec: "DedupSpec") -> tuple[np.ndarray, dict[str, int]]:
+def _near_edges(docs: Docs, nodes: np.ndarray, spec: DedupSpec) -> tuple[np.ndarray, dict[str, int]]:
     """LSH candidates among `nodes` (ascending), verified by estimated Jaccard >= threshold (see `verify`)."""
     nodes = nodes[docs.n_shingles[nodes] > 0]  # a doc without shingles has no signature to compare
     sub = docs.sig[nodes]
@@ -108,7 +105,7 @@ def _near_edges(docs: Docs, nodes: np.ndarray, spec: "DedupSpec") -> tuple[np.nd
                                   "verified_pairs": len(edges)}
 
 
-def cluster(docs: Docs, spec: "DedupSpec") -> tuple[np.ndarray, dict[str, int]]:
+def cluster(docs: Docs, spec: DedupSpec) -> tuple[np.ndarray, dict[str, int]]:
     """In memory: root (= kept doc index) of every doc, plus pair counts."""
     edges = [np.zeros((0, 2), dtype=np.int64)]
     nodes = np.arange(docs.n)
@@ -133,7 +130,7 @@ CLUSTER_SCHEMA = pa.schema([
     ("similarity", pa.list_(pa.float64())), ("min_similarity", pa.float64())])
 
 
-def reports(docs: Docs, root: np.ndarray, spec: "DedupSpec", similarity=None) -> tuple[pa.Table, pa.Table]:
+def reports(docs: Docs, root: np.ndarray, spec: DedupSpec, similarity=None) -> tuple[pa.Table, pa.Table]:
     """(clusters table, removed table) from cluster roots (indices into `docs`). `similarity(pairs)` gives the
     estimated Jaccard of [m, 2] doc index pairs; by default from `docs.sig`."""
     paths = docs.paths

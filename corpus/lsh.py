@@ -22,19 +22,17 @@ import os
 import resource
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.dedup_clusters import Docs, exact_jaccard, verify
+from corpus.dedup_spec import DedupSpec
 from corpus.executor import Stage, Unit
 from corpus.minhash import POLY, _bucket_pairs, _fmix64, connected_components, estimated_jaccard
 from corpus.shards import write_table
-
-if TYPE_CHECKING:
-    from corpus.dedup import DedupSpec
 
 EXACT = -1           # band index of the exact-key "band"
 PAIR_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
@@ -117,7 +115,7 @@ class BandStage(Stage):
                 "pid": os.getpid()}
 
 
-def band_units(spec: "DedupSpec", band_files: list[str], offsets: list[int], state: Path, tag: str,
+def band_units(spec: DedupSpec, band_files: list[str], offsets: list[int], state: Path, tag: str,
                min_node: int = 0) -> list[Unit]:
     """The exact-key units and the near units (groups of `band_group` bands), each in `parts` hash partitions
     of at most about `partition_docs` documents; pairs of two nodes below `min_node` (indexed) are dropped."""
@@ -172,7 +170,7 @@ def pair_similarity(store: SigStore, pairs: np.ndarray, chunk: int = CHUNK) -> n
     return out
 
 
-def verified_edges(cands: np.ndarray, store: SigStore, paths: list[Path], spec: "DedupSpec",
+def verified_edges(cands: np.ndarray, store: SigStore, paths: list[Path], spec: DedupSpec,
                    chunk: int = CHUNK) -> tuple[np.ndarray, dict[str, int]]:
     """Candidate pairs that pass `verify`, `chunk` pairs at a time (only their signatures in memory)."""
     keep, rechecked = [], 0
@@ -197,7 +195,7 @@ def _read_pairs(units: list[Unit]) -> np.ndarray:
     return np.stack([t.column("a").to_numpy(), t.column("b").to_numpy()], axis=1)
 
 
-def cluster_members(spec: "DedupSpec", units: list[Unit], meta_files: list[str], sig_files: list[str],
+def cluster_members(spec: DedupSpec, units: list[Unit], meta_files: list[str], sig_files: list[str],
                     offsets: list[int], paths: list[Path], n_index: int = 0) -> tuple[Docs, np.ndarray, dict, Any]:
     """(records of the documents in clusters of 2+, sorted by keep priority; each one's root index into them;
     pair counts; the estimated Jaccard of index pairs into them), from the band units' candidate pairs. The first `n_index` shards are indexed documents: they
