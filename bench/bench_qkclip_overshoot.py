@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from trainer.evidence import EVIDENCE_CONFIG, build_sample_corpus
-    from trainer.loop import Trainer, lm_loss
+    from trainer.loop import Trainer, window_loss
     from trainer.metrics import read_metrics
     from trainer.model import MLA
     from trainer.moe import MoE
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
             moes = [m for m in self.model.modules() if isinstance(m, MoE)]
             loads = [m.expert_load.clone() for m in moes]
             with torch.no_grad():
-                lm_loss(self.model, *self.last_batch, self.ctx.device)  # training mode: records max logits
+                window_loss(self.model, *self.last_batch, self.ctx.device)  # training mode: records max logits
             rec["same_batch_max_logit"] = float(torch.stack([m.max_logits for m in mlas]).max())
             for m in mlas:
                 m.max_logits.fill_(float("-inf"))

@@ -62,7 +62,8 @@ def _memory_worker(rank: int, world: int, init_file: str, preset_name: str, mode
 def memory(preset_name: str, world: int) -> dict:
     import torch.multiprocessing as mp
 
-    from trainer.config import count_params, preset
+    from trainer.config import preset
+    from trainer.params import count_params
     out = tempfile.mkdtemp(prefix="bench-sharded-")
     res = {"preset": preset_name, "world": world, "params": count_params(preset(preset_name)).total}
     for mode in ("full", "meta"):

@@ -57,7 +57,7 @@ def ensure_venv(venv: Path) -> Path:
 
 
 def check(python: Path, spec: dict, data: bool) -> dict:
-    from trainer.config import count_params
+    from trainer.params import count_params
     from trainer.spec import TrainSpec
     fd, path = tempfile.mkstemp(suffix=".json")
     with os.fdopen(fd, "w") as f:

@@ -4,7 +4,7 @@
     rephrase   rephrase.run.run_rephrase on the raw passages: V style-diverse, chunk-wise, verified variants each
     tokenizer  a byte-level BPE trained on the generator's training texts (raw, control, Q/A), shared by all arms
     arms       evidence.arms: per arm a document shard -> corpus pack -> corpus mix at the same token budget
-    train      trainer.loop.run_train, the same model, steps and seeds for every arm, from scratch
+    train      trainer.launch.run_train, the same model, steps and seeds for every arm, from scratch
     eval       evidence.qa: QA exact match / ranked accuracy on held-out questions, held-out paraphrase loss
     report     evidence.report: results.json, report.md, the plot
 
@@ -218,7 +218,7 @@ def train_and_eval(spec: RephraseVsRepeatSpec, out: Path, arms: dict[str, dict],
     """Same model, same steps, same seeds for every arm; each run evaluated into its eval.json."""
     from corpus.tokenizer import load_tokenizer
     from evidence.qa import evaluate_run
-    from trainer.loop import run_train
+    from trainer.launch import run_train
     import torch
     tok = load_tokenizer(tok_path)
     fields = spec.train_fields()

@@ -24,6 +24,9 @@ from typing import Any
 
 import torch
 
+from trainer.config import ModelConfig
+from trainer.model import K2ForCausalLM
+
 CKPT_FORMAT = "k2forge-train-ckpt/1"
 _PREFIX = "step-"
 
@@ -122,7 +125,6 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 def check_compatible(path: str | os.PathLike, meta: dict[str, Any], model_config: dict[str, Any],
                      preset: str) -> None:
     """Raise CheckpointError naming the fields when the checkpoint was trained with another model shape."""
-    from trainer.config import ModelConfig
     # fields added since the checkpoint was written take their defaults (an older run resumes unchanged)
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     saved = {**defaults, **(meta.get("model_config") or {})}
@@ -188,9 +190,6 @@ def _load_full(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
 
 def load_model(path: str | os.PathLike, device: str = "cpu"):
     """(model, meta) from a checkpoint alone, for eval and export (one process; any saving world size)."""
-    from trainer.config import ModelConfig
-    from trainer.model import K2ForCausalLM
-
     meta = read_meta(path)
     model = K2ForCausalLM(ModelConfig.from_dict(meta["model_config"]), init_weights=False)
     if (Path(path) / "model.pt").exists():

@@ -1,15 +1,18 @@
 """`k2forge train ...`: run (YAML spec + flags), eval, export-hf, params, bench, evidence.
 
 `run` is built from TrainSpec by corpus.clispec, so every spec field is a flag and `--config FILE` (alias of
-`--spec`) reads the YAML; flags override the file. Heavy imports (torch) happen inside the commands.
+`--spec`) reads the YAML; flags override the file. The commands import the modules that need torch (everything but the spec and the config) when they run, so
+`k2forge --help` stays fast.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from corpus.clispec import spec_command
+from trainer.config import preset as make_preset
 from trainer.spec import TrainSpec
 
 
@@ -19,7 +22,8 @@ def train() -> None:
 
 
 def _run(spec: TrainSpec) -> dict:
-    from trainer.loop import TrainingError, run_train
+    from trainer.launch import run_train
+    from trainer.loop import TrainingError
     try:
         return run_train(spec)
     except TrainingError as e:  # NaN/Inf: one clear line naming the step, exit 1, no traceback
@@ -68,8 +72,6 @@ def eval_cmd(checkpoint, manifest, batch_size, batches, seq_len, device) -> None
 def export_hf_cmd(checkpoint, out, tokenizer_dir, dtype, overwrite) -> None:
     """Write CHECKPOINT as a transformers `deepseek_v3` model directory OUT (config, safetensors, tokenizer),
     one safetensors file per block read straight from the sharded checkpoint."""
-    from pathlib import Path
-
     import torch
 
     from trainer.checkpoint import read_meta
@@ -90,9 +92,8 @@ def export_hf_cmd(checkpoint, out, tokenizer_dir, dtype, overwrite) -> None:
 @click.option("--model", "overrides", default="{}", help="JSON of ModelConfig overrides")
 def params_cmd(preset, overrides) -> None:
     """Total and per-token activated parameter counts of a preset (counted on the meta device)."""
-    from trainer.config import count_params
-    from trainer.config import preset as make
-    cfg = make(preset, **json.loads(overrides))
+    from trainer.params import count_params
+    cfg = make_preset(preset, **json.loads(overrides))
     c = count_params(cfg)
     click.echo(json.dumps({"preset": preset, "total": c.total, "activated": c.activated,
                            "total_h": _human(c.total), "activated_h": _human(c.activated), "by_part": c.by_part},

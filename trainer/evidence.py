@@ -111,7 +111,7 @@ def verdict(muon: list[dict], clip: list[dict], tau: float, rules: dict[str, flo
 
 def run_evidence(out: str | Path, steps: int | None = None, config: dict[str, Any] | None = None) -> dict:
     """Build the sample corpus, train vanilla Muon and MuonClip, write evidence.json and the comparison plot."""
-    from trainer.loop import run_train
+    from trainer.launch import run_train
     from trainer.metrics import read_metrics
     from trainer.plots import plot_comparison
     from trainer.spec import TrainSpec

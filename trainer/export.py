@@ -31,7 +31,9 @@ from typing import Any
 
 import torch
 
+from trainer.checkpoint import load_model, read_meta
 from trainer.config import ModelConfig
+from trainer.model import K2ForCausalLM
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja")
@@ -151,8 +153,6 @@ def export_checkpoint(ckpt: str | os.PathLike, out_dir: str | os.PathLike,
     embeddings, final norm and head) read straight from the sharded DCP checkpoint, plus
     model.safetensors.index.json; at most one block's weights are in memory. A checkpoint of the earlier
     full-state format is loaded whole and exported as one file."""
-    from trainer.checkpoint import load_model, read_meta
-
     ckpt = Path(ckpt)
     if (ckpt / "model.pt").exists():
         model, meta = load_model(ckpt)
@@ -299,8 +299,6 @@ def _special_token_ids(d: Path | None, info: dict[str, Any] | None) -> dict[str,
 def load_export(export_dir: str | os.PathLike, attn_impl: str = "auto") -> torch.nn.Module:
     """Rebuild our K2ForCausalLM from an export (inverse of export_hf)."""
     from safetensors.torch import load_file
-
-    from trainer.model import K2ForCausalLM
 
     d = Path(export_dir)
     config = ModelConfig.from_dict(json.loads((d / OUR_CONFIG_NAME).read_text()))

@@ -1,16 +1,22 @@
-"""The training loop (job kind "train"): mixture data -> K2 MoE -> MuonClip, with checkpoints, evals and metrics.
+"""The training loop: mixture data -> K2 MoE -> MuonClip, with checkpoints, evals and metrics.
+
+`train(spec)` runs it in this process; the job kind "train" is trainer/launch.py's `run_train`, which runs it here
+or in torchrun / Ray Train workers.
 
 Per optimizer step:
     lr = WSD(step)                                  warm-up, constant, cosine decay to min_lr_ratio * lr
     for each of grad_accum micro-batches:           fp32 on CPU, bf16 autocast on CUDA
-        loss = CE(model(x[:, :-1], doc_ids), x[:, 1:]) (+ MoE balance loss); (loss / grad_accum).backward()
-                                                    CE in chunks of loss_chunk_tokens (no full fp32 logits)
+        out = model(x[:, :-1], doc_ids, targets=x[:, 1:])   `window_loss`: the model's one loss convention
+        (out.loss / grad_accum).backward()          loss = CE (+ MoE balance + MTP); CE in chunks of
+                                                    loss_chunk_tokens (no full fp32 logits); out.lm_loss reported
     grad_norm = clip_grad_norm_(grad_clip)          NaN/Inf loss or grad norm: stop BEFORE the update
-    optimizer.step()                                MuonClip: Muon/AdamW update, then QK-Clip (stats kept)
-    model.update_router_biases()                    aux-loss-free balancing, loads summed over ranks
+    optimizer.step()                                MuonClip: Muon/AdamW update, then QK-Clip (stats kept), then
+                                                    its post-hook: router biases (trainer/balance.py), loads
+                                                    summed over ranks
     metrics line; eval every eval_every; checkpoint every ckpt_every (and both at the end)
 No torch.cuda.synchronize() per step unless sync_timing (exact per-step timing for benchmarks); the loss and
-grad-norm reads are the step's only host syncs.
+grad-norm reads are the step's only host syncs. Evaluation (`eval_loss`: summed CE over held-out windows, eval
+mode) is the same function for the periodic eval and for `evaluate_checkpoint`.
 Resuming restores model, optimizer, router biases (model buffers), sampler state, RNG and step; the schedule is
 a pure function of the step. On CPU a run interrupted with `stop_at_step` and resumed reproduces the losses of an
 uninterrupted run bit for bit (tests/trainer/test_loop.py).
@@ -21,21 +27,25 @@ shards (trainer/data.py), a checkpoint from another model config.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from corpus.events import Metrics, OnEvent, Progress
 from corpus.log import progress
 from corpus.shards import atomic_write_json
 from corpus.spec import save_spec
 from trainer import checkpoint, distributed
+from trainer.balance import RouterBalancing
 from trainer.data import DataError, MixtureData, load_manifest
 from trainer.metrics import MetricsLog, clip_metrics, expert_imbalance, flops_per_token, mfu, peak_flops
+from trainer.model import K2ForCausalLM, ModelOutput
+from trainer.muonclip import MuonClip
+from trainer.plots import plot_run
 from trainer.spec import TrainSpec
 
 logger = logging.getLogger(__name__)
@@ -96,18 +106,30 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()  # fp32 on CPU
 
 
-def lm_loss(model, toks: torch.Tensor, docs: torch.Tensor | None, device: torch.device,
-            reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """(next-token CE over x[:, 1:], extra training loss or None, MTP term or None) for a (B, T+1) batch.
-
-    extra = MoE balance loss + MTP loss (lambda / D * sum_k CE_k, depth k predicting x[:, k+1:]): what
-    training adds to the CE; the CE alone is the reported (and eval) loss.
-    """
-    inp, tgt = toks[:, :-1], toks[:, 1:]
+def window_loss(model: K2ForCausalLM, window: torch.Tensor, docs: torch.Tensor | None, device: torch.device,
+                reduction: str = "mean") -> ModelOutput:
+    """The model's output on a (B, T+1) window of the plan: inputs window[:, :-1], aligned targets window[:, 1:]
+    (doc ids likewise). .lm_loss is the next-token CE (the reported and eval loss); in training mode .loss adds
+    the MoE balance loss and the MTP loss (lambda / D * sum_k CE_k, depth k predicting window[:, k+1:])."""
     with _autocast(device):  # CE in fp32, in chunks of model.loss_chunk_tokens tokens when that is > 0
-        out = model(inp, doc_ids=None if docs is None else docs[:, :-1], targets=tgt, loss_reduction=reduction)
-    parts = [x for x in (out.aux_loss, out.mtp_loss) if x is not None]
-    return out.lm_loss, (sum(parts) if parts else None), out.mtp_loss
+        return model(window[:, :-1], doc_ids=None if docs is None else docs[:, :-1], targets=window[:, 1:],
+                     loss_reduction=reduction)
+
+
+@torch.no_grad()
+def eval_loss(model: K2ForCausalLM, batches, device: torch.device, doc_mask: bool) -> tuple[float, int]:
+    """(summed next-token CE, scored tokens) over (tokens, doc ids) windows in eval mode; the model's mode is
+    restored afterwards. doc_mask False: the doc ids are not passed (attention crosses documents)."""
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    for toks, docs in batches:
+        t = torch.from_numpy(toks).to(device)
+        d = torch.from_numpy(docs).to(device) if doc_mask else None
+        total += float(window_loss(model, t, d, device, reduction="sum").lm_loss)
+        n += t.shape[0] * (t.shape[1] - 1)
+    model.train(was_training)
+    return total, n
 
 
 def sync_step_end(spec: TrainSpec, device: torch.device) -> bool:
@@ -118,7 +140,7 @@ def sync_step_end(spec: TrainSpec, device: torch.device) -> bool:
 class Trainer:
     """One run: holds model, optimizer, data and the loop state; `fit()` trains to stop_at_step or steps."""
 
-    def __init__(self, spec: TrainSpec, on_event: Callable[[dict], None] | None = None):
+    def __init__(self, spec: TrainSpec, on_event: OnEvent | None = None):
         self.spec, self.emit = spec, on_event or (lambda e: None)
         if spec.cpu_threads:
             torch.set_num_threads(spec.cpu_threads)
@@ -133,6 +155,7 @@ class Trainer:
             checkpoint.check_compatible(self.resume_from, checkpoint.read_meta(self.resume_from),
                                         self.cfg.to_dict(), spec.preset)
         self.model, self.optimizer = self._build()
+        self.balancer = RouterBalancing.attach(self.optimizer, self.model)  # bias update after every step
         self.step, self.tokens_seen = 0, 0
         if self.resume_from is not None:
             meta = checkpoint.load(self.resume_from, self.model, self.optimizer)
@@ -143,9 +166,7 @@ class Trainer:
         self.eval_set = self.data.eval_batches(spec.micro_batch_size, spec.eval_batches)
         self.losses: list[float] = []
 
-    def _build(self):
-        from trainer.model import K2ForCausalLM
-        from trainer.muonclip import MuonClip
+    def _build(self) -> tuple[K2ForCausalLM, MuonClip]:
         torch.manual_seed(self.spec.seed)
         if self.ctx.distributed:  # meta -> shard -> materialise each rank's shard -> seeded init of it alone
             with torch.device("meta"):
@@ -185,11 +206,11 @@ class Trainer:
             g["lr"] = lr
         losses, mtp_losses = [], []
         for _ in range(spec.grad_accum):
-            loss, aux, mtp = lm_loss(self.model, *self._local_batch(), self.ctx.device)
-            ((loss if aux is None else loss + aux) / spec.grad_accum).backward()
-            losses.append(loss.detach())
-            if mtp is not None:
-                mtp_losses.append(mtp.detach())
+            out = window_loss(self.model, *self._local_batch(), self.ctx.device)
+            (out.loss / spec.grad_accum).backward()
+            losses.append(out.lm_loss.detach())
+            if out.mtp_loss is not None:
+                mtp_losses.append(out.mtp_loss.detach())
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), spec.grad_clip or math.inf)
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         loss_val, norm_val = self._reduce_loss(torch.stack(losses).mean()), float(norm)
@@ -199,9 +220,9 @@ class Trainer:
             raise TrainingError(f"step {step}: non-finite {'loss' if not math.isfinite(loss_val) else 'gradient'} "
                                 f"(loss={loss_val}, grad_norm={norm_val}); stopped before the optimizer step, "
                                 f"nothing saved for this step (last good checkpoint: {last})")
-        self.optimizer.step()
+        self.optimizer.step()  # and its post-hook: the router-bias update
         self.optimizer.zero_grad(set_to_none=True)
-        loads = self.model.update_router_biases()
+        loads = self.balancer.last_loads
         if sync_step_end(spec, self.ctx.device):  # only for exact per-step timing: it serialises the GPU
             torch.cuda.synchronize(self.ctx.device)
         dt = time.perf_counter() - t0
@@ -223,16 +244,8 @@ class Trainer:
             loss = loss / self.ctx.world_size
         return float(loss)
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
-        self.model.eval()
-        total, n = 0.0, 0
-        for toks, docs in self.eval_set:
-            t = torch.from_numpy(toks).to(self.ctx.device)
-            d = torch.from_numpy(docs).to(self.ctx.device) if self.spec.doc_mask else None
-            loss, _, _ = lm_loss(self.model, t, d, self.ctx.device, reduction="sum")
-            total, n = total + float(loss), n + t.shape[0] * (t.shape[1] - 1)
-        self.model.train()
+        total, n = eval_loss(self.model, self.eval_set, self.ctx.device, self.spec.doc_mask)
         return {"type": "eval", "step": self.step, "eval_loss": total / n if n else None, "eval_tokens": n,
                 "data": self.data.consumption()}
 
@@ -262,7 +275,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
-                self.emit({"type": "progress", "done": self.step, "total": stop, "loss": rec["loss"]})
+                self.emit(Progress(self.step, stop, stage="train", extra={"loss": rec["loss"]}))
                 if spec.eval_every and self.step % spec.eval_every == 0 and self.eval_set:
                     last_eval = self._eval(metrics)
                 if spec.ckpt_every and self.step % spec.ckpt_every == 0:
@@ -283,7 +296,7 @@ class Trainer:
         if self.ctx.is_main:
             msg = f"step {rec['step']}: eval loss {rec['eval_loss']:.4f} on {rec['eval_tokens']} held-out tokens"
             logger.info("%s", msg)
-            self.emit({"type": "log", "level": "info", "message": msg})
+            self.emit(Metrics(rec["step"], {"eval_loss": rec["eval_loss"], "eval_tokens": rec["eval_tokens"]}))
         return rec
 
     def _save(self) -> int:
@@ -302,7 +315,6 @@ class Trainer:
                                "weight_checksum": distributed.weight_checksum(self.model)})
         plots = []
         if self.ctx.is_main and self.spec.plots:
-            from trainer.plots import plot_run
             plots = [str(p) for p in plot_run(self.out / "metrics.jsonl", self.out,
                                               self.spec.qk_clip_tau)]
         summary = {"outputs": [str(p) for p in (ckpt, self.out / "metrics.jsonl", self.out / "spec.yaml")
@@ -318,24 +330,9 @@ class Trainer:
         return summary
 
 
-def train(spec: TrainSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def train(spec: TrainSpec, on_event: OnEvent | None = None) -> dict[str, Any]:
     """Train in this process (or this torchrun/Ray worker)."""
     return Trainer(spec, on_event).fit()
-
-
-def run_train(spec: TrainSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Job-kind entry point: train locally, or launch the same loop with torchrun or Ray Train."""
-    kind = spec.executor.kind
-    if spec.backend == "torchtitan":
-        preflight(spec)  # the same checks (manifest, budget, config) before handing over to the engine
-        return distributed.launch_torchtitan(spec)
-    if kind == "torchrun":
-        preflight(spec)  # bad input fails here, once, not in every worker
-        return distributed.launch_torchrun(spec)
-    if kind == "ray":
-        preflight(spec)
-        return distributed.launch_ray(spec)
-    return train(spec, on_event)
 
 
 def evaluate_checkpoint(ckpt: str | Path, manifest: str, batch_size: int = 4, max_batches: int = 8,
@@ -348,20 +345,9 @@ def evaluate_checkpoint(ckpt: str | Path, manifest: str, batch_size: int = 4, ma
     if seq_len > model.config.max_position_embeddings:
         raise DataError(f"seq_len={seq_len} exceeds max_position_embeddings={model.config.max_position_embeddings}")
     data = MixtureData.open(manifest, seq_len, vocab_size=model.config.vocab_size)
-    model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for toks, docs in data.eval_batches(batch_size, max_batches):
-            t = torch.from_numpy(toks).to(device)
-            d = torch.from_numpy(docs).to(device) if doc_mask else None
-            loss, _, _ = lm_loss(model, t, d, torch.device(device), reduction="sum")
-            total, n = total + float(loss), n + t.shape[0] * (t.shape[1] - 1)
+    total, n = eval_loss(model, data.eval_batches(batch_size, max_batches), torch.device(device), doc_mask)
     if n == 0:
         raise DataError(f"{manifest}: eval split too small for one sample of seq_len+1={seq_len + 1} tokens")
     return {"checkpoint": str(ckpt), "step": meta["step"], "eval_loss": total / n, "eval_tokens": n,
             "perplexity": math.exp(min(total / n, 50.0)), "outputs": []}
 
-
-if __name__ == "__main__":  # pragma: no cover - `python -m trainer.loop spec.json`, like a torchrun worker
-    import sys
-    print(json.dumps(train(TrainSpec.model_validate_json(Path(sys.argv[1]).read_text())), indent=2))

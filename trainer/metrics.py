@@ -2,7 +2,7 @@
 
 FLOPs per trained token (forward + backward = 3x forward, PaLM appendix B / torchtitan convention):
     F = 6 * N_act + 6 * L * H * (d_qk + d_v) * T
-  N_act : activated parameters (trainer.config.count_params) minus the input embedding table (a lookup does
+  N_act : activated parameters (trainer.params.count_params) minus the input embedding table (a lookup does
           no multiply-adds; the output head does and stays in)
   L, H  : layers, attention heads; d_qk = qk_nope + qk_rope head dim, d_v = v head dim; T = sequence length
   The attention term is the score (Q K^T: 2*d_qk*T per query per head) and value (P V: 2*d_v*T) matmuls,
@@ -33,7 +33,7 @@ PEAK_BF16 = {"H200": 989.5e12, "H100": 989.5e12, "A100": 312e12, "L40S": 362e12,
 def flops_per_token(config, seq_len: int, activated_params: int | None = None) -> float:
     """Training FLOPs per token by the formula in the module docstring."""
     if activated_params is None:
-        from trainer.config import count_params
+        from trainer.params import count_params  # torch: it builds the model on the meta device
         activated_params = count_params(config).activated
     n_act = activated_params - config.vocab_size * config.hidden_size  # minus the embedding lookup table
     attn = 6 * config.num_hidden_layers * config.num_attention_heads * (config.qk_head_dim + config.v_head_dim)

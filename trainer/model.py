@@ -332,7 +332,8 @@ def _check_inputs(input_ids: torch.Tensor, **others: torch.Tensor | None) -> Non
 class K2ForCausalLM(nn.Module):
     """The full model. forward(input_ids, labels=None, doc_ids=None, attention_mask=None, targets=None) ->
     .loss (training: CE + balance + MTP; eval: CE), .lm_loss (CE), .aux_loss (MoE balance), .mtp_loss, .logits,
-    .mtp_logits (one (B, T-k, V) tensor per MTP depth k; [] without MTP)."""
+    .mtp_logits (one (B, T-k, V) tensor per MTP depth k; [] without MTP). The router biases are not updated
+    here: trainer/balance.py does that after each optimizer step."""
 
     def __init__(self, config: ModelConfig, attn_impl: str = "auto", init_weights: bool = True,
                  seed: int | None = None):
@@ -377,9 +378,12 @@ class K2ForCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 doc_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None, loss_reduction: str = "mean") -> ModelOutput:
-        """labels (B, T): HF convention, position t predicts labels[t+1]; targets (B, T): already aligned,
-        position t predicts targets[t] (the loop's (B, T+1) windows). -100 = no target. With a target and
-        loss_chunk_tokens > 0 the logits are never materialised (.logits and .mtp_logits are None)."""
+        """The one loss convention: position t is scored against targets[t] (aligned; -100 = no target); the
+        loop passes a (B, T+1) window as inputs [:, :-1] and targets [:, 1:]. labels (B, T) is transformers'
+        spelling of the same thing for an unshifted sequence (position t predicts labels[t+1]), so
+        `model(ids, labels=ids).loss` works as it does in HF: targets = labels[:, 1:] on positions :-1 (the last
+        position has no target). With a target and loss_chunk_tokens > 0 the logits are never materialised
+        (.logits and .mtp_logits are None)."""
         _check_inputs(input_ids, labels=labels, doc_ids=doc_ids, attention_mask=attention_mask, targets=targets)
         if labels is not None and targets is not None:
             raise ValueError("pass labels (shifted inside) or targets (already aligned), not both")
@@ -406,7 +410,8 @@ class K2ForCausalLM(nn.Module):
             h = layer(h[:, :-1], self.model.embed_tokens(input_ids[:, k:]), cos[:, k:], sin[:, k:], sub)
             hidden.append(h)
         aux = self._aux_loss()
-        tgt, h0 = (labels[:, 1:], hidden[0][:, :-1]) if labels is not None else (targets, hidden[0])
+        tgt, scored = (labels[:, 1:], t - 1) if labels is not None else (targets, t)  # HF labels -> aligned
+        h0 = hidden[0][:, :scored]
         chunked = tgt is not None and self.loss_chunk_tokens > 0
         logits = None if chunked else [self.lm_head(hk) for hk in hidden]  # (B, T-k, V): predicts token i+k+1
         loss = lm = mtp = None
@@ -469,24 +474,6 @@ class K2ForCausalLM(nn.Module):
 
     def attention_layers(self) -> list[MLA]:
         return [layer.self_attn for layer in self.blocks()]
-
-    @torch.no_grad()
-    def update_router_biases(self, gamma: float | None = None) -> torch.Tensor | None:
-        """Aux-loss-free balancing after an optimizer step; returns the (layers, E) loads used, then resets them.
-
-        Loads accumulated by training forwards since the last call are summed over the data-parallel group
-        (one all-reduce for all layers) so every rank applies the same update.
-        """
-        layers = self.moe_layers()
-        if not layers:
-            return None
-        gamma = self.config.bias_update_speed if gamma is None else gamma
-        loads = torch.stack([m.expert_load for m in layers])  # (L_moe, E)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(loads, op=torch.distributed.ReduceOp.SUM)
-        for m, load in zip(layers, loads):
-            m.apply_bias_update(load, gamma)
-        return loads
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         """Same signature as transformers' PreTrainedModel.num_parameters (Trainer calls it for FLOP counts)."""

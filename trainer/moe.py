@@ -83,7 +83,7 @@ class Router(Fp32Buffers, nn.Module):
         self.norm_topk_prob = config.norm_topk_prob
         self.routed_scaling_factor = config.routed_scaling_factor
         self.weight = nn.Parameter(torch.empty(self.n_experts, config.hidden_size))
-        # A buffer, not a Parameter: no optimizer touches it; the balancing rule in update_bias() does.
+        # A buffer, not a Parameter: no optimizer touches it; the balancing rule (trainer/balance.py) does.
         self.register_buffer("e_score_correction_bias", torch.zeros(self.n_experts, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -152,7 +152,7 @@ class MoE(Fp32Buffers, nn.Module):
         self.experts.gate_up_proj = nn.Parameter(torch.empty(e, 2 * i, h))  # [gate rows | up rows]
         self.experts.down_proj = nn.Parameter(torch.empty(e, h, i))
         self.shared_experts = SwiGLU(h, i * config.n_shared_experts) if config.n_shared_experts else None
-        # Summed over micro-batches until update_bias(); float so it can be all-reduced as is.
+        # Summed over micro-batches until the bias update (trainer/balance.py); float so it can be all-reduced.
         self.register_buffer("expert_load", torch.zeros(e, dtype=torch.float32), persistent=False)
         self.aux_loss: torch.Tensor | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from corpus.shards import atomic_path
 from trainer.metrics import read_metrics
 
 
@@ -22,7 +23,6 @@ def pyplot():
 
 def save_png(fig, path: Path, dpi: int = 110) -> Path:
     """Write a figure as PNG atomically."""
-    from corpus.shards import atomic_path
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return path

@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from corpus.fields import PathIn, PathOut
 from corpus.spec import ExecutorSpec, Spec
+from trainer.config import preset
 
 
 class TrainExecutorSpec(ExecutorSpec):
@@ -27,8 +29,8 @@ class TrainExecutorSpec(ExecutorSpec):
 
 
 class TrainSpec(Spec):
-    manifest: str = Field(..., description="mixture manifest JSON from `k2forge corpus mix`")
-    output: str = Field(..., description="run directory: checkpoints, metrics.jsonl, plots, spec")
+    manifest: PathIn = Field(..., description="mixture manifest JSON from `k2forge corpus mix`")
+    output: PathOut = Field(..., description="run directory: checkpoints, metrics.jsonl, plots, spec")
     preset: str = Field("tiny", description="model preset (trainer/config.py PRESETS)")
     model: dict[str, Any] = Field(default_factory=dict, description="ModelConfig field overrides, e.g. "
                                   '{"num_attention_heads": 2}')
@@ -81,7 +83,7 @@ class TrainSpec(Spec):
     backend: Literal["k2forge", "torchtitan"] = Field(
         "k2forge", description="k2forge = this project's loop; torchtitan = write torchtitan's config "
         "(trainer/titan.py: our model, data plan and schedule) and launch torchtitan.train with torchrun")
-    backend_python: str | None = Field(None, description="python of the backend's own virtualenv; none = "
+    backend_python: PathIn | None = Field(None, description="python of the backend's own virtualenv; none = "
                                        ".venv-torchtitan/bin/python in the checkout (bench/bench_titan_backend.py)")
 
     @model_validator(mode="after")
@@ -107,5 +109,4 @@ class TrainSpec(Spec):
 
     def build_model_config(self):
         """The validated ModelConfig (ConfigError names the field when dims are inconsistent)."""
-        from trainer.config import preset
         return preset(self.preset, **self.model)

@@ -26,11 +26,13 @@ from pathlib import Path
 
 import torch
 
+from trainer.data import MixtureData
+from trainer.spec import TrainSpec
+
 SPEC_ENV = "K2FORGE_TITAN_SPEC"
 
 
-def _spec():
-    from trainer.spec import TrainSpec
+def _spec() -> TrainSpec:
     path = os.environ.get(SPEC_ENV)
     if not path:
         raise ValueError(f"{SPEC_ENV} must name the TrainSpec JSON (k2forge train run --backend torchtitan sets it)")
@@ -82,7 +84,6 @@ def _dataloader_cls():
 
         def __init__(self, config: Config, *, dp_world_size: int = 1, dp_rank: int = 0, seq_len: int = 2048,
                      local_batch_size: int = 1, **_):
-            from trainer.data import MixtureData
             self.data = MixtureData.open(config.manifest, seq_len, seed=config.seed,
                                          repeat=config.past_budget == "repeat")
             self.world, self.rank, self.local = dp_world_size, dp_rank, local_batch_size

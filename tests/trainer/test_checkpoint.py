@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trainer import checkpoint
+from trainer.balance import update_router_biases
 from trainer.config import preset
 from trainer.model import K2ForCausalLM
 from trainer.muonclip import MuonClip
@@ -19,7 +20,7 @@ def _trained(seed=0, **over):
     x = torch.randint(0, 128, (2, 17))
     model(x, labels=x).loss.backward()
     opt.step()
-    model.update_router_biases()
+    update_router_biases(model)
     return cfg, model, opt
 
 

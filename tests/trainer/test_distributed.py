@@ -11,7 +11,7 @@ import pytest
 
 from tests.trainer.test_data import VOCAB, build_corpus
 from trainer.data import DataError
-from trainer.loop import run_train
+from trainer.launch import run_train
 from trainer.metrics import read_metrics
 from trainer.spec import TrainSpec
 

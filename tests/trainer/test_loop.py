@@ -10,7 +10,8 @@ from tests.trainer.test_data import VOCAB, build_corpus
 from trainer import checkpoint
 from trainer.config import ConfigError
 from trainer.data import DataError
-from trainer.loop import Trainer, TrainingError, lr_at, run_train
+from trainer.launch import run_train
+from trainer.loop import Trainer, TrainingError, lr_at
 from trainer.metrics import read_metrics
 from trainer.spec import TrainSpec
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainer.balance import update_router_biases
 from trainer.config import preset
 from trainer.model import MLA, AttnMask, K2ForCausalLM
 from trainer.moe import MoE, Router
@@ -236,7 +237,7 @@ def test_bias_update_direction_and_reset():
     load = moe.expert_load.clone()
     assert load.sum() == 2 * 16 * preset("tiny").num_experts_per_tok
     gamma = 0.01
-    loads = model.update_router_biases(gamma)
+    loads = update_router_biases(model, gamma)
     assert torch.equal(loads[0], load)
     bias = moe.gate.e_score_correction_bias
     over, under = load > load.mean(), load < load.mean()
@@ -281,7 +282,7 @@ def test_loss_decreases_with_adamw_on_repeated_data():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        model.update_router_biases()
+        update_router_biases(model)
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
     assert all(p.grad is not None for n, p in model.named_parameters() if "experts" in n)
@@ -363,7 +364,7 @@ def test_bf16_model_keeps_routing_state_fp32():
     out = model(ids, labels=ids)
     out.loss.backward()
     assert torch.isfinite(out.loss) and torch.isfinite(attn.max_logits).all()
-    model.update_router_biases(0.001)
+    update_router_biases(model, 0.001)
     changed = moe.gate.e_score_correction_bias - bias
     assert torch.allclose(changed.abs()[changed != 0], torch.tensor(0.001))  # fp32 steps, not bf16-rounded
 
@@ -390,7 +391,7 @@ def _bias_update_rank(rank, world, init_file, out_dir):
         torch.manual_seed(100 + rank)  # different data per rank
         model(torch.randint(0, VOCAB, (2, 16)))
         local = torch.stack([m.expert_load.clone() for m in model.moe_layers()])
-        summed = model.update_router_biases(0.01)
+        summed = update_router_biases(model, 0.01)
         bias = torch.stack([m.gate.e_score_correction_bias.clone() for m in model.moe_layers()])
         torch.save({"local": local, "summed": summed, "bias": bias}, f"{out_dir}/rank{rank}.pt")
 

@@ -1,7 +1,8 @@
 """Presets, parameter counts (counted on the meta device) and ModelConfig validation."""
 import pytest
 
-from trainer.config import PRESETS, ConfigError, ModelConfig, count_params, preset
+from trainer.config import PRESETS, ConfigError, ModelConfig, preset
+from trainer.params import count_params
 
 SPEC_COUNTS = {  # SPEC §1: counted from the config, embeddings + lm_head included, no router bias, no MTP
     "kimi-k2": (1_026_408_209_408, 32_861_477_888),

@@ -92,7 +92,7 @@ def test_model_chunked_loss_equals_full_logits_with_mtp(padded):
 
 
 def test_loop_loss_with_targets_chunked_equals_full():
-    from trainer.loop import lm_loss
+    from trainer.loop import window_loss
     torch.manual_seed(0)
     model = K2ForCausalLM(preset("tiny", vocab_size=VOCAB, num_nextn_predict_layers=1)).train()
     toks = torch.randint(0, VOCAB, (2, 17), generator=torch.Generator().manual_seed(2))
@@ -102,8 +102,8 @@ def test_loop_loss_with_targets_chunked_equals_full():
         model.set_loss_chunking(chunk)
         for reduction in ("mean", "sum"):
             with torch.no_grad():
-                loss, extra, mtp = lm_loss(model, toks, docs, torch.device("cpu"), reduction=reduction)
-            out.append((loss.item(), extra.item(), mtp.item()))
+                o = window_loss(model, toks, docs, torch.device("cpu"), reduction=reduction)
+            out.append((o.lm_loss.item(), o.loss.item(), o.mtp_loss.item()))
     assert out[0] == pytest.approx(out[2], abs=1e-6) and out[1] == pytest.approx(out[3], rel=1e-6)
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.test_data import VOCAB, build_corpus
-from trainer import distributed
+from trainer import launch
 from trainer.data import DataError
-from trainer.loop import run_train
+from trainer.launch import run_train
 from trainer.spec import TrainSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_launch_runs_torchtitan_train_with_the_spec(manifest, tmp_path, monkeypa
         seen.update(cmd=cmd, spec=json.loads(Path(env["K2FORGE_TITAN_SPEC"]).read_text()), env=env)
         return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(distributed.subprocess, "run", fake_run)
+    monkeypatch.setattr(launch.subprocess, "run", fake_run)
     monkeypatch.chdir(tmp_path)
     res = run_train(_spec(manifest, "rel-out"))
     assert seen["cmd"][:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
