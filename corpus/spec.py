@@ -2,16 +2,30 @@
 
 Every spec forbids unknown fields, so a typo in a YAML file is an error naming the field, not a silent default.
 `load_spec` reads YAML/JSON and applies CLI overrides; `save_spec` writes the resolved spec next to the outputs.
-The registry `JOB_KINDS` maps a job kind to "module:SpecClass" and "module:run_function" so that the front doors
-can find every job without importing heavy packages up front.
+
+Job kinds are registered by the packages that implement them, as Python entry points, so this module (the lowest
+layer) names no package above it. A kind is two entries of the same name, one per group, in pyproject.toml:
+
+    [project.entry-points."k2forge.job_specs"]
+    rephrase = "rephrase.spec:RephraseSpec"        # the kind's Spec class
+    [project.entry-points."k2forge.job_runs"]
+    rephrase = "rephrase.run:run_rephrase"         # its run function (contract below)
+
+(a package of another distribution adds the same two entries to its own pyproject). Entry points are package
+metadata: after editing them, reinstall (`pip install -e .`; `make` does it when pyproject.toml changes).
+`JOB_KINDS` maps each kind to its two import strings, read from the metadata when this module is imported; nothing
+is imported until `job_kind(kind)` resolves one, so the front doors list every job without importing heavy
+packages up front.
 
 Run-function contract (every job kind): `run_x(spec, on_event=None) -> dict`. It is idempotent (a rerun of the same
-spec skips finished units), writes the spec next to its outputs, calls `on_event({"type": "progress"|"log", ...})`
-as it goes when given, and returns a JSON-able summary that includes an `outputs` list of produced paths.
+spec skips finished units), writes the spec next to its outputs, calls `on_event(event)` with
+corpus.events events (Progress, Log, ...) as it goes when given, and returns a JSON-able summary that includes
+an `outputs` list of produced paths.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,7 +33,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from corpus.executor import make_executor
 from corpus.shards import atomic_write_text
+from corpus.storage import with_remote_paths
 
 
 class Spec(BaseModel):
@@ -32,7 +48,6 @@ class ExecutorSpec(Spec):
     ray_address: str | None = Field(None, description="Ray cluster to join (e.g. ray://head:10001); none = local")
 
     def build(self):
-        from corpus.executor import make_executor
         return make_executor(self.kind, self.workers, self.ray_address)
 
 
@@ -97,16 +112,25 @@ def save_spec(spec: Spec, path: str | Path, kind: str) -> None:
     atomic_write_text(path, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True))
 
 
-#: job kind -> (spec class, run function), as import strings. Packages register here; the API and CLI look up.
-JOB_KINDS: dict[str, tuple[str, str]] = {
-    "ingest": ("corpus.ingest:IngestSpec", "corpus.ingest:run_ingest"),
-    "dedup": ("corpus.dedup:DedupSpec", "corpus.dedup:run_dedup"),
-    "pack": ("corpus.pack:PackSpec", "corpus.pack:run_pack"),
-    "mix": ("corpus.mixture:MixSpec", "corpus.mixture:run_mix"),
-    "rephrase": ("rephrase.spec:RephraseSpec", "rephrase.run:run_rephrase"),
-    "train": ("trainer.spec:TrainSpec", "trainer.loop:run_train"),
-    "mathnotes": ("mathnotes.spec:MathNotesSpec", "mathnotes.run:run_mathnotes"),
-}
+#: The entry-point groups of job kinds (see the module docstring).
+SPEC_GROUP, RUN_GROUP = "k2forge.job_specs", "k2forge.job_runs"
+
+
+def registered_kinds() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """({kind: ("module:SpecClass", "module:run_function")}, {kind: why it is incomplete}) from the installed
+    packages' entry points. A kind named in one group only is incomplete, not an error here: importing this
+    module must not fail because one package is mis-registered; `job_kind` names the problem."""
+    eps = importlib.metadata.entry_points()
+    specs = {ep.name: ep.value for ep in eps.select(group=SPEC_GROUP)}
+    runs = {ep.name: ep.value for ep in eps.select(group=RUN_GROUP)}
+    kinds = {k: (specs[k], runs[k]) for k in sorted(specs.keys() & runs.keys())}
+    incomplete = {k: f"an entry point in {SPEC_GROUP if k in specs else RUN_GROUP} but none in "
+                     f"{RUN_GROUP if k in specs else SPEC_GROUP}" for k in specs.keys() ^ runs.keys()}
+    return kinds, incomplete
+
+
+#: job kind -> (spec class, run function), as import strings, from the entry points. The API and CLI look up here.
+JOB_KINDS, _INCOMPLETE = registered_kinds()
 
 
 def resolve(target: str) -> Any:
@@ -115,8 +139,13 @@ def resolve(target: str) -> Any:
 
 
 def job_kind(kind: str) -> tuple[type[Spec], Any]:
+    """(spec class, run function) of a job kind; the run function reads and writes URL fields (s3://...) of its
+    spec through corpus.storage."""
     if kind not in JOB_KINDS:
-        raise SpecError(f"unknown job kind {kind!r}, expected one of {', '.join(sorted(JOB_KINDS))}")
+        if kind in _INCOMPLETE:
+            raise SpecError(f"job kind {kind!r} is registered incompletely: {_INCOMPLETE[kind]}")
+        known = ", ".join(sorted(JOB_KINDS)) or (f"none: no installed package registers {SPEC_GROUP}/{RUN_GROUP} "
+                                                 "entry points (install k2forge: pip install -e .)")
+        raise SpecError(f"unknown job kind {kind!r}, expected one of {known}")
     spec_path, run_path = JOB_KINDS[kind]
-    from corpus.storage import with_remote_paths    # URL fields (s3://...) read and write remote storage
     return resolve(spec_path), with_remote_paths(resolve(run_path))
