@@ -17,9 +17,22 @@ GROUPS: dict[str, str] = {
     "mathnotes": "mathnotes.cli:mathnotes",
     "train": "trainer.cli:train",
     "evidence": "evidence.cli:evidence",
-    "demo": "api.demo.cli:demo",
+    "pipeline": "pipeline.cli:pipeline",
+    "demo": "pipeline.demo.cli:demo",
     "serve": "api.server:serve",
 }
+
+
+#: group -> {command: "module:click_object"}: commands a higher layer adds to a lower package's group (the
+#: corpus demo is a pipeline; corpus, the lowest layer, names no package above it)
+EXTRA_COMMANDS: dict[str, dict[str, str]] = {
+    "corpus": {"demo": "pipeline.corpus_demo:demo_cmd"},
+}
+
+
+def _load(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class LazyGroup(click.Group):
@@ -28,8 +41,11 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx, name):
         if name in GROUPS:
-            module, attr = GROUPS[name].split(":")
-            return getattr(importlib.import_module(module), attr)
+            group = _load(GROUPS[name])
+            for sub, target in EXTRA_COMMANDS.get(name, {}).items():
+                if sub not in group.commands:
+                    group.add_command(_load(target), sub)
+            return group
         return super().get_command(ctx, name)
 
 

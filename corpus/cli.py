@@ -1,4 +1,5 @@
-"""`k2forge corpus ...`: the corpus jobs (ingest, dedup, pack, mix) plus `stats` and `demo`.
+"""`k2forge corpus ...`: the corpus jobs (ingest, dedup, pack, mix) plus `stats`; `demo` (a pipeline, one layer
+up) is added to this group by api/cli.py.
 
 Job commands are generated from their specs (corpus.clispec.spec_command over corpus.spec.JOB_KINDS) when they are
 listed or invoked, not at import: a job whose module is missing or broken shows up as unavailable instead of
@@ -77,18 +78,3 @@ def stats_cmd(paths: tuple[str, ...], as_json: bool, top: int) -> None:
     s = corpus_stats(paths[0] if len(paths) == 1 else list(paths))
     click.echo(json.dumps(s, indent=2, ensure_ascii=False) if as_json else format_stats(s, top))
 
-
-@corpus.command("demo")
-@click.option("--output", default="out/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Directory for the demo's outputs (raw/, dedup/, packed/, mixture.json).")
-@click.option("--executor", "executor_kind", default="local", show_default=True,
-              type=click.Choice(["local", "ray"]), help="Run the units in process or on a local Ray instance.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes (local) or Ray actors.")
-@click.option("--json", "as_json", is_flag=True, help="Print every step's full summary as JSON.")
-def demo_cmd(output: str, executor_kind: str, workers: int, as_json: bool) -> None:
-    """Run ingest -> dedup -> pack -> mix on the bundled sample corpus and print a summary."""
-    from corpus.demo import format_summary, run_demo
-    from corpus.spec import ExecutorSpec
-    res = run_demo(output, ExecutorSpec(kind=executor_kind, workers=workers))
-    click.echo(json.dumps(res, indent=2, default=str) if as_json else format_summary(res))

@@ -1,4 +1,4 @@
-"""Render the report's facts (api/demo/report.py) as Markdown and as one self-contained HTML page.
+"""Render the report's facts (pipeline/report/report.py) as Markdown and as one self-contained HTML page.
 
 Both come from the same section builders, which return blocks: ("p", text), ("table", header, rows),
 ("img", name, caption), ("pre", text). Markdown links images as files beside it; HTML inlines them as base64.

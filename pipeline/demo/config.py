@@ -1,4 +1,4 @@
-"""The demo's configuration: sizes (api/demo/demo.yaml) and the demo mixture (api/demo/mixture.yaml).
+"""The demo's configuration: sizes (pipeline/demo/sizes.yaml) and the demo mixture (pipeline/demo/mixture.yaml).
 
 A size holds the fields of each job's own spec (rephrase, mathnotes, train), passed through unchanged, plus the
 generation sample; `--docs` and `--steps` override the number of documents rewritten and the training steps.
@@ -6,6 +6,7 @@ generation sample; `--docs` and `--steps` override the number of documents rewri
 ones so that translation shows), which is what keeps the embedded model's CPU generation within budget.
 The mixture names the stage each source comes from (`from: raw | rephrase | mathnotes`) instead of shard paths;
 `resolve_mixture` turns it into an ordinary `corpus mix` mixture once the packed shards exist.
+The config becomes the parameters of the demo pipeline (pipeline/definitions/demo.yaml): `${params.train}` etc.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from corpus.spec import SpecError, read_yaml_mapping
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-DEMO_YAML = HERE / "demo.yaml"
+DEMO_YAML = HERE / "sizes.yaml"
 MIXTURE_YAML = HERE / "mixture.yaml"
 ORIGINS = ("raw", "rephrase", "mathnotes")
 

@@ -1,4 +1,4 @@
-"""The `k2forge demo` command (registered in api/cli.py GROUPS)."""
+"""The `k2forge demo` command (registered in api/cli.py GROUPS): the demo pipeline at one size."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import click
 
 @click.command("demo")
 @click.option("--output", default="out/demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for every output of the demo (a rerun reuses its finished stages).")
+              help="Folder for every output of the demo (a rerun reuses its finished steps).")
 @click.option("--size", default="full", show_default=True, type=click.Choice(["full", "small"]),
               help="full: what `make demo` runs; small: a reduced run (fewer documents and steps).")
 @click.option("--docs", type=int, default=None, help="Rewrite only the first N knowledge and N math documents.")
@@ -23,11 +23,12 @@ def demo(output: str, size: str, docs: int | None, steps: int | None, engine_url
     """Run the main job end to end on the bundled samples: ingest, rephrase (styles, chunk-wise, verified),
     math learning notes (with translation), dedup, pack, mix, train the tiny K2-style MoE with MuonClip, eval,
     export to Hugging Face, generate a sample with transformers, and write an HTML + Markdown report."""
-    from api.demo.config import load_config
-    from api.demo.pipeline import DemoError, format_summary, run_demo
+    from pipeline.demo import DemoError, format_summary, run_demo
+    from pipeline.demo.config import load_config
+    from pipeline.runner import StepFailed
     cfg = load_config(size, docs=docs, steps=steps, engine_url=engine_url, engine_model=engine_model)
     try:
         res = run_demo(output, cfg=cfg, fresh=fresh)
-    except DemoError as e:
+    except (DemoError, StepFailed) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(res, indent=2, default=str) if as_json else format_summary(res))

@@ -1,9 +1,9 @@
 """`k2forge demo` end to end at reduced size (real SmolLM2 generation, real MiniLM verification, real training,
 real transformers load of the export), plus the demo's config, mixture resolution and folder-safety rules.
 
-The end-to-end run happens once per module: first with an injected export failure (the run stops there, with
-every earlier stage recorded), then resumed; the tests check that the resume reused the finished stages and that
-every artifact exists, parses and agrees with the report. The reduced run takes about 45 s on 2 idle cores
+The end-to-end run happens once per module: first with an injected export failure (the steps after it do not
+run, every earlier step is recorded), then resumed; the tests check that the resume reused the finished steps
+and that every artifact exists, parses and agrees with the report. The reduced run takes about 45 s on 2 idle cores
 (two SmolLM2 loads, one document rewritten per job, 8 training steps), so it stays in the default test stage.
 """
 from __future__ import annotations
@@ -15,18 +15,23 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from api.demo import pipeline, stages
-from api.demo.config import load_config, resolve_mixture
 from corpus.spec import SpecError
+from pipeline import registry
+from pipeline.definition import load_definition, resolve
+from pipeline.demo import DEFINITION, DemoError, params_of, run_demo, state_path
+from pipeline.demo.config import load_config, resolve_mixture
+from pipeline.runner import StepFailed, prepare_output
 
-STAGE_NAMES = [name for name, _, _ in stages.STAGES]
+#: the demo's steps in run order
+STEP_NAMES = ["ingest", "select-knowledge", "rephrase", "verify", "select-math", "mathnotes", "dedup", "pack", "mix",
+              "train", "eval", "export", "sample", "report"]
 
 
 class InjectedExportFailure(RuntimeError):
     pass
 
 
-def _failing_export(ctx):
+def _failing_export(spec, ctx):
     raise InjectedExportFailure("export failed on purpose")
 
 
@@ -37,25 +42,29 @@ def _rows(d: Path, pattern: str = "*.parquet") -> int:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    real = list(stages.STAGES)
-    faulty = [(n, _failing_export if n == "export" else f, w) for n, f, w in real]
     mp = pytest.MonkeyPatch()
-    mp.setattr(stages, "STAGES", faulty)
-    with pytest.raises(InjectedExportFailure):
-        pipeline.run_demo(out, size="small")
+    mp.setitem(registry.STEPS, "demo.export", (registry.STEPS["demo.export"][0],
+                                               "tests.pipeline.test_demo:_failing_export"))
+    with pytest.raises(StepFailed) as failed:
+        run_demo(out, size="small")
     mp.undo()
-    interrupted = json.loads(pipeline.state_path(out).read_text())
-    res = pipeline.run_demo(out, size="small")
+    assert isinstance(failed.value.__cause__, InjectedExportFailure)
+    assert failed.value.skipped == ["sample", "report"]
+    interrupted = json.loads(state_path(out).read_text())
+    res = run_demo(out, size="small")
     return out, interrupted, res
 
 
-def test_interrupted_run_resumes_at_the_failed_stage(demo_run):
+def test_interrupted_run_resumes_at_the_failed_step(demo_run):
     out, interrupted, res = demo_run
-    assert set(interrupted["stages"]) == set(STAGE_NAMES[:STAGE_NAMES.index("export")])
-    # the resume kept the recorded stages (same finish times) and ran export and sample
-    for name in interrupted["stages"]:
-        assert res["stages"][name]["finished_at"] == interrupted["stages"][name]["finished_at"]
-    assert set(res["stages"]) == set(STAGE_NAMES)
+    steps = interrupted["steps"]
+    before = STEP_NAMES[:STEP_NAMES.index("export")]
+    assert {n for n, r in steps.items() if r["status"] == "done"} == set(before)
+    assert steps["export"]["status"] == "failed" and "export failed on purpose" in steps["export"]["error"]
+    # the resume kept the recorded steps (same finish times) and ran export, sample and the report
+    for name in before:
+        assert res["stages"][name]["finished_at"] == steps[name]["finished_at"]
+    assert set(res["stages"]) == set(STEP_NAMES) - {"report"}
 
 
 def test_every_artifact_exists_and_parses(demo_run):
@@ -187,30 +196,39 @@ def test_report_has_examples_and_a_self_contained_html(demo_run):
 
 def test_rerun_reuses_everything_and_another_config_is_refused(demo_run):
     out, _, res = demo_run
-    again = pipeline.run_demo(out, size="small")
+    again = run_demo(out, size="small")
     assert again["stages"] == res["stages"]
-    with pytest.raises(pipeline.DemoError, match="another configuration"):
-        pipeline.run_demo(out, size="small", steps=3)
+    with pytest.raises(DemoError, match="another configuration"):
+        run_demo(out, size="small", steps=3)
 
 
 # ------------------------------------------------------------------------------------------------ fast tests
 def test_fresh_refuses_a_folder_the_demo_did_not_make(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
-    cfg = load_config("small")
-    with pytest.raises(pipeline.DemoError, match="not a demo output folder"):
-        pipeline.prepare_output(tmp_path, cfg, fresh=True)
-    with pytest.raises(pipeline.DemoError, match="not a demo output folder"):
-        pipeline.prepare_output(tmp_path, cfg, fresh=False)
+    for fresh in (True, False):
+        with pytest.raises(DemoError, match="not a pipeline output folder"):
+            run_demo(tmp_path, size="small", fresh=fresh)
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
 def test_fresh_clears_a_demo_folder(tmp_path):
-    cfg = load_config("small")
-    (tmp_path / "_demo").mkdir()
-    (tmp_path / "_demo" / "state.json").write_text(json.dumps({"config_digest": "other", "config": {}, "stages": {}}))
+    state_path(tmp_path).parent.mkdir()
+    state_path(tmp_path).write_text(json.dumps({"pipeline": "demo", "params": {"size": "other"}, "steps": {}}))
     (tmp_path / "raw").mkdir()
-    state = pipeline.prepare_output(tmp_path, cfg, fresh=True)
-    assert state["stages"] == {} and not tmp_path.exists()
+    state = prepare_output(tmp_path, "demo", fresh=True)
+    assert state["steps"] == {} and not tmp_path.exists()
+
+
+def test_the_demo_definition_resolves_at_every_size(tmp_path):
+    """Every step's spec validates with the sizes' parameters; training starts over on rebuilt inputs."""
+    defn, here = load_definition(DEFINITION)
+    for size in ("small", "full"):
+        steps = resolve(defn, tmp_path, params_of(load_config(size)), here)
+        assert [s.name for s in steps] == STEP_NAMES
+        by_name = {s.name: s for s in steps}
+        assert by_name["train"].clean and not any(s.clean for s in steps if s.name != "train")
+        assert by_name["train"].spec["steps"] == load_config(size).train["steps"]
+        assert by_name["report"].upstream == set(STEP_NAMES) - {"report"}
 
 
 def test_config_sizes_and_overrides():
@@ -271,47 +289,22 @@ def test_resolve_mixture_drops_an_empty_source_and_renormalises():
 
 
 def test_selected_documents_keep_their_order_and_unknown_ids_are_named(tmp_path):
-    from api.demo.stages import Ctx, ingest, select_docs
-    cfg = load_config("small")
-    ctx = Ctx(out=tmp_path, cfg=cfg, emit=lambda ev: None, results={})
-    ingest(ctx)
-    [path] = select_docs(ctx, "math", ["math-fr-systeme", "math-last-digit"])
-    assert pq.read_table(path).column("id").to_pylist() == ["math-fr-systeme", "math-last-digit"]
-    assert len(select_docs(ctx, "knowledge", None)) == 1        # the whole raw knowledge shard
+    from corpus.samples import sample_files
+    from pipeline.demo.specs import SelectSpec
+    from pipeline.demo.steps import select_docs
+    from pipeline.registry import StepContext, run_step
+    ctx = StepContext(output=tmp_path, name="select", emit=lambda ev: None)
+    raw = str(tmp_path / "raw")
+    run_step("ingest", {"inputs": [str(p) for p in sample_files()], "output": raw}, ctx)
+
+    def select(domain, ids):
+        out = str(tmp_path / "selected" / f"{domain}.parquet")
+        select_docs(SelectSpec(raw=raw, domain=domain, ids=ids, output=out), ctx)
+        return pq.read_table(out)
+    assert select("math", ["math-fr-systeme", "math-last-digit"]).column("id").to_pylist() == \
+        ["math-fr-systeme", "math-last-digit"]
+    every = select("knowledge", None)              # every knowledge document, in the order of the samples
+    knowledge = [json.loads(x)["id"] for x in (sample_files()[1]).read_text().splitlines() if x.strip()]
+    assert every.column("id").to_pylist() == knowledge
     with pytest.raises(ValueError, match=r"\['kn-nowhere'\] are not knowledge documents"):
-        select_docs(ctx, "knowledge", ["kn-danube", "kn-nowhere"])
-
-
-def test_pipeline_reuses_finished_stages_and_restarts_training_on_rebuilt_inputs(tmp_path, monkeypatch):
-    """The chain's bookkeeping with recording stand-in stages (named as fakes; the real ones are tested above)."""
-    calls = []
-
-    def fake(name):
-        def run(ctx):
-            calls.append(name)
-            if name == "train":     # like the trainer: resume if a checkpoint is there
-                d = ctx.out / "train"
-                resumed = (d / "ckpt").exists()
-                d.mkdir(exist_ok=True)
-                (d / "ckpt").write_text("x")
-                return {"resumed": resumed}
-            return {"ran": name}
-        return run
-
-    fake_stages = [(n, fake(n), n) for n in ("ingest", "mix", "train", "sample")]
-    monkeypatch.setattr(stages, "STAGES", fake_stages)
-    import api.demo.report as report
-    monkeypatch.setattr(report, "write_report", lambda out, state: {"html": "", "md": "", "json": ""})
-    out = tmp_path / "demo"
-    pipeline.run_demo(out, size="small")
-    assert calls == ["ingest", "mix", "train", "sample"]
-    calls.clear()
-    pipeline.run_demo(out, size="small")
-    assert calls == []                                          # everything reused
-    state = json.loads(pipeline.state_path(out).read_text())
-    del state["stages"]["mix"]                                  # as if mix had been interrupted
-    pipeline.state_path(out).write_text(json.dumps(state))
-    res = pipeline.run_demo(out, size="small")
-    assert calls == ["mix", "train", "sample"]                  # mix and everything after it
-    assert res["stages"]["train"]["summary"] == {"resumed": False}   # not resumed from the old data's checkpoint
-    assert res["stages"]["ingest"]["finished_at"] == state["stages"]["ingest"]["finished_at"]
+        select("knowledge", ["kn-danube", "kn-nowhere"])

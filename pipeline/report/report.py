@@ -1,4 +1,4 @@
-"""The demo report: facts gathered from the outputs ON DISK (not from what the stages said), written three ways.
+"""The demo report: facts gathered from the outputs ON DISK (not from what the steps said), written three ways.
 
 OUTPUT/report/report.json  every number the report shows (tests compare it with the shards themselves)
 OUTPUT/report/report.md    Markdown, images as PNG files beside it
@@ -181,9 +181,9 @@ def _median(xs: list[float]) -> float | None:
 
 
 def artifacts(out: Path) -> list[dict[str, str]]:
-    items = [("_demo/", "the demo's own state: finished stages with their summaries and times, the config"),
+    items = [(".k2forge/pipeline.json", "the pipeline's state: every step's spec digest, status, summary and time"),
              ("raw/", "ingested sample documents (parquet shards)"),
-             ("selected/", "the sample documents chosen for rewriting (api/demo/demo.yaml), in order"),
+             ("selected/", "the sample documents chosen for rewriting (pipeline/demo/sizes.yaml), in order"),
              ("rephrase/", "accepted rewrites; .k2forge/rejects/ holds every rejected variant with its reasons"),
              ("verify/", "the shipped labelled sample and the verifier's verdicts on it (verdicts.jsonl)"),
              ("mathnotes/", "learning notes and translations; .k2forge/rejects/, .k2forge/routing/ decisions"),
@@ -211,11 +211,12 @@ def collect(out: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ write
-def write_report(out: Path, state: dict[str, Any]) -> dict[str, str]:
-    """Gather the facts, draw the figures, write report.json/.md/.html; return their paths."""
-    from api.demo.figures import draw_figures
-    from api.demo.render import render_html, render_md
-    rdir = out / "report"
+def write_report(out: Path, state: dict[str, Any], rdir: Path | None = None) -> dict[str, str]:
+    """Gather the facts, draw the figures, write report.json/.md/.html (into out/report); return their paths.
+    `state`: {"config": {"size", "train"}, "stages": {name: {"summary", "seconds"}}}."""
+    from pipeline.report.figures import draw_figures
+    from pipeline.report.render import render_html, render_md
+    rdir = rdir or out / "report"
     rdir.mkdir(parents=True, exist_ok=True)
     facts = collect(out, state)
     images = draw_figures(facts, out / "train", rdir)
