@@ -135,8 +135,8 @@ ENGINE_KW = {
 
 
 def engine_spec(kind: str, args):
-    from rephrase.engines import EngineSpec
-    return EngineSpec(kind=kind, **ENGINE_KW[kind](args))
+    from rephrase.engines import ENGINE_SPECS
+    return ENGINE_SPECS[kind](**ENGINE_KW[kind](args))
 
 
 async def bare_pass(engine, sent) -> dict:
@@ -164,9 +164,7 @@ async def measure(engine, verifier, task, spec, docs) -> dict:
     batches = getattr(engine, "stats", {}).get("batch_sizes", [])   # the local engine records its batches
     n0 = len(batches)
     sent = []
-    cfg = spec.gen_config()
-    cfg.on_request = sent.append
-    rw = Rewriter(task, engine, verifier, cfg)
+    rw = Rewriter(task, engine, verifier, spec, on_request=sent.append)
     if reset_cache:
         await reset_cache()
     t0 = time.perf_counter()

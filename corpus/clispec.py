@@ -11,23 +11,43 @@ running it; `--spec-schema` prints the spec's JSON schema.
 from __future__ import annotations
 
 import json
+import types
 import typing
 from typing import Any, Callable, get_args, get_origin
 
 import click
+import yaml
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from corpus.spec import Spec, load_spec
+from corpus.storage import with_remote_paths
 
 _SCALARS = (str, int, float, bool)
 
 
 def _unwrap_optional(tp: Any) -> Any:
-    if get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
+    """The type inside Optional[...] and Annotated[...] (field markers, union tags)."""
+    while True:
+        if get_origin(tp) is typing.Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else typing.Union[tuple(args)]
+        else:
+            return tp
+
+
+def _models(tp: Any) -> list[type[BaseModel]]:
+    """The spec classes a field holds: one nested spec, or the members of a union of specs (e.g. EngineSpec)."""
+    tp = _unwrap_optional(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        members = [_unwrap_optional(a) for a in get_args(tp)]
+        if all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
+            return members
+    return []
 
 
 def _click_type(tp: Any) -> tuple[Any, bool]:
@@ -61,11 +81,43 @@ _JSON = _JsonType()
 def _fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any, Any]]:
     out = []
     for name, f in model.model_fields.items():
-        tp = _unwrap_optional(f.annotation)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            out.extend(_fields(tp, f"{prefix}{name}."))
+        members = _models(f.annotation)
+        if len(members) == 1:
+            out.extend(_fields(members[0], f"{prefix}{name}."))
+        elif members:
+            out.extend(_union_fields(members, f"{prefix}{name}."))
         else:
-            out.append((f"{prefix}{name}", tp, f))
+            out.append((f"{prefix}{name}", _unwrap_optional(f.annotation), f))
+    return out
+
+
+def _union_fields(members: list[type[BaseModel]], prefix: str) -> list[tuple[str, Any, Any]]:
+    """One option per field name of any member of a union of specs: Literal tags (`kind`) merged into one
+    choice; the help says which members have the field; a default only where every member has the same one."""
+    hits: dict[str, list[tuple[str, Any, Any]]] = {}
+    for m in members:
+        tag = str(getattr(m.model_fields.get("kind"), "default", m.__name__))
+        for dotted, tp, f in _fields(m, prefix):
+            hits.setdefault(dotted, []).append((tag, tp, f))
+    out = []
+    for dotted, found in hits.items():
+        tps = [tp for _, tp, _ in found]
+        if all(get_origin(t) is typing.Literal for t in tps):
+            tp = typing.Literal[tuple(dict.fromkeys(a for t in tps for a in get_args(t)))]
+        else:
+            tp = tps[0]
+        by_desc: dict[str, list[str]] = {}
+        for tag, _, f in found:
+            by_desc.setdefault((f.description or "").strip(), []).append(tag)
+        if len(by_desc) > 1:
+            desc = "; ".join(f"{', '.join(tags)}: {d}" for d, tags in by_desc.items())
+        else:
+            [(desc, tags)] = by_desc.items()
+            desc += f" ({', '.join(tags)})" if len(found) < len(members) else ""
+        defaults = {repr(None if f.is_required() else f.get_default(call_default_factory=True)) for _, _, f in found}
+        default = found[0][2].get_default(call_default_factory=True) \
+            if len(found) == len(members) and len(defaults) == 1 and not found[0][2].is_required() else None
+        out.append((dotted, tp, FieldInfo(default=default, description=desc)))
     return out
 
 
@@ -98,7 +150,6 @@ def option_names(fields: list[tuple[str, Any, Any]]) -> dict[str, tuple[list[str
 def spec_command(name: str, spec_cls: type[Spec], run: Callable[..., dict], help: str,
                  summarize: Callable[[dict], str] | None = None) -> click.Command:
     """A click command named `name` that validates `spec_cls` from --spec and flags, then calls run(spec)."""
-    from corpus.storage import with_remote_paths
     run = with_remote_paths(run)      # inputs/output may be URLs (s3://...): corpus.storage
     params: list[click.Parameter] = [
         click.Option(["--spec", "spec_file"], type=click.Path(dir_okay=False),
@@ -137,7 +188,6 @@ def spec_command(name: str, spec_cls: type[Spec], run: Callable[..., dict], help
                      for k, v in kw.items()}
         spec = load_spec(spec_cls, spec_file, overrides)
         if print_spec:
-            import yaml
             click.echo(yaml.safe_dump(json.loads(spec.model_dump_json()), sort_keys=False, allow_unicode=True),
                        nl=False)
             return

@@ -15,17 +15,19 @@ import json
 import click
 
 from corpus.clispec import spec_command
+from corpus.shards import expand_inputs, iter_docs
+from mathnotes.detect import detect_language, math_score
+from mathnotes.normalize import answers_equal, final_answer
+from mathnotes.run import format_summary, run_mathnotes
 from mathnotes.spec import MathNotesSpec
 from rephrase.engines import ENGINES
 
 
 def _run(spec):
-    from mathnotes.run import run_mathnotes
     return run_mathnotes(spec)
 
 
 def _summary(result: dict) -> str:
-    from mathnotes.run import format_summary
     return format_summary(result)
 
 
@@ -68,7 +70,6 @@ mathnotes.add_command(_with_shorthands(spec_command(
 @click.option("--threshold", default=0.4, show_default=True, type=float, help="math detector threshold.")
 def detect_cmd(input_path: str, threshold: float) -> None:
     """Print the detected language and the math decision of every document (one JSON line each)."""
-    from mathnotes.detect import detect_language, math_score
     for i, doc in enumerate(_read_docs(input_path)):
         text = doc.get("text")
         if not isinstance(text, str):
@@ -89,7 +90,6 @@ def _read_docs(path: str) -> list[dict]:
                     except json.JSONDecodeError as e:
                         raise click.ClickException(f"{path}:{n}: not valid JSON ({e.msg})") from None
         return out
-    from corpus.shards import expand_inputs, iter_docs
     return list(iter_docs(expand_inputs(path)))
 
 
@@ -97,7 +97,6 @@ def _read_docs(path: str) -> list[dict]:
 @click.argument("texts", nargs=-1, required=True)
 def answer_cmd(texts: tuple[str, ...]) -> None:
     """Extract the final answer of each TEXT; with two or more, say whether they agree with the first."""
-    from mathnotes.normalize import answers_equal, final_answer
     answers = [final_answer(t) or t for t in texts]
     for t, a in zip(texts, answers):
         click.echo(json.dumps({"text": t[:80], "answer": a, "equal_to_first": answers_equal(a, answers[0])},

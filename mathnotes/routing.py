@@ -8,6 +8,7 @@ plan: "note" (English), "translate+note" / "translate" (non-English with transla
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,7 +51,6 @@ class Route:
 
 def route(doc: dict[str, Any], spec: Any) -> Route:
     """The routing decision for one document under a MathNotesSpec."""
-    import json
     declared = doc.get("lang") or ""
     r = Route(doc["id"], doc["domain"], "skipped_domain", "none", declared_lang=declared)
     if doc["domain"] in spec.domains:

@@ -12,12 +12,13 @@ from typing import Any
 
 from corpus.events import OnEvent
 from corpus.executor import Stage
+from mathnotes.stage import MathNotesStage, routing_path
+from rephrase.run import run_rewrite
+from rephrase.stats import format_summary as base_summary
 
 
 def run_mathnotes(spec: Any, on_event: OnEvent | None = None, *, stage: Stage | None = None) -> dict:
     """Run a mathnotes job. `stage` replaces the default MathNotesStage (fault injection in tests)."""
-    from mathnotes.stage import MathNotesStage, routing_path
-    from rephrase.run import run_rewrite
     result = run_rewrite(spec, stage or MathNotesStage(spec), "mathnotes", on_event)
     result["routing"] = [str(routing_path(p)) for p in result["outputs"]]
     return result
@@ -25,11 +26,10 @@ def run_mathnotes(spec: Any, on_event: OnEvent | None = None, *, stage: Stage | 
 
 def format_summary(result: dict) -> str:
     """rephrase's summary lines plus the routing and per-task counters."""
-    from rephrase.stats import format_summary as base
     s = result["stats"]
     routes = {k[len("route_"):]: v for k, v in s.items() if k.startswith("route_")}
     langs = {k[len("lang_"):]: v for k, v in s.items() if k.startswith("lang_")}
-    lines = [base(s),
+    lines = [base_summary(s),
              f"routing: {routes}; languages: {langs}",
              f"translations: {s.get('translate_accepted', 0)} accepted / {s.get('translate_variants', 0)}; "
              f"notes: {s.get('note_accepted', 0)} accepted / {s.get('note_variants', 0)} "

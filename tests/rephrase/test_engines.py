@@ -7,8 +7,11 @@ import sys
 
 import pytest
 
+from pydantic import ValidationError
+
 from corpus.spec import SpecError, parse_spec
-from rephrase.engines import ENGINES, EngineSpec, make_engine
+from rephrase.engines import ENGINES, LocalEngineSpec, OpenAIEngineSpec, engine_spec, make_engine
+from rephrase.spec import RephraseSpec
 from rephrase.engines.base import ChatRequest, Completion, EngineError, SamplingParams, truncate_at_stop
 
 pytestmark = pytest.mark.timeout(300)
@@ -24,7 +27,7 @@ def req(text: str = OPEN, *, seed: int | None = 1, temperature: float = 1.0, max
 
 @pytest.fixture(scope="module")
 def engine():
-    eng = make_engine(EngineSpec(kind="local", batch_size=4, dtype="float32"))
+    eng = make_engine(LocalEngineSpec(batch_size=4, dtype="float32"))
     yield eng
     asyncio.run(eng.aclose())
 
@@ -42,20 +45,30 @@ def test_importing_engines_stays_cheap():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_spec_errors_name_the_field():
-    with pytest.raises(SpecError, match="base_url"):
-        parse_spec(EngineSpec, {"kind": "openai"})
-    with pytest.raises(SpecError, match="api_key"):
-        parse_spec(EngineSpec, {"kind": "openai", "base_url": "http://x/v1", "api_key": "sk-secret"})
-    with pytest.raises(SpecError, match="max_concurrency"):
-        parse_spec(EngineSpec, {"max_concurrency": 0})
-    with pytest.raises(SpecError, match="base_url is only used"):
-        parse_spec(EngineSpec, {"kind": "local", "base_url": "http://x/v1"})
+def test_spec_errors_name_the_field_and_the_kind():
+    with pytest.raises(ValidationError, match=r"openai\.base_url\n  Field required"):
+        engine_spec(kind="openai")
+    with pytest.raises(ValidationError, match="api_key is not a field of engine kind 'openai' "
+                                              r"\(not a field of any engine kind\)"):
+        engine_spec(kind="openai", base_url="http://x/v1", api_key="sk-secret")
+    with pytest.raises(ValidationError, match="max_concurrency"):
+        engine_spec(max_concurrency=0)
+    with pytest.raises(ValidationError, match=r"base_url is not a field of engine kind 'local' \(a field of kind "
+                                              r"openai\)"):
+        engine_spec(kind="local", base_url="http://x/v1")
+    with pytest.raises(ValidationError, match="engine kind must be one of llamacpp, local, vllm, openai"):
+        engine_spec(kind="tgi")
+    # inside a job spec the error names the field path with the kind
+    with pytest.raises(SpecError, match=r"engine\.llamacpp: .*threads_per_slot is not a field of engine kind "
+                                        r"'llamacpp'.*\n  verifier\.judge_engine\.local: .*enforce_eager is not a "
+                                        r"field of engine kind 'local' \(a field of kind vllm\)"):
+        parse_spec(RephraseSpec, {"inputs": ["x"], "output": "y", "engine": {"threads_per_slot": 2},
+                                  "verifier": {"judge_engine": {"kind": "local", "enforce_eager": True}}})
 
 
 def test_registry_builds_openai_engine_without_network():
-    eng = make_engine(EngineSpec(kind="openai", base_url="http://127.0.0.1:9/v1", model="m", max_concurrency=3,
-                                 requests_per_second=2.5))
+    eng = make_engine(OpenAIEngineSpec(base_url="http://127.0.0.1:9/v1", model="m", max_concurrency=3,
+                                       requests_per_second=2.5))
     assert (eng.name, eng.model, eng.max_concurrency, eng.requests_per_second) == ("openai", "m", 3, 2.5)
     assert set(ENGINES) == {"local", "vllm", "openai", "llamacpp"}
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from rephrase.engines import EngineError, EngineSpec, make_engine
-from rephrase.generate import GenConfig, Rewriter, VerifyBatcher, request_seed, tail_by_tokens
+from rephrase.engines import EngineError, engine_spec, make_engine
+from rephrase.generate import GenerationSpec, Rewriter, VerifyBatcher, request_seed, tail_by_tokens
 from rephrase.prompts import RephraseTask
 from rephrase.styles import StyleBook
 from rephrase.verify import Verifier, VerifierSpec
@@ -22,7 +22,7 @@ DOCS = [
 @pytest.fixture(scope="module")
 def engine():
     # One torch thread: on a shared 2-core box two OpenMP threads spin against each other (10x slower).
-    eng = make_engine(EngineSpec(batch_size=4, max_concurrency=4, threads=1))
+    eng = make_engine(engine_spec(batch_size=4, max_concurrency=4, threads=1))
     yield eng
     asyncio.run(eng.aclose())
 
@@ -37,9 +37,9 @@ def task():
 
 
 def cfg(**kw):
-    base = dict(seed=3, variants=1, attempts=1, chunk_target_tokens=16, chunk_max_tokens=24,
+    base = dict(seed=3, attempts=1, chunk_target_tokens=16, chunk_max_tokens=24,
                 context_tail_tokens=24, max_new_tokens=40, concurrency=4)
-    return GenConfig(**{**base, **kw})
+    return GenerationSpec(**{**base, **kw})
 
 
 class FaultInjectingEngine:
@@ -81,8 +81,8 @@ def test_real_generation_chunkwise_with_context(engine, verifier):
     permissive = Verifier(VerifierSpec(checks=[]))   # real verifier, no checks: isolates the loop's mechanics
     # seed 3 at temperature 0.3 gives a Nile rewrite that ends within 64 tokens on both chunks (deterministic:
     # every request's sampling stream depends only on its seed).
-    rw = Rewriter(task(), engine, permissive, cfg(on_request=sent.append, max_new_tokens=64, attempts=2,
-                                                  temperature=0.3))
+    rw = Rewriter(task(), engine, permissive, cfg(max_new_tokens=64, attempts=2, temperature=0.3),
+                  on_request=sent.append)
     results = asyncio.run(rw.rewrite_all(DOCS))
     assert [r.doc["id"] for r in results] == ["nile", "moon"]
     nile = results[0]

@@ -8,8 +8,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from rephrase.engines import EngineSpec, make_engine
+from rephrase.engines import LlamaCppEngineSpec, engine_spec, make_engine
 from rephrase.engines.base import ChatRequest, EngineError, SamplingParams
 
 pytest.importorskip("xllamacpp", reason="the llamacpp engine needs the PyPI package xllamacpp")
@@ -32,7 +33,7 @@ def greedy(text: str, max_tokens: int = 24, stop: list[str] | None = None) -> Ch
 
 @pytest.fixture(scope="module")
 def engine():
-    eng = make_engine(EngineSpec(kind="llamacpp", max_concurrency=4, threads=1))
+    eng = make_engine(LlamaCppEngineSpec(max_concurrency=4, threads=1))
     yield eng
     asyncio.run(eng.aclose())
 
@@ -128,7 +129,7 @@ def test_requests_really_run_together_in_llama_cpp(engine):
 
 
 def test_lower_priority_value_is_served_first():
-    eng = make_engine(EngineSpec(kind="llamacpp", max_concurrency=1, threads=1, context_length=512))
+    eng = make_engine(LlamaCppEngineSpec(max_concurrency=1, threads=1, context_length=512))
     order: list[str] = []
 
     async def one(r):
@@ -148,20 +149,33 @@ def test_lower_priority_value_is_served_first():
 
 
 def test_unset_kind_is_llamacpp_for_the_embedded_model_on_cpu_only():
-    assert EngineSpec().kind == EngineSpec(model="/m/x.gguf", threads=1).kind == "llamacpp"
-    assert EngineSpec(model="/models/Qwen2.5-7B-Instruct").kind == "local"        # an HF folder or id
-    assert EngineSpec(batch_size=4).kind == EngineSpec(dtype="bfloat16").kind == "local"   # local-only fields
-    assert EngineSpec(device="cuda:1").kind == "local"
-    assert EngineSpec(base_url="http://127.0.0.1:8000/v1").kind == "openai"
-    assert EngineSpec(kind="local").kind == "local"
-    assert EngineSpec.model_validate(EngineSpec().model_dump()).kind == "llamacpp"   # saved specs say it
+    assert engine_spec().kind == engine_spec(model="/m/x.gguf", threads=1).kind == "llamacpp"
+    assert engine_spec(model="/models/Qwen2.5-7B-Instruct").kind == "local"        # an HF folder or id
+    assert engine_spec(batch_size=4).kind == engine_spec(dtype="bfloat16").kind == "local"   # not llamacpp fields
+    assert engine_spec(device="cuda:1").kind == "local"
+    assert engine_spec(base_url="http://127.0.0.1:8000/v1").kind == "openai"
+    assert engine_spec(enforce_eager=True).kind == engine_spec(model="m", tensor_parallel_size=2).kind == "vllm"
+    assert engine_spec(kind="local").kind == "local" and engine_spec(kind=None, batch_size=2).kind == "local"
+    assert engine_spec(engine_spec().model_dump()).kind == "llamacpp"   # saved specs say it
+    assert set(engine_spec().model_dump()) == {"kind", "model", "max_concurrency", "context_length", "threads"}
+
+
+def test_a_flat_spec_of_an_earlier_version_still_loads():
+    old = {"kind": "llamacpp", "model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY",
+           "max_concurrency": 16, "batch_size": 8, "timeout_s": 120.0, "max_retries": 5, "requests_per_second": None,
+           "tokenizer": None, "context_length": 2048, "device": "auto", "dtype": "auto", "threads": None,
+           "gpu_memory_utilization": None, "max_model_len": None, "enforce_eager": False, "tensor_parallel_size": 1,
+           "pipeline_parallel_size": 1, "enable_prefix_caching": None, "engine_kwargs": {}, "seed": 0}
+    assert engine_spec(old) == LlamaCppEngineSpec(max_concurrency=16, context_length=2048)
+    with pytest.raises(ValidationError, match="batch_size is not a field of engine kind 'llamacpp'"):
+        engine_spec({**old, "batch_size": 4})         # another backend's field set to something: still an error
 
 
 def test_spec_errors_name_the_problem(tmp_path):
     with pytest.raises(EngineError, match="not a .gguf file"):
-        make_engine(EngineSpec(kind="llamacpp", model=str(tmp_path)))
+        make_engine(LlamaCppEngineSpec(model=str(tmp_path)))
     with pytest.raises(EngineError, match="context_length 100000 exceeds"):
-        make_engine(EngineSpec(kind="llamacpp", context_length=100000, max_concurrency=1))
+        make_engine(LlamaCppEngineSpec(context_length=100000, max_concurrency=1))
 
 
 # -- sampling correctness ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from corpus.schema import table_from_docs
 from corpus.shards import read_shard, write_table
@@ -165,6 +166,15 @@ def test_spec_validation_names_the_field(inputs, tmp_path):
         run_rephrase(make_spec([str(tmp_path / "nowhere")], tmp_path / "x"))
 
 
+#: the fields and defaults of the one flat EngineSpec of earlier versions
+LEGACY_ENGINE = {"kind": None, "model": None, "base_url": None, "api_key_env": "OPENAI_API_KEY", "max_concurrency": 8,
+                 "batch_size": 8, "timeout_s": 120.0, "max_retries": 5, "requests_per_second": None, "tokenizer": None,
+                 "context_length": None, "device": "auto", "dtype": "auto", "threads": None,
+                 "gpu_memory_utilization": None, "max_model_len": None, "enforce_eager": False,
+                 "tensor_parallel_size": 1, "pipeline_parallel_size": 1, "enable_prefix_caching": None,
+                 "engine_kwargs": {}, "seed": 0}
+
+
 def test_rerun_into_an_output_of_another_spec_is_refused(inputs, tmp_path):
     out = tmp_path / "o"
     run_rephrase(make_spec(inputs, out, domains=["code"]))            # nothing eligible: no generation
@@ -172,6 +182,14 @@ def test_rerun_into_an_output_of_another_spec_is_refused(inputs, tmp_path):
         run_rephrase(make_spec(inputs, out, domains=["code"], seed=6))
     rows, rejects = tables(out)["part-00000.parquet"]
     assert rows == [] and rejects == []
+    # a spec saved by an earlier version (the flat engine spec: every backend's fields) is the same spec
+    saved = out / ".k2forge" / "spec.yaml"
+    doc = yaml.safe_load(saved.read_text())
+    doc["spec"]["engine"] = {**LEGACY_ENGINE, **doc["spec"]["engine"]}
+    saved.write_text(yaml.safe_dump(doc))
+    run_rephrase(make_spec(inputs, out, domains=["code"]))
+    with pytest.raises(SpecError, match="fields differ: seed"):
+        run_rephrase(make_spec(inputs, out, domains=["code"], seed=6))
 
 
 def run_cli(args, capsys):

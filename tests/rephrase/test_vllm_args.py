@@ -4,8 +4,9 @@ vLLM CI stage's venv.)"""
 import pytest
 
 import rephrase.engines.vllm_args as vllm_args
-from corpus.spec import SpecError, parse_spec
-from rephrase.engines import EngineSpec
+from pydantic import ValidationError
+
+from rephrase.engines import engine_spec
 from rephrase.engines.vllm_args import GPU_MEMORY_DEFAULT, check_engine_kwargs, engine_args
 from rephrase.spec import RephraseSpec
 from rephrase.stage import RewriteStage
@@ -33,8 +34,11 @@ def test_parallel_sizes_prefix_caching_and_engine_kwargs_reach_vllm():
 def test_engine_kwargs_may_not_repeat_a_spec_field_or_name_an_unknown_argument(monkeypatch):
     with pytest.raises(ValueError, match="tensor_parallel_size: set by the engine's own field"):
         check_engine_kwargs({"tensor_parallel_size": 2})
-    with pytest.raises(SpecError, match="engine_kwargs are passed to vLLM: kind 'vllm' only"):
-        parse_spec(EngineSpec, {"kind": "local", "engine_kwargs": {"max_num_seqs": 4}})
+    with pytest.raises(ValidationError, match="engine_kwargs is not a field of engine kind 'local' "
+                                              r"\(a field of kind vllm\)"):
+        engine_spec(kind="local", engine_kwargs={"max_num_seqs": 4})
+    with pytest.raises(ValidationError, match="engine_kwargs: max_model_len: set by the engine's own field"):
+        engine_spec(engine_kwargs={"max_model_len": 4})          # only vllm has engine_kwargs: kind vllm
     # where vllm is installed its AsyncEngineArgs fields decide; this venv has no vllm, so give the checker a
     # field list (the real one is read in the vLLM stage's venv)
     monkeypatch.setattr(vllm_args, "engine_arg_names", lambda: frozenset({"max_num_seqs", "kv_cache_dtype"}))

@@ -14,7 +14,7 @@ import pytest
 from corpus.schema import table_from_docs
 from corpus.shards import write_table
 from corpus.spec import SpecError, parse_spec
-from rephrase.generate import GenConfig, Rewriter
+from rephrase.generate import GenerationSpec, Rewriter
 from rephrase.prompts import RephraseTask
 from rephrase.run import run_rephrase
 from rephrase.spec import RephraseSpec
@@ -47,8 +47,8 @@ SOURCE = sum(map(words, P))
 def rewrite(policy: str, fail, docs=(NILE,), *, bad_finish="stop", task=None, attempts=2):
     engine = ScriptedEngine(REWRITES, fail, bad_finish=bad_finish)
     task = task or RephraseTask(StyleBook.load().select(["expert_notes"], ["neutral"]))
-    cfg = GenConfig(seed=1, attempts=attempts, chunk_target_tokens=8, chunk_max_tokens=16, context_tail_tokens=8,
-                    max_new_tokens=200, on_chunk_failure=policy)
+    cfg = GenerationSpec(seed=1, attempts=attempts, chunk_target_tokens=8, chunk_max_tokens=16,
+                         context_tail_tokens=8, max_new_tokens=200, on_chunk_failure=policy)
     results = asyncio.run(Rewriter(task, engine, Verifier(VerifierSpec(**CHECKS)), cfg).rewrite_all(list(docs)))
     return results, engine
 
@@ -100,8 +100,8 @@ def test_truncated_chunks_follow_the_policy():
     engine = ScriptedEngine(REWRITES, fail_chunks(1))
     task = RephraseTask(StyleBook.load().select(["expert_notes"], ["neutral"]))
     # max_new_tokens below the bad answer's length: chunk 1 is truncated (the others fit)
-    cfg = GenConfig(seed=1, attempts=1, chunk_target_tokens=8, chunk_max_tokens=16, max_new_tokens=20,
-                    on_chunk_failure="keep_source_chunk")
+    cfg = GenerationSpec(seed=1, attempts=1, chunk_target_tokens=8, chunk_max_tokens=16, max_new_tokens=20,
+                         on_chunk_failure="keep_source_chunk")
 
     async def go():
         return await Rewriter(task, _Truncating(engine), Verifier(VerifierSpec(**CHECKS)), cfg).rewrite_all([NILE])
