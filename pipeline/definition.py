@@ -12,7 +12,7 @@
         spec: {inputs: ["${steps.ingest.output}"], output: "${output}/dedup"}
         depends: []                       # steps to run first besides the referenced ones (default: none)
         defaults: "${params.dedup}"       # optional mapping under `spec`: spec's own keys win
-        clean: false                      # true: delete its output before it reruns on changed inputs (train)
+        clean: false                      # true: empty its output whenever it reruns after finishing (train)
 
 References may appear in any string of `spec` and `defaults`:
     ${output}              the pipeline's output folder (absolute)
@@ -110,7 +110,8 @@ def merge_params(base: dict[str, Any], overrides: dict[str, Any] | None) -> dict
 
 
 class _Resolver:
-    def __init__(self, output: Path, here: Path | None, params: dict[str, Any], outputs: dict[str, Any]):
+    def __init__(self, output: Path, here: Path | None, params: dict[str, Any], outputs: dict[str, Any] | None):
+        """`outputs`: step name -> its resolved output (None while the outputs themselves are resolved)."""
         from corpus.samples import SAMPLES_DIR
         self.vars = {"output": str(output), "here": str(here) if here else None, "samples": str(SAMPLES_DIR)}
         self.params, self.outputs = params, outputs
@@ -134,6 +135,8 @@ class _Resolver:
         m = re.fullmatch(r"steps\.([^.]+)\.output", ref)
         if m:
             name = m.group(1)
+            if self.outputs is None:
+                raise ValueError(f"${{{ref}}}: an output may not refer to another step's output")
             if name not in self.outputs:
                 raise ValueError(f"${{{ref}}}: no step {name!r} in this pipeline")
             self.refs.add(name)
@@ -176,34 +179,13 @@ def resolve(defn: Definition, output: str | Path, params: dict[str, Any] | None 
     if dup:
         raise SpecError(f"pipeline {defn.name!r}: step name(s) {', '.join(dup)} used more than once")
     errors: list[str] = []
-    resolved: dict[str, tuple[dict[str, Any], set[str]]] = {}
     outputs: dict[str, Any] = {}
-    # outputs first (a step may refer to a later-defined one): `output` fields may use ${output} etc. only
-    for s in defn.steps:
-        r = _Resolver(output, here, params, {})
+    for s in defn.steps:       # outputs first: a step may refer to one defined after it
         try:
-            outputs[s.name] = r.resolve(s.spec["output"]) if "output" in s.spec else None
+            outputs[s.name] = _Resolver(output, here, params, None).resolve(s.spec.get("output"))
         except ValueError as e:
             errors.append(f"step {s.name!r}: spec.output: {e}")
-    for s in defn.steps:
-        r = _Resolver(output, here, params, outputs)
-        spec: dict[str, Any] = {}
-        try:
-            base = r.resolve(s.defaults) if s.defaults is not None else {}
-            if not isinstance(base, dict):
-                raise ValueError(f"is a {type(base).__name__}, expected a mapping")
-            spec.update(base)
-        except ValueError as e:
-            errors.append(f"step {s.name!r}: defaults: {e}")
-        for k, v in s.spec.items():
-            try:
-                spec[k] = r.resolve(v)
-            except ValueError as e:
-                errors.append(f"step {s.name!r}: spec.{k}: {e}")
-        unknown = [d for d in s.depends if d not in outputs]
-        if unknown:
-            errors.append(f"step {s.name!r}: depends: unknown step(s) {', '.join(unknown)}")
-        resolved[s.name] = (spec, (set(s.depends) | r.refs) - set(unknown))
+    resolved = {s.name: _resolve_step(s, _Resolver(output, here, params, outputs), errors) for s in defn.steps}
     if errors:
         raise SpecError(f"pipeline {defn.name!r}: invalid definition\n  " + "\n  ".join(errors))
     defs = {s.name: s for s in defn.steps}
@@ -224,6 +206,27 @@ def link(steps: list[Step]) -> list[Step]:
         s.digest = _digest(s.kind, s.spec, [done[d].digest for d in sorted(s.depends)])
         done[s.name] = s
     return steps
+
+
+def _resolve_step(s: StepDef, r: _Resolver, errors: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """(resolved spec, dependencies) of one step; problems are appended to `errors`."""
+    spec: dict[str, Any] = {}
+    try:
+        base = r.resolve(s.defaults) if s.defaults is not None else {}
+        if not isinstance(base, dict):
+            raise ValueError(f"is a {type(base).__name__}, expected a mapping")
+        spec.update(base)
+    except ValueError as e:
+        errors.append(f"step {s.name!r}: defaults: {e}")
+    for k, v in s.spec.items():
+        try:
+            spec[k] = r.resolve(v)
+        except ValueError as e:
+            errors.append(f"step {s.name!r}: spec.{k}: {e}")
+    unknown = [d for d in s.depends if d not in r.outputs]
+    if unknown:
+        errors.append(f"step {s.name!r}: depends: unknown step(s) {', '.join(unknown)}")
+    return spec, (set(s.depends) | r.refs) - set(unknown)
 
 
 def _topological(names: list[str], deps: dict[str, set[str]], pipeline: str) -> list[str]:

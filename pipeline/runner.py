@@ -7,11 +7,13 @@ State lives in OUTPUT/.k2forge/pipeline.json, written atomically whenever a step
 
 status is running | done | failed | stale. A step is reused when its record is `done` with the same digest and
 no step it depends on ran in this run; the digest covers its kind, its resolved spec and the digests of the steps
-it depends on, so a changed spec reruns that step and everything downstream. When a step finishes, the records
-of the steps below it become `stale` (an interrupted run cannot leave them looking current). A step marked
-`clean` (one that resumes from what its output holds, such as train) has its output deleted before it reruns
-on changed inputs; an interrupted one with unchanged inputs resumes instead. Jobs skip their own finished units,
-so a rerun of ingest/dedup/pack/... is cheap.
+it depends on, so a changed spec reruns that step and everything downstream. A step whose digest changed starts
+from an empty output (what an older spec wrote there must not mix with the new); one that reruns with the same
+digest (interrupted, failed, or below a step that ran again) keeps its output, and the jobs skip their finished
+units. When a step finishes, the records of the steps below it become `stale` (an interrupted run cannot leave
+them looking current). A step marked `clean` (one that resumes from what its output holds, such as train)
+starts from an empty output whenever it reruns over a finished or stale record. Only outputs inside the
+pipeline's folder are ever deleted.
 
 A failing step is recorded as failed (its error, its traceback in a log event); the steps that depend on it do
 not run, the others do; then `StepFailed` is raised (the traceback goes to the `k2forge.pipeline` logger).
@@ -176,10 +178,13 @@ def _remove(path: Path) -> None:
 def _run_one(step: Step, rec: dict[str, Any] | None, state: dict[str, Any], out: Path,
              emit: OnEvent, save: Callable[[], None]) -> Exception | None:
     """Run one step and record the outcome; the exception when it failed."""
-    if step.clean and step.output and rec and (rec.get("status") in ("done", "stale")
-                                               or rec.get("digest") != step.digest):
-        emit(Log(f"pipeline: {step.name}: its inputs changed; clearing {step.output} before it runs again"))
-        _remove(Path(step.output))
+    changed = rec is not None and rec.get("digest") != step.digest
+    rebuilt = rec is not None and step.clean and rec.get("status") in ("done", "stale")
+    target = Path(step.output).resolve() if step.output else None
+    if (changed or rebuilt) and target is not None and target.is_relative_to(out) and target != out:
+        why = "its spec or inputs changed" if changed else "its inputs were rebuilt"
+        emit(Log(f"pipeline: {step.name}: {why}; clearing {step.output} before it runs again"))
+        _remove(target)
     state["steps"][step.name] = {"kind": step.kind, "digest": step.digest, "status": "running",
                                  "started_at": _now()}
     save()

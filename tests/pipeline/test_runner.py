@@ -108,6 +108,8 @@ def test_second_run_reuses_and_a_changed_spec_reruns_that_step_and_its_dependent
     assert again["steps"] == first["steps"]
     changed = run_pipeline(_chain(b_text="B2"), out)
     assert _ran() == ["b", "c"] and changed["reused"] == ["a", "d"]
+    # their old outputs went first (the test step, like a job, keeps a file it finds)
+    assert (out / "b.txt").read_text() == "B2a" and (out / "c.txt").read_text() == "cB2a"
     state = json.loads(state_path(out).read_text())
     assert state["pipeline"] == "chain" and {r["status"] for r in state["steps"].values()} == {"done"}
     assert state["steps"]["b"]["digest"] != first["steps"]["b"]["digest"]
@@ -143,24 +145,37 @@ def test_failure_stops_its_dependents_records_it_and_a_rerun_continues(tmp_path)
     assert _ran() == ["b", "c"] and res["reused"] == ["a", "d"]
 
 
-def test_clean_step_starts_over_on_changed_inputs_but_resumes_after_an_interruption(tmp_path):
+def test_clean_step_starts_over_on_rebuilt_inputs_but_resumes_after_an_interruption(tmp_path):
     out = tmp_path / "o"
+    defn = {"name": "clean", "steps": [_step("a", "a"), _step("t", "t", inputs=["a"], clean=True),
+                                       _step("u", "u", inputs=["a"])]}
 
-    def defn(a_text="a"):
-        return {"name": "clean", "steps": [_step("a", a_text, clean=True),
-                                           _step("t", "t", inputs=["a"], clean=True)]}
-    run_pipeline(defn(), out)
-    assert (out / "t.txt").read_text() == "ta"
-    run_pipeline(defn(a_text="A"), out)           # a changed: t's old output goes, so t is rebuilt from A
-    assert (out / "t.txt").read_text() == "tA"
-    run_pipeline(defn(), out)
+    def forget_a():                                # a reruns with the same spec: its dependents' inputs rebuilt
+        state = json.loads(state_path(out).read_text())
+        del state["steps"]["a"]
+        state_path(out).write_text(json.dumps(state))
+    run_pipeline(defn, out)
+    forget_a()
+    res = run_pipeline(defn, out)
+    assert res["ran"] == ["a", "t", "u"]
+    assert res["steps"]["t"]["summary"]["found"] is False      # clean: its old output went
+    assert res["steps"]["u"]["summary"]["found"] is True       # not clean: resumes from what it wrote
+    forget_a()
     test_steps.FAILING.add("t")
-    with pytest.raises(StepFailed):               # a changed again; t's run breaks off
-        run_pipeline(defn(a_text="A"), out)
+    with pytest.raises(StepFailed):               # t's run breaks off
+        run_pipeline(defn, out)
     test_steps.FAILING.clear()
-    (out / "t.txt").write_text("partial")         # what an interrupted run left
-    res = run_pipeline(defn(a_text="A"), out)     # resumed from what is there, like a job's finished units
-    assert res["steps"]["t"]["summary"]["found"] is True and (out / "t.txt").read_text() == "partial"
+    (out / "t.txt").write_text("partial")         # what the interrupted run left
+    res = run_pipeline(defn, out)                 # same inputs as its failed record: resumed, not cleared
+    assert res["ran"] == ["t"] and res["steps"]["t"]["summary"]["found"] is True
+    assert (out / "t.txt").read_text() == "partial"
+
+
+def test_a_changed_step_never_clears_an_output_outside_the_pipeline_folder(tmp_path):
+    outside = tmp_path / "elsewhere.txt"
+    run_pipeline({"steps": [_step("a", "a", spec={"output": str(outside)})]}, tmp_path / "o")
+    run_pipeline({"steps": [_step("a", "A", spec={"output": str(outside)})]}, tmp_path / "o")
+    assert outside.read_text() == "a"             # kept (the test step keeps a file it finds)
 
 
 def test_events_of_the_runner_and_of_a_job_step(tmp_path):
