@@ -1,4 +1,4 @@
-"""The arguments the in-process vLLM engine starts with: the EngineSpec's own fields, device-aware defaults,
+"""The arguments the in-process vLLM engine starts with: the VLLMEngineSpec fields, device-aware defaults,
 and `engine_kwargs` passed through to vLLM's `AsyncEngineArgs`.
 
 Pure functions, importable without vllm: the spec checks `engine_kwargs` at validation time (against vLLM's

@@ -11,7 +11,7 @@ fraction of RAM reserved for weights + KV cache on CPU (0.3 is plenty for SmolLM
 torchcodec must be uninstalled beside torch 2.13 CPU. The first start compiles the model (tens of seconds+).
 
 Scale: `tensor_parallel_size` x `pipeline_parallel_size` GPUs per engine (vLLM starts its own workers for them;
-a Ray worker actor requests that many GPUs, see EngineSpec.gpus), `max_model_len`, `enable_prefix_caching`, and
+a Ray worker actor requests that many GPUs, see VLLMEngineSpec.gpus), `max_model_len`, `enable_prefix_caching`, and
 any other EngineArgs through `engine_kwargs` (rephrase.engines.vllm_args builds and checks the arguments;
 `gpu_memory_utilization` defaults to 0.9 on GPU and 0.3 on CPU).
 
