@@ -8,11 +8,13 @@ are not jobs), cli.py (the click command); the report renderer is pipeline/repor
 resume: a rerun reuses finished steps, an interrupted one resumes at the first unfinished step (the jobs skip
 their finished units; training resumes from its last checkpoint unless its inputs were rebuilt). A rerun with
 another configuration (size, --docs, --steps) into the same folder is refused (the rewriting jobs would mix
-outputs of two configurations); `fresh=True` starts over, but only in a folder a pipeline made.
+outputs of two configurations); `fresh=True` starts over, but only in a folder a pipeline (or the demo before
+it was one, with its `_demo/` state) made.
 Importing this package is cheap: torch and friends load inside the steps.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +23,8 @@ from pipeline.demo.config import DemoConfig, load_config
 from pipeline.runner import PipelineError, read_state, run_pipeline, state_path
 
 DEFINITION = Path(__file__).resolve().parent.parent / "definitions" / "demo.yaml"
+#: the state folder of demo outputs written before the demo was a pipeline (--fresh may delete those too)
+LEGACY_STATE = "_demo"
 __all__ = ["DEFINITION", "DemoError", "format_summary", "run_demo", "state_path"]
 
 
@@ -39,6 +43,8 @@ def run_demo(output: str | Path = "out/demo", size: str = "full", docs: int | No
     out = Path(output).resolve()
     cfg = cfg or load_config(size, docs=docs, steps=steps)
     params = params_of(cfg)
+    if fresh and (out / LEGACY_STATE).is_dir() and not state_path(out).exists():
+        shutil.rmtree(out)          # a folder of the demo before it became a pipeline
     state = read_state(out) if out.exists() and not fresh else None
     if state is not None and state.get("params") != params:
         old = (state.get("params") or {}).get("size")

@@ -219,6 +219,22 @@ def test_fresh_clears_a_demo_folder(tmp_path):
     assert state["steps"] == {} and not tmp_path.exists()
 
 
+def test_fresh_clears_a_folder_of_the_demo_before_it_was_a_pipeline(tmp_path):
+    out = tmp_path / "old"
+    (out / "_demo").mkdir(parents=True)
+    (out / "_demo" / "state.json").write_text("{}")
+    (out / "raw").mkdir()
+    with pytest.raises(DemoError, match="not a pipeline output folder"):
+        run_demo(out, size="small", steps=1, docs=1, fresh=False)
+    mp = pytest.MonkeyPatch()       # stop after ingest: only the clearing is under test
+    for kind in ("demo.select", "demo.verify-sample"):
+        mp.setitem(registry.STEPS, kind, (registry.STEPS[kind][0], "tests.pipeline.test_demo:_failing_export"))
+    with pytest.raises(StepFailed):
+        run_demo(out, size="small", fresh=True)
+    mp.undo()
+    assert not (out / "_demo").exists() and state_path(out).exists()
+
+
 def test_the_demo_definition_resolves_at_every_size(tmp_path):
     """Every step's spec validates with the sizes' parameters; training starts over on rebuilt inputs."""
     defn, here = load_definition(DEFINITION)
