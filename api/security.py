@@ -1,9 +1,13 @@
 """Service security: bearer tokens, path confinement to the data root, model allowlist, secret redaction,
 per-token rate limiting.
 
-Path fields are found by name, so every job spec is covered without per-kind code: any key named like
-input(s), output, path(s), dir, file, manifest, mixture, packed, checkpoint, tokenizer, styles_file (optionally with a
-prefix such as `labelled_input`) holds a path or a list of paths/globs, and each must resolve inside the data root.
+What a spec field holds is declared on the field (corpus.fields: PathIn, PathOut, Secret, SecretEnv,
+ModelSource), so every job spec is covered without per-kind code and without guessing from key names:
+- `confined_spec` validates a submitted spec once, each path resolved inside the data root as it is validated;
+- `split_secrets` / `merge_secrets` / `missing_secrets` keep Secret values out of the database, by location;
+- `env_names` lists the SecretEnv variables a worker may be given (`worker_env`), `model_sources` the ModelSource
+  values the request set (for the allowlist);
+- `check_confined` checks a stored spec's paths again at run time.
 """
 from __future__ import annotations
 
@@ -13,24 +17,22 @@ import hashlib
 import hmac
 import itertools
 import os
-import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic_core import PydanticCustomError
 
 from api.limits import FsBudget, LimitError, check_path_length
+from corpus import fields
+from corpus.fields import PATHS, Role
 
-PATH_KEY = re.compile(r"(^|_)(inputs?|outputs?|paths?|dirs?|files?|manifest|mixture|packed|checkpoint|"
-                      r"tokenizer|root)$")
-# Secrets by key name. `token` alone or with an auth-ish prefix; NOT eos_token/pad_token (tokenizer settings).
-SECRET_KEY = re.compile(r"((^|_)(api_?key|secret|password|authorization)|^((auth|access|bearer|hf|api)_)?token)$",
-                        re.I)
 REDACTED = "***redacted***"
 #: the service's own state (job database, job logs) inside the data root: no job may read or write it
 STATE_DIR = ".k2forge"
-#: keys whose string values name a model to load (checked against the service's allowlist)
-MODEL_KEYS = ("model", "base_url", "embedding_model")
+M = TypeVar("M", bound=BaseModel)
 
 
 class PathError(LimitError):
@@ -133,101 +135,73 @@ def _state_error(value: str, field: str) -> PathError:
     return PathError(field, f"path {value!r} is inside the service's state folder {STATE_DIR}/")
 
 
-def confine_spec(spec: Any, root: Path, where: str = "spec", budget: FsBudget | None = None) -> Any:
-    """Return a copy of a spec dict with every path field resolved inside root; raise PathError otherwise (or
-    LimitError when its paths cost more filesystem work than one budget allows)."""
+def confined_spec(cls: type[M], data: Any, root: Path, budget: FsBudget | None = None) -> M:
+    """Validate `data` as `cls` ONCE, each path field (PathIn/PathOut, corpus.fields) confined to root as it is
+    validated, so a validator that reads a file (a styles file) reads the confined path. ValidationError names the
+    field (a PathError or LimitError becomes its message). Paths pydantic does not validate itself (defaults, a
+    sub-spec a validator builds) are confined after validation: then PathError/LimitError name their location."""
     budget = budget or FsBudget()
-    if isinstance(spec, dict):
-        out = {}
-        for k, v in spec.items():
-            loc = f"{where}.{k}"
-            if PATH_KEY.search(str(k)) and v is not None:
-                if isinstance(v, str):
-                    out[k] = confine(v, root, loc, budget)
-                elif isinstance(v, list) and all(isinstance(x, str) for x in v):
-                    out[k] = [confine(x, root, f"{loc}[{i}]", budget) for i, x in enumerate(v)]
-                else:
-                    out[k] = confine_spec(v, root, loc, budget)
-            else:
-                out[k] = confine_spec(v, root, loc, budget)
+    seen: set[str] = set()
+
+    def on_value(role: Role, value: str, name: str) -> str:
+        if not role.is_path:
+            return value
+        try:
+            out = confine(value, root, name, budget)
+        except LimitError as e:     # the loc of the error says where; its message what
+            raise PydanticCustomError("path" if isinstance(e, PathError) else "limit", "{reason}",
+                                     {"reason": str(e)}) from None
+        seen.add(out)
         return out
-    if isinstance(spec, list):
-        return [confine_spec(x, root, f"{where}[{i}]", budget) for i, x in enumerate(spec)]
-    return spec
+
+    spec = fields.validate(cls, data, on_value)
+    return fields.replace(spec, PATHS, lambda loc, role, v: v if v in seen else confine(v, root, loc, budget))
 
 
-def spec_paths(spec: Any) -> list[str]:
-    """Every path value in a spec (the fields confine_spec confines), e.g. to compare inputs with outputs."""
-    found: list[str] = []
-
-    def walk(x: Any) -> None:
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if PATH_KEY.search(str(k)) and isinstance(v, str):
-                    found.append(v)
-                elif PATH_KEY.search(str(k)) and isinstance(v, list) and all(isinstance(i, str) for i in v):
-                    found.extend(v)
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(spec)
-    return found
+def check_confined(spec: BaseModel, root: Path, budget: FsBudget | None = None) -> None:
+    """Check every path of a validated spec again (a symlink may have appeared since the submit); PathError."""
+    budget = budget or FsBudget()
+    for loc, value in fields.values(spec, *PATHS):
+        confine(value, root, loc, budget)
 
 
-def split_secrets(spec: Any) -> tuple[Any, dict[str, Any]]:
-    """(redacted copy, {dotted path: secret}) — secrets never reach the database or the logs."""
-    secrets: dict[str, Any] = {}
-
-    def walk(x: Any, path: str) -> Any:
-        if isinstance(x, dict):
-            res = {}
-            for k, v in x.items():
-                p = f"{path}.{k}" if path else str(k)
-                if SECRET_KEY.search(str(k)) and isinstance(v, str) and v and not str(k).endswith("_env"):
-                    secrets[p] = v
-                    res[k] = REDACTED
-                else:
-                    res[k] = walk(v, p)
-            return res
-        if isinstance(x, list):
-            return [walk(v, f"{path}[{i}]") for i, v in enumerate(x)]
-        return x
-
-    return walk(spec, ""), secrets
+def spec_paths(spec: BaseModel, role: Role) -> list[str]:
+    """The values of a spec's fields with this path role (PATH_IN: what the job reads, PATH_OUT: what it writes)."""
+    return [v for _, v in fields.values(spec, role)]
 
 
-def merge_secrets(spec: dict, secrets: dict[str, Any]) -> dict:
-    """Put secrets back into a redacted spec (worker side, from its environment)."""
-    for dotted, value in secrets.items():
-        node = spec
-        keys = dotted.split(".")
-        for k in keys[:-1]:
-            node = node.get(k, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node[keys[-1]] = value
-    return spec
+def split_secrets(spec: M) -> tuple[M, dict[str, str]]:
+    """(copy with every Secret field REDACTED, {location: secret}): secrets never reach the database or logs."""
+    secrets: dict[str, str] = {}
+
+    def redact(loc: str, role: Role, value: str) -> str:
+        if not value or value == REDACTED:
+            return value
+        secrets[loc] = value
+        return REDACTED
+
+    return fields.replace(spec, {Role.SECRET}, redact), secrets
 
 
-def env_names(spec: Any) -> list[tuple[str, str]]:
-    """(field, value) of every field that names an environment variable to read (`*_env`, e.g. api_key_env)."""
-    found: list[tuple[str, str]] = []
+def merge_secrets(spec: M, secrets: dict[str, str]) -> M:
+    """Put secrets back into a redacted spec (worker side, from its environment), by location."""
+    return fields.replace(spec, {Role.SECRET}, lambda loc, role, value: secrets.get(loc, value))
 
-    def walk(x: Any, path: str) -> None:
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if str(k).endswith("_env") and isinstance(v, str):
-                    found.append((f"{path}.{k}", v))
-                else:
-                    walk(v, f"{path}.{k}")
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                walk(v, f"{path}[{i}]")
 
-    walk(spec, "spec")
-    return found
+def missing_secrets(spec: BaseModel) -> list[str]:
+    """Locations of Secret fields still REDACTED (their value was lost with a service restart)."""
+    return [loc for loc, value in fields.values(spec, Role.SECRET) if value == REDACTED]
+
+
+def env_names(spec: BaseModel) -> list[tuple[str, str]]:
+    """(location, name) of every SecretEnv field: environment variables holding credentials the job reads
+    (defaults included: they are read from the environment just the same)."""
+    return fields.values(spec, Role.SECRET_ENV)
+
+
+def model_sources(spec: BaseModel) -> list[tuple[str, str]]:
+    """(location, value) of every ModelSource field the submitted data set (defaults are the operator's code)."""
+    return fields.values(spec, Role.MODEL_SOURCE, explicit=True)
 
 
 #: what a worker inherits from the service's environment: locale, paths, caches, thread counts, CA bundles.
@@ -241,37 +215,17 @@ WORKER_ENV = frozenset("""PATH HOME USER LOGNAME LANG LANGUAGE TZ TMPDIR TEMP TM
     K2FORGE_UNIT_DOCS""".split())
 
 
-def worker_env(environ: dict[str, str], spec: Any, secret_env_allowlist: list[str],
+def worker_env(environ: dict[str, str], spec: BaseModel | None, secret_env_allowlist: list[str],
                extra: list[str] = ()) -> dict[str, str]:
     """The minimal environment of a job's worker: WORKER_ENV (+ `extra`, operator-chosen), LC_*, and the
     credential variables this spec names that the operator allowlisted (checked again here: the list may have
-    changed since the submit)."""
+    changed since the submit). No spec (a stored one that no longer validates): no credential variables."""
     keep = WORKER_ENV | set(extra)
     env = {k: v for k, v in environ.items() if k in keep or k.startswith("LC_")}
-    for _, name in env_names(spec):
+    for _, name in env_names(spec) if spec is not None else ():
         if name in secret_env_allowlist and name in environ:
             env[name] = environ[name]
     return env
-
-
-def model_sources(spec: Any) -> list[tuple[str, str]]:
-    """(field, value) of every model source in a spec: keys in MODEL_KEYS, anywhere."""
-    found: list[tuple[str, str]] = []
-
-    def walk(x: Any, path: str) -> None:
-        if isinstance(x, dict):
-            for k, v in x.items():
-                p = f"{path}.{k}"
-                if k in MODEL_KEYS and isinstance(v, str):
-                    found.append((p, v))
-                else:
-                    walk(v, p)
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                walk(v, f"{path}[{i}]")
-
-    walk(spec, "spec")
-    return found
 
 
 class RateLimiter:

@@ -61,7 +61,7 @@ def test_deep_json_infinity_long_paths_and_unknown_fields_are_422(service):
     assert r.status_code == 422
     for path in ("a" * 6000, "d/" + "n" * 300):
         r = service.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": [path], "output": "o"}})
-        assert r.status_code == 422 and "inputs[0]" in r.text, r.text
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "spec", "inputs", 0], r.text
     r = service.client.post("/v1/jobs", json={"kind": "ingest", "spec": {"inputs": ["raw"], "output": "o"},
                                               "priority": 1})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "priority"], r.text

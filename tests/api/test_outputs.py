@@ -37,7 +37,10 @@ def test_another_jobs_output_or_an_input_is_409_naming_the_owner(service):
             assert alice["id"] in r.text and "'alice'" in r.text, r.text
     again = service.client.post("/v1/jobs", json=_ingest("shards"))    # her own, but it succeeded: not reopened
     assert again.status_code == 409 and "succeeded" in again.text
-    for output, what in (("raw/a.jsonl", "existing file"), ("raw", "non-empty folder")):
+    (service.root / "notes").mkdir()
+    (service.root / "notes" / "n.txt").write_text("someone's data")
+    for output, what in (("raw/a.jsonl", "existing file"), ("notes", "non-empty folder"),
+                         ("raw", "also an input of this job")):
         r = bob.post("/v1/jobs", json=_ingest(output))
         assert r.status_code == 409 and what in r.text, r.text
     r = bob.post("/v1/jobs", json={"kind": "dedup", "spec": {"inputs": ["shards"], "output": "shards"}})
