@@ -24,9 +24,10 @@ GROUPS: dict[str, str] = {
 
 
 #: group -> {command: "module:click_object"}: commands a higher layer adds to a lower package's group (the
-#: corpus demo is a pipeline; corpus, the lowest layer, names no package above it)
+#: corpus demo and the MuonClip evidence are pipelines; corpus and trainer name no package above them)
 EXTRA_COMMANDS: dict[str, dict[str, str]] = {
     "corpus": {"demo": "pipeline.corpus_demo:demo_cmd"},
+    "train": {"evidence": "pipeline.muonclip_evidence:evidence_cmd"},
 }
 
 

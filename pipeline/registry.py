@@ -30,6 +30,9 @@ STEPS: dict[str, tuple[str, str]] = {
     "demo.sample": ("pipeline.demo.specs:SampleSpec", "pipeline.demo.steps:sample"),
     "demo.report": ("pipeline.demo.specs:ReportSpec", "pipeline.demo.steps:report"),
     "corpus-demo.check-parts": ("pipeline.corpus_demo:CheckPartsSpec", "pipeline.corpus_demo:check_parts"),
+    "evidence.sample-corpus": ("pipeline.muonclip_evidence:SampleCorpusSpec", "pipeline.muonclip_evidence:sample_corpus"),
+    "evidence.muonclip-verdict": ("pipeline.muonclip_evidence:VerdictSpec",
+                                  "pipeline.muonclip_evidence:muonclip_verdict"),
 }
 
 

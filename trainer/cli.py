@@ -1,4 +1,5 @@
-"""`k2forge train ...`: run (YAML spec + flags), eval, export-hf, params, bench, evidence.
+"""`k2forge train ...`: run (YAML spec + flags), eval, export-hf, params, bench; `evidence` (a pipeline, a layer
+up) is added to this group by api/cli.py.
 
 `run` is built from TrainSpec by corpus.clispec, so every spec field is a flag and `--config FILE` (alias of
 `--spec`) reads the YAML; flags override the file. The commands import the modules that need torch (everything but the spec and the config) when they run, so
@@ -113,13 +114,3 @@ def bench_cmd(args) -> None:
     """Throughput, MFU and optimizer / QK-Clip share of step time (options: `k2forge train bench -- --help`)."""
     from trainer.bench import main
     main(list(args))
-
-
-@train.command("evidence")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="output directory")
-@click.option("--steps", type=click.IntRange(1), help="steps per run (default: the recorded config's)")
-def evidence_cmd(out, steps) -> None:
-    """K2 Figure 2 in miniature: vanilla Muon vs MuonClip max logits on CPU (plot + JSON in OUT)."""
-    from trainer.evidence import run_evidence
-    res = run_evidence(out, steps=steps)
-    click.echo(json.dumps(res["verdict"], indent=2))

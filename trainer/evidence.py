@@ -22,12 +22,13 @@ the second half <= 1.5 tau and max <= 2.5 tau (and >= 4x below vanilla's max); f
 (mean of the last 20 steps).
 
     k2forge train evidence --out runs/evidence     -> evidence.json, max_logits_muon_vs_muonclip.png
+
+This module holds the corpus, the config and the verdict; the chain (corpus -> two trainings -> verdict) is the
+pipeline definition pipeline/definitions/muonclip-evidence.yaml, run by pipeline.muonclip_evidence.run_evidence.
 """
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -107,36 +108,3 @@ def verdict(muon: list[dict], clip: list[dict], tau: float, rules: dict[str, flo
             "muonclip_capped": (c_late <= rules["clip_mean_max_ratio"] * tau and c_max <= rules["clip_max_ratio"] * tau
                                 and v_max >= rules["separation_min"] * c_max),
             "loss_comparable": abs(c_loss - v_loss) <= rules["loss_gap_max"], "rules": rules}
-
-
-def run_evidence(out: str | Path, steps: int | None = None, config: dict[str, Any] | None = None) -> dict:
-    """Build the sample corpus, train vanilla Muon and MuonClip, write evidence.json and the comparison plot."""
-    from trainer.launch import run_train
-    from trainer.metrics import read_metrics
-    from trainer.plots import plot_comparison
-    from trainer.spec import TrainSpec
-    out = Path(out)
-    cfg = {**EVIDENCE_CONFIG, **(config or {})}
-    if steps is not None:
-        cfg["steps"] = steps
-    budget = cfg["steps"] * cfg["micro_batch_size"] * cfg["grad_accum"] * cfg["seq_len"]  # exactly the run's
-    manifest = build_sample_corpus(out / "corpus", seq_len=cfg["seq_len"], total_tokens=budget)
-    series, seconds = {}, {}
-    for name, qk_clip in (("muon", False), ("muonclip", True)):
-        run_dir = out / name
-        shutil.rmtree(run_dir, ignore_errors=True)  # evidence is always a fresh run, never a resume
-        t0 = time.perf_counter()
-        run_train(TrainSpec(manifest=str(manifest), output=str(run_dir), qk_clip=qk_clip, **cfg))
-        seconds[name] = round(time.perf_counter() - t0, 1)
-        series[name] = read_metrics(run_dir / "metrics.jsonl", "train")
-    tau = float(cfg["qk_clip_tau"])
-    v = verdict(series["muon"], series["muonclip"], tau)
-    plot = plot_comparison({"Muon (no QK-Clip)": series["muon"], "MuonClip": series["muonclip"]}, tau,
-                           out / "max_logits_muon_vs_muonclip.png")
-    from corpus.shards import atomic_write_json
-    result = {"config": cfg, "seconds": seconds, "verdict": v, "plot": str(plot),
-              "series": {k: [{"step": r["step"], "loss": r["loss"], "max_logit_max": r["max_logit_max"],
-                              "heads_clipped_total": r["heads_clipped_total"]} for r in rows]
-                         for k, rows in series.items()}}
-    atomic_write_json(out / "evidence.json", result)
-    return result

@@ -1,11 +1,13 @@
-"""K2 Figure 2 in miniature (trainer.evidence): on CPU, vanilla Muon lets max attention logits grow far past a
-small tau while MuonClip keeps them around tau, at the same loss. The full run is slow (two 200-step trainings);
-the verdict rules are also checked on hand-made series so a wrong rule fails fast."""
+"""K2 Figure 2 in miniature (trainer.evidence, run as the pipeline of pipeline.muonclip_evidence): on CPU,
+vanilla Muon lets max attention logits grow far past a small tau while MuonClip keeps them around tau, at the same
+loss. The full run is slow (two 200-step trainings); the verdict rules are also checked on hand-made series so a
+wrong rule fails fast, and a 3-step run checks the command's outputs."""
 import json
 
 import pytest
 
-from trainer.evidence import EVIDENCE_CONFIG, run_evidence, verdict
+from pipeline.muonclip_evidence import run_evidence
+from trainer.evidence import EVIDENCE_CONFIG, verdict
 
 
 def _series(max_logits, loss=4.0):
@@ -34,3 +36,23 @@ def test_muon_logits_explode_muonclip_caps_them(tmp_path):
     assert (tmp_path / "max_logits_muon_vs_muonclip.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "evidence.json").read_text())
     assert len(saved["series"]["muon"]) == EVIDENCE_CONFIG["steps"]
+
+
+def test_the_command_writes_the_evidence_of_a_short_run_and_reruns_fresh(tmp_path):
+    """`k2forge train evidence` runs the pipeline (corpus -> two trainings -> verdict); 20 steps keep it short."""
+    from api.cli import main
+    out = tmp_path / "ev"
+    started = []
+    for _ in range(2):          # the second run starts over, it does not reuse the first
+        main(["-q", "train", "evidence", "--out", str(out), "--steps", "20"])
+        saved = json.loads((out / "evidence.json").read_text())
+        assert [len(saved["series"][k]) for k in ("muon", "muonclip")] == [20, 20]
+        assert saved["config"]["steps"] == 20 and saved["verdict"]["tau"] == EVIDENCE_CONFIG["qk_clip_tau"]
+        assert (out / "max_logits_muon_vs_muonclip.png").read_bytes()[:4] == b"\x89PNG"
+        state = json.loads((out / ".k2forge" / "pipeline.json").read_text())
+        assert {n: r["status"] for n, r in state["steps"].items()} == dict.fromkeys(
+            ["corpus", "muon", "muonclip", "verdict"], "done")
+        started.append(state["steps"]["muon"]["started_at"])
+        metrics = (out / "muon" / "metrics.jsonl").read_text().splitlines()
+        assert sum(json.loads(x)["type"] == "train" for x in metrics) == 20    # one run's rows, not two
+    assert started[0] < started[1]            # trained again (timestamps to the second; a run takes longer)
