@@ -136,12 +136,10 @@ def run_steps(steps: list[Step], output: str | Path, name: str, params: dict[str
             skipped.append(step.name)
             _announce(i, n, step, f"not run (depends on failed {', '.join(blocked)})")
             emit(Log(f"pipeline: {step.name} not run: it depends on {', '.join(blocked)}", "warning"))
-            continue
-        if (rec and rec.get("status") == "done" and rec.get("digest") == step.digest
-                and not step.upstream & set(ran)):
+        elif _reusable(rec, step, ran):
             reused.append(step.name)
             _announce(i, n, step, "reused")
-            emit(Log(f"pipeline: {step.name} reused (finished {rec.get('finished_at')}, same spec)"))
+            emit(Log(f"pipeline: {step.name} reused (finished {rec['finished_at']}, same spec and inputs)"))
         else:
             _announce(i, n, step, "running")
             error = _run_one(step, rec, state, out, emit, save)
@@ -155,6 +153,12 @@ def run_steps(steps: list[Step], output: str | Path, name: str, params: dict[str
             from next(iter(failed.values()))
     return {"pipeline": name, "output": str(out), "steps": state["steps"], "ran": ran, "reused": reused,
             "wall_seconds": round(time.perf_counter() - t_start, 2)}
+
+
+def _reusable(rec: dict[str, Any] | None, step: Step, ran: list[str]) -> bool:
+    """Finished with this digest, and nothing it depends on ran in this run."""
+    return bool(rec and rec.get("status") == "done" and rec.get("digest") == step.digest
+                and not step.upstream & set(ran))
 
 
 def _forward(emit: OnEvent, step: str) -> OnEvent:

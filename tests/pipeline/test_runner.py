@@ -17,7 +17,8 @@ from tests.pipeline import steps as test_steps
 
 @pytest.fixture(autouse=True)
 def write_step(monkeypatch):
-    monkeypatch.setitem(registry.STEPS, "test.write", ("tests.pipeline.steps:WriteSpec", "tests.pipeline.steps:write"))
+    monkeypatch.setattr(registry, "STEPS", dict(registry.STEPS))     # registrations end with the test
+    registry.register_step("test.write", "tests.pipeline.steps:WriteSpec", "tests.pipeline.steps:write")
     test_steps.CALLS.clear()
     yield
     test_steps.CALLS.clear()
@@ -82,6 +83,11 @@ def test_every_bad_step_is_named_before_anything_runs(tmp_path):
     assert "step 'kindless': kind: unknown step kind 'no-such-kind'" in msg
     assert "step 'dedup' (dedup): spec.threshold" in msg
     assert _ran() == []
+
+
+def test_registered_step_names_need_a_dot():
+    with pytest.raises(ValueError, match="needs a dot"):
+        registry.register_step("write", "tests.pipeline.steps:WriteSpec", "tests.pipeline.steps:write")
 
 
 def test_references_whole_values_params_and_paths(tmp_path):
