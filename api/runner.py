@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from api.store import JobStore
+from api.store import Job, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ def _kill_group(pid: int, sig: int) -> None:
 
 class Dispatcher:
     def __init__(self, store: JobStore, max_workers: int = 2, log_dir: Path | None = None,
-                 poll_s: float = 0.2, grace_s: float = 5.0, env: Callable[[dict], dict[str, str]] | None = None,
+                 poll_s: float = 0.2, grace_s: float = 5.0, env: Callable[[Job], dict[str, str]] | None = None,
                  lease_s: float = 30.0, max_attempts: int = 3, data_root: Path | None = None):
         self.store, self.max_workers, self.poll_s, self.grace_s = store, max_workers, poll_s, grace_s
-        self.env = env or (lambda spec: dict(os.environ))   # a job's worker environment, from its spec
+        self.env = env or (lambda job: dict(os.environ))    # a job's worker environment, from its spec
         self.lease_s, self.max_attempts, self.data_root = lease_s, max_attempts, data_root
         self.host = host_id()
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:64]
@@ -150,7 +150,7 @@ class Dispatcher:
         if not self.store.claim(job, self.replica, self.host, time.time() + self.lease_s):
             return True  # another replica took it
         attempt = job.attempts + 1
-        env = self.env(job.spec)
+        env = self.env(job)
         if self.data_root:
             env["K2FORGE_DATA_ROOT"] = str(self.data_root)          # the worker confines the spec again
         if self.log_dir:

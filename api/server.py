@@ -25,6 +25,7 @@ import click
 def serve(host, port, data_root, db_url, tokens_file, max_workers, ray_address, allow_model, allow_secret_env,
           redis_url, admin, access_log) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Jobs survive restarts and resume from finished shards."""
+    # here, not at the top: `k2forge --help` imports this module to list the command, and must stay quick
     import uvicorn
 
     from api.app import create_app

@@ -2,8 +2,8 @@
 
 The service starts one of these per running job (in a new session, so cancel can stop its whole process group).
 The worker validates the stored spec with the job kind's spec class, runs the kind's run function (the same one
-the CLI calls) and records progress events, the result and the final state. Secrets the service kept out of the
-database arrive in the K2FORGE_JOB_SECRETS environment variable.
+the CLI calls) and records its events (corpus.events), the result and the final state. Secrets the service kept
+out of the database arrive in the K2FORGE_JOB_SECRETS environment variable.
 
 While it runs, a heartbeat renews the attempt's lease (and stops the worker when the lease was taken over or a
 cancel was requested); the worker holds an flock on each of its outputs and confines the spec's paths again

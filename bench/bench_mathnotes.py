@@ -92,8 +92,9 @@ def run_job(args, fmt: str, inp: Path, out: Path) -> float:
     from corpus.spec import parse_spec
     from mathnotes.run import run_mathnotes
     from mathnotes.spec import MathNotesSpec
-    engine = {"kind": args.engine_kind, "model": args.model, "batch_size": args.batch_size,
-              "max_concurrency": args.batch_size}
+    engine = {"kind": args.engine_kind, "model": args.model, "max_concurrency": args.batch_size}
+    if args.engine_kind == "local":     # the other backends have no batch_size (EngineSpec is one spec per kind)
+        engine["batch_size"] = args.batch_size
     if args.base_url:
         engine["base_url"] = args.base_url
     spec = parse_spec(MathNotesSpec, {
@@ -102,7 +103,7 @@ def run_job(args, fmt: str, inp: Path, out: Path) -> float:
         "chunk_target_tokens": args.chunk_target_tokens, "chunk_max_tokens": args.chunk_target_tokens * 3 // 2,
     }, "bench")
     t0 = time.perf_counter()
-    run_mathnotes(spec, on_event=lambda ev: print(json.dumps(ev), flush=True) if ev["type"] == "log" else None)
+    run_mathnotes(spec, on_event=lambda ev: print(json.dumps(ev.to_dict()), flush=True) if ev.type == "log" else None)
     return time.perf_counter() - t0
 
 

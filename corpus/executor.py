@@ -4,7 +4,8 @@ A Stage is one kind of work; `process(unit)` reads `unit.inputs`, writes `unit.o
 JSON-able stats dict. Units are idempotent and deterministic (same id -> same output), so an executor skips every
 unit that already has a done-marker, and a unit killed halfway is simply redone. Markers live in
 `{output}/.k2forge/done/{stage.name}/{unit.id}.json` (corpus.layout) and hold the unit's stats; this module
-is the only one that builds their paths (`done_marker`, `forget_stale`).
+is the only one that builds their paths (`done_marker`, `forget_stale`). `Executor.run(..., on_event=)` reports
+a corpus.events.Progress per finished unit (`done`/`total` units of the stage, `unit` its id) and a StageDone.
 """
 from __future__ import annotations
 

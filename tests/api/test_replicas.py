@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from api.outputs import output_locks, output_paths
 from api.store import JobStore
 from corpus.ingest import IngestSpec, run_ingest
 from corpus.shards import file_sha256
@@ -159,7 +160,6 @@ def test_a_stale_attempt_is_fenced_and_stops_itself(tmp_path, pg_url):
 def test_a_cancel_reaches_a_worker_whose_replica_died(tmp_path, pg_url):
     """The worker's replica is gone; a cancel sent to the other replica stops it through its heartbeat. (The
     test holds the job's output lock, so the worker stays running, waiting for it.)"""
-    from api.outputs import output_locks, output_paths
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "a.jsonl").write_text('{"text": "hello", "domain": "web"}\n')
     root, store = tmp_path, JobStore(pg_url)

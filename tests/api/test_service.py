@@ -9,6 +9,8 @@ import time
 
 import httpx
 
+from api.store import JobStore
+from corpus.shards import file_sha256
 from tests.api.conftest import TOKEN, Service
 
 
@@ -94,7 +96,6 @@ def test_submit_watch_outputs_idempotency(service):
 
 
 def _shard_digests(root, out: str) -> dict[str, str]:
-    from corpus.shards import file_sha256
     return {p.name: file_sha256(p) for p in sorted((root / out).glob("*.parquet"))}
 
 
@@ -134,7 +135,6 @@ def test_kill9_mid_job_resumes_to_identical_outputs(tmp_path):
 
 
 def _worker_pid(root, job_id: str) -> int | None:
-    from api.store import JobStore
     job = JobStore(f"sqlite:///{root / '.k2forge' / 'jobs.db'}").get(job_id)
     return job.worker_pid if job else None
 

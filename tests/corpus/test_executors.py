@@ -10,6 +10,7 @@ import pytest
 
 from corpus.executor import LocalExecutor, RayExecutor
 from corpus.ingest import IngestSpec, IngestStage, plan_units, run_ingest
+from corpus.schema import SchemaError
 
 TIMINGS: dict[str, float] = {}
 
@@ -106,7 +107,6 @@ def test_local_pool_surfaces_a_worker_error(tmp_path):
     (src / "zbad.jsonl").write_text('{"text": "x", "domain": "web"}\n{"text": 1, "domain": "web"}\n')
     spec = _spec(src, tmp_path / "o", "local", 2).model_copy(update={"on_error": "error"})
     stage = IngestStage(spec.read_options(), spec.shard_bytes)
-    from corpus.schema import SchemaError
     with pytest.raises(SchemaError, match=r"zbad\.jsonl:2: field 'text' must be a string"):
         LocalExecutor(workers=2).run(stage, plan_units(spec), tmp_path / "o")
 
@@ -116,7 +116,6 @@ def test_ray_unit_error_reaches_the_caller_unwrapped(tmp_path, ray_local):
     src.mkdir()
     (src / "good.jsonl").write_text('{"text": "fine", "domain": "web"}\n')
     (src / "zbad.jsonl").write_text('{"text": "x", "domain": "web"}\n{"text": "y", "domain": "poetry"}\n')
-    from corpus.schema import SchemaError
     with pytest.raises(SchemaError, match=r"^\S*zbad\.jsonl:2: field 'domain' is 'poetry'") as e:
         run_ingest(_spec(src, tmp_path / "o", "ray", 2).model_copy(update={"on_error": "error"}))
     assert "Traceback" not in str(e.value) and not list((tmp_path / "o").glob("zbad-*.parquet"))
