@@ -10,9 +10,7 @@ The config becomes the parameters of the demo pipeline (pipeline/definitions/dem
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from corpus.layout import INDEX, STATS, find_meta
 from corpus.spec import SpecError, read_yaml_mapping
 
-log = logging.getLogger(__name__)
-
 HERE = Path(__file__).resolve().parent
-DEMO_YAML = HERE / "sizes.yaml"
+SIZES_YAML = HERE / "sizes.yaml"
 MIXTURE_YAML = HERE / "mixture.yaml"
 ORIGINS = ("raw", "rephrase", "mathnotes")
 
@@ -36,7 +32,8 @@ class SampleConfig(BaseModel):
 
 
 class DemoConfig(BaseModel):
-    """Everything that decides the demo's outputs; its hash guards a rerun into the same folder."""
+    """Everything that decides the demo's outputs: the demo pipeline's parameters (a rerun into the same folder
+    must have the same)."""
     model_config = ConfigDict(extra="forbid")
     size: str
     #: ids of the sample documents to rewrite (none = every document of the domain); budgets CPU generation
@@ -48,25 +45,18 @@ class DemoConfig(BaseModel):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     mixture: dict[str, Any] = Field(default_factory=dict)
 
-    def digest(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
-
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     return read_yaml_mapping(path)
 
 
-def sizes(path: Path = DEMO_YAML) -> list[str]:
-    return list(_read_yaml(path).get("sizes", {}))
-
-
 def load_config(size: str = "full", docs: int | None = None, steps: int | None = None,
                 engine_url: str | None = None, engine_model: str | None = None,
-                demo_yaml: Path = DEMO_YAML, mixture_yaml: Path = MIXTURE_YAML) -> DemoConfig:
+                sizes_yaml: Path = SIZES_YAML, mixture_yaml: Path = MIXTURE_YAML) -> DemoConfig:
     """The config of one size with the --docs/--steps/--engine-url overrides applied."""
-    all_sizes = _read_yaml(demo_yaml).get("sizes") or {}
+    all_sizes = _read_yaml(sizes_yaml).get("sizes") or {}
     if size not in all_sizes:
-        raise SpecError(f"{demo_yaml}: unknown size {size!r}, expected one of {', '.join(all_sizes)}")
+        raise SpecError(f"{sizes_yaml}: unknown size {size!r}, expected one of {', '.join(all_sizes)}")
     data = json.loads(json.dumps(all_sizes[size]))  # deep copy
     if docs is not None:
         if docs < 1:
@@ -100,7 +90,7 @@ def load_config(size: str = "full", docs: int | None = None, steps: int | None =
         return DemoConfig(size=size, mixture=mixture, **data)
     except ValidationError as e:
         from corpus.spec import format_validation_error
-        raise SpecError(format_validation_error(e, f"{demo_yaml} sizes.{size}")) from None
+        raise SpecError(format_validation_error(e, f"{sizes_yaml} sizes.{size}")) from None
 
 
 def _check_mixture(mixture: dict[str, Any], where: Path) -> None:

@@ -254,7 +254,7 @@ def test_config_sizes_and_overrides():
     assert cfg.rephrase_docs == full.rephrase_docs[:3] and cfg.mathnotes_docs == full.mathnotes_docs[:3]
     assert cfg.train["steps"] == 50
     assert cfg.train["warmup_steps"] <= 5
-    assert cfg.digest() != full.digest()
+    assert params_of(cfg) != params_of(full)
     with pytest.raises(SpecError, match="unknown size 'huge'"):
         load_config("huge")
     with pytest.raises(SpecError, match="--steps"):
