@@ -2,6 +2,8 @@
 
 Groups load lazily (only the one invoked is imported), so `k2forge corpus --help` never imports torch.
 To add a group, add it to `GROUPS`; do not add placeholder commands for packages that are not built yet.
+A command that belongs in a lower package's group but is built a layer up (`corpus demo` and `train evidence`
+are pipelines) is named in `EXTRA_COMMANDS` and attached when its group loads.
 """
 from __future__ import annotations
 
