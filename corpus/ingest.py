@@ -19,11 +19,13 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
+from corpus.events import Log, OnEvent, Progress
 from corpus.executor import Stage, Unit, forget_stale
+from corpus.fields import PathIn, PathOut
 from corpus.layout import META_DIR, SPEC, STATS, prepare_output
 from corpus.readers import (DEFAULT_MAX_DOC_BYTES, JSONL_SUFFIXES, FieldMap, ReadOptions, SkipCounter,
                             detect_format, is_hf_dataset_dir, read_docs, text_files)
@@ -39,9 +41,9 @@ SPEC_NAME = f"{META_DIR}/{SPEC}"
 
 class IngestSpec(Spec):
     """Read raw documents into schema shards."""
-    inputs: list[str] = Field(..., min_length=1,
-                              description="input files, directories or globs (repeat the option for several)")
-    output: str = Field(..., description="output directory for the document shards")
+    inputs: list[PathIn] = Field(..., min_length=1,
+                                 description="input files, directories or globs (repeat the option for several)")
+    output: PathOut = Field(..., description="output directory for the document shards")
     format: Literal["auto", "jsonl", "parquet", "text", "hf"] = Field(
         "auto", description="input format; auto decides from the file name or directory contents")
     text_field: str = Field("text", description="input field holding the document text (dotted for nested)")
@@ -231,7 +233,7 @@ def _totals(per_unit: list[dict[str, Any]]) -> dict[str, Any]:
             "skipped": dict(sorted(skipped.items())), "shards": sum(len(s["shards"]) for s in per_unit)}
 
 
-def run_ingest(spec: IngestSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_ingest(spec: IngestSpec, on_event: OnEvent | None = None) -> dict[str, Any]:
     """Run the ingest job (run-function contract in corpus/spec.py); returns a summary with `outputs`."""
     emit = on_event or (lambda ev: None)
     out = Path(spec.output)
@@ -239,8 +241,8 @@ def run_ingest(spec: IngestSpec, on_event: Callable[[dict], None] | None = None)
     prepare_output(out)
     save_spec(spec, out / SPEC_NAME, "ingest")
     cached = _check_done(out, units)
-    emit({"type": "log", "message": f"ingest: {len(units)} input(s), {cached} already done"})
-    emit({"type": "progress", "done": cached, "total": len(units)})
+    emit(Log(f"ingest: {len(units)} input(s), {cached} already done"))
+    emit(Progress(cached, len(units)))
     t0 = time.perf_counter()
     stage = IngestStage(spec.read_options(), spec.shard_bytes)
     per_unit = spec.executor.build().run(stage, units, out, desc="ingest", on_event=on_event)
@@ -250,7 +252,7 @@ def run_ingest(spec: IngestSpec, on_event: Callable[[dict], None] | None = None)
     write_index(out, entries, extra={"stage": "ingest", "stats": totals})
     atomic_write_json(out / STATS_NAME, {**totals, "units": per_unit})
     _warn_unlisted(out, {e["path"] for e in entries})
-    emit({"type": "progress", "done": len(units), "total": len(units)})
+    emit(Progress(len(units), len(units)))
     if totals["skipped"]:
         log.warning("ingest: skipped %d bad record(s): %s", sum(totals["skipped"].values()), totals["skipped"])
     return {**totals, "units_cached": cached, "seconds": round(seconds, 3), "output": str(out),

@@ -56,10 +56,12 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from corpus.events import Log, OnEvent, Progress
+from corpus.fields import PathIn, PathOut
 from corpus.schema import DOMAINS
 from corpus.layout import INDEX, find_meta
 from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, file_sha256
@@ -72,7 +74,7 @@ WEIGHT_TOL = 1e-6
 
 class MixSource(Spec):
     name: str = Field(..., min_length=1)
-    paths: list[str] = Field(..., min_length=1, description="packed shard prefixes, globs or pack dirs")
+    paths: list[PathIn] = Field(..., min_length=1, description="packed shard prefixes, globs or pack dirs")
     domain: str
     weight: float | None = Field(None, ge=0)
     tokens: int | None = Field(None, ge=0, description="absolute token target instead of a weight")
@@ -96,7 +98,7 @@ class MixtureConfig(Spec):
     sources: list[MixSource] = Field(..., min_length=1)
     total_tokens: int | None = Field(None, gt=0, description="token budget")
     seq_len: int = Field(4096, ge=1)
-    tokenizer: str | None = Field(None, description="tokenizer the shards must have been packed with")
+    tokenizer: PathIn | None = Field(None, description="tokenizer the shards must have been packed with")
     seed: int = 0
     shortfall: Literal["redistribute", "report"] = "redistribute"
     eval_fraction: float = Field(0.05, ge=0, lt=1, description="held-out tail of each shard's documents "
@@ -130,9 +132,9 @@ class MixtureConfig(Spec):
 
 
 class MixSpec(Spec):
-    mixture: str | MixtureConfig = Field(..., description="mixture YAML path, or the mixture inline")
-    output: str = Field(..., description="manifest JSON path; the blend and spec are written next to it")
-    packed: list[str] = Field(default_factory=list, description="dirs that relative source paths resolve against")
+    mixture: PathIn | MixtureConfig = Field(..., description="mixture YAML path, or the mixture inline")
+    output: PathOut = Field(..., description="manifest JSON path; the blend and spec are written next to it")
+    packed: list[PathIn] = Field(default_factory=list, description="dirs that relative source paths resolve against")
     verify_checksums: bool = Field(False, description="re-hash every .bin/.idx against the pack index")
 
     @field_validator("mixture", mode="before")
@@ -199,7 +201,7 @@ def _stable_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:4], "little")
 
 
-def run_mix(spec: MixSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_mix(spec: MixSpec, on_event: OnEvent | None = None) -> dict[str, Any]:
     """Resolve the mixture, write the manifest, the Megatron blend and the spec; return a summary."""
     emit = on_event or (lambda e: None)
     cfg, default_base = load_mixture(spec.mixture)
@@ -235,8 +237,8 @@ def run_mix(spec: MixSpec, on_event: Callable[[dict], None] | None = None) -> di
     save_spec(spec, spec_path, "mix")
     for w in warnings:
         log.warning("%s", w)
-        emit({"type": "log", "level": "warning", "message": w})
-    emit({"type": "progress", "done": 1, "total": 1})
+        emit(Log(w, "warning"))
+    emit(Progress(1, 1))
     return {"outputs": [str(out), str(blend), str(spec_path)], "allotted_tokens": total,
             "shortfall_tokens": shortfall, "warnings": warnings,
             "sources": {s["name"]: {"allotted_tokens": s["allotted_tokens"], "epochs": s["epochs"]}

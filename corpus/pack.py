@@ -34,12 +34,14 @@ import logging
 from collections import Counter
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from pydantic import Field
 
+from corpus.events import Log, OnEvent, Progress
 from corpus.executor import Stage, Unit, forget_stale
+from corpus.fields import PathIn, PathOut
 from corpus.layout import SPEC, meta_path, prepare_output
 from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, expand_inputs, file_sha256
 from corpus.spec import ExecutorSpec, Spec, save_spec
@@ -50,9 +52,10 @@ _BY_KEYS = ("source", "domain", "task", "style")
 
 
 class PackSpec(Spec):
-    inputs: list[str] = Field(..., min_length=1, description="document shard dirs, globs or parquet files")
-    output: str = Field(..., description="output directory for {stem}.bin/.idx/.meta.json and .k2forge/index.json")
-    tokenizer: str | None = Field(None, description="tokenizer.json or HF model dir; none = embedded SmolLM2")
+    inputs: list[PathIn] = Field(..., min_length=1, description="document shard dirs, globs or parquet files")
+    output: PathOut = Field(..., description="output directory for {stem}.bin/.idx/.meta.json and "
+                                             ".k2forge/index.json")
+    tokenizer: PathIn | None = Field(None, description="tokenizer.json or HF model dir; none = embedded SmolLM2")
     eos_token: str | None = Field(None, description="document separator token; none = <|endoftext|> when the "
                                   "vocabulary has it, else the tokenizer_config eos_token")
     append_eos: bool = Field(True, description="append the EOS id after every document")
@@ -197,7 +200,7 @@ def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_pack(spec: PackSpec, on_event: OnEvent | None = None) -> dict[str, Any]:
     """Tokenize every input shard (skipping finished ones), then write the index and the spec (.k2forge/)."""
     from corpus.indexed import optimal_dtype
     from corpus.tokenizer import load_tokenizer
@@ -213,7 +216,7 @@ def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> 
     units = [Unit(_unit_id(s, p, info, spec), (str(p),), str(out / s)) for s, p in zip(stems, inputs)]
     prepare_output(out)
     save_spec(spec, meta_path(out, SPEC), "pack")
-    emit({"type": "log", "message": f"pack: {len(units)} shard(s) with tokenizer {tok.name} ({dtype})"})
+    emit(Log(f"pack: {len(units)} shard(s) with tokenizer {tok.name} ({dtype})"))
     stage = PackStage(spec.tokenizer, spec.eos_token, spec.append_eos, spec.batch_size, dtype.name)
     _drop_stale_markers(units, out)
     stats = spec.executor.build().run(stage, units, out, desc="pack", on_event=on_event)
@@ -228,7 +231,7 @@ def run_pack(spec: PackSpec, on_event: Callable[[dict], None] | None = None) -> 
                                            "idx_sha256", "tokens_by_domain", "tokens_by_source")}
                         for s in sorted(stats, key=lambda s: s["prefix"])]}
     atomic_write_json(out / INDEX_NAME, index)
-    emit({"type": "progress", "done": len(units), "total": len(units)})
+    emit(Progress(len(units), len(units)))
     outputs = [str(out / INDEX_NAME)] + [str(out / f"{s}{ext}") for s in stems
                                          for ext in (".bin", ".idx", ".meta.json")]
     return {"outputs": outputs, "shards": len(units), "total_docs": index["total_docs"],

@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from corpus.fields import PathOut
 from corpus.spec import Spec
-from rephrase.engines import EngineSpec
+from rephrase.engines import EngineSpec, LlamaCppEngineSpec
 from rephrase.verify import VerifierSpec
 
 #: arm name -> (what it trains on, documents per person, planned epochs); see evidence.arms for the gap rule
@@ -50,7 +51,7 @@ REPHRASE_BASE: dict[str, Any] = {"attempts": 1, "max_new_tokens": 128, "chunk_ta
 
 
 class RephraseVsRepeatSpec(Spec):
-    output: str = Field(..., description="output directory: world, rephrasings, arms, runs, report")
+    output: PathOut = Field(..., description="output directory: world, rephrasings, arms, runs, report")
     size: Literal["tiny", "small", "default", "large"] = Field(
         "default", description="tiny (seconds), small (< 5 min on 2 CPU cores), default (< 30 min on 2 cores), "
                                "large (GPUs, a real engine)")
@@ -67,7 +68,7 @@ class RephraseVsRepeatSpec(Spec):
     qa_epochs: float = Field(10.0, gt=0, description="passes over the Q/A training pairs (the same in every arm)")
     arms: list[str] = Field(default_factory=lambda: list(DEFAULT_ARMS),
                             description=f"arms to train, of {', '.join(ARM_NAMES)}")
-    engine: EngineSpec = Field(default_factory=lambda: EngineSpec(kind="llamacpp"),
+    engine: EngineSpec = Field(default_factory=LlamaCppEngineSpec,
                                description="rephrasing engine (default: the embedded SmolLM2-135M on llama.cpp; "
                                            "vllm or openai with base_url on GPUs)")
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="fidelity verifier of the rephrasings")

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 import mathnotes.checks  # noqa: F401  (registers the math checks before VerifierSpec validates their names)
+from corpus.fields import PathOut
 from rephrase.spec import Domain, RewriteSpecBase
 from rephrase.verify import VerifierSpec
 
@@ -22,7 +23,7 @@ TRANSLATE_CHECKS = ["length", "math_numbers_exact", "math_formulas", "math_answe
 
 
 class MathNotesSpec(RewriteSpecBase):
-    output: str = Field(..., description="output directory for synthetic shards, rejects, routing, stats, spec")
+    output: PathOut = Field(..., description="output directory for synthetic shards, rejects, routing, stats, spec")
     format: Literal["note", "structured"] = Field("note", description="free learning note, or Task Description / "
                                                                       "Approach / Solution Steps / Final Answer")
     translate: bool = Field(True, description="translate non-English math documents into English (else skip them)")
