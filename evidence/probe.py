@@ -208,6 +208,7 @@ def run_rephrase_vs_repeat(spec: RephraseVsRepeatSpec, on_event: OnEvent | None 
                "arms": arms, "leak_check": leaks, "runs": runs, "seconds": seconds,
                "tokenizer": str(tok_path), "world": {k: str(v) for k, v in world.items()}}
     write_report(results, out)
+    results["outputs"] = [results["report"], results["results"], results["plot"]]   # the run-function contract
     emit(Progress(1, 1))
     return results
 

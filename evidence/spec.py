@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from corpus.fields import PathOut
+from corpus.fields import PathOut, field_roles
 from corpus.spec import Spec
 from rephrase.engines import EngineSpec, LlamaCppEngineSpec
 from rephrase.verify import VerifierSpec
@@ -86,6 +86,20 @@ class RephraseVsRepeatSpec(Spec):
         bad = [a for a in v if a not in ARM_NAMES]
         if bad or not v or len(set(v)) != len(v):
             raise ValueError(f"arms {v}: expected distinct names of {', '.join(ARM_NAMES)}")
+        return v
+
+    @field_validator("rephrase", "train")
+    @classmethod
+    def _no_marked_overrides(cls, v: dict[str, Any], info) -> dict[str, Any]:
+        # a path, secret or model source must be a typed field (the service confines and checks those by their
+        # markers, corpus.fields); in an untyped override dict it would slip past, so none may be overridden here
+        from rephrase.spec import RephraseSpec
+        from trainer.spec import TrainSpec
+        target = RephraseSpec if info.field_name == "rephrase" else TrainSpec
+        marked = sorted(k for k in v if field_roles(target).get(k))
+        if marked:
+            raise ValueError(f"{', '.join(marked)}: a path, secret or model field of {target.__name__} cannot be "
+                             f"overridden here (the probe sets its own folders; the engine is `engine`)")
         return v
 
     @model_validator(mode="after")

@@ -137,6 +137,9 @@ def test_every_readme_command_uses_options_the_command_has():
         opts = set(_names(COMMANDS[path])) | {"--quiet", "-q", "--log-level"}
         unknown = [a for a in argv if re.match(r"--?[a-zA-Z]", a) and a.split("=")[0] not in opts]
         assert not unknown, f"README: k2forge {' '.join(argv)}: unknown option(s) {unknown}"
-        if path[-1] == "run" or path[0] == "corpus":
+        if path == ("pipeline", "run"):                     # every step validates (nothing runs)
+            res = CliRunner().invoke(cli, [*argv, "--dry-run"], catch_exceptions=False)
+            assert res.exit_code == 0, res.output
+        elif path[-1] == "run" or path[0] == "corpus":
             if not {"--spec", "--config"} & set(argv):      # the spec resolves (nothing runs)
                 _print_spec(*argv)
