@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
         fields["engine"] = json.loads(args.engine)
     spec = RephraseVsRepeatSpec.model_validate(fields)
     t0, c0 = time.perf_counter(), _cpu_s()
-    res = run_rephrase_vs_repeat(spec)
+    res = run_rephrase_vs_repeat(spec, fresh=True)     # a rerun would reuse the finished steps, timing nothing
     wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
     y = res["yield"] or {}
     out = {"bench": "evidence_rephrase_vs_repeat", "size": args.size, "spec": res["spec"],

@@ -1,7 +1,8 @@
 """`k2forge evidence ...`: probes that run the project's stages end to end and report what they measure.
 
 `rephrase-vs-repeat` is built from RephraseVsRepeatSpec by corpus.clispec (every field a flag, `--spec FILE` reads
-YAML; flags override it). The MuonClip probe (K2 Figure 2) stays `k2forge train evidence`: it needs the trainer only.
+YAML; flags override it); a rerun into the same --output resumes per step (evidence.probe). The MuonClip probe
+(K2 Figure 2) stays `k2forge train evidence`: it needs the trainer only.
 """
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def evidence() -> None:
 
 def _run(spec: RephraseVsRepeatSpec) -> dict:
     from evidence.probe import run_rephrase_vs_repeat
-    return run_rephrase_vs_repeat(spec)
+    from pipeline.runner import PipelineError
+    try:
+        return run_rephrase_vs_repeat(spec)
+    except PipelineError as e:      # the output folder holds something else
+        raise click.ClickException(str(e)) from None
 
 
 def _summarize(res: dict) -> str:
