@@ -84,3 +84,18 @@ def test_fresh_starts_over(tmp_path):
     (tmp_path / "probe" / "world" / "stray.txt").write_text("from before")   # a reuse would keep it
     again = run_rephrase_vs_repeat(spec, fresh=True)
     assert not (tmp_path / "probe" / "world" / "stray.txt").exists() and again["table"] == first["table"]
+
+
+def test_a_failed_step_raises_its_own_error_and_the_rerun_continues_from_it(tmp_path):
+    spec = RephraseVsRepeatSpec(output=str(tmp_path / "probe"), size="tiny", arms=["raw_x10", "reph_10x1"])
+
+    def broken(rspec):
+        raise ConnectionError("engine down")
+    with pytest.raises(ConnectionError, match="engine down"):
+        run_rephrase_vs_repeat(spec, make_stage=broken)
+    steps = json.loads(state_path(tmp_path / "probe").read_text())["steps"]
+    assert {n: r["status"] for n, r in steps.items()} == {"world": "done", "rephrase": "failed"}
+    assert "engine down" in steps["rephrase"]["error"] and (tmp_path / "probe" / "spec.yaml").exists()
+    res, engine, what = _run(spec)
+    assert what["world"] == "reused" and what["rephrase"] == what["report"] == "running"
+    assert len(engine.requests) == spec.people * spec.n_variants and set(res["runs"]) == {"raw_x10", "reph_10x1"}
