@@ -121,6 +121,7 @@ def cancel(job_id: str, who: str = Depends(principal), svc: Service = Depends(ge
     if job.state in TERMINAL:
         raise HTTPException(409, f"job {job_id} is already {job.state}")
     svc.dispatcher.cancel(job_id)
+    svc.reader.forget(job_id)           # this replica's next read of it sees the cancel request
     return svc.visible_job(job_id, who).to_dict()
 
 

@@ -6,6 +6,10 @@ queued -> running -> succeeded | failed | cancelled. A running attempt holds a l
 replica re-queues a job only when its lease expired (or its worker is known dead on that replica's host), and every
 write of an attempt is fenced on its attempt number, so a stale worker can never overwrite a newer attempt. A
 re-queued job resumes from its finished units (every run function is idempotent).
+
+On PostgreSQL every write that changes what GET /v1/jobs/{id} shows (state, progress, result, error, attempts,
+cancel flag) also sends `NOTIFY k2forge_jobs, '<job id>'` in its transaction (delivered on commit), so each
+replica's read cache (api.reads) drops exactly the rows that changed.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from corpus.events import Event, Log, State
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+#: the PostgreSQL channel that carries the id of every job whose API row changed (api.reads listens)
+CHANGED_CHANNEL = "k2forge_jobs"
 
 
 def _now() -> dt.datetime:
@@ -115,6 +121,7 @@ class JobStore:
         Base.metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._notify = self.engine.dialect.name == "postgresql"
 
     def session(self) -> Session:
         return self._session()
@@ -239,12 +246,14 @@ class JobStore:
             n = s.execute(q.values(state=state, updated_at=_now(), **fields)).rowcount
             if n:
                 s.add(_event_row(job_id, State(state, fields.get("error") or None)))
+                self._changed(s, job_id)
             s.commit()
             return bool(n)
 
     def set_fields(self, job_id: str, **fields: Any) -> None:
         with self.session() as s:
             s.execute(update(Job).where(Job.id == job_id).values(updated_at=_now(), **fields))
+            self._changed(s, job_id)
             s.commit()
 
     def add_event(self, job_id: str, event: Event, progress: dict | None = None) -> None:
@@ -253,7 +262,13 @@ class JobStore:
             s.add(_event_row(job_id, event))
             if progress is not None:
                 s.execute(update(Job).where(Job.id == job_id).values(progress=progress, updated_at=_now()))
+                self._changed(s, job_id)
             s.commit()
+
+    def _changed(self, s: Session, job_id: str) -> None:
+        """Tell every replica's read cache that this job's row changed (PostgreSQL; sent when `s` commits)."""
+        if self._notify:
+            s.execute(text("SELECT pg_notify(:channel, :job_id)"), {"channel": CHANGED_CHANNEL, "job_id": job_id})
 
     def events(self, job_id: str, after: int = 0, limit: int = 500) -> list[JobEvent]:
         with self.session() as s:
