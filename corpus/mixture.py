@@ -62,10 +62,13 @@ from pydantic import Field, field_validator, model_validator
 
 from corpus.events import Log, OnEvent, Progress
 from corpus.fields import PathIn, PathOut
+from corpus.indexed import IndexedDataset
 from corpus.schema import DOMAINS
 from corpus.layout import INDEX, find_meta
+from corpus.pack import PACK_FORMAT
 from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, file_sha256
-from corpus.spec import Spec, parse_spec, read_yaml_mapping, save_spec
+from corpus.spec import Spec, format_validation_error, parse_spec, read_yaml_mapping, save_spec
+from corpus.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 MIX_FORMAT = "k2forge-mixture/1"
@@ -144,7 +147,6 @@ class MixSpec(Spec):
         if isinstance(v, dict):
             from pydantic import ValidationError
 
-            from corpus.spec import format_validation_error
             try:
                 return MixtureConfig.model_validate(v)
             except ValidationError as e:
@@ -280,7 +282,6 @@ def _source_entry(cfg, i, resolved, avail, cap, target, got, total) -> dict[str,
 
 def _split_shard(sh: dict, eval_fraction: float) -> None:
     """Record the shard's train/eval split (its tail documents are held out) from its .idx lengths."""
-    from corpus.indexed import IndexedDataset
     lengths = IndexedDataset(sh["prefix"]).sequence_lengths
     n_train = split_documents(len(lengths), eval_fraction)
     sh["train_tokens"] = int(lengths[:n_train].sum(dtype="int64"))
@@ -291,7 +292,6 @@ def _split_shard(sh: dict, eval_fraction: float) -> None:
 # ---- resolving source paths to finished pack shards -------------------------------------------------------
 
 def _pack_index(d: Path, cache: dict[Path, dict]) -> dict:
-    from corpus.pack import PACK_FORMAT
     d = d.resolve()
     if d not in cache:
         path = find_meta(d, INDEX)   # an older pack output keeps it in _index.json
@@ -376,7 +376,6 @@ def check_tokenizer(cfg: MixtureConfig, resolved: list[dict]) -> tuple[dict, str
     want = cfg.tokenizer
     if want is not None:
         if Path(want).exists():
-            from corpus.tokenizer import load_tokenizer
             want = load_tokenizer(want).sha256
         if want not in (info["sha256"], info["name"]):
             raise ValueError(f"tokenizer: mixture asks for {cfg.tokenizer!r} but the shards were packed with "

@@ -42,9 +42,11 @@ from pydantic import Field
 from corpus.events import Log, OnEvent, Progress
 from corpus.executor import Stage, Unit, forget_stale
 from corpus.fields import PathIn, PathOut
+from corpus.indexed import IndexedWriter, optimal_dtype
 from corpus.layout import SPEC, meta_path, prepare_output
-from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, expand_inputs, file_sha256
+from corpus.shards import INDEX_NAME, atomic_write_json, atomic_write_text, expand_inputs, file_sha256, read_shard
 from corpus.spec import ExecutorSpec, Spec, save_spec
+from corpus.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 PACK_FORMAT = "k2forge-packed/1"
@@ -98,13 +100,10 @@ class PackStage(Stage):
         return {**self.__dict__, "_tok": None}
 
     def setup(self) -> None:
-        from corpus.tokenizer import load_tokenizer
         if self._tok is None:
             self._tok = load_tokenizer(self.tokenizer, self.eos_token)
 
     def process(self, unit: Unit) -> dict[str, Any]:
-        from corpus.indexed import IndexedWriter
-        from corpus.shards import read_shard
         self.setup()
         tok = self._tok
         table = read_shard(unit.inputs[0])
@@ -202,8 +201,6 @@ def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
 
 def run_pack(spec: PackSpec, on_event: OnEvent | None = None) -> dict[str, Any]:
     """Tokenize every input shard (skipping finished ones), then write the index and the spec (.k2forge/)."""
-    from corpus.indexed import optimal_dtype
-    from corpus.tokenizer import load_tokenizer
     emit = on_event or (lambda e: None)
     out = Path(spec.output)
     inputs = [p for p in expand_inputs(spec.inputs) if p.suffix == ".parquet"]

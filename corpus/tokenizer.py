@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from corpus.embedded import embedded_tokenizer_path
+from corpus.shards import file_sha256
+
 #: preferred document separators, in order, when neither `eos=` nor a tokenizer_config says otherwise
 _EOS_CANDIDATES = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eos|>", "[SEP]")
 
@@ -52,7 +55,6 @@ class Tokenizer:
 def resolve_tokenizer_path(spec: str | os.PathLike | None) -> Path:
     """tokenizer.json for `spec`: None = embedded default, a directory = its tokenizer.json, else the file itself."""
     if spec is None:
-        from corpus.embedded import embedded_tokenizer_path
         return embedded_tokenizer_path()
     p = Path(spec)
     if p.is_dir():
@@ -69,7 +71,6 @@ def load_tokenizer(spec: str | os.PathLike | None = None, eos: str | None = None
     """Load a tokenizer (see module docstring for how the EOS token is chosen)."""
     from tokenizers import Tokenizer as HFTokenizer
 
-    from corpus.shards import file_sha256
 
     path = resolve_tokenizer_path(spec)
     try:
