@@ -2,12 +2,13 @@
 az://, ...) through fsspec where its filesystem package is installed.
 
 Stages work on local files (atomic temp + rename, done-markers, stale checks); `with_remote_paths(run)` wraps a
-job's run function so that any spec field holding a URL is served from a local cache:
+job's run function so that any path field (corpus.fields markers, nested specs included) holding a URL is served
+from a local cache:
 
-- inputs (any field but `output`): files are downloaded once into `$K2FORGE_REMOTE_CACHE` (default
+- inputs (`PathIn` fields): files are downloaded once into `$K2FORGE_REMOTE_CACHE` (default
   ~/.cache/k2forge/remote), a directory with all its files except hidden ones (`.k2forge/`), a glob with its
   matches; a file whose size and mtime are unchanged is not fetched again.
-- `output`: the run writes into a local staging copy of the output folder, first filled from the remote folder
+- the output (the `PathOut` field; a job has one): the run writes into a local staging copy of the output folder, first filled from the remote folder
   (so a rerun resumes from its done-markers), and it is uploaded after every finished unit and at the end. An
   output that names a file (mix: `s3://b/mix.json`) stages its folder and uploads the files the run wrote there.
 
@@ -31,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from corpus.events import Event, OnEvent, Progress
+from corpus.fields import PATHS, Role, replace, walk
 from corpus.layout import INDEX, META_DIR
 
 log = logging.getLogger(__name__)
@@ -203,16 +205,19 @@ def with_remote_paths(run: Callable[..., dict]) -> Callable[..., dict]:
 
     @functools.wraps(run)
     def wrapped(spec, on_event: OnEvent | None = None, **kw) -> dict:
-        fields = {k: getattr(spec, k) for k in type(spec).model_fields}
-        remote = {k: v for k, v in fields.items() if is_remote(v) or
-                  (isinstance(v, list) and any(is_remote(x) for x in v))}
+        remote = [(loc, role, v) for loc, role, v in walk(spec) if role in PATHS and is_remote(v)]
         if not remote:
             return call(spec, on_event, kw)
-        out = RemoteOutput(remote.pop("output")) if "output" in remote else None
-        update = {k: ([fetch(x) if is_remote(x) else x for x in v] if isinstance(v, list) else fetch(v))
-                  for k, v in remote.items()}
-        if out is not None:
-            update["output"] = str(out.pull())
+        outs = sorted({v for _, role, v in remote if role is Role.PATH_OUT})
+        if len(outs) > 1:
+            raise ValueError(f"a job writes one output; this spec names {len(outs)} remote ones: {outs}")
+        out = RemoteOutput(outs[0]) if outs else None
+        staged = str(out.pull()) if out is not None else None
+
+        def local(loc: str, role: Role, value: str) -> str:
+            if not is_remote(value):
+                return value
+            return staged if role is Role.PATH_OUT else fetch(value)
 
         def events(ev: Event) -> None:
             if out is not None and isinstance(ev, Progress) and ev.unit is not None:
@@ -221,7 +226,7 @@ def with_remote_paths(run: Callable[..., dict]) -> Callable[..., dict]:
                 on_event(ev)
         ok = False
         try:
-            result = call(spec.model_copy(update=update), events, kw)
+            result = call(replace(spec, PATHS, local), events, kw)
             ok = True
         finally:
             if out is not None:

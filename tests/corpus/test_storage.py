@@ -85,3 +85,21 @@ def test_a_failed_run_commits_no_index_and_a_rerun_resumes_from_the_bucket(s3, t
     res = jobs.ingest("s3://corpus/in/", output="s3://corpus/work/raw")
     assert res.summary["units_cached"] == 2 and res.summary["rows_out"] == 33
     assert ".k2forge/index.json" in _listing(s3, "corpus/work/raw")
+
+
+def test_nested_path_fields_read_remote_inputs_and_a_file_output_is_uploaded(s3, tmp_path):
+    # the mixture inline: its sources' paths (a PathIn list two specs deep) name the bucket; the output is a file
+    jobs.ingest("s3://corpus/in/", output="s3://corpus/work/raw")
+    main(["corpus", "pack", "--inputs", "s3://corpus/work/raw", "--output", "s3://corpus/work/packed", "-q"])
+    from corpus.mixture import MixSpec, run_mix
+    from corpus.storage import with_remote_paths
+    spec = MixSpec(mixture={"sources": [{"name": "web", "paths": ["s3://corpus/work/packed"], "domain": "web",
+                                         "weight": 1.0}], "seq_len": 16, "total_tokens": 200},
+                   output="s3://corpus/work/mix.json")
+    res = with_remote_paths(run_mix)(spec)
+    assert res["outputs"][0] == "s3://corpus/work/mix.json" and res["allotted_tokens"] > 0
+    with s3.open_input_stream("corpus/work/mix.json") as f:
+        manifest = json.loads(f.read())
+    src = manifest["sources"][0]
+    assert src["allotted_tokens"] == res["allotted_tokens"]
+    assert all(not p.startswith("s3://") for p in src.get("prefixes", src.get("paths", [])))  # read from the cache
