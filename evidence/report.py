@@ -58,6 +58,24 @@ def verdict(tab: dict[str, dict[str, dict[str, float]]], metric: str = "qa_exact
             "control": ctrl}
 
 
+def _needed(results: dict[str, Any]) -> list[str]:
+    """What filling reph_10x1 with verified rephrasings would take at the measured acceptance rate."""
+    y, v = results.get("yield") or {}, results["budget"]["variants"]
+    rate, asked = y.get("acceptance_rate") or 0.0, y.get("asked") or 0
+    if rate >= 0.9 or not asked:
+        return []
+    if rate == 0:
+        return [f"no variant passed verification: no number of samples of this engine fills the {v} rephrasings "
+                "per passage; a stronger engine is needed (size large with vLLM or an OpenAI-compatible server)"]
+    per = math.ceil(v / rate)
+    cost = ""
+    if y.get("seconds"):
+        per_asked = asked / max(int(results["people"]), 1)       # variants asked per passage in this run
+        cost = f" (~{per / per_asked * y['seconds'] / 60:.0f} min of rephrasing at this run's speed)"
+    return [f"at an acceptance rate of {100 * rate:.1f}%, {v} verified rephrasings per passage need ~{per} samples "
+            f"per passage{cost}, or an engine whose rewrites pass >= 90% (size large with a real model)"]
+
+
 def diagnosis(results: dict[str, Any], v: dict[str, dict[str, Any]]) -> list[str]:
     """Why the LLM ordering does or does not hold, from the yield, the gap fill and the control arm."""
     out = []
@@ -69,6 +87,7 @@ def diagnosis(results: dict[str, Any], v: dict[str, dict[str, Any]]) -> list[str
                    f"({fill.get('fill_raw', 0)} raw copies, {fill.get('fill_repeat', 0)} repeated rephrasings)"
                    + (": with this yield the LLM arms are mostly raw text, so they cannot differ much from raw_x10"
                       if share < 0.5 else ""))
+        out.extend(_needed(results))
     beats = [m for m, vm in v.items() if vm["control"] is not None and vm["control"]["delta"] > 0
              and (vm["control"]["beyond_spread"] or vm["control"]["spread"] == 0)]
     if any(vm["control"] is not None for vm in v.values()):

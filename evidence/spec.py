@@ -33,8 +33,9 @@ SIZES: dict[str, dict[str, Any]] = {
     # the slow test: under 5 minutes on 2 CPU cores with the embedded model
     "small": {"entities": 4, "seeds": [0, 1, 2], "variants": 10, "passes": 1.0, "train": CPU_TRAIN},
     # the CPU default: 4 passes, since at K2's one pass (10 exposures per person) the CPU model extracts nothing
-    # in any arm (measured: QA at chance in raw and control alike)
-    "default": {"entities": 32, "seeds": [0, 1, 2], "variants": 10, "passes": 4.0, "train": CPU_TRAIN},
+    # in any arm (measured: QA at chance in raw and control alike); 16 people, since rephrasing 10 variants of 32
+    # passages on llama.cpp alone took ~27 min on 2 cores (16: ~13 min, plus ~8 min for 4 arms x 3 seeds)
+    "default": {"entities": 16, "seeds": [0, 1, 2], "variants": 10, "passes": 4.0, "train": CPU_TRAIN},
     # for GPUs with a real engine (vLLM / an OpenAI-compatible server); not measured here (no GPU)
     "large": {"entities": 4000, "seeds": [0, 1, 2], "variants": 10, "passes": 1.0,
               "train": {"preset": "small", "model": {"vocab_size": 4096}, "micro_batch_size": 32, "seq_len": 512,

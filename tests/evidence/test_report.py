@@ -31,3 +31,17 @@ def test_svg_fallback(tmp_path):
     p = write_svg(_tab(raw_x10=[0.1, 0.2], control_10x1=[0.3, 0.4]), tmp_path / "plot.svg")
     text = p.read_text()
     assert text.startswith("<svg") and text.count("<rect") == 2 and "control_10x1" in text and "35.0%" in text
+
+
+def test_diagnosis_says_what_filling_the_arm_would_take():
+    from evidence.report import diagnosis
+    results = {"people": 16, "budget": {"variants": 10},
+               "yield": {"acceptance_rate": 0.0625, "asked": 160, "seconds": 800.0},
+               "arms": {"reph_10x1": {"fill": {"rephrasing": 10, "fill_raw": 140, "fill_repeat": 10}}}}
+    lines = diagnosis(results, {})
+    # 10 verified per passage at 6.25% acceptance: 160 samples per passage, 16x this run's 10 per passage
+    assert any("~160 samples per passage" in s and "~213 min" in s for s in lines), lines
+    results["yield"]["acceptance_rate"] = 0.0
+    assert any("no variant passed" in s for s in diagnosis(results, {}))
+    results["yield"]["acceptance_rate"] = 0.95
+    assert not any("samples per passage" in s for s in diagnosis(results, {}))
