@@ -125,7 +125,7 @@ def _blank(text: str, qs: list[Quantity]) -> str:
 # ---------------------------------------------------------------- ids ("COVID-19", "A380")
 _ALNUM = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 _NUM_SUFFIX = re.compile(r"^\d+(?:\.\d+)?-?(?P<suf>[A-Za-z]+)$")
-_COMPOUND = re.compile(r"^\d+(?:\.\d+)?-[A-Za-z]")
+_COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th)?-[A-Za-z]")
 
 
 def _ids(text: str) -> tuple[list[Quantity], str]:
@@ -142,9 +142,22 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
         if re.fullmatch(r"(?:s|h|m|kg|mol|yr)-[123]", tok):
             continue  # a unit exponent ("m s-1"), read with its number by the digit pass
         if _COMPOUND.match(tok):
-            continue  # "225-day", "3-year-old": a number in a compound adjective, read by the digit pass
-        out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.end()))
+            continue  # "225-day", "3-year-old", "4th-century": a number in a compound adjective (digit pass)
+        tok = _id_head(tok)
+        out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.start() + len(tok)))
     return out, _blank(text, out)
+
+
+def _id_head(tok: str) -> str:
+    """An id glued to a word by a hyphen is the id alone: "CO2-grabbing" -> "CO2", "A380-based" -> "A380"
+    ("COVID-19" and "B-52" keep their parts: the digits are part of the name)."""
+    parts = tok.split("-")
+    while len(parts) > 1 and parts[-1].isalpha() and parts[-1].islower() and len(parts[-1]) >= 3:
+        head = "-".join(parts[:-1])
+        if not (re.search(r"\d", head) and re.search(r"[A-Za-z]", head)):
+            break
+        parts.pop()
+    return "-".join(parts)
 
 
 def _is_unit_symbol(tok: str) -> bool:
@@ -179,11 +192,17 @@ _DECADE_WORD = re.compile(r"\b(?:the\s+)?(?:early\s+|mid-?\s*|late\s+)?(%s)\b" %
 def _short_years(text: str) -> tuple[list[Quantity], str]:
     """"December '93" (a year given by its last two digits) and "the seventies" (a decade without its century):
     they state a year or decade only up to the century, and match any year or decade with those digits."""
-    out = [Quantity("yy", float(m.group(1)), text=m.group(0), start=m.start(), end=m.end())
-           for m in _YY.finditer(text)]
+    out = [Quantity("yy", float(m.group(1)), text=m.group(0), start=m.start(), end=m.end(),
+                    m=_month_before(text, m.start())) for m in _YY.finditer(text)]
     out += [Quantity("yy_decade", float(_DECADE_WORDS[m.group(1).lower()]), text=m.group(0), start=m.start(),
                      end=m.end()) for m in _DECADE_WORD.finditer(text)]
     return out, _blank(text, out)
+
+
+def _month_before(text: str, pos: int) -> int | None:
+    """The month named right before `pos` ("December '93"), if any."""
+    mm = re.search(rf"\b({_MON})\.?,?\s*$", text[max(0, pos - 12):pos], re.IGNORECASE)
+    return _month(mm.group(1)) if mm and mm.group(1) not in ("may", "march", "mar") else None
 
 
 def _fractions(text: str) -> tuple[list[Quantity], str]:
@@ -297,6 +316,12 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     return q, j
 
 
+def _unit_name_at(text: str, pos: int) -> tuple[str, int] | None:
+    """A unit written out as a word ("kilometre", "century") right after `pos`, not a symbol ("a m" is no unit)."""
+    um = match_unit(text, pos)
+    return um if um and text[pos:um[1]].strip(" -").isalpha() and len(text[pos:um[1]].strip(" -")) > 3 else None
+
+
 def _gap(text: str, a: int, b: int) -> str:
     return text[a:b].strip().lower()
 
@@ -325,6 +350,14 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         return Quantity("num", MULTIPLES[w], text=w, start=start, end=end), i + 1
     if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",):
         return Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end), i + 1
+    if w in _ARTICLE or (w == "half" and i + 1 < len(toks) and toks[i + 1][0] in _ARTICLE):
+        # "about a kilometre" = 1 km (soft: "a year" is as often a rate, "visitors a year"); "half a century" = 50 years
+        art_end = end if w in _ARTICLE else toks[i + 1][2]
+        um = _unit_name_at(text, art_end)
+        if um:
+            q = Quantity("num", 1.0 if w in _ARTICLE else 0.5, unit=um[0], text=text[start:um[1]], start=start,
+                         end=um[1], soft=w in _ARTICLE)
+            return q, i + 1 if w in _ARTICLE else i + 2
     if w == "half":  # "about half its diameter": may support a "50%", never required
         return Quantity("num", 0.5, text=w, start=start, end=end, soft=True), i + 1
     if w in ORDINALS:
@@ -386,7 +419,17 @@ def _num_equal(a: Quantity, b: Quantity) -> bool:
     if a.unit == b.unit or a.unit is None or b.unit is None or _bare_degrees(a, b):
         return math.isclose(float(a.value), float(b.value), rel_tol=1e-9, abs_tol=1e-12)
     (da, va), (db, vb) = _base(a), _base(b)
+    if da == db and UNITS[a.unit].offset + UNITS[b.unit].offset:
+        return _temperature_equal(a, b)
     return da == db and math.isclose(va, vb, rel_tol=CONVERSION_REL_TOL)
+
+
+def _temperature_equal(a: Quantity, b: Quantity) -> bool:
+    """A temperature conversion ("-30 °C" = "-22 °F") is compared on a scale people write, not in kelvin: 2% of
+    ~240 K would let "-30 °C" pass for "-30 °F". `b` is read in `a`'s unit; a rounded conversion is kept."""
+    ua, ub = UNITS[a.unit], UNITS[b.unit]
+    in_a = (float(b.value) + ub.offset) * ub.factor / ua.factor - ua.offset
+    return math.isclose(float(a.value), in_a, rel_tol=CONVERSION_REL_TOL, abs_tol=0.6)
 
 
 def _bare_degrees(a: Quantity, b: Quantity) -> bool:
@@ -408,8 +451,12 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
         if any((o.y, o.m, o.d) == (q.y, q.m, q.d) for o in dates):
             return True
         if q.d is None:  # "March 1998" is implied by "3 March 1998" (the reverse is a dropped day)
-            return any((o.y, o.m) == (q.y, q.m) for o in dates)
-        # "on March 3rd in 1998" states 1998-03-03 in two pieces
+            return any((o.y, o.m) == (q.y, q.m) for o in dates) or (q.y is not None and any(
+                o.kind == "yy" and o.m == q.m and int(o.value) == q.y % 100 for o in others))  # "December '93"
+        # "on March 3rd in 1998" states 1998-03-03 in two pieces, and so does "in March 1998 - on the 3rd"
+        if any((o.y, o.m) == (q.y, q.m) and o.d is None for o in dates) and any(
+                o.kind == "ord" and float(o.value) == q.d for o in others):
+            return True
         return any((o.m, o.d) == (q.m, q.d) for o in dates) and (q.y is None or q.y in _years(others))
     if q.kind == "num":
         alts = [o for o in map(_million_reading, others) if o is not None]
@@ -426,6 +473,8 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             [o for o in others if o.kind == "date"])
     if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):
         return True  # "the 1400s" = "the 15th century"
+    if q.kind == "ord" and any(o.kind == "date" and o.d == float(q.value) for o in others):
+        return True  # "in August 1961 - on the 13th" for "13 August 1961"
     if q.kind == "yy":
         return any(y % 100 == int(q.value) for y in _years(others))
     if q.kind == "yy_decade":

@@ -118,14 +118,31 @@ SYMBOL_RE = _alias_regex(_SYMBOLS, 0)
 NAME_RE = _alias_regex(_NAMES, re.IGNORECASE)
 
 
-def match_unit(text: str, pos: int) -> tuple[str, int] | None:
-    """(canonical unit, end position) of a unit written at `text[pos:]`, or None. Long names win over symbols."""
+#: units written as "A per B" or "A/B" with A and B in any of their forms ("g per cubic centimetre", "km per hour",
+#: "metres/second"): the table's own aliases cover only the all-symbol and all-long-name spellings
+COMPOUNDS = {("g", "cm3"): "g/cm3", ("kg", "m3"): "kg/m3", ("km", "h"): "km/h", ("mi", "h"): "mph",
+             ("m", "s"): "m/s", ("km", "s"): "km/s"}
+_PER = re.compile(r"\s*/\s*|\s+per\s+|\s+an?\s+(?=hour|second)", re.IGNORECASE)
+
+
+def _match_one(text: str, pos: int) -> tuple[str, int] | None:
     for rx, table, fold in ((NAME_RE, _NAMES, True), (SYMBOL_RE, _SYMBOLS, False)):
         m = rx.match(text, pos)
         if m:
             alias = m.group(0).lstrip(" \u00a0\u202f-")
             return table[alias.lower() if fold else alias], m.end()
     return None
+
+
+def match_unit(text: str, pos: int) -> tuple[str, int] | None:
+    """(canonical unit, end position) of a unit written at `text[pos:]`, or None. Long names win over symbols."""
+    um = _match_one(text, pos)
+    if um and any(k[0] == um[0] for k in COMPOUNDS):
+        per = _PER.match(text, um[1])
+        den = _match_one(" " + text[per.end():], 0) if per else None
+        if den and (um[0], den[0]) in COMPOUNDS:
+            return COMPOUNDS[(um[0], den[0])], per.end() + den[1] - 1
+    return um
 
 
 SMALL = {w: i for i, w in enumerate(
