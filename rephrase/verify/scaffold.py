@@ -26,10 +26,12 @@ _ROLE = (r"q|a|question|answer|front|back|note|notes|tip|fact|key point|summary|
          r"interviewer|interviewee|narrator|teacher|student|students|pupil|guide|anchor|reporter|caller|listener|"
          r"expert|moderator|speaker \d+|voice \d+|child|kid|parent|visitor|reader|professor|prof|doctor|dr")
 _ROLE_RE = re.compile(rf"^(?:{_ROLE})\.?$", re.IGNORECASE)
-#: numbered scaffolding: "Card 3", "Step 2", "Post 4/7", "Slide 5", "Part II", "Q3", "#4", "4/7", "(3)"
+#: numbered scaffolding: "Card 3", "Step 2", "Post 4/7", "Slide 5", "Part II", "Q3", "#4", "4/7", "(3)"; a list
+#: number has one or two digits ("day 243 Earth days" is content), and a thread's "1/" takes no number after a space
+#: ("1/ 1 July 1569: ...")
 _NUMBERED = re.compile(r"^\s*(?:(?:card|step|post|tweet|slide|part|section|point|fact|item|tip|question|answer|"
-                       r"q|a|chapter|lesson|day|round|clue|entry|note)\s*#?\s*(?:\d+|[ivx]+)(?:\s*(?:/|of)\s*\d+)?"
-                       r"(?:\s*\((?:front|back)\))?|#?\d{1,2}\s*/\s*\d{0,2}(?=\s)|\(\d{1,2}\)|#\d{1,2})"
+                       r"q|a|chapter|lesson|day|round|clue|entry|note)\s*#?\s*(?:\d{1,2}|[ivx]+)(?:\s*(?:/|of)\s*\d+)?(?![\d.,])"
+                       r"(?:\s*\((?:front|back)\))?|#?\d{1,2}\s*/\d{0,2}(?=\s)|\(\d{1,2}\)|#\d{1,2})"
                        r"\s*[:.)\-]?\s*",
                        re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:(?:Q|A)\d{0,2}\.(?=\s)|[-*+\u2022\u25aa\u25cf\u2023\u2043>]+|\d{1,2}[.)]|[a-hA-H][.)](?=\s)|#{1,6})\s+")

@@ -22,6 +22,9 @@ def test_scaffold_removes_structure_not_content():
     assert "Capital: Lisbon" in lines          # a one-off key is content, not a speaker
     assert {"maya", "leo", "okafor", "jonas", "sam"} <= s.labels
     assert "THE PANAMA CANAL" in s.titles
+    # a thread's "1/" does not take the date after it; a three-digit number after "day" is content, not a list
+    assert strip("1/ 1 July 1569: the Union is signed.").text == "1 July 1569: the Union is signed."
+    assert strip("- day 243 Earth days > year 225 Earth days").text == "day 243 Earth days > year 225 Earth days"
     assert normalize("\uff11\uff19\uff10\uff13 \u2013 \u201cok\u201d") == '1903 - "ok"'
 
 
