@@ -48,7 +48,7 @@ _NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "nei
                          "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
 #: negation that does not negate the claim ("not only", "no longer than", "nothing but")
 _NOT_NEGATION = re.compile(r"\b(?:not only|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
-                           r"without doubt|no more than)\b", re.IGNORECASE)
+                           r"without doubt|no more than|not long (?:after|before|ago)|not as far as)\b", re.IGNORECASE)
 ALIASES = [{"uk", "britain", "great britain", "united kingdom", "british"},
            {"us", "usa", "united states", "america", "american", "u.s", "united states of america"},
            {"ussr", "soviet union", "soviet"}, {"un", "united nations"}, {"eu", "european union"},
@@ -195,8 +195,17 @@ def _negative_prefix(t) -> bool:
 
 
 #: "not until 1985" (= first in 1985), "not one but two": focus constructions that do not negate the claim
-_FOCUS = re.compile(r"\bnot\b(?=[^.;]{0,40}\buntil\b)|\bnot (?:one|just|merely|simply)\b[^.;]{0,60}\bbut\b",
-                    re.IGNORECASE)
+_FOCUS = re.compile(r"(?:\bnot\b|n't\b|\bnever\b|\bnobody\b|\bno one\b)(?=[^.;]{0,40}\buntil\b)|"
+                    r"\bnot (?:one|just|merely|simply)\b[^.;]{0,60}\bbut\b", re.IGNORECASE)
+#: one negation repeated over coordinated phrases states it once: "no leaves, no stems and no roots", "without a
+#: doctorate, and without a medical degree", "Nobody knows - and nobody knows the date either" (each repeat here)
+_REPEATED = re.compile(r"\b(no|not|never|without|nobody|none|nothing)\b(?=[^.;:?!]{1,40}?(?:,|\band\b|\bor\b|\s-\s)"
+                       r"\s*(?:and\s+|or\s+|but\s+)?\1\b)", re.IGNORECASE)
+#: "... can't either": the negation of the sentence before, continued ("animals can't. fungi can't either.")
+_EITHER = re.compile(r"(?:\b(?:not|never|no|nor)\b|n't\b)[^.;?!]*\beither\s*[.!]?\s*$", re.IGNORECASE)
+#: a yes/no question states no claim; its answer carries the polarity ("So it never rusts? Not quite. ...")
+_YES_NO = re.compile(r"^(?P<q>(?!\W*(?:why|how|what|who|whom|whose|when|where|which)\b)[^?]*\?)\s*(?=\S)",
+                     re.IGNORECASE)
 #: contrast that rewrites use for "X, not Y" and back
 _CONTRAST = re.compile(r"\b(?:rather than|instead of|as opposed to|unlike|in place of|contrary to|far from)\b",
                        re.IGNORECASE)
@@ -241,27 +250,53 @@ def _constituent(a: Analysis, k: int) -> bool:
     return a.tokens[t.head].pos in ("NOUN", "PROPN", "PRON", "NUM", "ADP", "DET")
 
 
+def _question_sents(a: Analysis, text: str) -> set[int]:
+    """Sentence indices (spaCy's, within `a`) of a leading yes/no question answered in the same unit
+    (text.merge_questions joins them): "Did it work perfectly? No. ..." -> {0}."""
+    if not _YES_NO.match(text):
+        return set()
+    out = set()
+    for t in a.tokens:
+        if t.pos != "SPACE":
+            out.add(t.sent)
+        if t.text == "?":
+            return out
+    return set()
+
+
 def _polarity(a: Analysis, text: str) -> Polarity:
     """Negation markers of one sentence. "neither ... nor" is one negation, and a question's short answer
     ("No, ...", "Not quite") is not counted: the claim after it carries the polarity."""
+    question = _question_sents(a, text)
+    if question:  # the regex cues below read the answer only
+        text = text[_YES_NO.match(text).end():]
     count = -len(_NOT_NEGATION.findall(text)) - len(_FOCUS.findall(text))
+    repeated = len(_REPEATED.findall(text))
+    count -= repeated or (1 if _EITHER.search(text) else 0)
     excl_neg = bool(_EXCL_NEG.search(text))
     count -= len(_EXCL_NEG.findall(text))
     soft = bool(_CONTRAST.search(text))
     lowers = [t.lower for t in a.tokens]
+    words = [k for k, t in enumerate(a.tokens) if t.pos != "SPACE"]  # "No  -  it is" has space tokens
+    prev_of = {k: (lowers[words[n - 1]] if n else "") for n, k in enumerate(words)}
+    next_of = {k: (lowers[words[n + 1]] if n + 1 < len(words) else "") for n, k in enumerate(words)}
     for k, t in enumerate(a.tokens):
+        if t.pos == "SPACE" or t.sent in question:
+            continue
         if t.lower == "nor" and "neither" in lowers:
             continue
-        if t.lower in ("no", "not") and (k == 0 or lowers[k - 1] in ("?", '"', "'")) and k + 1 < len(lowers) \
-                and lowers[k + 1] in (",", ".", "!", ";", ":", "-", "quite", "really", "exactly"):
+        if t.lower in ("no", "not") and prev_of[k] in ("", "?", '"', "'") \
+                and next_of[k] in (",", ".", "!", ";", ":", "-", "quite", "really", "exactly"):
             continue
         if t.lemma in _IMPLICIT or t.lower in _IMPLICIT:
             soft = True
             continue
-        if t.dep == "neg" or t.lemma in _NEG_LEMMAS or t.lower in ("never", "no", "none", "without") \
-                or _negative_prefix(t):
-            if _constituent(a, k):
-                soft = True
+        prefixed = _negative_prefix(t)
+        if prefixed and _EXCLUSIVE.fullmatch(t.lower):
+            continue  # "unshared" = "on her own": an exclusive (read below), not a negation of the claim
+        if t.dep == "neg" or t.lemma in _NEG_LEMMAS or t.lower in ("never", "no", "none", "without") or prefixed:
+            if _constituent(a, k) or (prefixed and t.dep == "amod"):
+                soft = True  # "a thin, invisible layer", "an incorrect shape": a noun's attribute, not the claim
             else:
                 count += 1
     exclusive = bool(_EXCLUSIVE.search(text)) or any(  # a superlative: "the highest of all" = "no other ... higher"

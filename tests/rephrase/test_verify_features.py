@@ -103,10 +103,32 @@ def test_one_fact_corruptions_raise_their_feature(verifier):
     ("Monarch caterpillars feed exclusively on milkweed.", "As caterpillars, monarchs eat milkweed and nothing else."),
     # a negation worded by a lexically negative verb
     ("The Tsar refused to negotiate with Napoleon.", "The Tsar would not negotiate with Napoleon."),
+    # one negation repeated over coordinated phrases, or continued by "either", is still one negation
+    ("The plant has no leaves, stems or roots of its own.", "The plant has no leaves, no stems and no roots of its own."),
+    ("She held neither a doctorate nor a medical degree.", "She held it without a doctorate, and without a medical degree."),
+    ("Neither animals nor fungi can photosynthesise.", "animals can't photosynthesise. fungi can't either."),
+    # a yes/no question states nothing; "No -" answering it (with spaced dashes) is no negation of the claim
+    ("Stainless steel is not completely rust-proof.", "So it never rusts? Not quite. It isn't entirely rust-proof."),
+    ("Shockley led the group they worked in.", "Was Shockley one of the two? No \u2014 William Shockley led the group they worked in."),
+    # "nobody ... until", "wasn't ... until" name a first time, like "not ... until"; "not long after" = "soon after"
+    ("It was not isolated until the 1930s.", "Nobody would isolate it until the 1930s."),
+    ("Shortly after launch, astronomers found the fault.", "Not long after launch, astronomers found the fault."),
+    # a negative-prefix adjective that describes a noun is not the claim's negation
+    ("The mirror had been ground to the wrong shape.", "The mirror had been ground to an incorrect shape."),
 ])
 def test_reworded_negation_is_not_a_flip(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
     assert f["neg_unmatched"].value == 0 and f["neg_parity"].value == 0, (f["neg_unmatched"], f["neg_parity"])
+
+
+@pytest.mark.parametrize("source, rewrite", [
+    ("The plant has no leaves, stems or roots of its own.", "The plant has leaves, stems and roots of its own."),
+    ("Does Kevlar melt? No, it does not melt; it decomposes.", "Does Kevlar melt? Yes, it melts and decomposes."),
+    ("Its builders laid granite blocks without mortar.", "Its builders laid granite blocks with mortar."),
+])
+def test_negation_flips_are_still_seen(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert f["neg_unmatched"].value > 0 or f["neg_parity"].value > 0, (f["neg_unmatched"], f["neg_parity"])
 
 
 def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
