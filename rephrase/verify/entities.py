@@ -161,6 +161,8 @@ def _stem_match(a: str, b: str) -> bool:
     if a == b or IRREGULAR_DEMONYMS.get(a) == b or IRREGULAR_DEMONYMS.get(b) == a:
         return True
     for x, y in ((a, b), (b, a)):
+        if x.endswith("ism") and y.endswith("ist") and x[:-3] == y[:-3] and len(x) > 5:
+            return True  # "Buddhism" ~ "Buddhist", "Marxism" ~ "Marxist"
         stem = x[:-1] if x[-1:] in "aeoy" and len(x) > 4 else x
         if len(stem) >= 4 and y.startswith(stem) and y[len(stem):] in _DEMONYM_SUFFIX:
             return True

@@ -104,11 +104,16 @@ def _vocab(an: list[Analysis]) -> set[str]:
 
 _ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el bin ibn y st saint mr mrs ms dr "
                       "prof sir lord lady king queen emperor pope".split())
+#: words of styled rewrites' headings and labels that spaCy tags as names ("Tōkaidō Shinkansen - FAQ", "BLUE WHALE -
+#: KEY POINTS", "Caveat: ..."): structure, not entities
+_HEADING_WORDS = frozenset("faq faqs caveat caveats key points summary recap overview takeaway takeaways verdict tl dr "
+                           "fyi nb ps glossary timeline quiz trivia highlights snapshot spotlight reminder bottom line "
+                           "basics background intro introduction conclusion update breaking".split())
 
 
 def _ent_words(text: str, labels: set[str]) -> list[str]:
     ws = [p for w in re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text) for p in re.split(r"[-']", fold(w)) if p]
-    return [w for w in ws if len(w) > 1 and w not in labels and w not in _ENT_STOP]
+    return [w for w in ws if len(w) > 1 and w not in labels and w not in _ENT_STOP and w not in _HEADING_WORDS]
 
 
 def _alias_hit(words: list[str], other_text: str) -> bool:
@@ -117,9 +122,26 @@ def _alias_hit(words: list[str], other_text: str) -> bool:
                for group in ALIASES)
 
 
-def _has(word: str, vocab: set[str]) -> bool:
-    return word in vocab or any(_stem_match(word, v) or (len(word) > 4 and v.startswith(word)) or
+def _has(word: str, vocab: set[str], abbreviated: bool = False) -> bool:
+    """`word` or a form of it is in `vocab`; an abbreviation written with its full stop ("Univ.", "Inst.") matches
+    any word it begins."""
+    n = 3 if abbreviated else 5
+    return word in vocab or any(_stem_match(word, v) or (len(word) >= n and v.startswith(word)) or
                                 (len(v) > 4 and word.startswith(v)) for v in vocab if v[:2] == word[:2])
+
+
+def _abbreviated(a: Analysis, start: int, text: str) -> set[str]:
+    """Folded words of an entity that the text writes with an abbreviation's full stop ("Univ. of Manchester")."""
+    n = len(text.split())
+    toks = a.tokens[start:start + n + 2]
+    out = set()
+    for k, t in enumerate(toks[:n]):
+        nxt, after = (toks[k + 1] if k + 1 < len(toks) else None), (toks[k + 2] if k + 2 < len(toks) else None)
+        # "Univ." is one token or "Univ" + "." with the sentence going on in lower case ("Univ. of Manchester")
+        if (t.text.endswith(".") and len(t.text) > 2) or (nxt is not None and nxt.text == "." and after is not None
+                                                          and after.text[:1].islower()):
+            out.add(fold(t.text.rstrip(".")))
+    return out
 
 
 def _initials(words: list[str]) -> str:
@@ -129,7 +151,10 @@ def _initials(words: list[str]) -> str:
 def _common(word: str) -> bool:
     """A word English writes in lower case: the embedded SmolLM2 vocabulary has it as a lower-case word token."""
     vocab = _llm_vocab()
-    return vocab is not None and ("\u0120" + word.lower()) in vocab
+    if vocab is None:
+        return False
+    w = word.lower()  # a plural the BPE vocabulary lacks is common when its singular is ("Lifespans")
+    return any(("\u0120" + f) in vocab for f in (w, w[:-1] if w.endswith("s") and len(w) > 4 else w))
 
 
 def _is_common_heading_word(text: str, a: Analysis, start: int) -> bool:
@@ -167,7 +192,8 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                 ws = [w for w in ws if not _common(w)] or ws
             if "".join(ws) in other_initials or (len(ws) > 1 and _initials(ws) in vocab) or _alias_hit(ws, other_text):
                 continue  # "WHO" for "World Health Organization" and back; "Britain" for "the United Kingdom"
-            hits = [_has(w, vocab) for w in ws]
+            abbr = _abbreviated(a, start, text)
+            hits = [_has(w, vocab, w in abbr) for w in ws]
             if not (all(hits) if need_all else any(hits)):
                 out.append(text)
     return list(dict.fromkeys(out))

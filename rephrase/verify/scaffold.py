@@ -42,6 +42,9 @@ _LABEL = re.compile(r"^\s*(?:\*\*|__)?(?P<label>[A-Z\u00C0-\u024F][\w.'\- \u00C0
 _GREETING = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings|cheers|best|thanks|regards|yours|love|best wishes|"
                        r"kind regards|warm regards|all the best|see you|talk soon)\b[ ,]*(?P<name>(?:[A-Z][\w.'-]*\s*){0,3})"
                        r"[,!.]*\s*$|^\s*[-\u2014]\s*(?P<sig>[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2})\s*$", re.IGNORECASE)
+#: a greeting that opens a line the letter goes on after: "Hey Sam - here are the numbers", "Hi Jo! Quick note"
+_INLINE_GREETING = re.compile(r"^\s*(?i:hi|hello|hey|dear)\s+(?P<name>[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?)\s*[,!-]\s*"
+                              r"(?=\S)")
 _HONORIFIC = re.compile(r"^(?:prof|professor|dr|doctor|mr|mrs|ms|mx|sir|dame|capt|captain|coach|aunt|uncle|"
                         r"grandma|grandpa|mrs?)\.?\s", re.IGNORECASE)
 _MARKUP = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)|`+|^\s*[=\-_*]{3,}\s*$", re.MULTILINE)
@@ -102,6 +105,10 @@ def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, b
     if g:
         labels.update(w.lower().strip(".,") for w in (g.group("name") or g.group("sig") or "").split())
         return "", False
+    g = _INLINE_GREETING.match(line)
+    if g:
+        labels.update(w.lower().strip(".,") for w in g.group("name").split())
+        line = line[g.end():]
     for _ in range(3):  # markers nest: "- **Card 2:** Q: ..."
         before = line
         line = _BULLET.sub("", line)

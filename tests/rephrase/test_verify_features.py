@@ -137,6 +137,28 @@ def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
     assert f["neg_unmatched"].value > 0.5 and "not oxidised" in f["neg_unmatched"].detail
 
 
+@pytest.mark.parametrize("source, rewrite", [
+    # heading and label words of styled rewrites are structure
+    ("Stainless steel is an iron alloy. It can still corrode in salty conditions.",
+     "STAINLESS STEEL - KEY POINTS\n1. What it is: an iron alloy.\n2. Caveat: it can still corrode in salty conditions."),
+    ("The Tokaido Shinkansen opened in 1964.", "Tokaido Shinkansen - FAQ\nQ. When did it open?\nA. In 1964."),
+    # a plural common word opening a sentence, an abbreviation with its full stop, an -ism/-ist pair
+    ("Octopuses live short lives, typically one to two years.", "Lifespans are short, typically one to two years."),
+    ("It was first isolated in 2004 at the University of Manchester.", "* First isolated: 2004, Univ. of Manchester"),
+    ("After the war he turned to Buddhism.", "After the war he became a Buddhist."),
+    # an inline greeting names the addressee
+    ("Spinach has 23 kcal per 100 g.", "Hey Sam \u2014 here are the numbers: spinach has 23 kcal per 100 g."),
+])
+def test_styled_rewrites_add_no_entity(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert f["ent_added"].value == 0 and f["ent_missing"].value == 0, (f["ent_added"], f["ent_missing"])
+
+
+def test_abbreviation_rule_does_not_hide_a_swapped_name(verifier):
+    f = _features(verifier, "He brought the architect to Timbuktu.", "He brought the architect to Gao.")
+    assert f["ent_added"].value == 1 and "Gao" in f["ent_added"].detail
+
+
 def test_entity_aliases_acronyms_and_diacritics(verifier):
     f = _features(verifier, "The World Health Organization declared it in 1980, said Anton\u00edn Dvo\u0159\u00e1k.",
                   "In 1980 the WHO declared it, Antonin Dvorak said.")
