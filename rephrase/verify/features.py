@@ -228,7 +228,10 @@ _FOCUS = re.compile(r"(?:\bnot\b|n't\b|\bnever\b|\bnobody\b|\bno one\b)(?=[^.;]{
 _REPEATED = re.compile(r"\b(no|not|never|without|nobody|none|nothing)\b(?=[^.;:?!]{1,40}?(?:,|\band\b|\bor\b|\s-\s)"
                        r"\s*(?:and\s+|or\s+|but\s+)?\1\b)", re.IGNORECASE)
 #: "... can't either": the negation of the sentence before, continued ("animals can't. fungi can't either.")
-_EITHER = re.compile(r"(?:\b(?:not|never|no|nor)\b|n't\b)[^.;?!]*\beither\s*[.!]?\s*$", re.IGNORECASE)
+_EITHER = re.compile(r"(?:\b(?:not|never|no|nor)\b|n't\b)[^.;?!]*(?<!of )(?<!for )(?<!to )(?<!with )\beither\s*[.!]?\s*$",
+                     re.IGNORECASE)
+#: an answer that affirms the question, negation included ("So it never rusts? That's right.")
+_AFFIRM = re.compile(r"^\W*(?:yes|yeah|yep|right|that's right|correct|exactly|indeed|true|sure)\b", re.IGNORECASE)
 #: a yes/no question states no claim; its answer carries the polarity ("So it never rusts? Not quite. ...")
 _YES_NO = re.compile(r"^(?P<q>(?!\W*(?:why|how|what|who|whom|whose|when|where|which)\b)[^?]*\?)\s*(?=\S)",
                      re.IGNORECASE)
@@ -279,7 +282,8 @@ def _constituent(a: Analysis, k: int) -> bool:
 def _question_sents(a: Analysis, text: str) -> set[int]:
     """Sentence indices (spaCy's, within `a`) of a leading yes/no question answered in the same unit
     (text.merge_questions joins them): "Did it work perfectly? No. ..." -> {0}."""
-    if not _YES_NO.match(text):
+    m = _YES_NO.match(text)
+    if not m or _AFFIRM.match(text[m.end():]):
         return set()
     out = set()
     for t in a.tokens:
@@ -311,6 +315,8 @@ def _polarity(a: Analysis, text: str) -> Polarity:
             continue
         if t.lower == "nor" and "neither" in lowers:
             continue
+        if t.lower == "no" and (t.pos == "INTJ" or t.dep == "intj"):
+            continue  # "No.", "before you ask: no, ...": an answer; the claim after it carries the polarity
         if t.lower in ("no", "not") and prev_of[k] in ("", "?", '"', "'") \
                 and next_of[k] in (",", ".", "!", ";", ":", "-", "quite", "really", "exactly"):
             continue

@@ -113,6 +113,12 @@ def test_one_fact_corruptions_raise_their_feature(verifier):
     # "nobody ... until", "wasn't ... until" name a first time, like "not ... until"; "not long after" = "soon after"
     ("It was not isolated until the 1930s.", "Nobody would isolate it until the 1930s."),
     ("Shortly after launch, astronomers found the fault.", "Not long after launch, astronomers found the fault."),
+    ("Neither animals nor fungi can photosynthesise.",
+     "And before you ask: no, animals can't photosynthesise, and fungi can't either."),
+    ("Neither helium nor neon is known to form any stable compound.",
+     "He & Ne: no stable compounds known for either."),
+    # an affirmed yes/no question states its negation
+    ("The treaty did not mention the opium trade.", "So the treaty never mentioned the opium trade? That's right."),
     # a negative-prefix adjective that describes a noun is not the claim's negation
     ("The mirror had been ground to the wrong shape.", "The mirror had been ground to an incorrect shape."),
 ])
