@@ -80,7 +80,7 @@ def pair_features(src_sents: list[str], rw_sents: list[str], src_text: str, rw_t
     sa, ra = analyse(src_sents), analyse(rw_sents)
     claims = [j for j, s in enumerate(rw_sents) if s.strip() not in titles and not is_claimless(s)]
     feats = _number_features(src_text, rw_text) + _entity_features(sa, ra, labels)
-    feats += _negation_features(src_sents, rw_sents, sa, ra, sent_sim)
+    feats += _negation_features(src_sents, rw_sents, sa, ra, _without_titles(sent_sim, rw_sents, titles))
     feats += _similarity_features(src_sents, rw_sents, claims, src_best, rw_best)
     feats += _lexical_features(src_sents, rw_sents, sa, ra, claims)
     feats.append(Feature("cosine_gap", 1.0 - doc_cos if np.isfinite(doc_cos) else 0.0, f"cosine {doc_cos:.2f}"))
@@ -336,6 +336,19 @@ def _polarity(a: Analysis, text: str) -> Polarity:
         (t.pos in ("ADJ", "ADV") and t.lower.endswith("est") and len(t.lower) > 4 and _common(t.lower[:-3]))
         for t in a.tokens)
     return Polarity(max(count, 0), soft, excl_neg, exclusive)
+
+
+def _without_titles(sim: np.ndarray | None, rw_sents: list[str], titles: set[str]) -> np.ndarray | None:
+    """The sentence similarities with the rewrite's title lines ("The Honeybee Waggle Dance", "DID YOU KNOW? The
+    noble gases") made no counterpart of anything: a title states no claim, so it cannot drop a source negation."""
+    if sim is None or not sim.size or not titles:
+        return sim
+    cols = [j for j, x in enumerate(rw_sents) if x.strip() in titles or re.sub(r"^[^?]*\?\s*", "", x.strip()) in titles]
+    if not cols or len(cols) == len(rw_sents):
+        return sim
+    sim = sim.copy()
+    sim[:, cols] = -1.0
+    return sim
 
 
 def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:

@@ -7,7 +7,7 @@ import pytest
 from rephrase.verify import Verifier, VerifierSpec
 from rephrase.verify import numbers
 from rephrase.verify.consistency import ConsistencyModel, default_model, features_of, fit
-from rephrase.verify.features import NAMES
+from rephrase.verify.features import NAMES, pair_features
 from rephrase.verify.scaffold import normalize, strip
 
 
@@ -135,6 +135,19 @@ def test_reworded_negation_is_not_a_flip(verifier, source, rewrite):
 def test_negation_flips_are_still_seen(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
     assert f["neg_unmatched"].value > 0 or f["neg_parity"].value > 0, (f["neg_unmatched"], f["neg_parity"])
+
+
+def test_a_title_is_no_counterpart_of_a_negated_sentence():
+    # the title is the negated source sentence's closest rewrite line; the sentence that words the negation is next
+    src = ["For food closer than 50 m, bees perform a round dance, which gives no information about direction."]
+    rw = ["The Round Dance of Bees", "Bees do a round dance for food closer than 50 m; it carries no directional cue."]
+    sim = np.array([[0.9, 0.6]])
+    feats = {f.name: f for f in pair_features(src, rw, src[0], "\n".join(rw), set(), {rw[0]}, np.array([0.9]),
+                                              np.array([0.9, 0.6]), sim, 0.9)}
+    assert feats["neg_unmatched"].value == 0 and feats["neg_parity"].value == 0, feats["neg_unmatched"]
+    feats = {f.name: f for f in pair_features(src, rw, src[0], "\n".join(rw), set(), set(), np.array([0.9]),
+                                              np.array([0.9, 0.6]), sim, 0.9)}
+    assert feats["neg_unmatched"].value > 0  # as a claim line, the title would be the counterpart
 
 
 def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
