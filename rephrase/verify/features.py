@@ -230,6 +230,8 @@ _REPEATED = re.compile(r"\b(no|not|never|without|nobody|none|nothing)\b(?=[^.;:?
 #: "... can't either": the negation of the sentence before, continued ("animals can't. fungi can't either.")
 _EITHER = re.compile(r"(?:\b(?:not|never|no|nor)\b|n't\b)[^.;?!]*(?<!of )(?<!for )(?<!to )(?<!with )\beither\s*[.!]?\s*$",
                      re.IGNORECASE)
+#: a bare "No." answering a yes/no question denies the question's claim ("Did Watt invent it? | Back: No.")
+_BARE_NO = re.compile(r"^(?:[\W_]|\b[A-Za-z]+:)*\s*(?:no|nope|no way)\s*[.!]*\s*$", re.IGNORECASE)
 #: an answer that affirms the question, negation included ("So it never rusts? That's right.")
 _AFFIRM = re.compile(r"^\W*(?:yes|yeah|yep|right|that's right|correct|exactly|indeed|true|sure)\b", re.IGNORECASE)
 #: a yes/no question states no claim; its answer carries the polarity ("So it never rusts? Not quite. ...")
@@ -298,8 +300,10 @@ def _polarity(a: Analysis, text: str) -> Polarity:
     """Negation markers of one sentence. "neither ... nor" is one negation, and a question's short answer
     ("No, ...", "Not quite") is not counted: the claim after it carries the polarity."""
     question = _question_sents(a, text)
+    bare_no = False
     if question:  # the regex cues below read the answer only
         text = text[_YES_NO.match(text).end():]
+        bare_no = bool(_BARE_NO.match(text))
     count = -len(_NOT_NEGATION.findall(text)) - len(_FOCUS.findall(text))
     repeated = len(_REPEATED.findall(text))
     count -= repeated or (1 if _EITHER.search(text) else 0)
@@ -335,6 +339,8 @@ def _polarity(a: Analysis, text: str) -> Polarity:
         t.lower in ("most", "least", "first", "last", "best", "worst") or
         (t.pos in ("ADJ", "ADV") and t.lower.endswith("est") and len(t.lower) > 4 and _common(t.lower[:-3]))
         for t in a.tokens)
+    if bare_no:
+        count = max(count, 0) + 1  # the answer alone states the negation
     return Polarity(max(count, 0), soft, excl_neg, exclusive)
 
 

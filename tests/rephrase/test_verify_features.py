@@ -117,6 +117,8 @@ def test_one_fact_corruptions_raise_their_feature(verifier):
      "And before you ask: no, animals can't photosynthesise, and fungi can't either."),
     ("Neither helium nor neon is known to form any stable compound.",
      "He & Ne: no stable compounds known for either."),
+    # a bare "No." answering a yes/no question states the negation
+    ("James Watt did not invent the steam engine.", "Card 1 front: Did James Watt invent the steam engine? | Back: No."),
     # an affirmed yes/no question states its negation
     ("The treaty did not mention the opium trade.", "So the treaty never mentioned the opium trade? That's right."),
     # a negative-prefix adjective that describes a noun is not the claim's negation
