@@ -38,6 +38,7 @@ class Quantity:
     m: int | None = None
     d: int | None = None
     soft: bool = False     # may support the other side's quantities, but is never required to be matched
+    bound: str | None = None  # ">" for "more than 2 m", "<" for "less than 3 km": a bound, not a value
 
     def label(self) -> str:
         if self.kind == "date":
@@ -401,7 +402,35 @@ def extract(text: str) -> list[Quantity]:
     digits = fractions + _digits(rest)
     nums = sorted(digits + _number_words(_blank(rest, digits)), key=lambda q: q.start)
     _ranges(nums, rest)
+    for q in nums:
+        bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
+        if bm:
+            q.bound = ">" if bm.group("gt") else "<"
     return sorted(dates + ids + nums, key=lambda q: q.start)
+
+
+#: a bound written before a number: "more than two metres" is stated by "2.25 m" (not the other way round)
+_BOUND = re.compile(r"(?:\b(?P<gt>more than|over|above|greater than|exceeding|upwards of|in excess of)|"
+                    r"\b(?P<lt>less than|under|below|fewer than|at most)|(?P<gts>[>\u2265])|(?P<lts>[<\u2264]))"
+                    r"\s*[~\u2248]?\s*$", re.IGNORECASE)
+
+
+def _within_bound(q: Quantity, o: Quantity) -> bool:
+    """Does the value `o` states satisfy the bound `q` states, within a factor of two ("more than two metres" for
+    2.25 m; not "more than 2 m" for 100 m, which says something else)?"""
+    if o.kind != "num" or o.bound:
+        return False
+    if q.unit is not None and o.unit is not None:
+        (dq, vq), (do, vo) = _base(q), _base(o)
+        if dq != do:
+            return False
+    elif q.unit is None:
+        vq, vo = float(q.value), float(o.value)
+    else:
+        return False
+    if vq <= 0:
+        return False
+    return vq <= vo <= 2 * vq if q.bound == ">" else vq / 2 <= vo <= vq
 
 
 def _base(q: Quantity) -> tuple[str | None, float]:
@@ -469,6 +498,8 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True  # "six years later" between two stated years
         if _derived(q, others):
             return True  # "31 wolves in all" for "14 ... another 17"
+        if q.bound and any(_within_bound(q, o) for o in others):
+            return True  # "more than two metres" for "2.25 m"
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
             [o for o in others if o.kind == "date"])
     if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):

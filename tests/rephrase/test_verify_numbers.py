@@ -126,3 +126,12 @@ def test_a_unit_after_an_article_is_soft_and_rates_are_no_claim():
 def test_more_changed_values_are_seen(a, b):
     d = compare(a, b)
     assert d.missing or d.extra
+
+
+def test_a_bound_is_stated_by_a_value_that_meets_it():
+    # "more than two metres" restates 2.25 m; a value the bound does not hold for, or a bound far from it, does not
+    assert not compare("a stele about 2.25 m tall", "about 2.25 metres tall - more than two metres!").extra
+    assert compare("about 2.25 m tall", "more than 3 m tall").extra
+    assert compare("it is 100 m long", "it is over 20 m long").extra
+    # a bound does not state the value: "more than 2 m" does not cover a source's "2.25 m"
+    assert compare("2.25 m", "more than 2 m").missing
