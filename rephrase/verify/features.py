@@ -172,8 +172,30 @@ def _acronym_of(word: str, words: list[str]) -> bool:
     return 2 <= n <= 6 and any(_initials(words[i:i + n]) == w for i in range(len(words) - n + 1))
 
 
+def _initial_forms(an: list[Analysis]) -> set[tuple[str, str]]:
+    """(initial, next word) of names written with an initial: "P. falciparum", "N. Bartlett" -> ("p", "falciparum")."""
+    out = set()
+    for a in an:
+        toks = [t for t in a.tokens if t.pos != "SPACE"]
+        for k, t in enumerate(toks[:-1]):
+            if re.fullmatch(r"[A-Z]\.", t.text) and toks[k + 1].text[:1].isalpha():
+                out.add((t.text[0].lower(), fold(toks[k + 1].text)))
+            elif re.fullmatch(r"[A-Z]", t.text) and toks[k + 1].text == "." and k + 2 < len(toks):
+                out.add((t.text.lower(), fold(toks[k + 2].text)))
+    return out
+
+
+def _written_as_initial(a: Analysis, start: int, text: str, forms: set[tuple[str, str]]) -> bool:
+    """A one-word name the other side abbreviates to its initial before the word that follows it here
+    ("Plasmodium falciparum" -> "P. falciparum")."""
+    n = len(text.split())
+    nxt = [t for t in a.tokens[start + n:start + n + 2] if t.pos != "SPACE"]
+    return bool(nxt) and (fold(text)[:1], fold(nxt[0].text)) in forms
+
+
 def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], need_all: bool) -> list[str]:
     vocab = _vocab(other)
+    initial_forms = _initial_forms(other)
     other_words = [fold(t.text) for a in other for t in a.tokens if t.text[:1].isalpha()]
     other_text = " ".join(other_words)
     other_initials = {_initials(_ent_words(e[0], set())) for a in other for e in a.ents}
@@ -192,6 +214,8 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                 ws = [w for w in ws if not _common(w)] or ws
             if "".join(ws) in other_initials or (len(ws) > 1 and _initials(ws) in vocab) or _alias_hit(ws, other_text):
                 continue  # "WHO" for "World Health Organization" and back; "Britain" for "the United Kingdom"
+            if len(ws) == 1 and _written_as_initial(a, start, text, initial_forms):
+                continue
             abbr = _abbreviated(a, start, text)
             hits = [_has(w, vocab, w in abbr) for w in ws]
             if not (all(hits) if need_all else any(hits)):

@@ -175,6 +175,14 @@ def test_styled_rewrites_add_no_entity(verifier, source, rewrite):
     assert f["ent_added"].value == 0 and f["ent_missing"].value == 0, (f["ent_added"], f["ent_missing"])
 
 
+def test_a_name_written_with_its_initial_is_kept(verifier):
+    src = "It is the standard treatment for malaria caused by Plasmodium falciparum."
+    f = _features(verifier, src, "It is today's standard treatment for *P. falciparum* malaria.")
+    assert f["ent_missing"].value == 0, f["ent_missing"]
+    f = _features(verifier, src, "It is today's standard treatment for malaria.")
+    assert f["ent_missing"].value == 1 and "Plasmodium" in f["ent_missing"].detail
+
+
 def test_abbreviation_rule_does_not_hide_a_swapped_name(verifier):
     f = _features(verifier, "He brought the architect to Timbuktu.", "He brought the architect to Gao.")
     assert f["ent_added"].value == 1 and "Gao" in f["ent_added"].detail
