@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, ORDINALS, ROMAN_MONTHS, SCALE_ABBREV,
-                                   SCALES, SMALL, TENS, UNITS, match_unit)
+                                   SCALES, SMALL, TENS, TOLERANCE, UNITS, match_unit)
 from rephrase.verify.scaffold import normalize
 
 #: relative tolerance when two quantities are compared through a unit conversion (5 miles ~ 8 km);
@@ -450,7 +450,8 @@ def _num_equal(a: Quantity, b: Quantity) -> bool:
     (da, va), (db, vb) = _base(a), _base(b)
     if da == db and UNITS[a.unit].offset + UNITS[b.unit].offset:
         return _temperature_equal(a, b)
-    return da == db and math.isclose(va, vb, rel_tol=CONVERSION_REL_TOL)
+    tol = max(CONVERSION_REL_TOL, TOLERANCE.get(a.unit, 0.0), TOLERANCE.get(b.unit, 0.0))
+    return da == db and math.isclose(va, vb, rel_tol=tol)
 
 
 def _temperature_equal(a: Quantity, b: Quantity) -> bool:

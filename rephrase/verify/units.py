@@ -29,6 +29,10 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("mi", "length", 1609.344, 0, ("mi",), ("mile",)),
     ("ft", "length", 0.3048, 0, ("ft",), ("foot", "feet")),
     ("inch", "length", 0.0254, 0, (), ("inch", "inches")),
+    ("yd", "length", 0.9144, 0, ("yd",), ("yard",)),
+    ("nmi", "length", 1852.0, 0, ("nmi",), ("nautical mile",)),
+    ("au", "length", 1.495978707e11, 0, ("AU",), ("astronomical unit",)),
+    ("pc", "length", 3.0857e16, 0, (), ("parsec",)),
     ("ly", "length", 9.4607e15, 0, ("ly",), ("light-year", "light year")),
     ("km2", "area", 1e6, 0, ("km2", "km²", "sq km"), ("square kilometre", "square kilometer")),
     ("m2", "area", 1.0, 0, ("m2", "m²"), ("square metre", "square meter")),
@@ -41,6 +45,7 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("mg", "mass", 1e-6, 0, ("mg",), ("milligram",)),
     ("ug", "mass", 1e-9, 0, ("µg", "μg", "mcg"), ("microgram",)),
     ("lb", "mass", 0.45359237, 0, ("lb", "lbs"), ("pound",)),
+    ("oz", "mass", 0.028349523, 0, ("oz",), ("ounce",)),
     ("g/cm3", "density", 1e3, 0, ("g/cm3", "g/cm³", "g cm-3"), ("gram per cubic centimetre",
                                                                  "gram per cubic centimeter")),
     ("kg/m3", "density", 1.0, 0, ("kg/m3", "kg/m³"), ("kilogram per cubic metre", "kilogram per cubic meter")),
@@ -49,6 +54,11 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("km3", "volume", 1e9, 0, ("km3", "km³"), ("cubic kilometre", "cubic kilometer")),
     ("l", "volume", 1e-3, 0, ("L", "l"), ("litre", "liter")),
     ("ml", "volume", 1e-6, 0, ("mL", "ml"), ("millilitre", "milliliter")),
+    # US and imperial measures differ by ~20%: the factor lies between them, compared within TOLERANCE below
+    ("pint", "volume", 5.18e-4, 0, (), ("pint",)),
+    ("quart", "volume", 1.036e-3, 0, ("qt",), ("quart",)),
+    ("gal", "volume", 4.15e-3, 0, ("gal",), ("gallon",)),
+    ("floz", "volume", 2.9e-5, 0, ("fl oz",), ("fluid ounce",)),
     ("s", "time", 1.0, 0, ("s", "sec"), ("second",)),
     ("min", "time", 60.0, 0, ("min",), ("minute",)),
     ("h", "time", 3600.0, 0, ("h", "hr", "hrs"), ("hour",)),
@@ -62,6 +72,15 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("mph", "speed", 0.44704, 0, ("mph",), ("miles per hour",)),
     ("m/s", "speed", 1.0, 0, ("m/s", "m s-1", "m s^-1", "ms-1"), ("metres per second", "meters per second")),
     ("km/s", "speed", 1e3, 0, ("km/s", "km s-1", "km s^-1"), ("kilometres per second", "kilometers per second")),
+    ("kn", "speed", 0.514444, 0, (), ("knot",)),
+    ("Pa", "pressure", 1.0, 0, ("Pa",), ()),  # not "pascal": Blaise Pascal is a name
+    ("kPa", "pressure", 1e3, 0, ("kPa",), ("kilopascal",)),
+    ("hPa", "pressure", 1e2, 0, ("hPa",), ("hectopascal",)),
+    ("MPa", "pressure", 1e6, 0, ("MPa",), ("megapascal",)),
+    ("atm", "pressure", 101325.0, 0, ("atm",), ("atmosphere",)),
+    ("psi", "pressure", 6894.757, 0, ("psi",), ()),
+    ("eV", "energy", 1.602176634e-19, 0, ("eV",), ("electronvolt", "electron volt")),
+    ("MeV", "energy", 1.602176634e-13, 0, ("MeV",), ()),
     ("degC", "temperature", 1.0, 273.15, ("°C", "℃", "° C"), ("degrees Celsius", "degree Celsius", "Celsius",
                                                             "degrees centigrade", "centigrade")),
     ("degF", "temperature", 5 / 9, 459.67, ("°F", "° F"), ("degrees Fahrenheit", "degree Fahrenheit", "Fahrenheit")),
@@ -91,6 +110,8 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
 CURRENCY_PREFIX = {"US$": "usd", "$": "usd", "€": "eur", "£": "gbp"}
 
 UNITS: dict[str, Unit] = {r[0]: Unit(r[0], r[1], r[2], r[3]) for r in _UNITS}
+#: relative tolerance of a conversion involving these units (US vs imperial measures), instead of the default
+TOLERANCE = {"pint": 0.12, "quart": 0.12, "gal": 0.12, "floz": 0.05}
 
 
 def _plurals(name: str) -> set[str]:

@@ -135,3 +135,12 @@ def test_a_bound_is_stated_by_a_value_that_meets_it():
     assert compare("it is 100 m long", "it is over 20 m long").extra
     # a bound does not state the value: "more than 2 m" does not cover a source's "2.25 m"
     assert compare("2.25 m", "more than 2 m").missing
+
+
+def test_imperial_and_pressure_units_convert():
+    # US and imperial pints differ by ~20%: either conversion of 5 litres is accepted, the unconverted number is not
+    assert not compare("about 5 litres of blood", "about 5 litres (8.8 pints) of blood").extra
+    assert not compare("about 5 litres of blood", "about 5 litres (10.6 pints) of blood").extra
+    assert compare("about 5 litres of blood", "about 5 litres (roughly 5 pints) of blood").extra
+    assert not compare("100 yards", "91 metres").extra and not compare("5 oz", "142 g").extra
+    assert compare("a pressure of 1 atm", "a pressure of 1 kPa").extra
