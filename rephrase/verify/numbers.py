@@ -402,11 +402,38 @@ def extract(text: str) -> list[Quantity]:
     digits = fractions + _digits(rest)
     nums = sorted(digits + _number_words(_blank(rest, digits)), key=lambda q: q.start)
     _ranges(nums, rest)
+    nums = _compound_measures(nums, rest)
     for q in nums:
         bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
         if bm:
             q.bound = ">" if bm.group("gt") else "<"
     return sorted(dates + ids + nums, key=lambda q: q.start)
+
+
+_MEASURE_GAP = re.compile(r"^\s*(?:and)?\s*$", re.IGNORECASE)
+_RANGE_START = re.compile(r"\b(?:between|from)\s*$", re.IGNORECASE)
+
+
+def _compound_measures(nums: list[Quantity], text: str) -> list[Quantity]:
+    """"8 minutes and 20 seconds", "5 ft 10 in", "2 h 30 min": one measure in two units, read as their sum in the
+    smaller unit (500 s); the parts stay as soft quantities, so "8 min" alone is still supported."""
+    out, k = [], 0
+    while k < len(nums):
+        a = nums[k]
+        b = nums[k + 1] if k + 1 < len(nums) else None
+        if (b is not None and a.kind == b.kind == "num" and a.unit and b.unit and a.unit != b.unit
+                and UNITS[a.unit].dim == UNITS[b.unit].dim and not UNITS[a.unit].offset
+                and UNITS[a.unit].factor > UNITS[b.unit].factor and _MEASURE_GAP.match(text[a.end:b.start])
+                and not _RANGE_START.search(text[max(0, a.start - 10):a.start])):
+            total = (float(a.value) * UNITS[a.unit].factor + float(b.value) * UNITS[b.unit].factor) / UNITS[b.unit].factor
+            a.soft = b.soft = True
+            out += [a, b, Quantity("num", round(total, 9), unit=b.unit, text=text[a.start:b.end], start=a.start,
+                                   end=b.end)]
+            k += 2
+            continue
+        out.append(a)
+        k += 1
+    return out
 
 
 #: a bound written before a number: "more than two metres" is stated by "2.25 m" (not the other way round)

@@ -144,3 +144,11 @@ def test_imperial_and_pressure_units_convert():
     assert compare("about 5 litres of blood", "about 5 litres (roughly 5 pints) of blood").extra
     assert not compare("100 yards", "91 metres").extra and not compare("5 oz", "142 g").extra
     assert compare("a pressure of 1 atm", "a pressure of 1 kPa").extra
+
+
+def test_a_measure_in_two_units_is_their_sum():
+    assert not compare("Sunlight takes about 8 minutes and 20 seconds.", "~8 min 20 s (i.e. about 500 s)").extra
+    assert not compare("It took 2 years and 3 months.", "It took 27 months.").extra
+    d = compare("about 8 minutes and 20 seconds", "about 8 min 30 s")
+    assert [q.label() for q in d.missing] == ["500 s"] and [q.label() for q in d.extra] == ["510 s"]
+    assert labels("between 3 km and 500 m") == ["3 km", "500 m"]  # a range, not a sum
