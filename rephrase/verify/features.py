@@ -270,7 +270,8 @@ _IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "avoid", "prevent"
                        "neglect", "omit", "barely", "hardly", "rarely", "seldom"})
 #: exclusive negation ("no other metal", "nothing else") and the exclusives that say the same ("only", "alone")
 _EXCL_NEG = re.compile(r"\b(?:no other|nothing else|nobody else|no one else|none other|no[- ]one but|not [^.;]{0,30}"
-                       r"\b(?:anyone|anything|any other) else)\b", re.IGNORECASE)
+                       r"\b(?:anyone|anything|any other) else|without (?:any )?(?:outside )?(?:help|assistance|aid))\b",
+                       re.IGNORECASE)
 _EXCLUSIVE = re.compile(r"\b(?:only|exclusively|solely|alone|sole|on (?:its|his|her|their) own|unshared|single)\b",
                         re.IGNORECASE)
 

@@ -117,6 +117,8 @@ def test_one_fact_corruptions_raise_their_feature(verifier):
      "And before you ask: no, animals can't photosynthesise, and fungi can't either."),
     ("Neither helium nor neon is known to form any stable compound.",
      "He & Ne: no stable compounds known for either."),
+    # "without any help" is an exclusive like "on its own"
+    ("If this layer is scratched, it re-forms on its own.", "If scratched, the layer re-forms without any help."),
     # a bare "No." answering a yes/no question states the negation
     ("James Watt did not invent the steam engine.", "Card 1 front: Did James Watt invent the steam engine? | Back: No."),
     # an affirmed yes/no question states its negation
