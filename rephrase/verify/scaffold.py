@@ -62,11 +62,38 @@ class Stripped:
     titles: list[str] = field(default_factory=list)  # heading/title lines (kept in text, stated no claim)
 
 
+_TABLE_ROW = re.compile(r"^\s*\|(?P<cells>.*)\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?(?:\s*:?-{2,}:?\s*\|)+\s*:?-*:?\s*\|?\s*$")
+
+
+def _tables(lines: list[str], out: Stripped) -> list[str]:
+    """Markdown table rows as text: a row's cells become one clause each ("USB 2.0; Hi-Speed; 480 Mbit/s."), the
+    rule line goes, and the header row (the row above a rule) is a title whose words are labels: column names
+    ("Item | Detail", "Maximum data rate | Released") are structure, and a cell border is no part of a name."""
+    kept = []
+    for k, line in enumerate(lines):
+        if _TABLE_RULE.match(line) and k > 0 and _TABLE_ROW.match(lines[k - 1]):
+            kept.append("")
+            continue
+        m = _TABLE_ROW.match(line)
+        if not m:
+            kept.append(line)
+            continue
+        cells = [c.strip() for c in m.group("cells").split("|")]
+        row = "; ".join(c for c in cells if c)
+        row = row + "." if row and row[-1] not in ".!?:;" else row
+        if k + 1 < len(lines) and _TABLE_RULE.match(lines[k + 1]):
+            out.labels.update(w.lower() for c in cells for w in re.findall(r"[^\W\d_]+", c))
+            out.titles.append(row)
+        kept.append(row)
+    return kept
+
+
 def strip(text: str) -> Stripped:
     """Remove list markers, numbered scaffolding, Q/A and speaker labels and markdown from `text`."""
-    lines = normalize(text).split("\n")
-    repeated = _repeated_labels(lines)
     out = Stripped("")
+    lines = _tables(normalize(text).split("\n"), out)
+    repeated = _repeated_labels(lines)
     kept, signer = [], False
     for line in lines:
         if signer and re.fullmatch(r"\s*[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2}\s*", line):

@@ -46,7 +46,9 @@ class _Plan:
 
     def __init__(self, texts: list[str], source: str, rewrite: str, need_doc: bool, need_sents: bool):
         src, rw = scaffold.strip(source), scaffold.strip(rewrite)
-        self.src_clean, self.rw_clean, self.labels, self.titles = src.text, rw.text, rw.labels, set(rw.titles)
+        # labels of both sides: a source table's column names are structure in the rewrite too
+        self.src_clean, self.rw_clean, self.titles = src.text, rw.text, set(rw.titles)
+        self.labels = rw.labels | src.labels
         self.src_sents = merge_questions(split_sentences(src.text)) or [src.text.strip() or source]
         self.rw_sents = merge_questions(split_sentences(rw.text)) or [rw.text.strip() or rewrite]
         # with sentence embeddings at hand, a text's embedding is their length-weighted mean (see _windows):

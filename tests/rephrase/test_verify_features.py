@@ -171,10 +171,30 @@ def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
     ("After the war he turned to Buddhism.", "After the war he became a Buddhist."),
     # an inline greeting names the addressee
     ("Spinach has 23 kcal per 100 g.", "Hey Sam \u2014 here are the numbers: spinach has 23 kcal per 100 g."),
+    # a markdown table's column names are structure, on either side, and a cell border is no part of a name
+    ("| Model | Launch | Top speed |\n|---|---|---|\n| Shinkansen 0 Series | 1964 | 210 km/h |",
+     "The Shinkansen 0 Series entered service in 1964 with a top speed of 210 km/h."),
+    ("The Shinkansen 0 Series entered service in 1964 with a top speed of 210 km/h.",
+     "| Item | Detail |\n|:--|--:|\n| Train | Shinkansen 0 Series |\n| Launched | 1964 |\n| Top speed | 210 km/h |"),
+    # the moderator introduces a speaker who then speaks under a label (decomposed accents included)
+    ("Iceland extended its fishing limit to 200 nautical miles in 1975.",
+     "MODERATOR: With us is Professor Hrafnhildur Sigur\u0301dardo\u0301ttir.\n"
+     "SIGU\u0301RDARDO\u0301TTIR: Iceland extended its fishing limit to 200 nautical miles in 1975."),
+    # a currency code and its name, an era marker written both ways
+    ("The bridge cost CHF 400 million.", "The bridge cost 400 million Swiss francs."),
+    ("The wall was begun in 221 BCE.", "The wall was begun in 221 BC."),
 ])
 def test_styled_rewrites_add_no_entity(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
     assert f["ent_added"].value == 0 and f["ent_missing"].value == 0, (f["ent_added"], f["ent_missing"])
+
+
+def test_a_table_or_a_speaker_label_does_not_hide_a_swapped_name(verifier):
+    f = _features(verifier, "| City | Founded |\n|---|---|\n| Kyoto | 794 |", "Osaka was founded in 794.")
+    assert f["ent_added"].value == 1 and "Osaka" in f["ent_added"].detail
+    f = _features(verifier, "Iceland extended its limit in 1975.",
+                  "HOST: So, 1975?\nGUEST: Norway extended its limit in 1975.")
+    assert f["ent_added"].value == 1 and "Norway" in f["ent_added"].detail
 
 
 def test_a_name_written_with_its_initial_is_kept(verifier):
