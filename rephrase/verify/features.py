@@ -56,6 +56,11 @@ ALIASES = [{"uk", "britain", "great britain", "united kingdom", "british"},
            {"finns", "finn", "finnish", "finland"}, {"poles", "pole", "polish", "poland"},
            {"turks", "turk", "turkish", "turkey"}, {"scots", "scot", "scottish", "scotland"},
            {"dutch", "netherlands", "holland"}, {"swiss", "switzerland"}, {"welsh", "wales"},
+           # currency codes and their names ("CHF 12.2 billion" = "12.2 billion Swiss francs")
+           {"chf", "swiss franc", "swiss francs", "franc", "francs"},
+           {"usd", "us dollar", "us dollars", "dollar", "dollars"}, {"eur", "euro", "euros"},
+           {"gbp", "pound", "pounds", "sterling"}, {"jpy", "yen"}, {"cny", "rmb", "yuan", "renminbi"},
+           {"inr", "rupee", "rupees"},
 ]
 
 
@@ -103,7 +108,7 @@ def _vocab(an: list[Analysis]) -> set[str]:
 
 
 _ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el bin ibn y st saint mr mrs ms dr "
-                      "prof sir lord lady king queen emperor pope".split())
+                      "prof sir lord lady king queen emperor pope bc bce ad ce".split())  # eras: dates' business
 #: words of styled rewrites' headings and labels that spaCy tags as names ("Tōkaidō Shinkansen - FAQ", "BLUE WHALE -
 #: KEY POINTS", "Caveat: ..."): structure, not entities
 _HEADING_WORDS = frozenset("faq faqs caveat caveats key points summary recap overview takeaway takeaways verdict tl dr "
@@ -160,7 +165,7 @@ def _common(word: str) -> bool:
 def _is_common_heading_word(text: str, a: Analysis, start: int) -> bool:
     """A one-word "entity" at a sentence or line start that English uses as a common word ("Size:", "Caveat",
     "Recognition"): spaCy's small model tags capitalised heading words as names."""
-    if " " in text.strip() or (start > 0 and a.tokens[start - 1].pos != "PUNCT"):
+    if " " in text.strip() or (start > 0 and a.tokens[start - 1].pos not in ("PUNCT", "SPACE")):
         return False
     return _common(text.strip())
 
@@ -202,6 +207,8 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
     out = []
     for a in side:
         for text, _label, start in a.ents:
+            if need_all and any(not _common(w) for w in set(_ent_words(text, set())) & labels):
+                continue  # a speaker of the dialogue ("Dr Parisa Rahimi", who speaks as "RAHIMI:") is its frame
             ws = _ent_words(text, labels)
             unit = match_unit(" " + " ".join(ws), 0)
             lower_case_tag = text.islower() and any(t.text[:1].isupper() for t in a.tokens)
@@ -226,8 +233,9 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
 def _entity_features(sa: list[Analysis], ra: list[Analysis], labels: set[str]) -> list[Feature]:
     # a rewrite name is supported only when ALL its words occur in the source ("Pierre Curie" for "Marie Curie");
     # a source name is kept when ANY word survives ("Marie Curie" -> "Curie")
+    labels = {fold(w) for w in labels}  # "JÓNSDÓTTIR:" labels the name "Jónsdóttir"
     added = _unmatched(ra, sa, labels, need_all=True)
-    missing = _unmatched(sa, ra, set(), need_all=False)
+    missing = _unmatched(sa, ra, labels, need_all=False)
     return [Feature("ent_added", min(len(added), 3), f"not in source: {', '.join(added[:3])}"),
             Feature("ent_missing", min(len(missing), 3), f"missing in rewrite: {', '.join(missing[:3])}")]
 

@@ -178,7 +178,7 @@ def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
      "| Item | Detail |\n|:--|--:|\n| Train | Shinkansen 0 Series |\n| Launched | 1964 |\n| Top speed | 210 km/h |"),
     # the moderator introduces a speaker who then speaks under a label (decomposed accents included)
     ("Iceland extended its fishing limit to 200 nautical miles in 1975.",
-     "MODERATOR: With us is Professor Hrafnhildur Sigur\u0301dardo\u0301ttir.\n"
+     "MODERATOR: With us is Professor Hrafnhildur Sigu\u0301rdardo\u0301ttir.\n"
      "SIGU\u0301RDARDO\u0301TTIR: Iceland extended its fishing limit to 200 nautical miles in 1975."),
     # a currency code and its name, an era marker written both ways
     ("The bridge cost CHF 400 million.", "The bridge cost 400 million Swiss francs."),
