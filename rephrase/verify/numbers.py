@@ -16,8 +16,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, ORDINALS, ROMAN_MONTHS, SCALE_ABBREV,
-                                   SCALES, SMALL, TENS, TOLERANCE, UNITS, match_unit)
+from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, MONTHS, NAME_RE, ORDINALS, ROMAN_MONTHS,
+                                   SCALE_ABBREV, SCALES, SMALL, TENS, TOLERANCE, UNITS, match_unit)
 from rephrase.verify.scaffold import normalize
 
 #: relative tolerance when two quantities are compared through a unit conversion (5 miles ~ 8 km);
@@ -41,6 +41,8 @@ class Quantity:
     bound: str | None = None  # ">" for "more than 2 m", "<" for "less than 3 km": a bound, not a value
 
     def label(self) -> str:
+        if self.kind == "date" and self.d is None and self.y is None:
+            return f"--{self.m:02d}"
         if self.kind == "date":
             return "-".join(f"{x:02d}" if i else str(x) for i, x in enumerate((self.y, self.m, self.d))
                             if x is not None) if self.y else f"--{self.m:02d}-{self.d:02d}"
@@ -96,13 +98,35 @@ def _month_ordinal(m: re.Match) -> str:
     return m.group(0).split()[0] + f" {n}" if n <= 31 else m.group(0)
 
 
-def _dates(text: str) -> tuple[list[Quantity], str]:
+#: an all-digit date "22/05/2013", "05/22/2013", "22.05.2013" (the same separator twice)
+_NUMERIC_DATE = re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})(?![\d/]|\.\d)")
+#: a bare month name (capitalised; not "May", "March" alone: a verb as often as a month)
+_BARE_MONTH = re.compile(rf"\b(?P<mon>{'|'.join(m for m in sorted(MONTHS, key=len, reverse=True) if m[0].isupper() and m not in ('May', 'March', 'Mar'))})\b")
+#: a day listed before a dated day: "20 or 21 March", "the 20th or 21st of March"
+_DAY_BEFORE = re.compile(r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)?\s*(?:,|or|and|to|-)\s*(?:the\s+)?$", re.IGNORECASE)
+
+
+def _numeric_dates(text: str) -> list[Quantity]:
+    """Day-first or month-first by whichever part exceeds 12; when both could be months the date is read both ways,
+    each reading soft (it may support the other side's date, and is not itself required)."""
     out = []
+    for mt in _NUMERIC_DATE.finditer(text):
+        a, b, y = int(mt.group("a")), int(mt.group("b")), int(mt.group("y"))
+        readings = [(m, d) for m, d in ((b, a), (a, b)) if 1 <= m <= 12 and 1 <= d <= 31]
+        for m, d in dict.fromkeys(readings):
+            out.append(Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.end(), y=y, m=m, d=d,
+                                soft=len(set(readings)) > 1))
+    return out
+
+
+def _dates(text: str) -> tuple[list[Quantity], str]:
+    out = _numeric_dates(text)
+    text = _blank(text, out)
     for rx, has_y, has_d in _DATE_RES:
         for mt in rx.finditer(text):
             g = mt.groupdict()
-            if g.get("mon") in ("may", "march", "mar"):  # lower case: the verb, not the month
-                continue
+            if g.get("mon") in ("may", "march", "mar") and not (has_y and has_d):  # the verb, not the month
+                continue  # ("opened 22 may 2013" is a date even in lower case)
             if g.get("rom"):
                 month = ROMAN_MONTHS.get(g["rom"].lower(), 0)
             else:
@@ -112,7 +136,14 @@ def _dates(text: str) -> tuple[list[Quantity], str]:
                 continue
             out.append(Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.end(),
                                 y=int(g["y"]) if has_y else None, m=month, d=day))
+            db = _DAY_BEFORE.search(text, max(0, mt.start() - 16), mt.start()) if has_d else None
+            if db and 1 <= int(db.group("d")) <= 31:  # "20 or 21 March": the 20th is in March too
+                out.append(Quantity("date", 0.0, text=db.group(0), start=db.start(), end=db.end(),
+                                    y=out[-1].y, m=month, d=int(db.group("d"))))
         text = _blank(text, out)
+    # "that December, on the 11th": a bare month is soft, never blanked (it may complete a day and a year)
+    out += [Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.start(), m=_month(mt.group("mon")),
+                     soft=True) for mt in _BARE_MONTH.finditer(text)]
     return out, text
 
 
@@ -127,6 +158,8 @@ def _blank(text: str, qs: list[Quantity]) -> str:
 _ALNUM = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 _NUM_SUFFIX = re.compile(r"^\d+(?:\.\d+)?-?(?P<suf>[A-Za-z]+)$")
 _COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th)?-[A-Za-z]")
+#: "13th-15th", "1280s-1290s": a range of ordinals or decades, read by the digit pass (not an id)
+_SUFFIX_RANGE = re.compile(r"^\d+(?:st|nd|rd|th|s)-\d+(?:st|nd|rd|th|s)$")
 
 
 def _ids(text: str) -> tuple[list[Quantity], str]:
@@ -142,7 +175,7 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
             continue  # "km2" after a number is a unit, not an id
         if re.fullmatch(r"(?:s|h|m|kg|mol|yr)-[123]", tok):
             continue  # a unit exponent ("m s-1"), read with its number by the digit pass
-        if _COMPOUND.match(tok):
+        if _COMPOUND.match(tok) or _SUFFIX_RANGE.match(tok):
             continue  # "225-day", "3-year-old", "4th-century": a number in a compound adjective (digit pass)
         tok = _id_head(tok)
         out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.start() + len(tok)))
@@ -209,7 +242,7 @@ def _month_before(text: str, pos: int) -> int | None:
 def _fractions(text: str) -> tuple[list[Quantity], str]:
     """"2/3" = two thirds."""
     out = [Quantity("num", int(m.group(1)) / int(m.group(2)), text=m.group(0), start=m.start(), end=m.end())
-           for m in _FRACTION.finditer(text) if int(m.group(2))]
+           for m in _FRACTION.finditer(text) if 0 < int(m.group(1)) < int(m.group(2))]  # "225/45", "24/7": no fraction
     return out, _blank(text, out)
 
 
@@ -231,6 +264,9 @@ def _digits(text: str) -> list[Quantity]:
     return out
 
 
+_BELOW_ZERO = re.compile(r"\s+below\s+zero\b", re.IGNORECASE)
+
+
 def _with_suffixes(text: str, q: Quantity) -> Quantity:
     """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
     sm = _SCALE_AFTER.match(text, q.end)
@@ -242,6 +278,12 @@ def _with_suffixes(text: str, q: Quantity) -> Quantity:
     um = match_unit(text, q.end)
     if um:
         q.unit, q.end = um
+    bz = _BELOW_ZERO.match(text, q.end) if q.unit in ("deg", "degC", "degF") else None
+    if bz:  # "ten degrees below zero (Celsius)" = -10 °C
+        q.value, q.end = -abs(float(q.value)), bz.end()
+        um = match_unit(text, q.end)
+        if um and UNITS[um[0]].dim == "temperature" and q.unit == "deg":
+            q.unit, q.end = um
     before = text[max(0, q.start - 4):q.start].rstrip()
     for sym, unit in CURRENCY_PREFIX.items():
         if before.endswith(sym) and q.unit is None:
@@ -288,7 +330,9 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     while j < len(toks) and (_is_numword(toks[j][0]) or (toks[j][0] == "and" and words and j + 1 < len(toks)
                                                          and _is_numword(toks[j + 1][0])
                                                          and toks[j + 1][0] not in SCALES)):
-        if toks[j][0] != "and" and words and _gap(text, toks[j - 1][2], toks[j][1]) not in ("", "-", "and"):
+        gap = text[toks[j - 1][2]:toks[j][1]] if words else ""
+        if toks[j][0] != "and" and words and (gap.strip().lower() not in ("", "-", "and")
+                                              or gap.strip() == "-" != gap):  # " - " is a dash, not "sixty-five"
             break
         words.append(toks[j][0])
         j += 1
@@ -301,7 +345,13 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         return Quantity("num", n / FRACTIONS[toks[j][0]], text=text[start:toks[j][2]], start=start,
                         end=toks[j][2]), j + 1
     value, end = _words_value(words), toks[j - 1][2]
+    if len(words) >= 2 and all(SMALL.get(w, 10) < 10 for w in words):
+        value = float("".join(str(SMALL[w]) for w in words))  # spoken digit by digit: "two-two-five" = 225
+    if i and toks[i - 1][0] == "minus" and _gap(text, toks[i - 1][2], start) == "":
+        value, start = -value, toks[i - 1][1]  # "minus ten degrees"
     q = _with_suffixes(text, Quantity("num", float(value), text=text[start:end], start=start, end=end))
+    while j < len(toks) and toks[j][1] < q.end:
+        j += 1  # words the unit took ("ten degrees below zero Celsius")
     # a bare "one" is mostly a pronoun ("one of the largest"): it may support a "1" but need not be matched
     # "two"/"three" in words are often derived counts a rewrite adds ("two countries, Nepal and China"): soft too
     q.soft = q.unit is None and (words in (["one"], ["zero"]) or (len(words) == 1 and words[0] in SOFT_COUNTS))
@@ -317,10 +367,18 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     return q, j
 
 
+#: "a third reading", "a fifth time": a noun after "a third" makes it an ordinal, not a fraction ("a third of",
+#: "by a third.", "a third more" stay fractions)
+_ORDINAL_NOUN = re.compile(r"\s+(?!(?:of|more|less|fewer|as|than|and|or|in|on|at|by|to|from|for|since|over|"
+                           r"under|the|a|an|its|their|his|her|this|that|each|per|which|who|is|was|are|were)\b)[a-z]{3,}\b")
+
+
 def _unit_name_at(text: str, pos: int) -> tuple[str, int] | None:
-    """A unit written out as a word ("kilometre", "century") right after `pos`, not a symbol ("a m" is no unit)."""
+    """A unit written out as a word ("kilometre", "day", "century") right after `pos`, not a symbol ("a m" is no
+    unit)."""
     um = match_unit(text, pos)
-    return um if um and text[pos:um[1]].strip(" -").isalpha() and len(text[pos:um[1]].strip(" -")) > 3 else None
+    word = text[pos:um[1]].strip(" -") if um else ""
+    return um if um and word.isalpha() and (len(word) > 3 or NAME_RE.match(text, pos)) else None
 
 
 def _gap(text: str, a: int, b: int) -> str:
@@ -349,7 +407,8 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     prev = toks[i - 1][0] if i else ""
     if w in MULTIPLES:
         return Quantity("num", MULTIPLES[w], text=w, start=start, end=end), i + 1
-    if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",):
+    if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",) and not (
+            w in ORDINALS and prev in _ARTICLE and _ORDINAL_NOUN.match(text, end)):  # "a third reading" is ordinal
         return Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end), i + 1
     if w in _ARTICLE or (w == "half" and i + 1 < len(toks) and toks[i + 1][0] in _ARTICLE):
         # "about a kilometre" = 1 km (soft: "a year" is as often a rate, "visitors a year"); "half a century" = 50 years
@@ -378,7 +437,9 @@ _RANGE_GAP = re.compile(r"^\s*(?:-|–|—|to|and|or|,)\s*$", re.IGNORECASE)
 def _ranges(qs: list[Quantity], text: str) -> None:
     """'3-5 km', '3 to 5 km', 'between 1 and 2 million': the first end inherits the unit (and scale) of the last."""
     for a, b in zip(reversed(qs[:-1]), reversed(qs[1:])):
-        if a.kind == b.kind == "num" and a.unit is None and b.unit and _RANGE_GAP.match(text[a.end:b.start]):
+        if a.kind == b.kind == "num" and a.unit is None and b.unit and _RANGE_GAP.match(text[a.end:b.start]) and not (
+                "," in text[a.end:b.start] and len(b.text) - len(b.text.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 1):
+            # (not over a comma to a one-letter symbol: "R seventeen, ninety-four W" is a code, not 17 W)
             a.unit = b.unit
             if a.scale == 1.0 and b.scale != 1.0:
                 a.value, a.scale = float(a.value) * b.scale, b.scale
@@ -390,9 +451,59 @@ _NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D
                     re.IGNORECASE)
 
 
+#: scaffolding numbers written with a capital or in a fixed frame: an audio tour's "Stop 14", a phone menu's
+#: "press 2 for the next stop", a quiz's "For 400:" / "For 100 points", a forum's "ELI5"
+_NOISE_FRAME = re.compile(r"\bStop\s+\d{1,3}\b|\b(?i:press)\s+\d\b(?=\s+(?:for|to)\b)|"
+                          r"\b(?i:for)\s+\$?(?:[1-9]00|1000)\s*:|\b(?i:for)\s+\$?\d{1,5}\s+points\b|\b(?i:eli5)\b|"
+                          r"\b(?i:chapter|lesson|worksheet)\s+\d{1,2}\b(?!\s*(?:%|[.,]\d))")
+#: a vulgar fraction after NFKC ("8½" -> "81⁄2", "¾" -> "3⁄4"): one digit over a small denominator, with the
+#: whole part glued before it
+_VULGAR = re.compile(r"(?<![\d.])(\d*?)(\d)\u2044(\d{1,2})(?!\d)")
+#: an abbreviated end of a year or decade range: "1958-61" = 1958 to 1961, "the 1280s-90s"
+_YEAR_RANGE = re.compile(r"(?<![\d.,-])(1\d|20)(\d\d)-(\d\d)(?![\d%]|[.,]\d)(?!\s*(?:%|per\s*cent))")
+_DECADE_RANGE = re.compile(r"(?<![\d.,-])(1\d|20)(\d0)s-(\d0)s\b")
+
+
+def _vulgar(m: re.Match) -> str:
+    den = int(m.group(3))
+    if not den:
+        return m.group(0)
+    v = (int(m.group(1)) if m.group(1) else 0) + int(m.group(2)) / den
+    return repr(v) if m.group(1) else f"{m.group(2)}/{den}"
+
+
+def _expand_ranges(text: str) -> str:
+    """"1958-61" -> "1958-1961" (only where the short end is later: "2010-11"), "1280s-90s" -> "1280s-1290s"."""
+    text = _YEAR_RANGE.sub(lambda m: m.group(0) if int(m.group(3)) <= int(m.group(2)) else
+                           f"{m.group(1)}{m.group(2)}-{m.group(1)}{m.group(3)}", text)
+    return _DECADE_RANGE.sub(lambda m: m.group(0) if int(m.group(3)) <= int(m.group(2)) else
+                             f"{m.group(1)}{m.group(2)}s-{m.group(1)}{m.group(3)}s", text)
+
+
+#: a line that starts with a bare number and a capital ("2 No artificial waterway ...", a circled "②" after NFKC)
+_LINE_NUM = re.compile(r"(?m)^[ \t]*(\d{1,2})(?=[ \t]+[A-Z\u00C0-\u024F\"'(])")
+
+
+def _list_numbers(text: str) -> str:
+    """Blank bare line-start numbers that count 1, 2, 3, ... over three or more lines: list numbering."""
+    ms = [m for m in _LINE_NUM.finditer(text) if match_unit(text, m.end(1)) is None]  # not "5 W", "3 K"
+    run: list[re.Match] = []
+    out = list(text)
+    for m in ms + [None]:
+        if m is not None and (not run or int(m.group(1)) == int(run[-1].group(1)) + 1):
+            run.append(m)
+            continue
+        if len(run) >= 3:
+            for r in run:
+                out[r.start(1):r.end(1)] = " " * (r.end(1) - r.start(1))
+        run = [m] if m is not None else []
+    return "".join(out)
+
+
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
-    text = _NOISE.sub(lambda m: " " * len(m.group(0)), normalize(text))
+    text = _list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text)))
+    text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
     text = _MINUS.sub("-", _ordinal_dates(text))
     dates, rest = _dates(text)
     short, rest = _short_years(rest)
@@ -514,6 +625,10 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
         if any((o.y, o.m) == (q.y, q.m) and o.d is None for o in dates) and any(
                 o.kind == "ord" and float(o.value) == q.d for o in others):
             return True
+        # "in 2016 ... that December, on the 11th": a bare month, the day as an ordinal and the year elsewhere
+        if q.y is not None and any(o.m == q.m and o.y is None and o.d is None for o in dates) and any(
+                o.kind == "ord" and float(o.value) == q.d for o in others) and q.y in _years(others):
+            return True
         return any((o.m, o.d) == (q.m, q.d) for o in dates) and (q.y is None or q.y in _years(others))
     if q.kind == "num":
         alts = [o for o in map(_million_reading, others) if o is not None]
@@ -580,6 +695,18 @@ def _same_century(a: Quantity, b: Quantity) -> bool:
     return False
 
 
+def _spelled_id(q: Quantity, other_text: str) -> bool:
+    """A letter code the other text spells out: "R17" (a tyre rim code) as "R seventeen", "A4" as "A four"."""
+    m = re.fullmatch(r"([a-z]{1,2})-?(\d{1,3})", str(q.value)) if q.kind == "id" else None
+    if not m:
+        return False
+    for mt in re.finditer(rf"\b{m.group(1)}[ -](?=[a-z])", other_text, re.IGNORECASE):
+        first = next((o for o in extract(other_text[mt.end():mt.end() + 40]) if o.start == 0), None)
+        if first is not None and first.kind == "num" and float(first.value) == int(m.group(2)):
+            return True
+    return False
+
+
 def _formula_named(q: Quantity, other_text: str) -> bool:
     name = FORMULA_NAMES.get(str(q.value)) if q.kind == "id" else None
     return bool(name) and name in other_text.lower()
@@ -612,6 +739,7 @@ def _dedup(qs: list[Quantity]) -> list[Quantity]:
 def compare(source: str, rewrite: str) -> NumberDiff:
     """Both-way comparison of the quantities stated in `source` and `rewrite` (repetitions count once)."""
     src, rw = _dedup(extract(source)), _dedup(extract(rewrite))
-    missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)]
+    missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)
+               and not _spelled_id(q, rewrite)]
     extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)]
     return NumberDiff(missing, extra, sum(not q.soft for q in src), sum(not q.soft for q in rw))

@@ -30,8 +30,10 @@ _ROLE_RE = re.compile(rf"^(?:{_ROLE})\.?$", re.IGNORECASE)
 #: number has one or two digits ("day 243 Earth days" is content), and a thread's "1/" takes no number after a space
 #: ("1/ 1 July 1569: ...")
 _NUMBERED = re.compile(r"^\s*(?:(?:card|step|post|tweet|slide|part|section|point|fact|item|tip|question|answer|"
-                       r"q|a|chapter|lesson|day|round|clue|entry|note)\s*#?\s*(?:\d{1,2}|[ivx]+)(?:\s*(?:/|of)\s*\d+)?(?![\d.,])"
-                       r"(?:\s*\((?:front|back)\))?|#?\d{1,2}\s*/\d{0,2}(?=\s)|\(\d{1,2}\)|#\d{1,2})"
+                       r"chapter|lesson|day|round|clue|entry|note)\s*#?\s*(?:\d{1,2}|[ivx]+)(?:\s*(?:/|of)\s*\d+)?(?![\d.,])"
+                       r"(?:\s*\((?:front|back)\))?|#?\d{1,2}\s*/\d{0,2}(?=\s)|\(\d{1,2}\)|#\d{1,2}"
+                       # "Q3:", "A3.", "Q1 What ...", not the paper size "A0 has ..." or "A4 is ..."
+                       r"|[qa]\s*#?\s*\d{1,2}(?=\s*[:.)\-]|\s+(?-i:[A-Z])|\s*$))"
                        r"\s*[:.)\-]?\s*",
                        re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:(?:Q|A)\d{0,2}\.(?=\s)|[-*+\u2022\u25aa\u25cf\u2023\u2043>]+|\d{1,2}[.)]|[a-hA-H][.)](?=\s)|#{1,6})\s+")

@@ -152,3 +152,114 @@ def test_a_measure_in_two_units_is_their_sum():
     d = compare("about 8 minutes and 20 seconds", "about 8 min 30 s")
     assert [q.label() for q in d.missing] == ["500 s"] and [q.label() for q in d.extra] == ["510 s"]
     assert labels("between 3 km and 500 m") == ["3 km", "500 m"]  # a range, not a sum
+
+
+# ---------------------------------------------------------------- found on dev authors F and G (faithful rows)
+def test_vulgar_fractions_are_fractions():
+    # NFKC makes "8½" "81⁄2": read as 8.5, not 81 and 2
+    assert labels("US Letter, 8½ by 11 inches") == ["8.5", "11 inch"]
+    assert not compare("8.5 × 11 inches", "8½ by 11 inches").extra
+    assert labels("¾ of the votes") == ["0.75"] and labels("1¼ cups") == ["1.25"]
+    assert compare("8.5 × 11 inches", "8¼ by 11 inches").extra
+
+
+def test_a_temperature_below_zero_in_words():
+    assert not compare("frosts can drop to −10 °C", "frosts can fall to ten degrees below zero Celsius").extra
+    assert not compare("frosts can drop to −10 °C", "frosts can go down to minus ten degrees Celsius").extra
+    d = compare("frosts can drop to −10 °C", "frosts can drop to ten degrees Celsius")
+    assert d.missing and d.extra
+
+
+def test_numeric_and_lower_case_dates():
+    for rw in ("opened 22/05/2013", "opened 05/22/2013", "opened 2013-05-22", "opened 22 may 2013",
+               "opened 22.05.2013"):
+        d = compare("opened 22 May 2013", rw)
+        assert not d.extra and not d.missing, rw
+    assert compare("opened 22 May 2013", "opened 23/05/2013").missing
+    # both parts could be the month: either reading supports the source, neither is required
+    assert not compare("on 3 April 2013", "on 03/04/2013").missing
+    assert compare("on 3 April 2013", "on 03/05/2013").missing
+    assert labels("you may 22 times") == ["22"]
+
+
+def test_a_bare_month_with_an_ordinal_day_after_a_year():
+    src = "It opened on 1 June 2016 and entered full service on 11 December 2016."
+    assert not compare(src, "Opened on 1 June 2016, it began full service that December, on the 11th.").missing
+    assert compare(src, "Opened on 1 June 2016, it began full service that November, on the 11th.").missing
+    assert compare(src, "Opened on 1 June 2016, it began full service that December, on the 12th.").missing
+
+
+def test_a_day_listed_before_a_dated_day():
+    d = compare("usually on 20 or 21 March", "usually the 20th or 21st of March")
+    assert not d.missing and not d.extra
+    assert compare("usually on 20 or 21 March", "usually the 21st or 22nd of March").missing
+
+
+def test_abbreviated_ordinal_and_decade_ranges():
+    d = compare("in 1958–61, 1972–73 and 1975–76", "1958 to 1961, 1972 to 1973, and 1975 to 1976")
+    assert not d.missing and not d.extra
+    assert compare("in 1958–61", "from 1958 to 1962").missing
+    assert labels("the 2010–11 season") == ["2010", "2011"] and labels("a score of 1990-85") == ["1990", "85"]
+    d = compare("flourished from the 13th to the 15th century", "13th–15th centuries: heyday")
+    assert not d.missing and not d.extra
+    d = compare("shortened in the 1280s–1290s", "from the 1280s into the 1290s")
+    assert not d.missing and not d.extra
+    assert labels("the 1280s–90s") == ["1280s", "1290s"]
+
+
+@pytest.mark.parametrize("rewrite", [
+    "Stop 14. The Benin Bronzes. ... To continue, please move to Stop 15.",
+    "[Stop 1 - at the moat] ... When you are ready, press 2 for the next stop.",
+    "HOST: For 100 points: which province? ... For 200: which king? ... For 400: which way?",
+    "ELI5: a runway's number is its heading.",
+    "Review questions - Chapter 4: Water in the Ancient World",
+    "1 China's Grand Canal is long.\n2 No waterway is longer.\n3 Its oldest part is old.\n4 Under the Sui.",
+    "① China's Grand Canal is long.\n② No waterway is longer.\n③ Its oldest part is old.",
+])
+def test_numbering_and_frames_are_scaffolding(rewrite):
+    assert not compare("The canal is long.", rewrite).extra
+
+
+def test_line_start_numbers_that_do_not_count_up_are_content():
+    assert labels("12 people died.\n5 were hurt.\n3 Units were lost.") == ["12", "5", "3"]
+    assert compare("a stop of 14 minutes", "a stop of 15 minutes").extra
+
+
+def test_a_third_before_a_noun_is_an_ordinal():
+    assert not compare("a second reading, and a third reading", "second reading -> third reading").missing
+    assert labels("a third reading") == ["#3"]
+    for t in ("a third of the votes", "cut by a third.", "one third", "1/3"):
+        assert labels(t) == ["0.333333"], t
+    assert not compare("a third of the votes", "one third of the votes").missing
+
+
+def test_spelled_out_arithmetic_and_dashes():
+    # " - " (an em dash after NFKC) does not join number words: "three hundred and sixty-five - one" is not 366
+    src = "Each of its four sides has 91 steps. So 364 steps in all? Yes, and with the top platform, 365 - one for each day."
+    rw = "Four times ninety-one: three hundred and sixty-four. The total is three hundred and sixty-five — one for every day."
+    assert not compare(src, rw).extra and not compare(src, rw).missing
+    assert labels("sixty-five") == ["65"] and labels("twenty - five") == ["20", "5"]
+
+
+def test_spoken_codes_and_digits():
+    src = "Tyre sidewall code: 225/45 R17 94W\nRim diameter: 17 inches"
+    rw = "On a tyre marked two-two-five slash forty-five, R seventeen, ninety-four W: it fits a seventeen-inch rim."
+    d = compare(src, rw)
+    assert not d.extra and not d.missing
+    assert compare(src, "marked two-two-five slash forty-five, R sixteen, ninety-four W").missing
+    assert labels("225/45") == ["225", "45"] and labels("2/3") == ["0.666667"]
+    assert labels("R seventeen, ninety-four W") == ["17", "94 W"] and labels("3, 4 and 5 km") == ["3 km", "4 km", "5 km"]
+
+
+def test_more_time_units():
+    assert not compare("at least 2 hours and 10 minutes", "at least 2 hrs 10 mins").missing
+    assert not compare("celebrated for over 3,000 years", "more than three millennia old").missing
+    assert compare("celebrated for over 3,000 years", "more than two millennia old").missing
+    assert not compare("about 240 km in a day", "about 240 kilometres in one day").extra
+
+
+def test_a_paper_size_at_a_line_start_is_no_answer_label():
+    from rephrase.verify.scaffold import strip
+    assert strip("Fact: A0 has an area of one square metre.\nA4 is 210 mm").text.split("\n") == [
+        "A0 has an area of one square metre.", "A4 is 210 mm"]
+    assert strip("Q3: What?\nA3: This.\nQ1 What is it?").text.split("\n") == ["What?", "This.", "What is it?"]
