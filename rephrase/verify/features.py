@@ -10,6 +10,8 @@ The features read the texts after scaffolding is removed (rephrase.verify.scaffo
 - negation:  aligned sentence groups (embedding alignment) whose negation parity differs, and negated sentences
              whose aligned counterpart has no negation at all; negation read from the dependency parse (`neg`
              arcs), negative determiners/pronouns/adverbs, "without", and un-/in-/non- adjectives ("unaware");
+- neg_flip:  negated sentences whose unnegated counterpart states the very predicate negated ("isn't the
+             longest" vs "is the longest"): a flip, where a reworded negation ("was short-lived") changes it;
 - support/coverage: 1 - the best embedding similarity of the least supported rewrite sentence (addition) and of
              the least covered source sentence (omission);
 - novelty/loss: content lemmas of one rewrite sentence that the source never uses (an added clause), and the
@@ -39,7 +41,7 @@ def _short(s: str) -> str:
 
 #: the features, in model order
 NAMES = ("num_extra", "num_missing", "ent_added", "ent_missing", "neg_parity", "neg_unmatched", "support_gap",
-         "coverage_gap", "novel_lemmas", "lost_share", "cosine_gap")
+         "coverage_gap", "novel_lemmas", "lost_share", "cosine_gap", "neg_flip")
 #: sentences less similar than this are not counterparts (the default of Thresholds.align_min_sim; the features
 #: are fixed when the model is fitted, so they do not follow a spec's threshold)
 ALIGN_MIN_SIM = 0.3
@@ -89,6 +91,7 @@ def pair_features(src_sents: list[str], rw_sents: list[str], src_text: str, rw_t
     feats += _similarity_features(src_sents, rw_sents, claims, src_best, rw_best)
     feats += _lexical_features(src_sents, rw_sents, sa, ra, claims)
     feats.append(Feature("cosine_gap", 1.0 - doc_cos if np.isfinite(doc_cos) else 0.0, f"cosine {doc_cos:.2f}"))
+    feats.append(_flip_feature(sa, ra, _without_titles(sent_sim, rw_sents, titles), src_sents, rw_sents))
     assert tuple(f.name for f in feats) == NAMES
     return feats
 
@@ -408,19 +411,69 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
             if sum(sp[i].clausal for i in s_idx) % 2 != sum(rp[j].clausal for j in r_idx) % 2:
                 parity += 1
                 where_p = where_p or f"source {_short(src_sents[s_idx[0]])!r} vs rewrite {_short(rw_sents[r_idx[0]])!r}"
-        for score, mine, texts in _unmatched_negations(sim, sp, rp, src_sents, rw_sents):
+        for score, side, i, j, _window in _unmatched_negations(sim, sp, rp):
             if score > unmatched:  # the closest pair counts: a flip leaves the rest of the sentence as it was
                 unmatched = score
-                where_u = f"{mine} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
+                texts = (src_sents[i], rw_sents[j]) if side == "source sentence" else (rw_sents[i], src_sents[j])
+                where_u = f"{side} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
     return [Feature("neg_parity", min(parity, 3), f"negation differs: {where_p}"),
             Feature("neg_unmatched", unmatched, where_u)]
 
 
-def _unmatched_negations(sim, sp, rp, src_sents, rw_sents):
-    """(similarity, side, texts) for each negated sentence whose aligned window on the other side states no
-    negation (Polarity.matches). The window is the best match and its neighbours scoring at least 80% of it."""
-    for side, pols, other, mat, mine, theirs in (("source sentence", sp, rp, sim, src_sents, rw_sents),
-                                                  ("rewrite sentence", rp, sp, sim.T, rw_sents, src_sents)):
+_LIGHT = frozenset({"be", "have", "do", "get", "make", "there"})
+
+
+def _negated_predicates(a: Analysis) -> set[str]:
+    """Folded lemmas of what a clausal negation negates: the head of a `neg` arc or "never" ("sent" in "Britain
+    never sent frigates"), or, for a copula or light verb, its complement ("longest", "tunnel" in "it isn't the
+    longest tunnel")."""
+    out = set()
+    for t in a.tokens:
+        if not (t.dep == "neg" or t.lower == "never") or not 0 <= t.head < len(a.tokens):
+            continue
+        h = a.tokens[t.head]
+        if h.lemma not in _LIGHT and h.pos in ("VERB", "ADJ", "NOUN", "PROPN"):
+            out.add(fold(h.lemma))
+        else:
+            out.update(fold(x.lemma) for x in a.tokens if x.head == t.head and x is not h and x.dep in (
+                "attr", "acomp", "xcomp", "dobj", "oprd") and x.pos in ("VERB", "ADJ", "NOUN", "PROPN"))
+    return {w for w in out if w.isalpha() and w not in _LIGHT}
+
+
+def _affirms(a: Analysis, lemmas: set[str]) -> bool:
+    """Whether the sentence states one of `lemmas` without a negation on it."""
+    negated_heads = {t.head for t in a.tokens if t.dep == "neg" or t.lower == "never"}
+    for k, t in enumerate(a.tokens):
+        if fold(t.lemma) in lemmas and k not in negated_heads and t.head not in negated_heads:
+            return True
+    return False
+
+
+def _flip_feature(sa, ra, sim, src_sents, rw_sents) -> Feature:
+    """neg_flip: negated sentences whose aligned counterpart (no negation in any form) states the negated
+    predicate itself: "isn't the world's longest tunnel" against "is the world's longest tunnel". A reworded
+    negation seldom keeps the predicate ("did not last" ~ "was short-lived"), so this separates flips from
+    rewordings better than polarity alone."""
+    if sim is None or not sim.size:
+        return Feature("neg_flip", 0.0, "")
+    sp = [_polarity(a, s) for a, s in zip(sa, src_sents)]
+    rp = [_polarity(a, s) for a, s in zip(ra, rw_sents)]
+    n, where = 0, ""
+    for _score, side, i, j, window in _unmatched_negations(sim, sp, rp):
+        mine, theirs, texts = (sa, ra, (src_sents[i], rw_sents[j])) if side == "source sentence" else \
+            (ra, sa, (rw_sents[i], src_sents[j]))
+        preds = _negated_predicates(mine[i])
+        if preds and any(_affirms(theirs[k], preds) for k in window):
+            n += 1
+            where = where or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
+    return Feature("neg_flip", min(n, 3), where)
+
+
+def _unmatched_negations(sim, sp, rp):
+    """(similarity, side, i, j, window) for each negated sentence i of `side` whose aligned window on the other
+    side states no negation (Polarity.matches); j is its best match, the window that and its neighbours scoring
+    at least 80% of it."""
+    for side, pols, other, mat in (("source sentence", sp, rp, sim), ("rewrite sentence", rp, sp, sim.T)):
         for i, pol in enumerate(pols):
             if not pol.negated:
                 continue
@@ -429,7 +482,7 @@ def _unmatched_negations(sim, sp, rp, src_sents, rw_sents):
                 continue  # no counterpart at all: the omission/addition features speak for it
             window = [k for k in (j - 1, j, j + 1) if 0 <= k < len(other) and mat[i, k] >= 0.8 * mat[i, j]]
             if not any(pol.matches(other[k]) for k in window):
-                yield float(mat[i, j]), side, (mine[i], theirs[j])
+                yield float(mat[i, j]), side, i, j, window
 
 
 # ---------------------------------------------------------------- similarity and lexical coverage

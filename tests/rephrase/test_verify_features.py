@@ -261,3 +261,19 @@ def test_one_sentence_source_and_unsplittable_text(verifier):
                                 ("no punctuation at all just words about venus and its moons",
                                  "words about venus without punctuation and its moons too")])
     assert len(vs) == 2 and all(isinstance(v.accepted, bool) for v in vs)
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # a flip keeps the predicate it negates
+    ("The canal is the longest in the country. It opened in 1820.",
+     "Opened in 1820, the canal isn't the longest in the country.", True),
+    ("The council sent three envoys to Lisbon.", "The council never sent envoys to Lisbon.", True),
+    ("Every village has a well.", "The villages never had wells.", True),
+    # a reworded negation does not: the same fact, stated another way
+    ("The ceasefire did not last.", "The ceasefire was short-lived.", False),
+    ("She did not give up.", "She kept going.", False),
+    ("The scale ignores rainfall.", "Rainfall is not part of the scale.", False),
+])
+def test_neg_flip_sees_a_negated_predicate_the_other_side_states(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
