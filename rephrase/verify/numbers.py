@@ -39,6 +39,8 @@ class Quantity:
     d: int | None = None
     soft: bool = False     # may support the other side's quantities, but is never required to be matched
     bound: str | None = None  # ">" for "more than 2 m", "<" for "less than 3 km": a bound, not a value
+    alts: tuple = ()       # a clock time's readings in seconds of the day ("9:16" is 09:16 or 21:16)
+    parts: tuple = ()      # a compound measure's parts ("5 days, 22 hours and 54 minutes")
 
     def label(self) -> str:
         if self.kind == "date" and self.d is None and self.y is None:
@@ -46,7 +48,7 @@ class Quantity:
         if self.kind == "date":
             return "-".join(f"{x:02d}" if i else str(x) for i, x in enumerate((self.y, self.m, self.d))
                             if x is not None) if self.y else f"--{self.m:02d}-{self.d:02d}"
-        if self.kind in ("id",):
+        if self.kind in ("id", "time"):
             return str(self.value)
         v = _fmt(float(self.value))
         return {"ord": f"#{v}", "decade": f"{v}s"}.get(self.kind, v + (f" {self.unit}" if self.unit else ""))
@@ -154,10 +156,75 @@ def _blank(text: str, qs: list[Quantity]) -> str:
     return "".join(chars)
 
 
+# ---------------------------------------------------------------- clock and race times
+_DAYPART = (r"(?P<dp>a\.?m\.?|p\.?m\.?|(?:in\s+the\s+)?(?:morning|afternoon|evening)|at\s+night|"
+            r"o'?clock|(?:z|utc|gmt)\b)")
+#: "20:17:40", "9:16 pm", "23:40 UTC", "20:17:40Z", "2:01:09" (a race time), "59:51"
+_CLOCK = re.compile(r"(?<![\d:.,])(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}(?:\.\d+)?))?(?![\d:])"
+                    rf"(?:\s*{_DAYPART})?", re.IGNORECASE)
+_HOUR_WORDS = {w: v for w, v in SMALL.items() if 1 <= v <= 12}
+_MIN_WORD = r"(?:(?:twenty|thirty|forty|fifty)-?\s*)?(?:%s)" % "|".join(sorted(SMALL, key=len, reverse=True))
+#: "sixteen past nine at night", "half past ten", "a quarter to six in the morning", "nine o'clock"
+_WORD_CLOCK = re.compile(
+    rf"\b(?:(?P<q>(?:a\s+)?quarter|half)|(?P<n>\d{{1,2}}|{_MIN_WORD}|twenty|thirty)(?:\s+minutes?)?)\s+"
+    rf"(?P<rel>past|after|to)\s+(?P<h>\d{{1,2}}|{'|'.join(_HOUR_WORDS)})\b"
+    rf"(?:\s*{_DAYPART}|(?=\s*(?:[.,;:!?)\u2014\u2013]|$)))", re.IGNORECASE)  # not "3 to 4 years" 
+_PM = ("p", "afternoon", "evening", "night")
+
+
+def _word_value(w: str) -> int:
+    w = w.lower().replace("-", " ").split()
+    return int(w[0]) if w[0].isdigit() else int(sum(SMALL.get(x, TENS.get(x, 0)) for x in w))
+
+
+def _readings(h: int, m: int, s: float, dp: str | None, zero_padded: bool) -> tuple:
+    dp = (dp or "").lower()
+    if re.match(r"a\.?m", dp) or "morning" in dp:
+        hs = [h % 12]
+    elif any(k in dp for k in _PM) or re.match(r"p\.?m", dp):
+        hs = [h % 12 + 12]
+    elif h > 12 or zero_padded or dp in ("z", "utc", "gmt"):
+        hs = [h]
+    else:  # a bare "9:16" is 09:16 or 21:16
+        hs = [h, (h + 12) % 24]
+    return tuple(sorted({x * 3600 + m * 60 + s for x in hs}))
+
+
+def _times(text: str) -> tuple[list[Quantity], str]:
+    """Clock times compare as seconds of the day ("11:40 pm" = "23:40" = "sixteen ... " in words; a time zone
+    mark "Z"/"UTC" is no number); "2:01:09" and "59:51" (race times) compare as written."""
+    out = []
+    for mt in _CLOCK.finditer(text):
+        h, m, sec = int(mt.group("h")), int(mt.group("m")), float(mt.group("s") or 0)
+        if m > 59 or sec >= 60:
+            continue
+        if h > 23:  # "59:51": minutes and seconds of a race
+            alts = (h * 60 + m + sec,)
+            value = f"{h}:{m:02d}" + (f":{mt.group('s')}" if mt.group("s") else "")
+        else:
+            alts = _readings(h, m, sec, mt.group("dp"), mt.group("h").startswith("0"))
+            value = f"{h}:{m:02d}" + (f":{mt.group('s')}" if mt.group("s") else "") + (
+                "" if len(alts) > 1 else f" ({alts[0] // 3600:.0f}h)")
+        out.append(Quantity("time", value, text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts))
+    text = _blank(text, out)
+    for mt in _WORD_CLOCK.finditer(text):
+        h = _word_value(mt.group("h")) if mt.group("h")[0].isdigit() else _HOUR_WORDS[mt.group("h").lower()]
+        mins = (15 if "quarter" in mt.group("q").lower() else 30) if mt.group("q") else _word_value(mt.group("n"))
+        if not 1 <= h <= 12 or not 0 < mins < 60 or (mt.group("rel").lower() == "to" and mt.group("n") and not (
+                mt.group("dp") or "minute" in mt.group(0).lower())):
+            continue  # "a majority of ten to two" is no time
+        if mt.group("rel").lower() == "to":
+            h, mins = h - 1 or 12, 60 - mins
+        alts = _readings(h, mins, 0, mt.group("dp"), False)
+        out.append(Quantity("time", f"{h}:{mins:02d}" + ("" if len(alts) > 1 else f" ({alts[0] // 3600:.0f}h)"),
+                            text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts))
+    return out, _blank(text, out)
+
+
 # ---------------------------------------------------------------- ids ("COVID-19", "A380")
 _ALNUM = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 _NUM_SUFFIX = re.compile(r"^\d+(?:\.\d+)?-?(?P<suf>[A-Za-z]+)$")
-_COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th)?-[A-Za-z]")
+_COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th|0s)?-[A-Za-z]")
 #: "13th-15th", "1280s-1290s": a range of ordinals or decades, read by the digit pass (not an id)
 _SUFFIX_RANGE = re.compile(r"^\d+(?:st|nd|rd|th|s)-\d+(?:st|nd|rd|th|s)$")
 
@@ -344,6 +411,9 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         n = _words_value(words)  # "two thirds"
         return Quantity("num", n / FRACTIONS[toks[j][0]], text=text[start:toks[j][2]], start=start,
                         end=toks[j][2]), j + 1
+    if len(words) == 2 and all(SMALL.get(w, 10) < 10 for w in words) and (
+            _gap(text, toks[j - 2][2], toks[j - 1][1]) == "-" or words[0] == "zero"):
+        words, j = words[:1], j - 1  # "six-four", "six–four" is a score, not 64 ("two-two-five" = 225 stays)
     value, end = _words_value(words), toks[j - 1][2]
     if len(words) >= 2 and all(SMALL.get(w, 10) < 10 for w in words):
         value = float("".join(str(SMALL[w]) for w in words))  # spoken digit by digit: "two-two-five" = 225
@@ -360,8 +430,15 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         q.end = toks[j - 1][2]
         q = _with_suffixes(text, q)
     elif j + 1 < len(toks) and toks[j][0] == "point" and _is_numword(toks[j + 1][0]) and toks[j + 1][0] in SMALL:
-        q.value = float(f"{int(value)}.{SMALL[toks[j + 1][0]]}")  # "two point four"
-        j += 2
+        k = j + 1
+        while k < len(toks) and toks[k][0] in SMALL and SMALL[toks[k][0]] < 10 and _gap(text, toks[k - 1][2], toks[k][1]) == "":
+            k += 1  # "nine point five eight" = 9.58, "zero point one four six" = 0.146
+        if k == j + 2 or all(SMALL[t[0]] < 10 for t in toks[j + 1:k]):
+            digits = "".join(str(SMALL[t[0]]) for t in toks[j + 1:k])
+        else:
+            digits, k = str(SMALL[toks[j + 1][0]]), j + 2
+        q.value = float(f"{int(value)}.{digits}")  # "two point four"
+        j = k
         q.end, q.soft = toks[j - 1][2], False
         q = _with_suffixes(text, q)
     return q, j
@@ -447,7 +524,7 @@ def _ranges(qs: list[Quantity], text: str) -> None:
 
 #: numbers that state no fact and that rewrites rightly drop: citation marks "[12]", list numbering "3. "
 _NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D)|"
-                    r"\b(?:p|pp|page|entry|no|vol|episode|ep|card|step|post|slide|item)\.?\s*#?\d{1,4}\b(?!\s*(?:%|percent))",
+                    r"\b(?:p|pp|page|entry|no|vol|episode|ep|card|step|post|slide|item)\.?\s*#?\d{1,4}\b(?!\s*(?:%|percent)|[,.]\d)",
                     re.IGNORECASE)
 
 
@@ -455,7 +532,8 @@ _NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D
 #: "press 2 for the next stop", a quiz's "For 400:" / "For 100 points", a forum's "ELI5"
 _NOISE_FRAME = re.compile(r"\bStop\s+\d{1,3}\b|\b(?i:press)\s+\d\b(?=\s+(?:for|to)\b)|"
                           r"\b(?i:for)\s+\$?(?:[1-9]00|1000)\s*:|\b(?i:for)\s+\$?\d{1,5}\s+points\b|\b(?i:eli5)\b|"
-                          r"\b(?i:chapter|lesson|worksheet)\s+\d{1,2}\b(?!\s*(?:%|[.,]\d))")
+                          r"\b(?i:chapter|lesson|worksheet)\s+\d{1,2}\b(?!\s*(?:%|[.,]\d))|"
+                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part)\s+\d{1,2}\s*:")
 #: a vulgar fraction after NFKC ("8½" -> "81⁄2", "¾" -> "3⁄4"): one digit over a small denominator, with the
 #: whole part glued before it
 _VULGAR = re.compile(r"(?<![\d.])(\d*?)(\d)\u2044(\d{1,2})(?!\d)")
@@ -500,12 +578,31 @@ def _list_numbers(text: str) -> str:
     return "".join(out)
 
 
+#: a number used as a label: "tank No. 2", "win no. 4", "patent number 139,121", "#3"
+_LABEL_NO = re.compile(r"(?:\b(?:no|nos|number)\.?\s*#?|(?<![\w&])#)(?P<n>\d{1,3}(?:,\d{3})+|\d{1,7})\b"
+                       r"(?![.,]\d|\s*(?:%|percent|per\s*cent))", re.IGNORECASE)
+
+
+def _labels(text: str) -> tuple[list[Quantity], str]:
+    """A label number is soft, read both as a number and as a position ("win no. 4" for "his fourth win",
+    "tank 2" for "tank No. 2"): it may support the other side, and a rewrite may drop it."""
+    out = []
+    for mt in _LABEL_NO.finditer(text):
+        v = float(mt.group("n").replace(",", ""))
+        for kind in ("num", "ord"):
+            out.append(Quantity(kind, v, text=mt.group(0), start=mt.start(), end=mt.end(), soft=True))
+    return out, _blank(text, out)
+
+
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
     text = _list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text)))
+    labels, text = _labels(text)
     text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
     text = _MINUS.sub("-", _ordinal_dates(text))
+    times, text = _times(text)
     dates, rest = _dates(text)
+    dates += times
     short, rest = _short_years(rest)
     dates += short
     ids, rest = _ids(rest)
@@ -518,7 +615,7 @@ def extract(text: str) -> list[Quantity]:
         bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
         if bm:
             q.bound = ">" if bm.group("gt") else "<"
-    return sorted(dates + ids + nums, key=lambda q: q.start)
+    return sorted(dates + ids + nums + labels, key=lambda q: q.start)
 
 
 _MEASURE_GAP = re.compile(r"^\s*(?:and)?\s*$", re.IGNORECASE)
@@ -649,12 +746,17 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
         return True  # "the 1400s" = "the 15th century"
     if q.kind == "ord" and any(o.kind == "date" and o.d == float(q.value) for o in others):
         return True  # "in August 1961 - on the 13th" for "13 August 1961"
+    if q.kind == "time":
+        return any(o.kind == "time" and set(o.alts) & set(q.alts) for o in others)
     if q.kind == "yy":
         return any(y % 100 == int(q.value) for y in _years(others))
     if q.kind == "yy_decade":
         return any(o.kind in ("decade", "yy_decade") and float(o.value) % 100 == q.value for o in others)
     if q.kind == "decade" and any(o.kind == "yy_decade" and o.value == float(q.value) % 100 for o in others):
         return True
+    if q.kind == "decade" and any(o.kind == "decade" and (float(o.value) < 100 or float(q.value) < 100) and
+                                  float(o.value) % 100 == float(q.value) % 100 for o in others):
+        return True  # "the '60s" (a decade without its century) = "the 1960s"
     return any(o.kind == q.kind and o.value == q.value for o in others)
 
 

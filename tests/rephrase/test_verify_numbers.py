@@ -263,3 +263,55 @@ def test_a_paper_size_at_a_line_start_is_no_answer_label():
     assert strip("Fact: A0 has an area of one square metre.\nA4 is 210 mm").text.split("\n") == [
         "A0 has an area of one square metre.", "A4 is 210 mm"]
     assert strip("Q3: What?\nA3: This.\nQ1 What is it?").text.split("\n") == ["What?", "This.", "What is it?"]
+
+
+@pytest.mark.parametrize("a,b", [
+    ("The match ended at 9:16 pm.", "It ended at sixteen past nine at night."),
+    ("It struck at 11:40 pm ship's time.", "It struck at 23:40 ship's time."),
+    ("It sank at about 2:20 am.", "It went down at about 02:20."),
+    ("20:17:40 - Eagle touches down (times UTC).", "20:17:40Z  EAGLE TOUCHDOWN."),
+    ("It finished at 9:16 pm.", "It finishes at 9:16 in the evening."),
+    ("He won in 2:01:09 and passed halfway in 59:51.", "won, 2:01:09. went through half in 59:51."),
+])
+def test_clock_and_race_times(a, b):
+    d = compare(a, b)
+    assert not d.missing and not d.extra, ([q.label() for q in d.missing], [q.label() for q in d.extra])
+
+
+@pytest.mark.parametrize("a,b", [
+    ("It struck at 11:40 pm.", "It struck at 10:40 pm."),
+    ("It struck at 11:40 pm.", "It struck at 11:40 am."),
+    ("The match ended at 9:16 pm.", "It ended at a quarter past nine at night."),
+    ("They won 2:01:09.", "They won 2:01:39."),
+])
+def test_changed_times_are_caught(a, b):
+    d = compare(a, b)
+    assert d.missing and d.extra
+
+
+def test_a_score_in_words_and_a_ratio_are_no_times():
+    assert not compare("Nadal won 6-4, 6-4.", "Nadal six-four, six-four").extra
+    assert labels("a majority of ten to five") == ["10", "5"]
+    assert not any(q.kind == "time" for q in extract("aged 3 to 4 years"))
+
+
+def test_decimal_digits_spoken_after_point():
+    assert not compare("He ran 9.58 seconds; reaction 0.146 seconds.",
+                       "NINE POINT FIVE EIGHT! out of the blocks in zero point one four six").extra
+    assert compare("He ran 9.58 seconds.", "NINE POINT FIVE NINE!").extra
+
+
+def test_label_numbers_are_soft_and_read_whole():
+    assert not compare("patent No. 139,121 to Davis", "patent number 139,121 to Davis").extra
+    assert not compare("oxygen tank No. 2 exploded", "O2 TANK 2 EXPLODES").extra
+    d = compare("It was his fourth victory in Berlin.", "win no. 4 in berlin")
+    assert not d.missing and not d.extra
+    assert compare("It was his fourth victory.", "win no. 5").missing
+    assert labels("PANEL 1: Meet Mario!\nPANEL 2: Eight worlds") == ["8"]
+
+
+def test_decade_without_century():
+    assert not compare("in the late 1960s and early 1970s", "in the late '60s or early '70s").extra
+    assert labels("(late 1960s-early 1970s)") == ["1960s", "1970s"]
+    d = compare("in the 1960s", "in the '70s")
+    assert d.missing and d.extra
