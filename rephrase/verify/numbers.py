@@ -69,6 +69,8 @@ _DATE_RES = [  # (regex, has year, has day); order matters: most specific first
     (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF},?\s+(?P<y>\d{{3,4}})\b", _I), 1, 1),
     (re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b"), 1, 1),
     (re.compile(rf"\b(?P<mon>{_MON})\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b", _I), 1, 0),
+    # "1971-11" (an ISO year and month; "2010-11" was read as a range of years before)
+    (re.compile(r"(?<![\d.,-])(?P<y>1\d{3}|20\d\d)-(?P<m>0[1-9]|1[0-2])(?![\d%]|[.,-]\d)"), 1, 0),
     (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\b", _I), 0, 1),
     (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF}\b(?![\d,.]\d)", _I), 0, 1),
 ]
@@ -242,6 +244,10 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
             continue  # "km2" after a number is a unit, not an id
         if re.fullmatch(r"(?:s|h|m|kg|mol|yr)-[123]", tok):
             continue  # a unit exponent ("m s-1"), read with its number by the digit pass
+        pm = re.fullmatch(r"(?i:top|under|over|u)-(\d{1,3})s?", tok)
+        if pm:  # "top-10", "under-16s": the number, not a name ("the top ten", "children under 16")
+            out.append(Quantity("num", float(pm.group(1)), text=tok, start=mt.start(), end=mt.end()))
+            continue
         if _COMPOUND.match(tok) or _SUFFIX_RANGE.match(tok):
             continue  # "225-day", "3-year-old", "4th-century": a number in a compound adjective (digit pass)
         tok = _id_head(tok)
@@ -450,12 +456,15 @@ _ORDINAL_NOUN = re.compile(r"\s+(?!(?:of|more|less|fewer|as|than|and|or|in|on|at
                            r"under|the|a|an|its|their|his|her|this|that|each|per|which|who|is|was|are|were)\b)[a-z]{3,}\b")
 
 
+_OF_A_UNIT = re.compile(r"\s+of\s+an?(?=\s)", re.IGNORECASE)
+
+
 def _unit_name_at(text: str, pos: int) -> tuple[str, int] | None:
     """A unit written out as a word ("kilometre", "day", "century") right after `pos`, not a symbol ("a m" is no
     unit)."""
     um = match_unit(text, pos)
     word = text[pos:um[1]].strip(" -") if um else ""
-    return um if um and word.isalpha() and (len(word) > 3 or NAME_RE.match(text, pos)) else None
+    return um if um and word.replace(" ", "").isalpha() and (len(word) > 3 or NAME_RE.match(text, pos)) else None
 
 
 def _gap(text: str, a: int, b: int) -> str:
@@ -483,10 +492,18 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     w, start, end = toks[i]
     prev = toks[i - 1][0] if i else ""
     if w in MULTIPLES:
-        return Quantity("num", MULTIPLES[w], text=w, start=start, end=end), i + 1
+        # soft: "revised twice, in 2008 and 2019" counts what the years state; it states a fact only when matched
+        return Quantity("num", MULTIPLES[w], text=w, start=start, end=end, soft=True), i + 1
     if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",) and not (
             w in ORDINALS and prev in _ARTICLE and _ORDINAL_NOUN.match(text, end)):  # "a third reading" is ordinal
-        return Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end), i + 1
+        q = Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end)
+        of = _OF_A_UNIT.match(text, end)
+        um = _unit_name_at(text, of.end()) if of else None
+        if um:  # "a quarter of a percentage point" = 0.25 pct
+            q.unit, q.end = um
+            q.text = text[q.start:q.end]
+            return q, next((k for k in range(i + 1, len(toks)) if toks[k][1] >= q.end), len(toks))
+        return q, i + 1
     if w in _ARTICLE or (w == "half" and i + 1 < len(toks) and toks[i + 1][0] in _ARTICLE):
         # "about a kilometre" = 1 km (soft: "a year" is as often a rate, "visitors a year"); "half a century" = 50 years
         art_end = end if w in _ARTICLE else toks[i + 1][2]
@@ -523,7 +540,7 @@ def _ranges(qs: list[Quantity], text: str) -> None:
 
 
 #: numbers that state no fact and that rewrites rightly drop: citation marks "[12]", list numbering "3. "
-_NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D)|"
+_NOISE = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D)|"
                     r"\b(?:p|pp|page|entry|no|vol|episode|ep|card|step|post|slide|item)\.?\s*#?\d{1,4}\b(?!\s*(?:%|percent)|[,.]\d)",
                     re.IGNORECASE)
 
@@ -533,7 +550,11 @@ _NOISE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D
 _NOISE_FRAME = re.compile(r"\bStop\s+\d{1,3}\b|\b(?i:press)\s+\d\b(?=\s+(?:for|to)\b)|"
                           r"\b(?i:for)\s+\$?(?:[1-9]00|1000)\s*:|\b(?i:for)\s+\$?\d{1,5}\s+points\b|\b(?i:eli5)\b|"
                           r"\b(?i:chapter|lesson|worksheet)\s+\d{1,2}\b(?!\s*(?:%|[.,]\d))|"
-                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part)\s+\d{1,2}\s*:")
+                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part|round)\s+\d{1,2}\s*:|"
+                          r"(?m:^)[ \t]*[QA]\d{1,2}\s*[.:)]|(?m:^)[ \t#]*(?:BOX|Box|Figure|Fig\.|Table)\s+\d{1,2}(?:\.\d{1,2})?\b|"
+                          r"\(\d{1,2}\s+marks?\)|"  # an exam question's "(5 marks)"; a listicle's "7 Things to Know":
+                          r"(?m:^)[ \t#]*(?:\d{1,2}|(?i:three|four|five|six|seven|eight|nine|ten|twelve))\s+"
+                          r"(?i:things|facts|reasons|ways|tips|questions|takeaways|moments)\b")
 #: a vulgar fraction after NFKC ("8½" -> "81⁄2", "¾" -> "3⁄4"): one digit over a small denominator, with the
 #: whole part glued before it
 _VULGAR = re.compile(r"(?<![\d.])(\d*?)(\d)\u2044(\d{1,2})(?!\d)")

@@ -88,6 +88,7 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("K", "temperature", 1.0, 0, ("K",), ("kelvin",)),
     ("deg", "angle", 1.0, 0, ("°",), ("degree",)),
     ("pct", "ratio", 1.0, 0, ("%",), ("percent", "per cent", "percentage point")),
+    ("bp", "ratio", 0.01, 0, ("bp", "bps"), ("basis point",)),
     ("W", "power", 1.0, 0, ("W",), ("watt",)),
     ("kW", "power", 1e3, 0, ("kW",), ("kilowatt",)),
     ("MW", "power", 1e6, 0, ("MW",), ("megawatt",)),
@@ -181,7 +182,7 @@ ORDINALS.update({"twentieth": 20, "thirtieth": 30, "fortieth": 40, "fiftieth": 5
                  "seventieth": 70, "eightieth": 80, "ninetieth": 90, "hundredth": 100, "thousandth": 1000})
 #: fractions written as plural ordinals ("two thirds") or with an article ("a quarter")
 FRACTIONS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fifth": 5,
-             "fifths": 5, "tenth": 10, "tenths": 10}
+             "fifths": 5, "tenth": 10, "tenths": 10, "hundredths": 100, "thousandths": 1000}
 MONTHS = {m: i + 1 for i, m in enumerate(
     "January February March April May June July August September October November December".split())}
 MONTHS.update({m[:3]: i for m, i in list(MONTHS.items()) if m != "May"})

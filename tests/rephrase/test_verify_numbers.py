@@ -315,3 +315,33 @@ def test_decade_without_century():
     assert labels("(late 1960s-early 1970s)") == ["1960s", "1970s"]
     d = compare("in the 1960s", "in the '70s")
     assert d.missing and d.extra
+
+
+@pytest.mark.parametrize("a,b", [
+    ("raised rates by 25 basis points", "raised rates by a quarter of a percentage point"),
+    ("raised rates by 50 basis points", "raised rates by half a percentage point"),
+    ("children under 16", "Under-16s get a dose"),
+    ("all seven reached the top ten", "7 top-10 singles"),
+    ("The Intel 4004, released in November 1971", "## [4004] - 1971-11"),
+    ("revised in 2008 and again in 2019", "revised twice since, in 2008 and in 2019"),
+    ("took 0.11 seconds off", "a full eleven hundredths quicker"),
+    ("Worlds: 8", "7 Things to Know About Mario\n1. Eight worlds"),
+    ("Bolt ran 9.58 s.", "ROUND 4: FAST MEN\nQ1. Who ran 9.58 s?\nA1. Bolt."),
+    ("Milgram began in 1961.", "BOX 7.2 - Milgram\nMilgram began in 1961."),
+    ("It was patented in 1804.", "Question: Explain the loom. (5 marks)\nIt was patented in 1804."),
+])
+def test_more_surface_variants(a, b):
+    d = compare(a, b)
+    assert not d.missing and not d.extra, ([q.label() for q in d.missing], [q.label() for q in d.extra])
+
+
+@pytest.mark.parametrize("a,b", [
+    ("raised rates by 25 basis points", "raised rates by half a percentage point"),
+    ("children under 16", "Under-18s get a dose"),
+    ("released in November 1971", "## 4004 - 1971-12"),
+    ("took 0.11 seconds off", "a full twelve hundredths quicker"),
+    ("it was revised once, in 2008", "it was revised three times"),
+])
+def test_more_real_changes(a, b):
+    d = compare(a, b)
+    assert d.missing or d.extra
