@@ -41,6 +41,8 @@ class Quantity:
     bound: str | None = None  # ">" for "more than 2 m", "<" for "less than 3 km": a bound, not a value
     alts: tuple = ()       # a clock time's readings in seconds of the day ("9:16" is 09:16 or 21:16)
     parts: tuple = ()      # a compound measure's parts ("5 days, 22 hours and 54 minutes")
+    fall: bool = False     # stated as a fall ("fell by 0.7%", "a decline of 3%"): the same change as "-0.7%"
+    pos: bool = False      # a number used as a position after its noun ("game 6", "Frame five", "| 3 |" of a table)
 
     def label(self) -> str:
         if self.kind == "date" and self.d is None and self.y is None:
@@ -207,7 +209,10 @@ def _times(text: str) -> tuple[list[Quantity], str]:
             alts = _readings(h, m, sec, mt.group("dp"), mt.group("h").startswith("0"))
             value = f"{h}:{m:02d}" + (f":{mt.group('s')}" if mt.group("s") else "") + (
                 "" if len(alts) > 1 else f" ({alts[0] // 3600:.0f}h)")
-        out.append(Quantity("time", value, text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts))
+        # a media timestamp "[00:03:12]", "[COMMENTARY TRACK - 00:03:12]" marks a transcript, not a stated time
+        stamp = bool(re.search(r"\[[^\]\n]{0,40}$", text[max(0, mt.start() - 40):mt.start()])) and bool(
+            re.match(r"[^\[\n]{0,5}\]", text[mt.end():mt.end() + 6]))
+        out.append(Quantity("time", value, text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts, soft=stamp))
     text = _blank(text, out)
     for mt in _WORD_CLOCK.finditer(text):
         h = _word_value(mt.group("h")) if mt.group("h")[0].isdigit() else _HOUR_WORDS[mt.group("h").lower()]
@@ -604,6 +609,16 @@ _LABEL_NO = re.compile(r"(?:\b(?:no|nos|number)\.?\s*#?|(?<![\w&])#)(?P<n>\d{1,3
                        r"(?![.,]\d|\s*(?:%|percent|per\s*cent))", re.IGNORECASE)
 
 
+_MEDAL = re.compile(r"\b(?:took|won|claimed|taking|winning|earned|with)\s+(?:the\s+)?(?P<m>gold|silver|bronze)\b",
+                    re.IGNORECASE)
+
+
+def _medals(text: str) -> list[Quantity]:
+    """"took bronze" (soft): it may support "third", "in third", and is never required."""
+    return [Quantity("ord", float({"gold": 1, "silver": 2, "bronze": 3}[m.group("m").lower()]), text=m.group(0),
+                     start=m.start("m"), end=m.end(), soft=True) for m in _MEDAL.finditer(text)]
+
+
 def _labels(text: str) -> tuple[list[Quantity], str]:
     """A label number is soft, read both as a number and as a position ("win no. 4" for "his fourth win",
     "tank 2" for "tank No. 2"): it may support the other side, and a rewrite may drop it."""
@@ -633,35 +648,56 @@ def extract(text: str) -> list[Quantity]:
     _ranges(nums, rest)
     nums = _compound_measures(nums, rest)
     for q in nums:
+        q.fall = bool(_FALL.search(rest[max(0, q.start - 40):q.start]))
+        q.pos = (q.kind == "num" and q.unit is None and float(q.value).is_integer() and 1 <= float(q.value) <= 99
+                 and bool(_POS_BEFORE.search(rest[max(0, q.start - 24):q.start]))
+                 and not _COUNTED_NOUN.match(rest, q.end))
         bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
         if bm:
             q.bound = ">" if bm.group("gt") else "<"
-    return sorted(dates + ids + nums + labels, key=lambda q: q.start)
+    return sorted(dates + ids + nums + labels + _medals(rest), key=lambda q: q.start)
 
 
-_MEASURE_GAP = re.compile(r"^\s*(?:and)?\s*$", re.IGNORECASE)
+#: a fall written in words before a number: "a fall of about 949,000 (0.7%)", "fell by 0.7%", "down 3%"
+_FALL = re.compile(r"\b(?:fall|fell|falls|drop|dropped|drops|decline|declined|decrease|decreased|down|lower|lowered|"
+                   r"reduced|reduction|shrank|loss|lost|cut)(?:\s+(?:by|of)\b|(?=\s+(?:about|around|some|nearly|almost|~)?\s*"
+                   r"[\d(]))(?!.*\b(?:rise|rose|increase|gain|up|to)\b)", re.IGNORECASE)  # not "drop to -10 °C"
+#: a position number after its noun ("game 6", "Frame five") or in a table's first column; not "won six titles"
+_POS_BEFORE = re.compile(r"(?:\b(?!(?:the|a|an|of|in|on|at|by|for|to|with|about|than|and|or|all|only|just|some|"
+                         r"nearly|around|over|under|his|her|its|their|took|had|has|have|was|were|is|are|won|made|"
+                         r"got|gave|after|before|from|into|every|each|aged|age|ages|than)\b)[A-Za-z]{3,}[ \t]+|"
+                         r"(?m:^)[ \t]*\|[ \t]*)$", re.IGNORECASE)
+_COUNTED_NOUN = re.compile(r"[ \t-]*(?:[A-Za-z]+(?<!ss)s\b|(?:people|men|women|children|times|per|of|percent)\b)", re.IGNORECASE)
+_MEASURE_GAP = re.compile(r"^\s*,?\s*(?:and)?\s*$", re.IGNORECASE)
 _RANGE_START = re.compile(r"\b(?:between|from)\s*$", re.IGNORECASE)
 
 
 def _compound_measures(nums: list[Quantity], text: str) -> list[Quantity]:
-    """"8 minutes and 20 seconds", "5 ft 10 in", "2 h 30 min": one measure in two units, read as their sum in the
-    smaller unit (500 s); the parts stay as soft quantities, so "8 min" alone is still supported."""
+    """"8 minutes and 20 seconds", "5 ft 10 in", "2 h 30 min", "5 days, 22 hours and 54 minutes": one measure in
+    units of falling size, read as their sum in the smallest unit (500 s); the parts stay as soft quantities, so
+    "8 min" alone is still supported, and the total is also stated by its parts ("5 D 22 H 54 M")."""
     out, k = [], 0
     while k < len(nums):
-        a = nums[k]
-        b = nums[k + 1] if k + 1 < len(nums) else None
-        if (b is not None and a.kind == b.kind == "num" and a.unit and b.unit and a.unit != b.unit
-                and UNITS[a.unit].dim == UNITS[b.unit].dim and not UNITS[a.unit].offset
-                and UNITS[a.unit].factor > UNITS[b.unit].factor and _MEASURE_GAP.match(text[a.end:b.start])
-                and not _RANGE_START.search(text[max(0, a.start - 10):a.start])):
-            total = (float(a.value) * UNITS[a.unit].factor + float(b.value) * UNITS[b.unit].factor) / UNITS[b.unit].factor
-            a.soft = b.soft = True
-            out += [a, b, Quantity("num", round(total, 9), unit=b.unit, text=text[a.start:b.end], start=a.start,
-                                   end=b.end)]
-            k += 2
+        chain = [nums[k]]
+        while k + len(chain) < len(nums):
+            a, b = chain[-1], nums[k + len(chain)]
+            if not (a.kind == b.kind == "num" and a.unit and b.unit and a.unit != b.unit
+                    and UNITS[a.unit].dim == UNITS[b.unit].dim and not UNITS[a.unit].offset
+                    and UNITS[a.unit].factor > UNITS[b.unit].factor and _MEASURE_GAP.match(text[a.end:b.start])
+                    and (len(chain) > 1 or not _RANGE_START.search(text[max(0, a.start - 10):a.start]))):
+                break
+            chain.append(b)
+        if len(chain) == 1:
+            out.append(chain[0])
+            k += 1
             continue
-        out.append(a)
-        k += 1
+        last = chain[-1]
+        total = sum(float(q.value) * UNITS[q.unit].factor for q in chain) / UNITS[last.unit].factor
+        for q in chain:
+            q.soft = True
+        out += chain + [Quantity("num", round(total, 9), unit=last.unit, text=text[chain[0].start:last.end],
+                                 start=chain[0].start, end=last.end, parts=tuple(chain))]
+        k += len(chain)
     return out
 
 
@@ -706,6 +742,9 @@ def _num_equal(a: Quantity, b: Quantity) -> bool:
     (da, va), (db, vb) = _base(a), _base(b)
     if da == db and UNITS[a.unit].offset + UNITS[b.unit].offset:
         return _temperature_equal(a, b)
+    if a.parts or b.parts:  # "5 days, 22 hours and 54 minutes" is exact to its smallest unit (not within 2%)
+        step = min(UNITS[p.unit].factor for p in a.parts + b.parts)
+        return da == db and abs(va - vb) <= 0.5 * step + 1e-9 * abs(va)
     tol = max(CONVERSION_REL_TOL, TOLERANCE.get(a.unit, 0.0), TOLERANCE.get(b.unit, 0.0))
     return da == db and math.isclose(va, vb, rel_tol=tol)
 
@@ -761,10 +800,22 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True  # "31 wolves in all" for "14 ... another 17"
         if q.bound and any(_within_bound(q, o) for o in others):
             return True  # "more than two metres" for "2.25 m"
+        if float(q.value) < 0 and any(o.kind == "num" and o.fall and o.unit == q.unit and
+                                      math.isclose(float(o.value), -float(q.value)) for o in others):
+            return True  # "(-0.7%)" for "a fall of 0.7%"
+        if q.fall and float(q.value) > 0 and any(o.kind == "num" and o.unit == q.unit and
+                                                 math.isclose(float(o.value), -float(q.value)) for o in others):
+            return True  # "a fall of 0.7%" for "-0.7%"
+        if q.pos and any(o.kind == "ord" and float(o.value) == float(q.value) for o in others):
+            return True  # "Frame five became the cover" for "the fifth frame"
+        if q.parts and all(covered(p, others) for p in q.parts):
+            return True  # "5 D 22 H 54 M" states "5 days, 22 hours and 54 minutes" part by part
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
             [o for o in others if o.kind == "date"])
     if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):
         return True  # "the 1400s" = "the 15th century"
+    if q.kind == "ord" and any(o.kind == "num" and o.pos and float(o.value) == float(q.value) for o in others):
+        return True  # "the sixth game" for "game 6"
     if q.kind == "ord" and any(o.kind == "date" and o.d == float(q.value) for o in others):
         return True  # "in August 1961 - on the 13th" for "13 August 1961"
     if q.kind == "time":
@@ -782,9 +833,12 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
 
 
 def _million_reading(q: Quantity) -> Quantity | None:
-    """"21m dollars": a number glued to "m" is metres or millions; the other side decides."""
+    """"21m dollars": a number glued to "m" is metres or millions; "42.195k" is thousands or kilometres (a
+    runner's "5k"); the other side decides."""
     if q.kind == "num" and q.unit == "m" and re.fullmatch(r"[\d.,]+m", q.text.strip()):
         return Quantity("num", float(q.value) * 1e6, text=q.text, start=q.start, end=q.end, scale=1e6)
+    if q.kind == "num" and q.unit is None and q.scale == 1e3 and re.fullmatch(r"[\d.,]+k", q.text.strip()):
+        return Quantity("num", float(q.value) / 1e3, unit="km", text=q.text, start=q.start, end=q.end)
     return None
 
 
@@ -792,8 +846,16 @@ def _ratio_equal(a: Quantity, b: Quantity) -> bool:
     """"50%" = "half", "25 percent" = "a quarter"."""
     for x, y in ((a, b), (b, a)):
         if x.unit == "pct" and y.unit is None and 0 < float(y.value) < 1:
-            return math.isclose(float(x.value) / 100, float(y.value), rel_tol=1e-6)
+            if math.isclose(float(x.value) / 100, float(y.value), rel_tol=1e-6):
+                return True
+            # "one third" = "33%", "two thirds" = "67%": a whole percentage rounded from a fraction
+            return (float(x.value).is_integer() and _is_simple_fraction(float(y.value))
+                    and abs(float(x.value) - 100 * float(y.value)) <= 0.5 + 1e-9)
     return False
+
+
+def _is_simple_fraction(v: float) -> bool:
+    return any(math.isclose(v * d, round(v * d), abs_tol=1e-6) for d in (3, 6, 7, 8, 9, 11, 12))
 
 
 def _derived(q: Quantity, others: list[Quantity]) -> bool:
@@ -830,6 +892,13 @@ def _spelled_id(q: Quantity, other_text: str) -> bool:
     return False
 
 
+def _name_alone(q: Quantity, other_text: str) -> bool:
+    """A name with a number that the other text writes without it: "COVID-19" as "covid patients" (not "COVID-20",
+    and not a short code: "B-52" as "B" is no name)."""
+    m = re.fullmatch(r"([a-z]{4,})-(\d{1,2})", str(q.value)) if q.kind == "id" else None
+    return bool(m) and re.search(rf"\b{m.group(1)}\b(?![-\s]?\d)", other_text, re.IGNORECASE) is not None
+
+
 def _formula_named(q: Quantity, other_text: str) -> bool:
     name = FORMULA_NAMES.get(str(q.value)) if q.kind == "id" else None
     return bool(name) and name in other_text.lower()
@@ -863,6 +932,7 @@ def compare(source: str, rewrite: str) -> NumberDiff:
     """Both-way comparison of the quantities stated in `source` and `rewrite` (repetitions count once)."""
     src, rw = _dedup(extract(source)), _dedup(extract(rewrite))
     missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)
-               and not _spelled_id(q, rewrite)]
-    extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)]
+               and not _spelled_id(q, rewrite) and not _name_alone(q, rewrite)]
+    extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)
+             and not _name_alone(q, source)]
     return NumberDiff(missing, extra, sum(not q.soft for q in src), sum(not q.soft for q in rw))

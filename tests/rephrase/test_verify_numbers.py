@@ -345,3 +345,37 @@ def test_more_surface_variants(a, b):
 def test_more_real_changes(a, b):
     d = compare(a, b)
     assert d.missing or d.extra
+
+
+@pytest.mark.parametrize("a,b", [
+    ("The flight lasted 5 days, 22 hours and 54 minutes.", "TOTAL MISSION DURATION: 5 D 22 H 54 M."),
+    ("The flight lasted 5 days, 22 hours and 54 minutes.", "It lasted 8574 minutes."),
+    ("[COMMENTARY TRACK - 00:03:12]\nSpielberg shot it in 1974.", "Spielberg shot it in 1974."),
+    ("a world record for the 42.195 km distance", "new WR for the marathon (42.195k)"),
+    ("reduced deaths by about one third", "mortality fell by approximately 33%"),
+    ("by about one fifth", "by approximately 20%"),
+    ("a fall of about 949,000 (0.7%) from 2015", "about 949,000 since 2015 (-0.7%)"),
+    ("The fifth frame was chosen for the cover.", "Frame five became the cover."),
+    ("Deciding game: game 6, which Kasparov resigned", "The decisive sixth game ended"),
+    ("| Set | Nadal |\n| 3 | 6 |\n| 4 | 6 |", "Federer wins the third and fourth, both 6 to him"),
+    ("patients admitted to hospital with COVID-19", "covid patients admitted to hospital"),
+    ("Asafa Powell took bronze in 9.84.", "and in third, Powell, 9.84."),
+])
+def test_even_more_surface_variants(a, b):
+    d = compare(a, b)
+    assert not d.missing and not d.extra, ([q.label() for q in d.missing], [q.label() for q in d.extra])
+
+
+@pytest.mark.parametrize("a,b", [
+    ("The flight lasted 5 days, 22 hours and 54 minutes.", "Total flight time: 5 days, 22 hours and 54 seconds."),
+    ("[00:03:12] It cost $3.5 million.", "It cost $4.5 million."),
+    ("reduced deaths by about one third", "mortality fell by approximately 34%"),
+    ("a rise of 0.7% from 2015", "since 2015 (-0.7%)"),
+    ("The fifth frame was chosen.", "Frame six became the cover."),
+    ("he took six frames", "the sixth frame"),
+    ("patients with COVID-19", "covid-20 patients"),
+    ("Asafa Powell took silver in 9.84.", "and in third, Powell, 9.84."),
+])
+def test_even_more_real_changes(a, b):
+    d = compare(a, b)
+    assert d.missing or d.extra
