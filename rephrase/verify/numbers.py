@@ -899,6 +899,24 @@ def _name_alone(q: Quantity, other_text: str) -> bool:
     return bool(m) and re.search(rf"\b{m.group(1)}\b(?![-\s]?\d)", other_text, re.IGNORECASE) is not None
 
 
+_NAME_BEFORE = re.compile(r"\b([A-Z][a-z]{2,}|[A-Z]{3,})[ \t]+$")
+_NOT_NAMES = frozenset({"the", "in", "on", "at", "by", "of", "for", "from", "since", "about", "around", "over", "under",
+                        "after", "before", "until", "between", "and", "with", "than", "some", "only", "nearly",
+                        "almost", "roughly", "aged", "age", "all", "each", "every", "these", "those", "its", "his",
+                        "her", "their", "our", "your", "total", "game", "round", "stage", "set", "frame", "page"})
+
+
+def _dropped_name(q: Quantity, text: str, other_text: str) -> bool:
+    """The number of a name ("Apollo 11", "Intel 4004") that the other text drops with the name word itself: the
+    entity features judge a dropped name; the number is no separate quantity."""
+    if q.kind != "num" or q.unit is not None or not float(q.value).is_integer() or q.text != q.text.strip():
+        return False
+    m = _NAME_BEFORE.search(text[max(0, q.start - 30):q.start])
+    if not m or m.group(1).lower() in _NOT_NAMES or m.group(1).capitalize() in MONTHS:
+        return False
+    return re.search(rf"\b{re.escape(m.group(1))}\b", other_text, re.IGNORECASE) is None
+
+
 def _formula_named(q: Quantity, other_text: str) -> bool:
     name = FORMULA_NAMES.get(str(q.value)) if q.kind == "id" else None
     return bool(name) and name in other_text.lower()
@@ -931,8 +949,11 @@ def _dedup(qs: list[Quantity]) -> list[Quantity]:
 def compare(source: str, rewrite: str) -> NumberDiff:
     """Both-way comparison of the quantities stated in `source` and `rewrite` (repetitions count once)."""
     src, rw = _dedup(extract(source)), _dedup(extract(rewrite))
+    norm_src = normalize(source)
     missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)
-               and not _spelled_id(q, rewrite) and not _name_alone(q, rewrite)]
+               and not _spelled_id(q, rewrite) and not _name_alone(q, rewrite)
+               and not _dropped_name(q, norm_src, rewrite)]
     extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)
              and not _name_alone(q, source)]
-    return NumberDiff(missing, extra, sum(not q.soft for q in src), sum(not q.soft for q in rw))
+    return NumberDiff(missing, extra, sum(not q.soft and not _dropped_name(q, norm_src, rewrite) for q in src),
+                      sum(not q.soft for q in rw))
