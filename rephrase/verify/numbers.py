@@ -651,7 +651,7 @@ def extract(text: str) -> list[Quantity]:
         q.fall = bool(_FALL.search(rest[max(0, q.start - 40):q.start]))
         q.pos = (q.kind == "num" and q.unit is None and float(q.value).is_integer() and 1 <= float(q.value) <= 99
                  and bool(_POS_BEFORE.search(rest[max(0, q.start - 24):q.start]))
-                 and not _COUNTED_NOUN.match(rest, q.end))
+                 and (not _COUNTED_NOUN.match(rest, q.end) or bool(_NUMBER_BEFORE.search(rest[max(0, q.start - 12):q.start]))))
         bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
         if bm:
             q.bound = ">" if bm.group("gt") else "<"
@@ -667,6 +667,7 @@ _POS_BEFORE = re.compile(r"(?:\b(?!(?:the|a|an|of|in|on|at|by|for|to|with|about|
                          r"nearly|around|over|under|his|her|its|their|took|had|has|have|was|were|is|are|won|made|"
                          r"got|gave|after|before|from|into|every|each|aged|age|ages|than)\b)[A-Za-z]{3,}[ \t]+|"
                          r"(?m:^)[ \t]*\|[ \t]*)$", re.IGNORECASE)
+_NUMBER_BEFORE = re.compile(r"\b(?:number|no\.?)\s+$", re.IGNORECASE)  # "Frame number five makes the cover"
 _COUNTED_NOUN = re.compile(r"[ \t-]*(?:[A-Za-z]+(?<!ss)s\b|(?:people|men|women|children|times|per|of|percent)\b)", re.IGNORECASE)
 _MEASURE_GAP = re.compile(r"^\s*,?\s*(?:and)?\s*$", re.IGNORECASE)
 _RANGE_START = re.compile(r"\b(?:between|from)\s*$", re.IGNORECASE)
@@ -937,12 +938,14 @@ class NumberDiff:
 
 
 def _dedup(qs: list[Quantity]) -> list[Quantity]:
-    seen, out = set(), []
+    seen, out = {}, []
     for q in qs:
         key = (q.kind, q.label())
         if key not in seen:
-            seen.add(key)
+            seen[key] = q
             out.append(q)
+        elif q.pos:  # "Games: 6 ... game 6": the repeated number is also a position
+            seen[key].pos = True
     return out
 
 

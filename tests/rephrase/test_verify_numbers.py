@@ -388,3 +388,11 @@ def test_a_dropped_name_with_a_number_is_the_entity_features_concern():
     assert compare("In 1969 it landed", "It landed").missing
     # the dropped name's number still supports the rewrite's
     assert not compare("The project cost about CHF 12.2 billion.", "It cost about 12.2 billion Swiss francs.").extra
+
+
+def test_a_repeated_number_keeps_its_position_reading():
+    assert not compare("Games: 6\nDeciding game: game 6, which", "the decisive sixth game").extra
+    assert compare("Games: 6", "the sixth game").extra
+    d = compare("The fifth frame was chosen.", "Caption 5: Frame number five makes the cover!")
+    assert not d.missing and not d.extra
+    assert compare("he took five frames", "the fifth frame").extra
