@@ -50,7 +50,12 @@ _NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "nei
                          "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
 #: negation that does not negate the claim ("not only", "no longer than", "nothing but")
 _NOT_NEGATION = re.compile(r"\b(?:not only|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
-                           r"without doubt|no more than|not long (?:after|before|ago)|not as far as)\b", re.IGNORECASE)
+                           r"without doubt|no more than|not long (?:after|before|ago)|not as far as)\b|"
+                           # a bound: "do not take more than 8" = "never go over 8" = "no more than eight" = "at most"
+                           r"(?:\bnot|\bnever|n't) (?:\w+ ){0,2}?(?:(?:more|fewer|less) than|exceed|go (?:over|above|beyond))\b",
+                           re.IGNORECASE)
+#: "tank No. 2", "patent No. 139,121": the numero abbreviation, not a negation
+_NUMERO = re.compile(r"\bno\.?\s*\d", re.IGNORECASE)
 ALIASES = [{"uk", "britain", "great britain", "united kingdom", "british"},
            {"us", "usa", "united states", "america", "american", "u.s", "united states of america"},
            {"ussr", "soviet union", "soviet"}, {"un", "united nations"}, {"eu", "european union"},
@@ -117,11 +122,15 @@ _ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el b
 _HEADING_WORDS = frozenset("faq faqs caveat caveats key points summary recap overview takeaway takeaways verdict tl dr "
                            "fyi nb ps glossary timeline quiz trivia highlights snapshot spotlight reminder bottom line "
                            "basics background intro introduction conclusion update breaking".split())
+#: interjections ("WOW!", "Yikes") and month abbreviations ("11 APR 1970": dates are the numbers' business)
+_FILLER_WORDS = frozenset("wow whoa woah yay hooray oops aha ouch yikes boom bam pow zap wham omg lol phew ooh "
+                          "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 
 
 def _ent_words(text: str, labels: set[str]) -> list[str]:
     ws = [p for w in re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*", text) for p in re.split(r"[-']", fold(w)) if p]
-    return [w for w in ws if len(w) > 1 and w not in labels and w not in _ENT_STOP and w not in _HEADING_WORDS]
+    return [w for w in ws if len(w) > 1 and w not in labels and w not in _ENT_STOP and w not in _HEADING_WORDS
+            and w not in _FILLER_WORDS and not re.search(r"(\w)\1\1", w)]  # "noooo", "sooo": drawn-out speech
 
 
 def _alias_hit(words: list[str], other_text: str) -> bool:
@@ -201,17 +210,47 @@ def _written_as_initial(a: Analysis, start: int, text: str, forms: set[tuple[str
     return bool(nxt) and (fold(text)[:1], fold(nxt[0].text)) in forms
 
 
+#: nouns naming a style's own frame: the publication or programme a rewrite is dressed as
+_FRAME_NOUNS = frozenset("newsletter newsletters bulletin gazette digest podcast show radio magazine news corner column "
+                         "programme program segment series blog".split())
+#: a programme's host introducing it: "You're on Mind Matters", "you're listening to The Science Hour"
+_FRAME_INTRO = re.compile(r"(?:you're|you are|you're all)\s+(?:on|listening to|watching|tuned (?:in )?to)\s+(?:the\s+)?$|"
+                          r"(?:thanks for|thank you for) (?:listening to|tuning in to|watching|reading)\s+(?:the\s+)?$",
+                          re.IGNORECASE)
+
+
+def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
+    """A name the rewrite's style invents for its own frame: the publication or programme named in its opening
+    line ("From the Music Department Newsletter - "Classic Albums" corner", "Polar Society Alumni News"), or the
+    programme its host introduces ("You're on Mind Matters."). Only these two forms: a name elsewhere is content."""
+    n = len(text.split())
+    toks = [t for t in a.tokens[start:start + n + 3] if t.pos != "SPACE"]
+    words = {fold(t.text) for t in toks[:n]}
+    after = next((fold(t.text) for t in toks[n:] if t.text.isalpha()), "")
+    if first and (words | {after}) & _FRAME_NOUNS:
+        return True
+    before = " ".join(t.text for t in a.tokens[max(0, start - 6):start]).replace(" 're", "'re")
+    if words == {"english"} and re.search(r"\b(?:easy|simple|plain)\s*$", before, re.IGNORECASE):
+        return True  # "(easy English)", "in plain English": the register of the style, not a fact
+    return bool(_FRAME_INTRO.search(before + " "))
+
+
 def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], need_all: bool) -> list[str]:
     vocab = _vocab(other)
     initial_forms = _initial_forms(other)
     other_words = [fold(t.text) for a in other for t in a.tokens if t.text[:1].isalpha()]
     other_text = " ".join(other_words)
     other_initials = {_initials(_ent_words(e[0], set())) for a in other for e in a.ents}
+    codes = {t.lower for a in other for t in a.tokens if len(t.text) == 3 and t.text.isupper() and t.text.isalpha()}
     out = []
-    for a in side:
+    for n_sent, a in enumerate(side):
+        alpha = [t.text for t in a.tokens if t.text.isalpha() and len(t.text) > 1]
+        caps_line = len(alpha) >= 2 and sum(w.isupper() for w in alpha) >= 0.6 * len(alpha)
         for text, _label, start in a.ents:
             if need_all and any(not _common(w) for w in set(_ent_words(text, set())) & labels):
                 continue  # a speaker of the dialogue ("Dr Parisa Rahimi", who speaks as "RAHIMI:") is its frame
+            if need_all and _is_frame(a, start, text, n_sent == 0):
+                continue
             ws = _ent_words(text, labels)
             unit = match_unit(" " + " ".join(ws), 0)
             lower_case_tag = text.islower() and any(t.text[:1].isupper() for t in a.tokens)
@@ -220,6 +259,10 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                 continue  # nothing name-like left, an id/quantity (numbers' business), or a unit name
             if text.isupper() and len(ws) == 1 and _acronym_of(ws[0], other_words):
                 continue
+            if text.isupper() and (len(text) > 3 or caps_line):  # an ALL-CAPS line ("ATHLETE CARD", "FLIGHT
+                ws = [w for w in ws if not _common(w)]  # SUMMARY LOG") hides case: its common words are no names
+                if not ws:
+                    continue
             if need_all and len(ws) > 1:  # "the Louvre museum", "BLUE WHALE KEY": the name-like words decide
                 ws = [w for w in ws if not _common(w)] or ws
             if "".join(ws) in other_initials or (len(ws) > 1 and _initials(ws) in vocab) or _alias_hit(ws, other_text):
@@ -227,7 +270,10 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
             if len(ws) == 1 and _written_as_initial(a, start, text, initial_forms):
                 continue
             abbr = _abbreviated(a, start, text)
-            hits = [_has(w, vocab, w in abbr) for w in ws]
+            # a word with an alias on the other side ("Tyson Gay (USA" for "the United States"), or a country
+            # written as its three-letter sports/ISO code ("JAM" for "Jamaica")
+            hits = [_has(w, vocab, w in abbr) or _alias_hit([w], other_text) or
+                    (not need_all and len(w) > 3 and w[:3] in codes) for w in ws]
             if not (all(hits) if need_all else any(hits)):
                 out.append(text)
     return list(dict.fromkeys(out))
@@ -355,6 +401,9 @@ def _polarity(a: Analysis, text: str) -> Polarity:
             continue
         if t.lower == "nor" and "neither" in lowers:
             continue
+        if t.lower in ("no", "no.") and (t.text.endswith(".") or next_of[k] == ".") and \
+                _NUMERO.match(" ".join(lowers[k:k + 3]).replace(" .", ".")):
+            continue  # "oxygen tank No. 2": the numero sign
         if t.lower == "no" and (t.pos == "INTJ" or t.dep == "intj"):
             continue  # "No.", "before you ask: no, ...": an answer; the claim after it carries the polarity
         if t.lower in ("no", "not") and prev_of[k] in ("", "?", '"', "'") \
@@ -380,12 +429,19 @@ def _polarity(a: Analysis, text: str) -> Polarity:
     return Polarity(max(count, 0), soft, excl_neg, exclusive)
 
 
+#: a "tl;dr" line restates in short what the body of the rewrite states in full ("tl;dr: the landing never
+#: happened" over "The crew abandoned the planned landing"): the body is the counterpart of the source
+_TLDR = re.compile(r"^\W*tl\s*;?\s*dr\b", re.IGNORECASE)
+
+
 def _without_titles(sim: np.ndarray | None, rw_sents: list[str], titles: set[str]) -> np.ndarray | None:
     """The sentence similarities with the rewrite's title lines ("The Honeybee Waggle Dance", "DID YOU KNOW? The
-    noble gases") made no counterpart of anything: a title states no claim, so it cannot drop a source negation."""
-    if sim is None or not sim.size or not titles:
+    noble gases") and "tl;dr" summary lines made no counterpart of anything: a title states no claim, so it cannot
+    drop a source negation, and a tl;dr line's claims are stated again in the body (see _TLDR)."""
+    if sim is None or not sim.size or not (titles or any(_TLDR.match(x) for x in rw_sents)):
         return sim
-    cols = [j for j, x in enumerate(rw_sents) if x.strip() in titles or re.sub(r"^[^?]*\?\s*", "", x.strip()) in titles]
+    cols = [j for j, x in enumerate(rw_sents) if x.strip() in titles or re.sub(r"^[^?]*\?\s*", "", x.strip()) in titles
+            or _TLDR.match(x)]
     if not cols or len(cols) == len(rw_sents):
         return sim
     sim = sim.copy()
@@ -440,12 +496,41 @@ def _negated_predicates(a: Analysis) -> set[str]:
     return {w for w in out if w.isalpha() and w not in _LIGHT}
 
 
-def _affirms(a: Analysis, lemmas: set[str]) -> bool:
-    """Whether the sentence states one of `lemmas` without a negation on it."""
+def _subject_names(a: Analysis, k: int) -> set[str]:
+    """Folded proper names of the subject of token k's clause (walking up the heads to the first clause with a
+    subject): {"florey", "chain"} for "purify" in "Florey and Chain developed a way to produce and purify it"."""
+    seen = set()
+    while 0 <= k < len(a.tokens) and k not in seen:
+        seen.add(k)
+        subj = [i for i, t in enumerate(a.tokens) if t.head == k and i != k and t.dep in ("nsubj", "nsubjpass")]
+        if subj:
+            todo, names = list(subj), set()
+            while todo:  # the subject, its conjuncts and compounds ("Howard Florey and Ernst Chain")
+                i = todo.pop()
+                t = a.tokens[i]  # spaCy may tag a sentence-initial name a NOUN ("Fleming could not ...")
+                if t.pos == "PROPN" or (t.text[:1].isupper() and t.text[1:].islower() and not _common(t.text)):
+                    names.add(fold(t.text))
+                todo += [c for c, t in enumerate(a.tokens) if t.head == i and c != i and t.dep in ("conj", "compound")]
+            return names
+        k = a.tokens[k].head
+    return set()
+
+
+def _negated_subjects(a: Analysis) -> set[str]:
+    """Proper-name subjects of the sentence's negated predicates ("Fleming" in "Fleming could not purify it")."""
+    return {n for t in a.tokens if (t.dep == "neg" or t.lower == "never") for n in _subject_names(a, t.head)}
+
+
+def _affirms(a: Analysis, lemmas: set[str], subjects: set[str] = frozenset()) -> bool:
+    """Whether the sentence states one of `lemmas` without a negation on it, of a compatible subject: when both
+    subjects are proper names they share one ("Fleming could not purify it" is no flip of "Florey and Chain
+    purified it")."""
     negated_heads = {t.head for t in a.tokens if t.dep == "neg" or t.lower == "never"}
     for k, t in enumerate(a.tokens):
         if fold(t.lemma) in lemmas and k not in negated_heads and t.head not in negated_heads:
-            return True
+            theirs = _subject_names(a, k) if subjects else set()
+            if not theirs or theirs & subjects:
+                return True
     return False
 
 
@@ -463,7 +548,7 @@ def _flip_feature(sa, ra, sim, src_sents, rw_sents) -> Feature:
         mine, theirs, texts = (sa, ra, (src_sents[i], rw_sents[j])) if side == "source sentence" else \
             (ra, sa, (rw_sents[i], src_sents[j]))
         preds = _negated_predicates(mine[i])
-        if preds and any(_affirms(theirs[k], preds) for k in window):
+        if preds and any(_affirms(theirs[k], preds, _negated_subjects(mine[i])) for k in window):
             n += 1
             where = where or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
     return Feature("neg_flip", min(n, 3), where)

@@ -38,7 +38,8 @@ _NUMBERED = re.compile(r"^\s*(?:(?:card|step|post|tweet|slide|part|section|point
                        re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:(?:Q|A)\d{0,2}\.(?=\s)|[-*+\u2022\u25aa\u25cf\u2023\u2043>]+|\d{1,2}[.)]|[a-hA-H][.)](?=\s)|#{1,6})\s+")
 #: "Name:" / "NAME (role):" / "**Name:**" at a line start: 1-4 words, no digits except a trailing count
-_LABEL = re.compile(r"^\s*(?:\*\*|__)?(?P<label>[A-Z\u00C0-\u024F][\w.'\- \u00C0-\u024F]{0,40}?)(?:\s*\([^)\n]{1,30}\))?"
+#: ("omar:" of a lower-case chat counts when it repeats; "CALLER (Graham):" names its speaker in the brackets)
+_LABEL = re.compile(r"^\s*(?:\*\*|__)?(?P<label>[A-Za-z\u00C0-\u024F][\w.'\- \u00C0-\u024F]{0,40}?)(?:\s*\((?P<paren>[^)\n]{1,30})\))?"
                     r"(?:\*\*|__)?\s*[:\uff1a](?:\*\*|__)?\s+(?=\S)")
 #: a letter's greeting or sign-off names its addressee or writer, not a subject of the text
 _GREETING = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings|cheers|best|thanks|regards|yours|love|best wishes|"
@@ -149,6 +150,8 @@ def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, b
             if _ROLE_RE.match(label) or label.lower() in repeated or _HONORIFIC.match(label + " ") or (
                     label.isupper() and len(label) > 1 and _plausible_label(label)):
                 labels.update(w.lower().strip(".") for w in label.split())
+                if m.group("paren") and _ROLE_RE.match(label):  # "HOST (Priya Nair):" is Priya Nair speaking
+                    labels.update(w.lower().strip(".,") for w in m.group("paren").split())
                 line = line[m.end():]
         if line == before:
             break

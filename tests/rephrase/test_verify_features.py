@@ -125,6 +125,13 @@ def test_one_fact_corruptions_raise_their_feature(verifier):
     ("The treaty did not mention the opium trade.", "So the treaty never mentioned the opium trade? That's right."),
     # a negative-prefix adjective that describes a noun is not the claim's negation
     ("The mirror had been ground to the wrong shape.", "The mirror had been ground to an incorrect shape."),
+    # a bound is no negation: "do not take more than 8" = "no more than eight" = "at most eight"
+    ("Do not take more than 8 tablets in 24 hours.", "What is the daily limit? No more than eight tablets in 24 hours."),
+    ("Do not take more than 8 tablets in 24 hours.", "Take eight tablets at most in 24 hours."),
+    ("Do not take more than 8 tablets in 24 hours.", "You should never go over 8 tablets in 24 hours."),
+    # "No. 2" is the numero sign
+    ("About 56 hours into the flight, oxygen tank No. 2 in the service module exploded.",
+     "Some 56 hours in, the service module's second oxygen tank exploded."),
 ])
 def test_reworded_negation_is_not_a_flip(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
@@ -135,10 +142,22 @@ def test_reworded_negation_is_not_a_flip(verifier, source, rewrite):
     ("The plant has no leaves, stems or roots of its own.", "The plant has leaves, stems and roots of its own."),
     ("Does Kevlar melt? No, it does not melt; it decomposes.", "Does Kevlar melt? Yes, it melts and decomposes."),
     ("Its builders laid granite blocks without mortar.", "Its builders laid granite blocks with mortar."),
+    ("The oxygen tank No. 2 exploded.", "The oxygen tank No. 2 did not explode."),
 ])
 def test_negation_flips_are_still_seen(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
     assert f["neg_unmatched"].value > 0 or f["neg_parity"].value > 0, (f["neg_unmatched"], f["neg_parity"])
+
+
+def test_a_tldr_line_is_no_counterpart_of_a_negated_sentence(verifier):
+    # the tl;dr line restates the body in short; the body words the source's negation as it is
+    source = ("The Jacquard loom was patented in 1804 and controlled the pattern of a woven fabric with punched cards. "
+              "Each card decided which warp threads were lifted, so a weaver no longer needed a draw boy to lift them.")
+    rewrite = ("tl;dr: punched cards ran the Jacquard loom - no draw boy needed.\n\nIn full: patented in 1804, the "
+               "Jacquard loom controlled the pattern of a woven fabric with punched cards. Each card set which warp "
+               "threads were lifted, so a weaver no longer needed a draw boy to lift them.")
+    f = _features(verifier, source, rewrite)
+    assert f["neg_unmatched"].value == 0 and f["neg_parity"].value == 0, (f["neg_unmatched"], f["neg_parity"])
 
 
 def test_a_title_is_no_counterpart_of_a_negated_sentence():
@@ -183,6 +202,29 @@ def test_clausal_negation_flip_is_seen_beside_a_contrast(verifier):
     # a currency code and its name, an era marker written both ways
     ("The bridge cost CHF 400 million.", "The bridge cost 400 million Swiss francs."),
     ("The wall was begun in 221 BCE.", "The wall was begun in 221 BC."),
+    # ALL-CAPS card/log lines: their common words are no names, a month abbreviation is a date, a country its code
+    ("Usain Bolt of Jamaica won the 100 metres in Berlin on 16 August 2009 in 9.58 seconds.",
+     "ATHLETE CARD - USAIN BOLT (JAM)\nEvent: 100 m, Berlin, 16 August 2009\nTime: 9.58 s"),
+    ("Apollo 13 launched from Kennedy Space Center on 11 April 1970 with Jim Lovell aboard.",
+     "APOLLO 13 - FLIGHT SUMMARY LOG\n11 APR 1970 - LAUNCH, Kennedy Space Center. Crew: LOVELL."),
+    ("The jury summons covers people aged 18 to 75.", "tom: wait can anyone be summoned\nana: noooo, only 18 to 75\n"
+     "tom: ok\nana: yes"),
+    ("Super Mario Bros. sold about 40 million copies.", "Super Mario Bros. sold about 40 million copies. WOW!"),
+    # a name with an alias inside a misread span ("Tyson Gay (USA" for "the United States")
+    ("Tyson Gay of the United States finished second in 9.71 seconds.", "Runner-up: Tyson Gay (USA), 9.71 s"),
+    # the style's own frame: the publication of a newsletter's masthead, the programme a host introduces, and
+    # speakers named in brackets after their role or in a lower-case chat
+    ("Thriller was released by Epic Records on 30 November 1982.",
+     'From the Music Department Newsletter - "Classic Albums" corner\nThriller came out on Epic Records on '
+     "30 November 1982."),
+    ("All 28 men of the expedition survived in 1915.", "Polar Society Alumni News\nAll 28 of the men survived in 1915."),
+    ("Jacob Davis was a tailor in Reno in 1873.", "How jeans got their rivets (easy English)\nJacob Davis was a tailor. "
+     "He lived in Reno. This was in 1873."),
+    ("Stanley Milgram began his experiments at Yale University in 1961.",
+     "HOST (Priya Nair): You're on Mind Matters. Who've we got?\nCALLER (Graham): Graham here. What happened?\n"
+     "HOST: Stanley Milgram began his experiments at Yale University in 1961."),
+    ("The RECOVERY trial in the UK tested dexamethasone in 2020.",
+     "jess: what did recovery find\nomar: uk trial, 2020, dexamethasone\njess: and??\nomar: it was tested"),
 ])
 def test_styled_rewrites_add_no_entity(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
@@ -195,6 +237,19 @@ def test_a_table_or_a_speaker_label_does_not_hide_a_swapped_name(verifier):
     f = _features(verifier, "Iceland extended its limit in 1975.",
                   "HOST: So, 1975?\nGUEST: Norway extended its limit in 1975.")
     assert f["ent_added"].value == 1 and "Norway" in f["ent_added"].detail
+
+
+def test_frame_and_caps_rules_do_not_hide_a_swapped_name(verifier):
+    # a name added in a newsletter's body, a caps log line's non-common name, a frame noun beyond the first line
+    f = _features(verifier, "Thriller was released by Epic Records in 1982.",
+                  "From the Music Department Newsletter\nThriller was released by Columbia Records in 1982.")
+    assert "Columbia" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, "The crew was recovered by USS Iwo Jima in 1970.",
+                  "1970 - SPLASHDOWN. RECOVERY: USS OKINAWA.")
+    assert "OKINAWA" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, "The album was reviewed in 1982. It sold well.",
+                  "The album was reviewed in 1982. It sold well, said the Rolling Stone magazine.")
+    assert f["ent_added"].value > 0, f["ent_added"]
 
 
 def test_a_name_written_with_its_initial_is_kept(verifier):
@@ -273,6 +328,19 @@ def test_one_sentence_source_and_unsplittable_text(verifier):
     ("The ceasefire did not last.", "The ceasefire was short-lived.", False),
     ("She did not give up.", "She kept going.", False),
     ("The scale ignores rainfall.", "Rainfall is not part of the scale.", False),
+    # a predicate negated of one named subject and stated of another is no flip; of the same name it is
+    ("In September 1928, Alexander Fleming noticed that a mould on a culture plate at St Mary's Hospital in London "
+     "had killed the surrounding Staphylococcus bacteria. He identified the mould as Penicillium and named its active "
+     "substance penicillin, but he could not purify it in useful amounts. At the University of Oxford, Howard Florey "
+     "and Ernst Chain developed a way to produce and purify the drug, and in 1940 they showed that it protected mice "
+     "from streptococcal infection. Fleming, Florey and Chain shared the 1945 Nobel Prize in Physiology or Medicine.",
+     "A mould on a culture plate at London's St Mary's Hospital in September 1928, which had killed the "
+     "Staphylococcus bacteria around it, set Alexander Fleming on the trail of penicillin - the name he gave to the "
+     "active substance of the mould, which he identified as Penicillium. Fleming could not purify useful quantities; "
+     "that was achieved at the University of Oxford by Howard Florey and Ernst Chain, who devised a way to produce and "
+     "purify the drug and showed in 1940 that it protected mice against streptococcal infection. The three men shared "
+     "the 1945 Nobel Prize in Physiology or Medicine.", False),
+    ("Fleming purified the mould juice in 1929.", "Fleming could not purify the mould juice in 1929.", True),
 ])
 def test_neg_flip_sees_a_negated_predicate_the_other_side_states(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)

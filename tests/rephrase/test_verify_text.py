@@ -95,3 +95,14 @@ def test_length_ratio_counts_words_of_any_script():
     zh = "求方程x^2=4在整数集上的所有解。"
     assert 0.6 < length_ratio(ru, en) < 1.6
     assert 0.4 < length_ratio(zh, en) < 2.5
+
+
+def test_scaffold_labels_lower_case_chat_speakers_and_bracketed_names():
+    from rephrase.verify.scaffold import strip
+    out = strip("jess: what did it find\nomar: a uk trial\njess: and??\nomar: deaths down\n"
+                "CALLER (Graham): Graham here.\nHOST (Priya Nair): Hello.")
+    assert out.text.split("\n")[:2] == ["what did it find", "a uk trial"]
+    assert {"jess", "omar", "graham", "priya", "nair"} <= out.labels
+    # a one-off lower-case "key: value" line is content, and a name in brackets after a non-role label is kept out
+    out = strip("ship: endurance\nsank: 21 nov 1915\nDUKE (CAPCOM): Roger.\nDUKE (CAPCOM): Copy.")
+    assert out.text.startswith("ship: endurance") and "capcom" not in out.labels
