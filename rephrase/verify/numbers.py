@@ -862,7 +862,9 @@ def _is_simple_fraction(v: float) -> bool:
 def _derived(q: Quantity, others: list[Quantity]) -> bool:
     """A number the other side states as the sum or difference of two of its numbers in the same unit: rewrites
     derive totals and gaps ("31 in all", "two years later") that the source implies."""
-    nums = [float(o.value) for o in others if o.kind == "num" and o.unit == q.unit and not o.soft][:40]
+    # (operands of 1 left out: "53" is no "52 + 1" but the off-by-one change it looks like)
+    nums = [float(o.value) for o in others if o.kind == "num" and o.unit == q.unit and not o.soft
+            and abs(float(o.value)) != 1][:40]
     v = float(q.value)
     return v > 0 and any(math.isclose(a + b, v) or math.isclose(abs(a - b), v)
                          for i, a in enumerate(nums) for b in nums[i + 1:])

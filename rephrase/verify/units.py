@@ -89,6 +89,9 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("deg", "angle", 1.0, 0, ("°",), ("degree",)),
     ("pct", "ratio", 1.0, 0, ("%",), ("percent", "per cent", "percentage point")),
     ("bp", "ratio", 0.01, 0, ("bp", "bps"), ("basis point",)),
+    ("bit", "data", 1.0, 0, (), ("bit",)),
+    ("byte", "data", 8.0, 0, (), ("byte",)),
+    ("mg/kg", "dose", 1.0, 0, ("mg/kg",), ()),
     ("W", "power", 1.0, 0, ("W",), ("watt",)),
     ("kW", "power", 1e3, 0, ("kW",), ("kilowatt",)),
     ("MW", "power", 1e6, 0, ("MW",), ("megawatt",)),
@@ -144,8 +147,8 @@ NAME_RE = _alias_regex(_NAMES, re.IGNORECASE)
 #: units written as "A per B" or "A/B" with A and B in any of their forms ("g per cubic centimetre", "km per hour",
 #: "metres/second"): the table's own aliases cover only the all-symbol and all-long-name spellings
 COMPOUNDS = {("g", "cm3"): "g/cm3", ("kg", "m3"): "kg/m3", ("km", "h"): "km/h", ("mi", "h"): "mph",
-             ("m", "s"): "m/s", ("km", "s"): "km/s"}
-_PER = re.compile(r"\s*/\s*|\s+per\s+|\s+an?\s+(?=hour|second)", re.IGNORECASE)
+             ("m", "s"): "m/s", ("km", "s"): "km/s", ("mg", "kg"): "mg/kg"}
+_PER = re.compile(r"\s*/\s*|\s+per\s+|\s+an?\s+(?=hour|second)|\s+(?:for\s+)?(?:every|each)\s+(?=kilo)", re.IGNORECASE)
 
 
 def _match_one(text: str, pos: int) -> tuple[str, int] | None:

@@ -396,3 +396,15 @@ def test_a_repeated_number_keeps_its_position_reading():
     d = compare("The fifth frame was chosen.", "Caption 5: Frame number five makes the cover!")
     assert not d.missing and not d.extra
     assert compare("he took five frames", "the fifth frame").extra
+
+
+def test_bits_bytes_doses_and_off_by_one_are_no_derivations():
+    assert compare("occupies 32 bits", "occupies 32 bytes").missing
+    assert not compare("a 32-bit number", "it takes 32 bits").missing
+    assert not compare("usually 15 mg/kg per dose", "usually 15 milligrams per kilogram each time").missing
+    assert not compare("usually 15 mg/kg per dose", "usually 15 mg for every kilo of body weight").missing
+    assert compare("given 6 mg of dexamethasone", "given 6 mg/kg of dexamethasone").missing
+    # "53" is not "52 + 1": an off-by-one change; "31 in all" for "14 ... another 17" stays a derivation
+    assert compare("1 sign bit and 52 fraction bits", "one sign bit and 53 fraction bits").extra
+    assert compare("elected in 1914 and 1918, with 1 seat", "elected in 1914 and 1917, with 1 seat").extra
+    assert not compare("14 wolves and another 17", "31 wolves in all").extra
