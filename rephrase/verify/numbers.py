@@ -650,7 +650,8 @@ def extract(text: str) -> list[Quantity]:
     for q in nums:
         q.fall = bool(_FALL.search(rest[max(0, q.start - 40):q.start]))
         q.pos = (q.kind == "num" and q.unit is None and float(q.value).is_integer() and 1 <= float(q.value) <= 99
-                 and bool(_POS_BEFORE.search(rest[max(0, q.start - 24):q.start]))
+                 and (bool(_POS_BEFORE.search(rest[max(0, q.start - 24):q.start])) or bool(
+                     re.search(r"(?:^|\n)[ \t]*$", rest[max(0, q.start - 24):q.start]) and re.match(r"[ \t]*[;|]", rest[q.end:])))
                  and (not _COUNTED_NOUN.match(rest, q.end) or bool(_NUMBER_BEFORE.search(rest[max(0, q.start - 12):q.start]))))
         bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
         if bm:

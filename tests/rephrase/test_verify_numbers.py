@@ -408,3 +408,9 @@ def test_bits_bytes_doses_and_off_by_one_are_no_derivations():
     assert compare("1 sign bit and 52 fraction bits", "one sign bit and 53 fraction bits").extra
     assert compare("elected in 1914 and 1918, with 1 seat", "elected in 1914 and 1917, with 1 seat").extra
     assert not compare("14 wolves and another 17", "31 wolves in all").extra
+
+
+def test_a_flattened_table_row_number_is_a_position():
+    # scaffold.strip turns "| 3 | 6 | 7 |" into "3; 6; 7."
+    assert not compare("Set; Nadal; Federer.\n3; 6; 7.\n4; 6; 7.", "3; 6; 7. 4; 6; 7. Federer wins the third and fourth").extra
+    assert compare("Set; Nadal.\n3; 6.", "he won six sets, the fourth one too").extra
