@@ -1,0 +1,287 @@
+"""Readers of ids, digits and number words for the number normaliser (rephrase.verify.numbers).
+
+Ids ("COVID-19", "A380"), digit numbers with their scale, unit and currency ("1.5 million", "3.5 km", "$3"),
+digit fractions ("2/3"), and numbers in words: cardinals ("twelve hundred", "two-two-five"), fractions
+("two thirds", "a quarter of a percentage point"), decimals ("nine point five eight"), ordinals ("twenty-first")
+and multiples ("twice").
+"""
+from __future__ import annotations
+
+import re
+
+from rephrase.verify.quantity import Quantity, _blank
+from rephrase.verify.units import (CURRENCY_PREFIX, FRACTIONS, NAME_RE, ORDINALS, SCALE_ABBREV, SCALES, SMALL, TENS,
+                                   UNITS, match_unit)
+
+
+# ---------------------------------------------------------------- ids ("COVID-19", "A380")
+_ALNUM = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+_NUM_SUFFIX = re.compile(r"^\d+(?:\.\d+)?-?(?P<suf>[A-Za-z]+)$")
+_COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th|0s)?-[A-Za-z]")
+#: "13th-15th", "1280s-1290s": a range of ordinals or decades, read by the digit pass (not an id)
+_SUFFIX_RANGE = re.compile(r"^\d+(?:st|nd|rd|th|s)-\d+(?:st|nd|rd|th|s)$")
+
+
+def _ids(text: str) -> tuple[list[Quantity], str]:
+    out = []
+    for mt in _ALNUM.finditer(text):
+        tok = mt.group(0)
+        if not (re.search(r"\d", tok) and re.search(r"[A-Za-z]", tok)):
+            continue
+        m = _NUM_SUFFIX.match(tok)
+        if m and _benign_suffix(tok, m.group("suf")):
+            continue  # "5km", "3rd", "1990s": the digit pass reads these
+        if _is_unit_symbol(tok):
+            continue  # "km2" after a number is a unit, not an id
+        if re.fullmatch(r"(?:s|h|m|kg|mol|yr)-[123]", tok):
+            continue  # a unit exponent ("m s-1"), read with its number by the digit pass
+        pm = re.fullmatch(r"(?i:top|under|over|u)-(\d{1,3})s?", tok)
+        if pm:  # "top-10", "under-16s": the number, not a name ("the top ten", "children under 16")
+            out.append(Quantity("num", float(pm.group(1)), text=tok, start=mt.start(), end=mt.end()))
+            continue
+        if _COMPOUND.match(tok) or _SUFFIX_RANGE.match(tok):
+            continue  # "225-day", "3-year-old", "4th-century": a number in a compound adjective (digit pass)
+        tok = _id_head(tok)
+        out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.start() + len(tok)))
+    return out, _blank(text, out)
+
+
+def _id_head(tok: str) -> str:
+    """An id glued to a word by a hyphen is the id alone: "CO2-grabbing" -> "CO2", "A380-based" -> "A380"
+    ("COVID-19" and "B-52" keep their parts: the digits are part of the name)."""
+    parts = tok.split("-")
+    while len(parts) > 1 and parts[-1].isalpha() and parts[-1].islower() and len(parts[-1]) >= 3:
+        head = "-".join(parts[:-1])
+        if not (re.search(r"\d", head) and re.search(r"[A-Za-z]", head)):
+            break
+        parts.pop()
+    return "-".join(parts)
+
+
+def _is_unit_symbol(tok: str) -> bool:
+    um = match_unit(tok, 0)
+    return um is not None and um[1] == len(tok)
+
+
+def _benign_suffix(tok: str, suf: str) -> bool:
+    if suf in ("st", "nd", "rd", "th", "s", "x") or suf.lower() in SCALE_ABBREV:  # "x": "92x Earth's"
+        return True
+    return match_unit(suf, 0) is not None and match_unit(suf, 0)[1] == len(suf)
+
+
+# ---------------------------------------------------------------- digits
+_DIGITS = re.compile(r"(?<![\w.])(?:(?<![\d-])-(?=\d))?(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?![\d])")
+_SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b|(?P<k>k)\b",
+                          re.IGNORECASE)
+_ORD_AFTER = re.compile(r"(?:st|nd|rd|th)\b")
+_DECADE_AFTER = re.compile(r"'?s\b")
+_FRACTION = re.compile(r"(?<![\w/.])(\d{1,3})/(\d{1,3})(?![\w/])")
+
+
+def _fractions(text: str) -> tuple[list[Quantity], str]:
+    """"2/3" = two thirds."""
+    out = [Quantity("num", int(m.group(1)) / int(m.group(2)), text=m.group(0), start=m.start(), end=m.end())
+           for m in _FRACTION.finditer(text) if 0 < int(m.group(1)) < int(m.group(2))]  # "225/45", "24/7": no fraction
+    return out, _blank(text, out)
+
+
+def _digits(text: str) -> list[Quantity]:
+    out: list[Quantity] = []
+    for mt in _DIGITS.finditer(text):
+        if out and mt.start() < out[-1].end:
+            continue  # inside the previous number's unit ("m s-1")
+        raw = mt.group(0)
+        value = float(re.sub(r"[,\s\u00a0\u202f]", "", raw))
+        end = mt.end()
+        if _ORD_AFTER.match(text, end) and "." not in raw:
+            out.append(Quantity("ord", value, text=raw, start=mt.start(), end=end + 2))
+            continue
+        if _DECADE_AFTER.match(text, end) and value >= 10 and value % 10 == 0:
+            out.append(Quantity("decade", value, text=raw, start=mt.start(), end=end + 1))
+            continue
+        out.append(_with_suffixes(text, Quantity("num", value, text=raw, start=mt.start(), end=end)))
+    return out
+
+
+_BELOW_ZERO = re.compile(r"\s+below\s+zero\b", re.IGNORECASE)
+
+
+def _with_suffixes(text: str, q: Quantity) -> Quantity:
+    """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
+    sm = _SCALE_AFTER.match(text, q.end)
+    if sm:
+        w = (sm.group("w") or sm.group("k")).lower()
+        q.scale = SCALES.get(w) or SCALE_ABBREV[w]
+        q.value = float(q.value) * q.scale
+        q.end = sm.end()
+    um = match_unit(text, q.end)
+    if um:
+        q.unit, q.end = um
+    bz = _BELOW_ZERO.match(text, q.end) if q.unit in ("deg", "degC", "degF") else None
+    if bz:  # "ten degrees below zero (Celsius)" = -10 °C
+        q.value, q.end = -abs(float(q.value)), bz.end()
+        um = match_unit(text, q.end)
+        if um and UNITS[um[0]].dim == "temperature" and q.unit == "deg":
+            q.unit, q.end = um
+    before = text[max(0, q.start - 4):q.start].rstrip()
+    for sym, unit in CURRENCY_PREFIX.items():
+        if before.endswith(sym) and q.unit is None:
+            q.unit = unit
+            break
+    q.text = text[q.start:q.end]
+    return q
+
+
+# ---------------------------------------------------------------- number words
+_WORD = re.compile(r"[A-Za-z]+")
+_ARTICLE = {"a", "an"}
+
+
+def _number_words(text: str) -> list[Quantity]:
+    toks = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    out, i = [], 0
+    while i < len(toks):
+        q, i = _word_phrase(text, toks, i)
+        if q is not None:
+            out.append(q)
+    return out
+
+
+SOFT_ORDINALS = frozenset({"first", "second"})
+SOFT_COUNTS = frozenset({"two", "three"})
+#: adverbs that state a count ("twice" = "two times"); "once" is left out: it mostly means "formerly"
+MULTIPLES = {"twice": 2.0, "thrice": 3.0}
+
+
+def _is_numword(w: str) -> bool:
+    return w in SMALL or w in TENS or w in SCALES or w == "dozen"
+
+
+def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
+    """Parse the number-word phrase starting at token i; returns (quantity or None, next index)."""
+    w, start, _ = toks[i]
+    j = i + 1 if w in _ARTICLE and i + 1 < len(toks) and toks[i + 1][0] in ("hundred", "thousand", "million",
+                                                                            "billion", "dozen") else i
+    words = []
+    while j < len(toks) and (_is_numword(toks[j][0]) or (toks[j][0] == "and" and words and j + 1 < len(toks)
+                                                         and _is_numword(toks[j + 1][0])
+                                                         and toks[j + 1][0] not in SCALES)):
+        gap = text[toks[j - 1][2]:toks[j][1]] if words else ""
+        if toks[j][0] != "and" and words and (gap.strip().lower() not in ("", "-", "and")
+                                              or gap.strip() == "-" != gap):  # " - " is a dash, not "sixty-five"
+            break
+        words.append(toks[j][0])
+        j += 1
+    if not words or words[0] in SCALES and j == i + len(words):  # a bare "million" is not a stated number
+        return _ordinal_word(text, toks, i)
+    if words[-1] in TENS and j < len(toks) and toks[j][0] in ORDINALS and _gap(text, toks[j - 1][2], toks[j][1]) == "-":
+        return _ordinal_word(text, toks, j)  # "twenty-first": the ordinal reader adds the tens
+    if j < len(toks) and words[-1] in SMALL | TENS and toks[j][0] in FRACTIONS and toks[j][0] not in ("second",):
+        n = _words_value(words)  # "two thirds"
+        return Quantity("num", n / FRACTIONS[toks[j][0]], text=text[start:toks[j][2]], start=start,
+                        end=toks[j][2]), j + 1
+    if len(words) == 2 and all(SMALL.get(w, 10) < 10 for w in words) and (
+            _gap(text, toks[j - 2][2], toks[j - 1][1]) == "-" or words[0] == "zero"):
+        words, j = words[:1], j - 1  # "six-four", "six–four" is a score, not 64 ("two-two-five" = 225 stays)
+    value, end = _words_value(words), toks[j - 1][2]
+    if len(words) >= 2 and all(SMALL.get(w, 10) < 10 for w in words):
+        value = float("".join(str(SMALL[w]) for w in words))  # spoken digit by digit: "two-two-five" = 225
+    if i and toks[i - 1][0] == "minus" and _gap(text, toks[i - 1][2], start) == "":
+        value, start = -value, toks[i - 1][1]  # "minus ten degrees"
+    q = _with_suffixes(text, Quantity("num", float(value), text=text[start:end], start=start, end=end))
+    while j < len(toks) and toks[j][1] < q.end:
+        j += 1  # words the unit took ("ten degrees below zero Celsius")
+    # a bare "one" is mostly a pronoun ("one of the largest"): it may support a "1" but need not be matched
+    # "two"/"three" in words are often derived counts a rewrite adds ("two countries, Nepal and China"): soft too
+    q.soft = q.unit is None and (words in (["one"], ["zero"]) or (len(words) == 1 and words[0] in SOFT_COUNTS))
+    if j + 2 < len(toks) and [t[0] for t in toks[j:j + 3]] == ["and", "a", "half"]:  # "ten and a half"
+        q.value, j = float(q.value) + 0.5, j + 3
+        q.end = toks[j - 1][2]
+        q = _with_suffixes(text, q)
+    elif j + 1 < len(toks) and toks[j][0] == "point" and _is_numword(toks[j + 1][0]) and toks[j + 1][0] in SMALL:
+        k = j + 1
+        while k < len(toks) and toks[k][0] in SMALL and SMALL[toks[k][0]] < 10 and _gap(text, toks[k - 1][2], toks[k][1]) == "":
+            k += 1  # "nine point five eight" = 9.58, "zero point one four six" = 0.146
+        if k == j + 2 or all(SMALL[t[0]] < 10 for t in toks[j + 1:k]):
+            digits = "".join(str(SMALL[t[0]]) for t in toks[j + 1:k])
+        else:
+            digits, k = str(SMALL[toks[j + 1][0]]), j + 2
+        q.value = float(f"{int(value)}.{digits}")  # "two point four"
+        j = k
+        q.end, q.soft = toks[j - 1][2], False
+        q = _with_suffixes(text, q)
+    return q, j
+
+
+#: "a third reading", "a fifth time": a noun after "a third" makes it an ordinal, not a fraction ("a third of",
+#: "by a third.", "a third more" stay fractions)
+_ORDINAL_NOUN = re.compile(r"\s+(?!(?:of|more|less|fewer|as|than|and|or|in|on|at|by|to|from|for|since|over|"
+                           r"under|the|a|an|its|their|his|her|this|that|each|per|which|who|is|was|are|were)\b)[a-z]{3,}\b")
+
+
+_OF_A_UNIT = re.compile(r"\s+of\s+an?(?=\s)", re.IGNORECASE)
+
+
+def _unit_name_at(text: str, pos: int) -> tuple[str, int] | None:
+    """A unit written out as a word ("kilometre", "day", "century") right after `pos`, not a symbol ("a m" is no
+    unit)."""
+    um = match_unit(text, pos)
+    word = text[pos:um[1]].strip(" -") if um else ""
+    return um if um and word.replace(" ", "").isalpha() and (len(word) > 3 or NAME_RE.match(text, pos)) else None
+
+
+def _gap(text: str, a: int, b: int) -> str:
+    return text[a:b].strip().lower()
+
+
+def _words_value(words: list[str]) -> float:
+    total, current = 0.0, 0.0
+    for w in words:
+        if w in SMALL:
+            current += SMALL[w]
+        elif w in TENS:
+            current += TENS[w]
+        elif w == "dozen":
+            current = max(current, 1) * 12
+        elif w == "hundred":
+            current = max(current, 1) * 100
+        elif w in SCALES:
+            total += max(current, 1) * SCALES[w]
+            current = 0
+    return total + current
+
+
+def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
+    w, start, end = toks[i]
+    prev = toks[i - 1][0] if i else ""
+    if w in MULTIPLES:
+        # soft: "revised twice, in 2008 and 2019" counts what the years state; it states a fact only when matched
+        return Quantity("num", MULTIPLES[w], text=w, start=start, end=end, soft=True), i + 1
+    if w in FRACTIONS and prev in _ARTICLE | {"one"} and w not in ("second",) and not (
+            w in ORDINALS and prev in _ARTICLE and _ORDINAL_NOUN.match(text, end)):  # "a third reading" is ordinal
+        q = Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end)
+        of = _OF_A_UNIT.match(text, end)
+        um = _unit_name_at(text, of.end()) if of else None
+        if um:  # "a quarter of a percentage point" = 0.25 pct
+            q.unit, q.end = um
+            q.text = text[q.start:q.end]
+            return q, next((k for k in range(i + 1, len(toks)) if toks[k][1] >= q.end), len(toks))
+        return q, i + 1
+    if w in _ARTICLE or (w == "half" and i + 1 < len(toks) and toks[i + 1][0] in _ARTICLE):
+        # "about a kilometre" = 1 km (soft: "a year" is as often a rate, "visitors a year"); "half a century" = 50 years
+        art_end = end if w in _ARTICLE else toks[i + 1][2]
+        um = _unit_name_at(text, art_end)
+        if um:
+            q = Quantity("num", 1.0 if w in _ARTICLE else 0.5, unit=um[0], text=text[start:um[1]], start=start,
+                         end=um[1], soft=w in _ARTICLE)
+            return q, i + 1 if w in _ARTICLE else i + 2
+    if w == "half":  # "about half its diameter": may support a "50%", never required
+        return Quantity("num", 0.5, text=w, start=start, end=end, soft=True), i + 1
+    if w in ORDINALS:
+        value = ORDINALS[w]
+        if prev in TENS and _gap(text, toks[i - 1][2], start) == "-":  # "twenty-first"
+            value += TENS[prev]
+        # "first"/"second" are mostly discourse ("first described", "a second one"): soft unless compounded
+        soft = w in SOFT_ORDINALS and value < 20
+        return Quantity("ord", float(value), text=w, start=start, end=end, soft=soft), i + 1
+    return None, i + 1
