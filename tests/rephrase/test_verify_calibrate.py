@@ -17,13 +17,14 @@ KINDS = {"number", "entity", "negation", "date", "unit", "addition", "omission"}
 
 
 def test_split_is_by_author_large_varied_and_consistent():
-    dev, test = load_rows(DEV), load_rows(TEST)
+    dev, test, probe = load_rows(DEV), load_rows(TEST), load_rows(DEV.parent / "probe.jsonl")
     assert len(dev) + len(test) >= 400
-    assert not {r["author"] for r in dev} & {r["author"] for r in test}
-    rows = dev + test
+    authors = [{r["author"] for r in part} for part in (dev, test, probe)]
+    assert not (authors[0] & authors[1] or authors[0] & authors[2] or authors[1] & authors[2])
+    rows = dev + test + probe
     assert len({r["id"] for r in rows}) == len(rows)
     assert len({r["style"] for r in rows}) >= 30
-    for part in (dev, test):
+    for part in (dev, test, probe):
         kinds = Counter(r["corruption"] for r in part if not r["faithful"])
         assert KINDS <= set(kinds) and min(kinds[k] for k in KINDS) >= 10
     for r in rows:
