@@ -92,11 +92,12 @@ def pair_features(src_sents: list[str], rw_sents: list[str], src_text: str, rw_t
     sa, ra = analyse(src_sents), analyse(rw_sents)
     claims = [j for j, s in enumerate(rw_sents) if s.strip() not in titles and not is_claimless(s)]
     feats = _number_features(src_text, rw_text) + _entity_features(sa, ra, labels)
-    feats += _negation_features(src_sents, rw_sents, sa, ra, _without_titles(sent_sim, rw_sents, titles))
+    *neg, flip = _negation_features(src_sents, rw_sents, sa, ra, _without_titles(sent_sim, rw_sents, titles))
+    feats += neg
     feats += _similarity_features(src_sents, rw_sents, claims, src_best, rw_best)
     feats += _lexical_features(src_sents, rw_sents, sa, ra, claims)
     feats.append(Feature("cosine_gap", 1.0 - doc_cos if np.isfinite(doc_cos) else 0.0, f"cosine {doc_cos:.2f}"))
-    feats.append(_flip_feature(sa, ra, _without_titles(sent_sim, rw_sents, titles), src_sents, rw_sents))
+    feats.append(flip)  # computed with the other negation features, listed last (it joined the model last)
     assert tuple(f.name for f in feats) == NAMES
     return feats
 
@@ -454,9 +455,13 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
     neg_unmatched: negated sentences whose best-aligned counterpart on the other side (that sentence and
     close-scoring neighbours) states no negation in any form — presence, not parity, so "No, she never did."
     answering a question does not cancel out; its value is the similarity of the closest such pair (a flipped
-    claim keeps the rest of its sentence, a reworded negation seldom does)."""
+    claim keeps the rest of its sentence, a reworded negation seldom does).
+    neg_flip: such negated sentences whose counterpart states the very predicate negated ("isn't the world's
+    longest tunnel" against "is the world's longest tunnel"); a reworded negation seldom keeps the predicate
+    ("did not last" ~ "was short-lived"), so this separates flips from rewordings better than polarity alone."""
     parity, where_p = 0, ""
     unmatched, where_u = 0.0, ""
+    flips, where_f = 0, ""
     if sim is not None and sim.size:
         sp = [_polarity(a, s) for a, s in zip(sa, src_sents)]
         rp = [_polarity(a, s) for a, s in zip(ra, rw_sents)]
@@ -467,13 +472,18 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
             if sum(sp[i].clausal for i in s_idx) % 2 != sum(rp[j].clausal for j in r_idx) % 2:
                 parity += 1
                 where_p = where_p or f"source {_short(src_sents[s_idx[0]])!r} vs rewrite {_short(rw_sents[r_idx[0]])!r}"
-        for score, side, i, j, _window in _unmatched_negations(sim, sp, rp):
+        for score, side, i, j, window in _unmatched_negations(sim, sp, rp):
+            mine, theirs, texts = (sa, ra, (src_sents[i], rw_sents[j])) if side == "source sentence" else \
+                (ra, sa, (rw_sents[i], src_sents[j]))
             if score > unmatched:  # the closest pair counts: a flip leaves the rest of the sentence as it was
                 unmatched = score
-                texts = (src_sents[i], rw_sents[j]) if side == "source sentence" else (rw_sents[i], src_sents[j])
                 where_u = f"{side} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
+            preds = _negated_predicates(mine[i])
+            if preds and any(_affirms(theirs[k], preds, _negated_subjects(mine[i])) for k in window):
+                flips += 1
+                where_f = where_f or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
     return [Feature("neg_parity", min(parity, 3), f"negation differs: {where_p}"),
-            Feature("neg_unmatched", unmatched, where_u)]
+            Feature("neg_unmatched", unmatched, where_u), Feature("neg_flip", min(flips, 3), where_f)]
 
 
 _LIGHT = frozenset({"be", "have", "do", "get", "make", "there"})
@@ -532,26 +542,6 @@ def _affirms(a: Analysis, lemmas: set[str], subjects: set[str] = frozenset()) ->
             if not theirs or theirs & subjects:
                 return True
     return False
-
-
-def _flip_feature(sa, ra, sim, src_sents, rw_sents) -> Feature:
-    """neg_flip: negated sentences whose aligned counterpart (no negation in any form) states the negated
-    predicate itself: "isn't the world's longest tunnel" against "is the world's longest tunnel". A reworded
-    negation seldom keeps the predicate ("did not last" ~ "was short-lived"), so this separates flips from
-    rewordings better than polarity alone."""
-    if sim is None or not sim.size:
-        return Feature("neg_flip", 0.0, "")
-    sp = [_polarity(a, s) for a, s in zip(sa, src_sents)]
-    rp = [_polarity(a, s) for a, s in zip(ra, rw_sents)]
-    n, where = 0, ""
-    for _score, side, i, j, window in _unmatched_negations(sim, sp, rp):
-        mine, theirs, texts = (sa, ra, (src_sents[i], rw_sents[j])) if side == "source sentence" else \
-            (ra, sa, (rw_sents[i], src_sents[j]))
-        preds = _negated_predicates(mine[i])
-        if preds and any(_affirms(theirs[k], preds, _negated_subjects(mine[i])) for k in window):
-            n += 1
-            where = where or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
-    return Feature("neg_flip", min(n, 3), where)
 
 
 def _unmatched_negations(sim, sp, rp):
