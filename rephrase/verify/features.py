@@ -49,7 +49,7 @@ _CONTENT = frozenset({"NOUN", "PROPN", "ADJ", "VERB", "NUM"})
 _NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "neither", "nor", "nowhere", "without",
                          "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
 #: negation that does not negate the claim ("not only", "no longer than", "nothing but")
-_NOT_NEGATION = re.compile(r"\b(?:not only|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
+_NOT_NEGATION = re.compile(r"\b(?:not only|not just|n't just|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
                            r"without doubt|no more than|not long (?:after|before|ago)|not as far as)\b|"
                            # a bound: "do not take more than 8" = "never go over 8" = "no more than eight" = "at most"
                            r"(?:\bnot|\bnever|n't) (?:\w+ ){0,2}?(?:(?:more|fewer|less) than|exceed|go (?:over|above|beyond))\b",
@@ -122,7 +122,9 @@ _ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el b
 #: KEY POINTS", "Caveat: ..."): structure, not entities
 _HEADING_WORDS = frozenset("faq faqs caveat caveats key points summary recap overview takeaway takeaways verdict tl dr "
                            "fyi nb ps glossary timeline quiz trivia highlights snapshot spotlight reminder bottom line "
-                           "basics background intro introduction conclusion update breaking".split())
+                           "basics background intro introduction conclusion update breaking "
+                           # a man page's and a memo's section headings ("SYNOPSIS", "MEMORANDUM")
+                           "synopsis memorandum memo addendum erratum errata preface foreword afterword".split())
 #: interjections ("WOW!", "Yikes") and month abbreviations ("11 APR 1970": dates are the numbers' business)
 _FILLER_WORDS = frozenset("wow whoa woah yay hooray oops aha ouch yikes boom bam pow zap wham omg lol phew ooh "
                           "jan feb mar apr jun jul aug sep sept oct nov dec".split())
@@ -134,17 +136,27 @@ def _ent_words(text: str, labels: set[str]) -> list[str]:
             and w not in _FILLER_WORDS and not re.search(r"(\w)\1\1", w)]  # "noooo", "sooo": drawn-out speech
 
 
+#: the Sun, Moon and Earth are named by their adjectives too ("total solar eclipse", "the Solar System")
+_BODY_ALIASES = [{"sun", "solar"}, {"moon", "lunar"}, {"earth", "terrestrial"}]
+
+
 def _alias_hit(words: list[str], other_text: str) -> bool:
     phrase = " ".join(words)
     return any(phrase in group and any(re.search(rf"\b{re.escape(a)}\b", other_text) for a in group - {phrase})
-               for group in ALIASES)
+               for group in ALIASES + _BODY_ALIASES)
+
+
+def _plural(a: str, b: str) -> bool:
+    """One word is the other's regular plural: "Macs" / "Mac", "the Kennedys" / "Kennedy", "Joneses" / "Jones"."""
+    short, long_ = sorted((a, b), key=len)
+    return long_ == short + "s" or (long_ == short + "es" and short.endswith(("s", "x", "z", "ch", "sh")))
 
 
 def _has(word: str, vocab: set[str], abbreviated: bool = False) -> bool:
     """`word` or a form of it is in `vocab`; an abbreviation written with its full stop ("Univ.", "Inst.") matches
     any word it begins."""
     n = 3 if abbreviated else 5
-    return word in vocab or any(_stem_match(word, v) or (len(word) >= n and v.startswith(word)) or
+    return word in vocab or any(_stem_match(word, v) or (len(word) >= n and v.startswith(word)) or _plural(word, v) or
                                 (len(v) > 4 and word.startswith(v)) for v in vocab if v[:2] == word[:2])
 
 
@@ -178,7 +190,9 @@ def _common(word: str) -> bool:
 def _is_common_heading_word(text: str, a: Analysis, start: int) -> bool:
     """A one-word "entity" at a sentence or line start that English uses as a common word ("Size:", "Caveat",
     "Recognition"): spaCy's small model tags capitalised heading words as names."""
-    if " " in text.strip() or (start > 0 and a.tokens[start - 1].pos not in ("PUNCT", "SPACE")):
+    # an opening bracket starts a stage or camera direction ("[Lifts board]"), which spaCy may tag X
+    if " " in text.strip() or (start > 0 and a.tokens[start - 1].pos not in ("PUNCT", "SPACE")
+                               and a.tokens[start - 1].text not in ("[", "(", "{")):
         return False
     return _common(text.strip())
 
@@ -218,12 +232,15 @@ _FRAME_NOUNS = frozenset("newsletter newsletters bulletin gazette digest podcast
 _FRAME_INTRO = re.compile(r"(?:you're|you are|you're all)\s+(?:on|listening to|watching|tuned (?:in )?to)\s+(?:the\s+)?$|"
                           r"(?:thanks for|thank you for) (?:listening to|tuning in to|watching|reading)\s+(?:the\s+)?$",
                           re.IGNORECASE)
+_WELCOME = re.compile(r"\bwelcome\s+(?:back\s+)?to\s+(?:the\s+)?$", re.IGNORECASE)
 
 
 def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
     """A name the rewrite's style invents for its own frame: the publication or programme named in its opening
     line ("From the Music Department Newsletter - "Classic Albums" corner", "Polar Society Alumni News"), or the
-    programme its host introduces ("You're on Mind Matters."). Only these two forms: a name elsewhere is content."""
+    programme its host introduces ("You're on Mind Matters."), or welcomes its audience to in its opening line
+    when the name is made of common words ("Welcome back to Source Code Stories!"; "Welcome to Kyoto" is content).
+    Only these forms: a name elsewhere is content."""
     n = len(text.split())
     toks = [t for t in a.tokens[start:start + n + 3] if t.pos != "SPACE"]
     words = {fold(t.text) for t in toks[:n]}
@@ -233,7 +250,39 @@ def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
     before = " ".join(t.text for t in a.tokens[max(0, start - 6):start]).replace(" 're", "'re")
     if words == {"english"} and re.search(r"\b(?:easy|simple|plain)\s*$", before, re.IGNORECASE):
         return True  # "(easy English)", "in plain English": the register of the style, not a fact
+    if first and _WELCOME.search(before + " ") and all(_common(w) for w in words):
+        return True
     return bool(_FRAME_INTRO.search(before + " "))
+
+
+#: a determiner spaCy takes into a sentence-initial name ("This United States account" -> "United States")
+_LEADING_DET = re.compile(r"(?:this|that|these|those|our|your|their|its|my|every|each)\s+(?=\S)", re.IGNORECASE)
+
+
+def _idiomatic_earth(a: Analysis, start: int, text: str) -> bool:
+    """"on Earth" as the intensifier of a superlative or "ever" ("the biggest animal ever to have lived on Earth"):
+    it says "of all", not where."""
+    if fold(text.strip()) != "earth" or start == 0 or a.tokens[start - 1].lower != "on":
+        return False
+    return any(t.lower in ("ever", "most") or (t.pos == "ADJ" and t.lower.endswith("est") and t.lemma != t.lower)
+               for t in a.tokens)
+
+
+def _paren_alias(a: Analysis, start: int, text: str, vocab: set[str]) -> bool:
+    """A one-word name in brackets right after a name the other side keeps: an alias or the local form ("Vienna
+    (Wien)", "Cologne (Köln)"); an upper-case code in brackets ("(USA)", "(IETF)") is a fact of its own."""
+    toks = a.tokens
+    return (len(text.split()) == 1 and not text.isupper() and start >= 2 and toks[start - 1].text == "("
+            and start + 1 < len(toks) and toks[start + 1].text == ")" and toks[start - 2].pos == "PROPN"
+            and _has(fold(toks[start - 2].text), vocab))
+
+
+def _distinct(names: list[str], labels: set[str]) -> list[str]:
+    """One entry per name: a mention whose words all belong to another mention's ("Carter" beside "Howard
+    Carter's") is the same name again."""
+    sets = [frozenset(_ent_words(n, labels)) or frozenset([n]) for n in names]
+    return [n for i, n in enumerate(names)
+            if not any(j != i and (sets[i] < sets[j] or (sets[i] == sets[j] and j < i)) for j in range(len(names)))]
 
 
 def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], need_all: bool) -> list[str]:
@@ -248,16 +297,25 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
         alpha = [t.text for t in a.tokens if t.text.isalpha() and len(t.text) > 1]
         caps_line = len(alpha) >= 2 and sum(w.isupper() for w in alpha) >= 0.6 * len(alpha)
         for text, _label, start in a.ents:
+            lead = _LEADING_DET.match(text)
+            if lead and a.tokens[start].pos in ("DET", "PRON"):
+                text, start = text[lead.end():], start + 1
             if need_all and any(not _common(w) for w in set(_ent_words(text, set())) & labels):
                 continue  # a speaker of the dialogue ("Dr Parisa Rahimi", who speaks as "RAHIMI:") is its frame
             if need_all and _is_frame(a, start, text, n_sent == 0):
                 continue
             ws = _ent_words(text, labels)
             unit = match_unit(" " + " ".join(ws), 0)
-            lower_case_tag = text.islower() and any(t.text[:1].isupper() for t in a.tokens)
+            # a lower-case "name" where the text writes capitals; or, in all lower-case text, a common word after an
+            # article ("the max you can put in"): no name is written so
+            lower_case_tag = text.islower() and (any(t.text[:1].isupper() for t in a.tokens) or (
+                len(text.split()) == 1 and start > 0 and a.tokens[start - 1].lower in ("the", "a", "an")
+                and _common(text)))
             if (not ws or lower_case_tag or any(c.isdigit() for c in text) or _is_common_heading_word(text, a, start)
                     or (unit and unit[1] == len(" ".join(ws)) + 1)):
                 continue  # nothing name-like left, an id/quantity (numbers' business), or a unit name
+            if (need_all and _idiomatic_earth(a, start, text)) or (not need_all and _paren_alias(a, start, text, vocab)):
+                continue
             if text.isupper() and len(ws) == 1 and _acronym_of(ws[0], other_words):
                 continue
             if text.isupper() and (len(text) > 3 or caps_line):  # an ALL-CAPS line ("ATHLETE CARD", "FLIGHT
@@ -284,8 +342,8 @@ def _entity_features(sa: list[Analysis], ra: list[Analysis], labels: set[str]) -
     # a rewrite name is supported only when ALL its words occur in the source ("Pierre Curie" for "Marie Curie");
     # a source name is kept when ANY word survives ("Marie Curie" -> "Curie")
     labels = {fold(w) for w in labels}  # "JÓNSDÓTTIR:" labels the name "Jónsdóttir"
-    added = _unmatched(ra, sa, labels, need_all=True)
-    missing = _unmatched(sa, ra, labels, need_all=False)
+    added = _distinct(_unmatched(ra, sa, labels, need_all=True), labels)
+    missing = _distinct(_unmatched(sa, ra, labels, need_all=False), labels)
     return [Feature("ent_added", min(len(added), 3), f"not in source: {', '.join(added[:3])}"),
             Feature("ent_missing", min(len(missing), 3), f"missing in rewrite: {', '.join(missing[:3])}")]
 
@@ -303,7 +361,7 @@ def _negative_prefix(t) -> bool:
 
 
 #: "not until 1985" (= first in 1985), "not one but two": focus constructions that do not negate the claim
-_FOCUS = re.compile(r"(?:\bnot\b|n't\b|\bnever\b|\bnobody\b|\bno one\b)(?=[^.;]{0,40}\buntil\b)|"
+_FOCUS = re.compile(r"(?:\bnot\b|n't\b|\bnever\b|\bnobody\b|\bno one\b|\bun[a-z]{4,}ed\b)(?=[^.;]{0,40}\buntil\b)|"
                     r"\bnot (?:one|just|merely|simply)\b[^.;]{0,60}\bbut\b", re.IGNORECASE)
 #: one negation repeated over coordinated phrases states it once: "no leaves, no stems and no roots", "without a
 #: doctorate, and without a medical degree", "Nobody knows - and nobody knows the date either" (each repeat here)
@@ -324,8 +382,12 @@ _CONTRAST = re.compile(r"\b(?:rather than|instead of|as opposed to|unlike|in pla
                        re.IGNORECASE)
 #: verbs, adjectives and adverbs whose meaning holds a negation ("refused" = "would not", "absent" = "not present")
 _IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "avoid", "prevent", "poorly", "beyond", "myth", "false",
+                       "zero", "against", "optional",
                        "miss", "cease", "forbid", "ban", "prohibit", "exclude", "except", "skip", "impossible",
                        "neglect", "omit", "barely", "hardly", "rarely", "seldom"})
+#: privative words: "toothless" = "has no teeth", "nail-free" = "no nails", "free of lead"
+_PRIVATIVE = re.compile(r"\b(?!(?:unless|nevertheless|nonetheless|regardless|countless|doubtless|bless)\b)"
+                        r"[a-z]{3,}less\b|\b[^\W\d_]+-free\b|\bfree (?:of|from)\b", re.IGNORECASE)
 #: exclusive negation ("no other metal", "nothing else") and the exclusives that say the same ("only", "alone")
 _EXCL_NEG = re.compile(r"\b(?:no other|nothing else|nobody else|no one else|none other|no[- ]one but|not [^.;]{0,30}"
                        r"\b(?:anyone|anything|any other) else|without (?:any )?(?:outside )?(?:help|assistance|aid))\b",
@@ -392,7 +454,7 @@ def _polarity(a: Analysis, text: str) -> Polarity:
     count -= repeated or (1 if _EITHER.search(text) else 0)
     excl_neg = bool(_EXCL_NEG.search(text))
     count -= len(_EXCL_NEG.findall(text))
-    soft = bool(_CONTRAST.search(text))
+    soft = bool(_CONTRAST.search(text) or _PRIVATIVE.search(text))
     lowers = [t.lower for t in a.tokens]
     words = [k for k, t in enumerate(a.tokens) if t.pos != "SPACE"]  # "No  -  it is" has space tokens
     prev_of = {k: (lowers[words[n - 1]] if n else "") for n, k in enumerate(words)}
@@ -479,7 +541,7 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
                 unmatched = score
                 where_u = f"{side} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
             preds = _negated_predicates(mine[i])
-            if preds and any(_affirms(theirs[k], preds, _negated_subjects(mine[i])) for k in window):
+            if preds and any(_affirms(theirs[k], preds, mine[i]) for k in window):
                 flips += 1
                 where_f = where_f or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
     return [Feature("neg_parity", min(parity, 3), f"negation differs: {where_p}"),
@@ -487,28 +549,38 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
 
 
 _LIGHT = frozenset({"be", "have", "do", "get", "make", "there"})
+#: a predicate's class: a verb is affirmed by a verb ("never sent" / "sent"), not by a noun ("never returned" /
+#: "requests for its return") or a modifier ("is not mounted" / "the mounted skeleton")
+_CLASS = {"VERB": "v", "AUX": "v", "ADJ": "a", "NOUN": "n", "PROPN": "n"}
+_MODIFIER = frozenset({"amod", "compound", "acl", "nmod", "poss", "npadvmod", "nn"})
+#: a clause under one of these states a belief or a question, not a fact ("many think soap strips it")
+_BELIEF = frozenset({"think", "believe", "assume", "suppose", "imagine", "claim", "fear", "wonder", "ask", "myth",
+                     "misconception", "belief", "expect", "rumour", "rumor"})
+#: prepositions that set another subject against the sentence's own ("Unlike lions, cheetahs cannot roar")
+_AGAINST = frozenset({"unlike", "contrary", "opposed", "rather", "instead"})
 
 
-def _negated_predicates(a: Analysis) -> set[str]:
-    """Folded lemmas of what a clausal negation negates: the head of a `neg` arc or "never" ("sent" in "Britain
-    never sent frigates"), or, for a copula or light verb, its complement ("longest", "tunnel" in "it isn't the
-    longest tunnel")."""
+def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
+    """(folded lemma, class) of what a clausal negation negates: the head of a `neg` arc or "never" ("sent" in
+    "Britain never sent frigates"), or, for a copula or light verb, its complement ("longest", "tunnel" in "it
+    isn't the longest tunnel")."""
     out = set()
     for t in a.tokens:
         if not (t.dep == "neg" or t.lower == "never") or not 0 <= t.head < len(a.tokens):
             continue
         h = a.tokens[t.head]
         if h.lemma not in _LIGHT and h.pos in ("VERB", "ADJ", "NOUN", "PROPN"):
-            out.add(fold(h.lemma))
+            out.add((fold(h.lemma), _CLASS[h.pos]))
         else:
-            out.update(fold(x.lemma) for x in a.tokens if x.head == t.head and x is not h and x.dep in (
-                "attr", "acomp", "xcomp", "dobj", "oprd") and x.pos in ("VERB", "ADJ", "NOUN", "PROPN"))
-    return {w for w in out if w.isalpha() and w not in _LIGHT}
+            out.update((fold(x.lemma), _CLASS[x.pos]) for x in a.tokens if x.head == t.head and x is not h and
+                       x.dep in ("attr", "acomp", "xcomp", "dobj", "oprd") and x.pos in ("VERB", "ADJ", "NOUN", "PROPN"))
+    return {(w, c) for w, c in out if w.isalpha() and w not in _LIGHT}
 
 
-def _subject_names(a: Analysis, k: int) -> set[str]:
+def _subject_names(a: Analysis, k: int, nouns: bool = False) -> set[str]:
     """Folded proper names of the subject of token k's clause (walking up the heads to the first clause with a
-    subject): {"florey", "chain"} for "purify" in "Florey and Chain developed a way to produce and purify it"."""
+    subject): {"florey", "chain"} for "purify" in "Florey and Chain developed a way to produce and purify it".
+    With `nouns`, the subject's common nouns too ({"cheetah"} in "cheetahs cannot roar")."""
     seen = set()
     while 0 <= k < len(a.tokens) and k not in seen:
         seen.add(k)
@@ -520,27 +592,66 @@ def _subject_names(a: Analysis, k: int) -> set[str]:
                 t = a.tokens[i]  # spaCy may tag a sentence-initial name a NOUN ("Fleming could not ...")
                 if t.pos == "PROPN" or (t.text[:1].isupper() and t.text[1:].islower() and not _common(t.text)):
                     names.add(fold(t.text))
+                elif nouns and t.pos == "NOUN":
+                    names.add(fold(t.lemma))
                 todo += [c for c, t in enumerate(a.tokens) if t.head == i and c != i and t.dep in ("conj", "compound")]
             return names
         k = a.tokens[k].head
     return set()
 
 
-def _negated_subjects(a: Analysis) -> set[str]:
-    """Proper-name subjects of the sentence's negated predicates ("Fleming" in "Fleming could not purify it")."""
-    return {n for t in a.tokens if (t.dep == "neg" or t.lower == "never") for n in _subject_names(a, t.head)}
+def _negated_subjects(a: Analysis, nouns: bool = False) -> set[str]:
+    """Proper-name subjects of the sentence's negated predicates ("Fleming" in "Fleming could not purify it");
+    with `nouns`, common-noun subjects too."""
+    return {n for t in a.tokens if (t.dep == "neg" or t.lower == "never") for n in _subject_names(a, t.head, nouns)}
 
 
-def _affirms(a: Analysis, lemmas: set[str], subjects: set[str] = frozenset()) -> bool:
-    """Whether the sentence states one of `lemmas` without a negation on it, of a compatible subject: when both
-    subjects are proper names they share one ("Fleming could not purify it" is no flip of "Florey and Chain
-    purified it")."""
+def _contrasted(a: Analysis) -> set[str]:
+    """Folded nouns set against the sentence's subject: {"lion", "tiger"} in "Unlike lions and tigers, cheetahs
+    cannot roar"."""
+    heads = {k for k, t in enumerate(a.tokens) if t.lower in _AGAINST}
+    out, todo = set(), [k for k, t in enumerate(a.tokens) if t.head in heads and t.dep in ("pobj", "prep", "pcomp")]
+    while todo:
+        k = todo.pop()
+        t = a.tokens[k]
+        if t.pos in ("NOUN", "PROPN"):
+            out.add(fold(t.lemma))
+        todo += [c for c, x in enumerate(a.tokens) if x.head == k and c != k and x.dep in ("pobj", "conj")]
+    return out
+
+
+def _in_belief(a: Analysis, k: int) -> bool:
+    """Whether token k sits in a clause under a belief or question verb ("people think it strips ...")."""
+    for _ in range(4):
+        h = a.tokens[k].head
+        if not 0 <= h < len(a.tokens) or h == k:
+            return False
+        if a.tokens[h].lemma in _BELIEF:
+            return True
+        k = h
+    return False
+
+
+def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis) -> bool:
+    """Whether the sentence states one of `preds` (lemma and class) as a fact, without a negation on it, of a
+    compatible subject: when both subjects are proper names they share one ("Fleming could not purify it" is no
+    flip of "Florey and Chain purified it"), and so do common-noun subjects ("cheetahs cannot roar" against "lions
+    roar"); a subject the negated sentence sets against its own ("Unlike lions, ...") is never compatible."""
     negated_heads = {t.head for t in a.tokens if t.dep == "neg" or t.lower == "never"}
+    names, nouns, against = _negated_subjects(negated), _negated_subjects(negated, True), _contrasted(negated)
     for k, t in enumerate(a.tokens):
-        if fold(t.lemma) in lemmas and k not in negated_heads and t.head not in negated_heads:
-            theirs = _subject_names(a, k) if subjects else set()
-            if not theirs or theirs & subjects:
-                return True
+        if (fold(t.lemma), _CLASS.get(t.pos)) not in preds or k in negated_heads or t.head in negated_heads:
+            continue
+        if t.dep in _MODIFIER or _in_belief(a, k):
+            continue
+        theirs = _subject_names(a, k, True)
+        if theirs & against:
+            continue
+        if names and (named := _subject_names(a, k)) and not named & names:
+            continue
+        if nouns and theirs and not theirs & nouns:
+            continue
+        return True
     return False
 
 

@@ -345,3 +345,40 @@ def test_one_sentence_source_and_unsplittable_text(verifier):
 def test_neg_flip_sees_a_negated_predicate_the_other_side_states(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
     assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # the predicate must be affirmed as a predicate of the same class, as a fact, of a compatible subject
+    ("The real skull is not mounted on the skeleton.", "The real skull is kept off the mounted skeleton.", False),
+    ("The stone has never been returned to Egypt, despite requests.",
+     "Requests for its return have been made; the stone has stayed outside Egypt.", False),
+    ("Unlike lions and tigers, cheetahs cannot roar.", "Lions and tigers roar; cheetahs purr instead.", False),
+    ("Contrary to popular belief, a little dish soap does not strip the seasoning.",
+     "Lots of people think a bit of dish soap strips the seasoning, but a little does no harm.", False),
+    ("Cheetahs cannot roar.", "Cheetahs roar loudly.", True),
+    ("The stone has never been returned to Egypt.", "The stone was returned to Egypt.", True),
+])
+def test_neg_flip_needs_a_stated_predicate_of_the_same_subject(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite", [
+    ("The blue whale has no teeth.", "The blue whale is toothless."),        # privative -less
+    ("The halls are built with no nails.", "The halls are built nail-free."),  # privative -free
+    ("A negative leap second has never been used.", "The tally of negative leap seconds stands at zero."),
+    ("Its absence was not noticed until the next day.", "Its absence went unnoticed until the next day."),
+    ("Never mix bleach with ammonia.", "The leaflet warns against mixing bleach with ammonia."),
+    ("The specification does not require encryption.", "Encryption is optional in the specification."),
+    ("It is not just governments that run the body.", "Governments run the body, and so do employers and workers."),
+])
+def test_reworded_negations_are_matched(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert f["neg_unmatched"].value == 0 and f["neg_parity"].value == 0, (f["neg_unmatched"], f["neg_parity"])
+
+
+def test_privative_words_do_not_hide_a_flip(verifier):
+    f = _features(verifier, "The blue whale has no teeth.", "The blue whale has teeth.")
+    assert f["neg_unmatched"].value > 0, f["neg_unmatched"]
+    f = _features(verifier, "The halls are built with no nails.", "The halls are built with nails.")
+    assert f["neg_unmatched"].value > 0, f["neg_unmatched"]
