@@ -24,7 +24,10 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": 
 #: label words that are structure in any style (matched case-insensitively, the whole label)
 _ROLE = (r"q|a|question|answer|front|back|note|notes|tip|fact|key point|summary|tl;?dr|host|co-?host|guest|"
          r"interviewer|interviewee|narrator|teacher|student|students|pupil|guide|anchor|reporter|caller|listener|"
-         r"expert|moderator|speaker \d+|voice \d+|child|kid|parent|visitor|reader|professor|prof|doctor|dr")
+         r"expert|moderator|speaker \d+|voice \d+|child|kid|parent|visitor|reader|professor|prof|doctor|dr|"
+         # a support or service chat's parties ("Customer (Aiko):", "Agent (Rafael):")
+         r"customer|agent|client|user|assistant|rep|representative|operator|advisor|adviser|patient|nurse|"
+         r"clerk|passenger|tourist")
 _ROLE_RE = re.compile(rf"^(?:{_ROLE})\.?$", re.IGNORECASE)
 #: numbered scaffolding: "Card 3", "Step 2", "Post 4/7", "Slide 5", "Part II", "Q3", "#4", "4/7", "(3)"; a list
 #: number has one or two digits ("day 243 Earth days" is content), and a thread's "1/" takes no number after a space
@@ -42,8 +45,12 @@ _BULLET = re.compile(r"^\s*(?:(?:Q|A)\d{0,2}\.(?=\s)|[-*+\u2022\u25aa\u25cf\u202
 _LABEL = re.compile(r"^\s*(?:\*\*|__)?(?P<label>[A-Za-z\u00C0-\u024F][\w.'\- \u00C0-\u024F]{0,40}?)(?:\s*\((?P<paren>[^)\n]{1,30})\))?"
                     r"(?:\*\*|__)?\s*[:\uff1a](?:\*\*|__)?\s+(?=\S)")
 #: a letter's greeting or sign-off names its addressee or writer, not a subject of the text
-_GREETING = re.compile(r"^\s*(?:hi|hello|hey|dear|greetings|cheers|best|thanks|regards|yours|love|best wishes|"
-                       r"kind regards|warm regards|all the best|see you|talk soon)\b[ ,]*(?P<name>(?:[A-Z][\w.'-]*\s*){0,3})"
+#: ("Dear Mr. and Mrs. Alvarez,"; a sign-off may start with "With" and span words: "With best wishes,", "Yours
+#: sincerely," - the longer forms come first, so "sincerely" is not read as the writer's name)
+_GREETING = re.compile(r"^\s*(?:with\s+)?(?:yours sincerely|yours faithfully|yours truly|best wishes|kind regards|"
+                       r"warm regards|warmest regards|best regards|many thanks|all the best|see you|talk soon|"
+                       r"sincerely|faithfully|respectfully|warmly|hi|hello|hey|dear|greetings|cheers|best|thanks|"
+                       r"regards|yours|love)\b[ ,]*(?P<name>(?:[A-Z][\w.'&-]*\s*){0,4})"
                        r"[,!.]*\s*$|^\s*[-\u2014]\s*(?P<sig>[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2})\s*$", re.IGNORECASE)
 #: a greeting that opens a line the letter goes on after: "Hey Sam - here are the numbers", "Hi Jo! Quick note"
 _INLINE_GREETING = re.compile(r"^\s*(?i:hi|hello|hey|dear)\s+(?P<name>[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?)\s*[,!-]\s*"
@@ -139,6 +146,7 @@ def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, b
     if g:
         labels.update(w.lower().strip(".,") for w in g.group("name").split())
         line = line[g.end():]
+    before_all = line
     for _ in range(3):  # markers nest: "- **Card 2:** Q: ..."
         before = line
         line = _BULLET.sub("", line)
@@ -155,6 +163,10 @@ def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, b
                 line = line[m.end():]
         if line == before:
             break
+    g = _INLINE_GREETING.match(line)  # a speaker greeting the other party: "Agent: Hello Aiko! SQLite is ..."
+    if g and line != before_all:
+        labels.update(w.lower().strip(".,") for w in g.group("name").split())
+        line = line[g.end():]
     return line, is_heading or _is_title(line)
 
 

@@ -1,0 +1,225 @@
+"""Entity features (ent_added / ent_missing) on the ways styled rewrites write names: document headings, a
+programme's or a chat's frame, letters' salutations and sign-offs, plurals, capitalised common nouns, bracketed
+aliases. Each faithful case once caused a false alarm; each corrupted counterpart must still be seen."""
+import pytest
+
+from rephrase.verify import Verifier, VerifierSpec
+from rephrase.verify.consistency import features_of
+from rephrase.verify.scaffold import strip
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(VerifierSpec())
+
+
+def _features(verifier, source, rewrite):
+    [(_, ctx)] = verifier.run_checks_with_contexts([(source, rewrite)])
+    return {f.name: f for f in features_of(ctx)}
+
+
+def _clean(f):
+    return f["ent_added"].value == 0 and f["ent_missing"].value == 0
+
+
+HTTP = ("HTTP/2 was published by the Internet Engineering Task Force as RFC 7540 in May 2015. It was derived from "
+        "SPDY, an experimental protocol developed by Google.")
+
+
+@pytest.mark.parametrize("source,rewrite", [
+    # a man page's section headings
+    (HTTP, "HTTP2(7)            Protocols Manual            HTTP2(7)\n\nNAME\n       HTTP/2 - protocol published "
+           "by the Internet Engineering Task Force as RFC 7540 (May 2015)\n\nSYNOPSIS\n       derived from SPDY\n\n"
+           "DESCRIPTION\n       Derived from SPDY, Google's experimental protocol."),
+    # a memo's heading
+    ("Scheme: new State Pension (United Kingdom)\nMinimum for any payment: 10 qualifying years",
+     "MEMORANDUM\nTo: All HR staff\nFrom: Pensions Desk\nRe: The new State Pension (UK)\n\n"
+     "The new State Pension pays nothing to anyone with fewer than 10 qualifying years."),
+])
+def test_document_section_headings_are_no_names(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+LINUX = ("Linus Torvalds announced the Linux kernel on 25 August 1991 in a post to the Usenet newsgroup comp.os.minix. "
+         "Torvalds created Git in April 2005 to manage kernel development.")
+
+
+def test_a_programme_welcoming_its_audience_names_its_frame(verifier):
+    f = _features(verifier, LINUX, "Welcome back to Source Code Stories! Today: the Linux kernel. On 25 August 1991 "
+                                   "Linus Torvalds posted to the Usenet group comp.os.minix to announce Linux. And "
+                                   "Torvalds built Git in April 2005 to manage kernel development.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_welcome_rule_does_not_hide_a_swapped_place(verifier):
+    # "Welcome to Osaka" names a place, not a programme: not common words, so still an added name
+    f = _features(verifier, "Kyoto was the capital of Japan from 794 to 1868.",
+                  "Welcome to Osaka! It was the capital of Japan from 794 to 1868.")
+    assert "Osaka" in f["ent_added"].detail, f["ent_added"]
+    # a programme name later in the text is content
+    f = _features(verifier, LINUX, LINUX + " Welcome back to Source Code Stories, said Linus Torvalds.")
+    assert f["ent_added"].value > 0, f["ent_added"]
+
+
+SQLITE = ("Project: SQLite\nAuthor: D. Richard Hipp\nFirst release: August 2000\n"
+          "Contributions: the project does not accept patches from outside contributors")
+
+
+def test_a_chat_names_its_parties_in_label_brackets_and_greetings(verifier):
+    chat = ("Customer (Mei): Hi, who wrote SQLite?\nAgent (Tomas): Hello Mei! SQLite is by D. Richard Hipp, first "
+            "released in August 2000.\nCustomer (Mei): Can I send a patch?\nAgent (Tomas): No, the project turns "
+            "down patches from outside contributors.")
+    f = _features(verifier, SQLITE, chat)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    s = strip(chat)
+    assert {"mei", "tomas"} <= s.labels
+
+
+def test_a_chat_label_does_not_hide_a_swapped_author(verifier):
+    chat = ("Customer (Mei): Hi, who wrote SQLite?\nAgent (Tomas): SQLite is by Dan Kennedy, first released in "
+            "August 2000.\nCustomer (Mei): Can I send a patch?\nAgent (Tomas): No.")
+    f = _features(verifier, SQLITE, chat)
+    assert "Kennedy" in f["ent_added"].detail, f["ent_added"]
+    # a repeated label's brackets that hold no name are content, not a speaker
+    s = strip("MAYA (in Paris): It opened in 1889.\nMAYA (in Paris): It is tall.")
+    assert "paris" not in s.labels
+
+
+FEMA = ("The National Flood Insurance Program was created by the US Congress in 1968 and is managed by the Federal "
+        "Emergency Management Agency (FEMA). Standard homeowners insurance policies do not cover flood damage.")
+
+
+def test_letter_salutation_and_sign_off_name_no_subject(verifier):
+    letter = ("Dear Mr. and Mrs. Novak,\n\nFurther to our meeting: the National Flood Insurance Program was set up "
+              "by Congress in 1968, and the Federal Emergency Management Agency (FEMA) runs it. A standard homeowners "
+              "policy leaves flood damage out.\n\nWith best wishes,\nHanna Lindqvist")
+    f = _features(verifier, FEMA, letter)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    s = strip("Thanks for your note.\n\nYours sincerely,\nHanna Lindqvist")
+    assert {"hanna", "lindqvist"} <= s.labels and "Hanna" not in s.text
+
+
+def test_a_letter_frame_does_not_hide_a_swapped_agency(verifier):
+    letter = ("Dear Mr. and Mrs. Novak,\n\nThe National Flood Insurance Program was set up by Congress in 1968, and "
+              "the Department of Housing and Urban Development (HUD) runs it. A standard homeowners policy leaves "
+              "flood damage out.\n\nWith best wishes,\nHanna Lindqvist")
+    f = _features(verifier, FEMA, letter)
+    assert "Housing" in f["ent_added"].detail, f["ent_added"]
+
+
+IPOD = "At launch it worked only with Macs; Windows support arrived in July 2002."
+
+
+def test_a_name_and_its_plural_are_the_same_name(verifier):
+    f = _features(verifier, IPOD, "Heads up, PC folks: at launch this thing was Mac-only. Windows support didn't "
+                                  "show up until July 2002.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_plural_rule_does_not_hide_a_swapped_name(verifier):
+    f = _features(verifier, IPOD, "At launch this thing was Amiga-only. Windows support didn't show up until "
+                                  "July 2002.")
+    assert f["ent_missing"].value > 0 or f["ent_added"].value > 0, (f["ent_added"], f["ent_missing"])
+
+
+def test_sun_is_named_by_solar(verifier):
+    f = _features(verifier, "Halley's Comet returns to the inner Solar System about every 76 years.",
+                  "Halley's Comet comes back close to the Sun about once every seventy-six years.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    f = _features(verifier, "Halley's Comet returns to the inner Solar System about every 76 years.",
+                  "Halley's Comet comes back close to Jupiter about once every seventy-six years.")
+    assert "Jupiter" in f["ent_added"].detail, f["ent_added"]
+
+
+WHALE = ("The blue whale is the largest animal known to have ever lived. The International Whaling Commission "
+         "banned the hunting of blue whales in 1966.")
+
+
+def test_on_earth_after_a_superlative_is_an_intensifier(verifier):
+    f = _features(verifier, WHALE, "BLUE WHALE\nThe biggest animal ever known to have lived on Earth.\nIn 1966 "
+                                   "the International Whaling Commission banned blue-whale hunting.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    f = _features(verifier, WHALE, "BLUE WHALE\nThe biggest animal ever known to have lived on Mars.\nIn 1966 "
+                                   "the International Whaling Commission banned blue-whale hunting.")
+    assert "Mars" in f["ent_added"].detail, f["ent_added"]
+
+
+PI = "Name: Raspberry Pi 4 Model B\nReleased: 24 June 2019\nSoC: Broadcom BCM2711"
+
+
+def test_a_stage_direction_verb_is_no_name(verifier):
+    script = ("[Opening shot, box on desk]\nHey everyone, today we're unboxing the Raspberry Pi 4 Model B, the board "
+              "that came out on the 24th of June, 2019.\n[Lifts board]\nRight in the middle is the Broadcom BCM2711.")
+    f = _features(verifier, PI, script)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+ROTH = ("Account type: Roth IRA (individual retirement account, United States)\n"
+        "Named after: Senator William Roth of Delaware\nAnnual contribution limit (2024): $7,000")
+
+
+def test_a_determiner_is_no_part_of_a_name(verifier):
+    f = _features(verifier, ROTH, "The Roth IRA is a retirement account. This United States individual retirement "
+                                  "account takes its name from Senator William Roth of Delaware. For 2024 you may "
+                                  "put in up to $7,000.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    f = _features(verifier, ROTH, "The Roth IRA is a retirement account. This Canadian individual retirement "
+                                  "account takes its name from Senator William Roth of Delaware.")
+    assert "Canadian" in f["ent_added"].detail, f["ent_added"]
+
+
+def test_a_common_word_after_an_article_in_lower_case_text_is_no_name(verifier):
+    f = _features(verifier, ROTH, "ok so a roth ira is a us individual retirement account, named after senator "
+                                  "william roth (delaware). for 2024 the max you can put in is $7k.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    f = _features(verifier, ROTH, "ok so a roth ira is a us individual retirement account, named after senator "
+                                  "william proxmire (delaware). for 2024 the max you can put in is $7k.")
+    assert "proxmire" in f["ent_added"].detail, f["ent_added"]
+
+
+HOF = ("Karl-Marx-Hof in Vienna (Wien), designed by the architect Karl Ehn, was built between 1927 and 1930. The "
+       "apartments are owned by the City of Vienna.")
+
+
+def test_a_bracketed_alias_of_a_kept_name_is_not_missing(verifier):
+    f = _features(verifier, HOF, "KARL-MARX-HOF (VIENNA)\nBuilt 1927-1930; architect: Karl Ehn.\n"
+                                 "Owner: City of Vienna.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # the alias goes with its name: both gone is a missing name
+    f = _features(verifier, "The palace was built in Munich (München) in 1385.", "The palace was built in 1385.")
+    assert f["ent_missing"].value > 0, f["ent_missing"]
+
+
+def test_a_name_mentioned_twice_is_missing_once(verifier):
+    f = _features(verifier, "In 1922 Howard Carter's workers uncovered a step in the Valley of the Kings. Later, "
+                            "Carter made a small hole in the sealed doorway.",
+                  "1922 - The men uncovered a step in the Valley of the Kings. Later the team made a small hole "
+                  "in the sealed doorway.")
+    assert f["ent_missing"].value == 1 and "Carter" in f["ent_missing"].detail, f["ent_missing"]
+
+
+TOMB = ("On 26 November 1922, Howard Carter made a small hole in the sealed doorway and peered in by candlelight. "
+        "Asked by Lord Carnarvon whether he could see anything, Carter replied: \"Yes, wonderful things.\"")
+
+
+def test_a_first_person_rewrite_speaks_as_the_person_it_does_not_name(verifier):
+    diary = ("26 Nov. 1922 - Made a small hole in the sealed doorway; looked in by candlelight. Lord Carnarvon asked "
+             "whether I could see anything. I answered, \"Yes, wonderful things.\"")
+    f = _features(verifier, TOMB, diary)
+    assert f["ent_missing"].value == 0, f["ent_missing"]
+
+
+def test_narrator_rule_does_not_hide_a_dropped_name(verifier):
+    # third person: nobody speaks as Carter
+    f = _features(verifier, TOMB, "On 26 November 1922 a small hole was made in the sealed doorway. Asked by Lord "
+                                  "Carnarvon whether anything could be seen, the answer was \"Yes, wonderful things.\"")
+    assert "Carter" in f["ent_missing"].detail, f["ent_missing"]
+    # an "I" only inside a quotation is someone quoted, not the narrator
+    f = _features(verifier, TOMB, "On 26 November 1922 a small hole was made in the sealed doorway. Lord Carnarvon "
+                                  "asked: \"Can I see anything?\" The reply: \"Yes, wonderful things.\"")
+    assert "Carter" in f["ent_missing"].detail, f["ent_missing"]
+    # the narrator stands for one person: two dropped people are missing
+    f = _features(verifier, TOMB, "26 Nov. 1922 - Made a small hole in the sealed doorway. Someone asked whether I "
+                                  "could see anything. I answered, \"Yes, wonderful things.\"")
+    assert "Carnarvon" in f["ent_missing"].detail, f["ent_missing"]
