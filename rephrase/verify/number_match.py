@@ -54,7 +54,23 @@ def _num_equal(a: Quantity, b: Quantity) -> bool:
         step = min(UNITS[p.unit].factor for p in a.parts + b.parts)
         return da == db and abs(va - vb) <= 0.5 * step + 1e-9 * abs(va)
     tol = max(CONVERSION_REL_TOL, TOLERANCE.get(a.unit, 0.0), TOLERANCE.get(b.unit, 0.0))
-    return da == db and math.isclose(va, vb, rel_tol=tol)
+    return da == db and (math.isclose(va, vb, rel_tol=tol) or _rounded_to(a, vb) or _rounded_to(b, va))
+
+
+#: the most a conversion rounded to its written digits may be off, relative to its value
+ROUNDING_REL_CAP = 0.08
+
+
+def _rounded_to(q: Quantity, base: float) -> bool:
+    """Is `q` the value `base` (in q's dimension's base unit) rounded to q's written digits? "1.1 km (roughly 0.7
+    miles)" (0.68 mi), "20 km (about 12 miles)" (12.4 mi): a conversion is written to the precision it is given in,
+    within half its last digit (and at most ROUNDING_REL_CAP of it)."""
+    m = re.search(r"\d+(?:\.(\d+))?", q.text)
+    if not m or q.scale != 1.0 or not float(q.value):
+        return False
+    half = 0.5 * 10 ** -len(m.group(1) or "")
+    v = float(q.value)
+    return half / abs(v) <= ROUNDING_REL_CAP and abs(base / UNITS[q.unit].factor - v) <= half + 1e-9
 
 
 def _temperature_equal(a: Quantity, b: Quantity) -> bool:
@@ -90,6 +106,11 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
         if any((o.y, o.m) == (q.y, q.m) and o.d is None for o in dates) and any(
                 o.kind == "ord" and float(o.value) == q.d for o in others):
             return True
+        # "15 October" (no year) for "Thursday the 4th of October ... Friday the 15th": the month is named with
+        # another day, the day as an ordinal
+        if q.y is None and any(o.m == q.m for o in dates) and any(
+                o.kind == "ord" and float(o.value) == q.d for o in others):
+            return True
         # "in 2016 ... that December, on the 11th": a bare month, the day as an ordinal and the year elsewhere
         if q.y is not None and any(o.m == q.m and o.y is None and o.d is None for o in dates) and any(
                 o.kind == "ord" and float(o.value) == q.d for o in others) and q.y in _years(others):
@@ -118,6 +139,8 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True  # "Frame five became the cover" for "the fifth frame"
         if q.parts and all(covered(p, others) for p in q.parts):
             return True  # "5 D 22 H 54 M" states "5 days, 22 hours and 54 minutes" part by part
+        if q.unit is None and any(v and float(v.group(3)) == float(q.value) for v in map(version_parts, others)):
+            return True  # "version 2 of the GNU GPL" for "GPLv2", "HTTP/2" for "HTTP2"
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
             [o for o in others if o.kind == "date"])
     if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):
@@ -138,6 +161,13 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
                                   float(o.value) % 100 == float(q.value) % 100 for o in others):
         return True  # "the '60s" (a decade without its century) = "the 1960s"
     return any(o.kind == q.kind and o.value == q.value for o in others)
+
+
+def version_parts(q: Quantity) -> re.Match | None:
+    """(name, "v" or "/", number) of a version identifier: "gplv2", "ipv6", "http2" (a name of three letters or more
+    without the "v": "CO2", "MP3" are no versions)."""
+    m = re.fullmatch(r"([a-z]{2,}?)(v|/)?(\d{1,2}(?:\.\d{1,2})?)", str(q.value)) if q.kind == "id" else None
+    return m if m and (m.group(2) or len(m.group(1)) >= 3) else None
 
 
 def _million_reading(q: Quantity) -> Quantity | None:

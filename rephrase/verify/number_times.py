@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from rephrase.verify.quantity import Quantity, _blank
-from rephrase.verify.units import MONTHS, ORDINALS, ROMAN_MONTHS, SMALL, TENS
+from rephrase.verify.units import MONTHS, ORDINALS, ROMAN_MONTHS, SMALL, TENS, match_unit
 
 
 # ---------------------------------------------------------------- dates
@@ -64,6 +64,11 @@ _BARE_MONTH = re.compile(rf"\b(?P<mon>{'|'.join(m for m in sorted(MONTHS, key=le
 _DAY_BEFORE = re.compile(r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)?\s*(?:,|or|and|to|-)\s*(?:the\s+)?$", re.IGNORECASE)
 
 
+#: a day listed after a month-first date: "August 12-13", "July 20 or 21st" (not "July 17 to August 24", "May 3-5 km")
+_DAY_AFTER = re.compile(rf"\s*(?:-|to|or|and|&)\s*(?:the\s+)?(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b"
+                        rf"(?!\s*(?:%|[-/.,:]?\d|(?:{_MON})\b))", re.IGNORECASE)
+
+
 def _numeric_dates(text: str) -> list[Quantity]:
     """Day-first or month-first by whichever part exceeds 12; when both could be months the date is read both ways,
     each reading soft (it may support the other side's date, and is not itself required)."""
@@ -94,10 +99,16 @@ def _dates(text: str) -> tuple[list[Quantity], str]:
                 continue
             out.append(Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.end(),
                                 y=int(g["y"]) if has_y else None, m=month, d=day))
-            db = _DAY_BEFORE.search(text, max(0, mt.start() - 16), mt.start()) if has_d else None
+            month_first = has_d and g.get("mon") is not None and mt.start("mon") < mt.start("d")
+            db = _DAY_BEFORE.search(text, max(0, mt.start() - 16), mt.start()) if has_d and not month_first else None
             if db and 1 <= int(db.group("d")) <= 31:  # "20 or 21 March": the 20th is in March too
                 out.append(Quantity("date", 0.0, text=db.group(0), start=db.start(), end=db.end(),
                                     y=out[-1].y, m=month, d=int(db.group("d"))))
+            da = _DAY_AFTER.match(text, mt.end()) if month_first and not has_y else None
+            if da and 1 <= int(da.group("d")) <= 31 and match_unit(text, da.end()) is None:
+                # "August 12-13", "July 20 or 21": the later day is in the same month ("12-13 August" read the other way)
+                out.append(Quantity("date", 0.0, text=da.group(0), start=da.start("d"), end=da.end(),
+                                    m=month, d=int(da.group("d"))))
         text = _blank(text, out)
     # "that December, on the 11th": a bare month is soft, never blanked (it may complete a day and a year)
     out += [Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.start(), m=_month(mt.group("mon")),
@@ -119,6 +130,26 @@ _WORD_CLOCK = re.compile(
     rf"(?P<rel>past|after|to)\s+(?P<h>\d{{1,2}}|{'|'.join(_HOUR_WORDS)})\b"
     rf"(?:\s*{_DAYPART}|(?=\s*(?:[.,;:!?)\u2014\u2013]|$)))", re.IGNORECASE)  # not "3 to 4 years" 
 _PM = ("p", "afternoon", "evening", "night")
+#: a whole hour with a.m./p.m.: "9 a.m.", "11 pm", "7AM"
+_HOUR_AMPM = re.compile(r"(?<![\d:.,])(?P<h>\d{1,2})\s?(?P<dp>[ap]\.m\.?|[ap]m\b)", re.IGNORECASE)
+#: a duration written glued: "6m51s", "2h30m", "1h05m30s", "2m23.5s"
+_COMPACT = re.compile(r"(?<![\w.])(?=\d+[hm]\d)(?:(?P<h>\d{1,3})h)?(?:(?P<min>\d{1,3})m(?:in)?)?"
+                      r"(?:(?P<s>\d{1,2}(?:\.\d+)?)s)?(?!\w|\.\d)")
+
+
+def _compact_durations(text: str) -> list[Quantity]:
+    """"6m51s" = "6 min 51 s" (411 s): the sum in its smallest unit, the parts soft (as a compound measure)."""
+    out = []
+    for mt in _COMPACT.finditer(text):
+        parts = [Quantity("num", float(mt.group(g)), unit=u, text=mt.group(g), start=mt.start(g), end=mt.end(g),
+                          soft=True) for g, u in (("h", "h"), ("min", "min"), ("s", "s")) if mt.group(g)]
+        if len(parts) < 2:
+            continue
+        factor = {"h": 3600.0, "min": 60.0, "s": 1.0}
+        total = sum(float(p.value) * factor[p.unit] for p in parts) / factor[parts[-1].unit]
+        out += parts + [Quantity("num", round(total, 9), unit=parts[-1].unit, text=mt.group(0), start=mt.start(),
+                                 end=mt.end(), parts=tuple(parts))]
+    return out
 
 
 def _word_value(w: str) -> int:
@@ -158,6 +189,22 @@ def _times(text: str) -> tuple[list[Quantity], str]:
         stamp = bool(re.search(r"\[[^\]\n]{0,40}$", text[max(0, mt.start() - 40):mt.start()])) and bool(
             re.match(r"[^\[\n]{0,5}\]", text[mt.end():mt.end() + 6]))
         out.append(Quantity("time", value, text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts, soft=stamp))
+    if any(len(q.alts) == 1 and 13 * 3600 <= q.alts[0] < 24 * 3600 and not re.search(r"[a-z]", q.text, re.I)
+           for q in out):
+        # a text that writes "23:00" keeps the 24-hour clock: its bare "9:00" is 09:00, not 21:00
+        for q in out:
+            if len(q.alts) == 2:
+                q.alts = q.alts[:1]
+                q.value = f"{q.value} ({q.alts[0] // 3600:.0f}h)"
+    text = _blank(text, out)
+    for mt in _HOUR_AMPM.finditer(text):  # "9 a.m. to 11 p.m." = "9:00 to 23:00"
+        h = int(mt.group("h"))
+        if 1 <= h <= 12:
+            alts = _readings(h, 0, 0, mt.group("dp"), False)
+            out.append(Quantity("time", f"{h}:00 ({alts[0] // 3600:.0f}h)", text=mt.group(0), start=mt.start(),
+                                end=mt.end(), alts=alts))
+    text = _blank(text, out)
+    out += _compact_durations(text)
     text = _blank(text, out)
     for mt in _WORD_CLOCK.finditer(text):
         h = _word_value(mt.group("h")) if mt.group("h")[0].isdigit() else _HOUR_WORDS[mt.group("h").lower()]

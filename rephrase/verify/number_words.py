@@ -22,8 +22,14 @@ _COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th|0s)?-[A-Za-z]")
 _SUFFIX_RANGE = re.compile(r"^\d+(?:st|nd|rd|th|s)-\d+(?:st|nd|rd|th|s)$")
 
 
+_E_NOTATION = re.compile(r"(?<![\w.])(?P<m>\d+(?:\.\d+)?)[eE](?P<e>[+-]?\d{1,3})(?![\w.])")
+
+
 def _ids(text: str) -> tuple[list[Quantity], str]:
-    out = []
+    # "1e12", "6.02e23": a number in scientific notation (one trillion), not an id
+    out = [Quantity("num", float(m.group(0)), text=m.group(0), start=m.start(), end=m.end())
+           for m in _E_NOTATION.finditer(text)]
+    text = _blank(text, out)
     for mt in _ALNUM.finditer(text):
         tok = mt.group(0)
         if not (re.search(r"\d", tok) and re.search(r"[A-Za-z]", tok)):
@@ -64,15 +70,45 @@ def _is_unit_symbol(tok: str) -> bool:
 
 
 def _benign_suffix(tok: str, suf: str) -> bool:
-    if suf in ("st", "nd", "rd", "th", "s", "x") or suf.lower() in SCALE_ABBREV:  # "x": "92x Earth's"
+    if suf in ("st", "nd", "rd", "th", "s", "x", "M") or suf.lower() in SCALE_ABBREV:  # "x": "92x Earth's"
         return True
     return match_unit(suf, 0) is not None and match_unit(suf, 0)[1] == len(suf)
 
 
+# ---------------------------------------------------------------- regnal numbers ("Gregory XIII")
+_REGNAL = re.compile(r"\b(?:[A-Z][a-z]{2,}|[A-Z]{3,})\s+(?P<r>[IVXL]{2,6}|V|X)\b(?![\w'-])")
+_ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50}
+
+
+def _roman(r: str) -> int | None:
+    vals = [_ROMAN[c] for c in r]
+    n = sum(-v if k + 1 < len(vals) and v < vals[k + 1] else v for k, v in enumerate(vals))
+    return n if 0 < n < 90 and _to_roman(n) == r else None
+
+
+def _to_roman(n: int) -> str:
+    out = ""
+    for v, sym in ((50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")):
+        while n >= v:
+            out, n = out + sym, n - v
+    return out
+
+
+def _regnal(text: str) -> tuple[list[Quantity], str]:
+    """A Roman numeral after a name is an ordinal: "Gregory XIII" = "Gregory the Thirteenth", "World War II" = "the
+    Second World War" (a lone "I" is left: mostly the pronoun)."""
+    out = []
+    for mt in _REGNAL.finditer(text):
+        n = _roman(mt.group("r"))
+        if n:
+            out.append(Quantity("ord", float(n), text=mt.group("r"), start=mt.start("r"), end=mt.end("r")))
+    return out, _blank(text, out)
+
+
 # ---------------------------------------------------------------- digits
 _DIGITS = re.compile(r"(?<![\w.])(?:(?<![\d-])-(?=\d))?(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?![\d])")
-_SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b|(?P<k>k)\b",
-                          re.IGNORECASE)
+_SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b|(?P<k>k)\b|"
+                          r"(?P<M>(?-i:M))(?![\w.]|\.\w)", re.IGNORECASE)  # "1M+ spectators": M glued is million
 _ORD_AFTER = re.compile(r"(?:st|nd|rd|th)\b")
 _DECADE_AFTER = re.compile(r"'?s\b")
 _FRACTION = re.compile(r"(?<![\w/.])(\d{1,3})/(\d{1,3})(?![\w/])")
@@ -80,8 +116,15 @@ _FRACTION = re.compile(r"(?<![\w/.])(\d{1,3})/(\d{1,3})(?![\w/])")
 
 def _fractions(text: str) -> tuple[list[Quantity], str]:
     """"2/3" = two thirds."""
-    out = [Quantity("num", int(m.group(1)) / int(m.group(2)), text=m.group(0), start=m.start(), end=m.end())
-           for m in _FRACTION.finditer(text) if 0 < int(m.group(1)) < int(m.group(2))]  # "225/45", "24/7": no fraction
+    out = []
+    for m in _FRACTION.finditer(text):
+        a, b = int(m.group(1)), int(m.group(2))
+        if not 0 < a < b:  # "225/45", "24/7": no fraction
+            continue
+        span = 10 <= a <= 99 and b == a + 1  # "full rate for 24/25": the years 2024/25, or a score of 24 out of 25
+        out.append(Quantity("num", a / b, text=m.group(0), start=m.start(), end=m.end(), soft=span))
+        if span:
+            out += [Quantity("yy", float(v), text=m.group(0), start=m.start(), end=m.end(), soft=True) for v in (a, b)]
     return out, _blank(text, out)
 
 
@@ -103,6 +146,7 @@ def _digits(text: str) -> list[Quantity]:
     return out
 
 
+_INCH_IN_PARENS = re.compile(r"[ \u00a0]?in\.?(?=\s*\))")
 _BELOW_ZERO = re.compile(r"\s+below\s+zero\b", re.IGNORECASE)
 
 
@@ -110,13 +154,15 @@ def _with_suffixes(text: str, q: Quantity) -> Quantity:
     """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
     sm = _SCALE_AFTER.match(text, q.end)
     if sm:
-        w = (sm.group("w") or sm.group("k")).lower()
+        w = (sm.group("w") or sm.group("k") or "million").lower()
         q.scale = SCALES.get(w) or SCALE_ABBREV[w]
         q.value = float(q.value) * q.scale
         q.end = sm.end()
     um = match_unit(text, q.end)
     if um:
         q.unit, q.end = um
+    elif _INCH_IN_PARENS.match(text, q.end):  # "50 cm (≈ 19.7 in)": "in" closing a conversion is the inch
+        q.unit, q.end = "inch", _INCH_IN_PARENS.match(text, q.end).end()
     bz = _BELOW_ZERO.match(text, q.end) if q.unit in ("deg", "degC", "degF") else None
     if bz:  # "ten degrees below zero (Celsius)" = -10 °C
         q.value, q.end = -abs(float(q.value)), bz.end()
@@ -163,7 +209,10 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     j = i + 1 if w in _ARTICLE and i + 1 < len(toks) and toks[i + 1][0] in ("hundred", "thousand", "million",
                                                                             "billion", "dozen") else i
     words = []
-    while j < len(toks) and (_is_numword(toks[j][0]) or (toks[j][0] == "and" and words and j + 1 < len(toks)
+    # ("and" joins a number's parts only after a scale word: "two hundred and five"; "twenty twenty-four and
+    # twenty twenty-five" are two numbers)
+    while j < len(toks) and (_is_numword(toks[j][0]) or (toks[j][0] == "and" and words and words[-1] in SCALES
+                                                         and j + 1 < len(toks)
                                                          and _is_numword(toks[j + 1][0])
                                                          and toks[j + 1][0] not in SCALES)):
         gap = text[toks[j - 1][2]:toks[j][1]] if words else ""
@@ -184,6 +233,8 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
             _gap(text, toks[j - 2][2], toks[j - 1][1]) == "-" or words[0] == "zero"):
         words, j = words[:1], j - 1  # "six-four", "six–four" is a score, not 64 ("two-two-five" = 225 stays)
     value, end = _words_value(words), toks[j - 1][2]
+    if _spoken_year(words):  # "nineteen forty-six" = 1946, "twenty twenty-four" = 2024
+        value = SMALL.get(words[0], 20) * 100 + _words_value(words[1:])
     if len(words) >= 2 and all(SMALL.get(w, 10) < 10 for w in words):
         value = float("".join(str(SMALL[w]) for w in words))  # spoken digit by digit: "two-two-five" = 225
     if i and toks[i - 1][0] == "minus" and _gap(text, toks[i - 1][2], start) == "":
@@ -216,9 +267,15 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
 #: "a third reading", "a fifth time": a noun after "a third" makes it an ordinal, not a fraction ("a third of",
 #: "by a third.", "a third more" stay fractions)
 _ORDINAL_NOUN = re.compile(r"\s+(?!(?:of|more|less|fewer|as|than|and|or|in|on|at|by|to|from|for|since|over|"
-                           r"under|the|a|an|its|their|his|her|this|that|each|per|which|who|is|was|are|were)\b)[a-z]{3,}\b")
+                           r"under|the|a|an|its|their|his|her|this|that|each|per|which|who|is|was|are|were|"
+                           # a verb or adverb after "a third" keeps it a fraction ("roughly a third has not yet been
+                           # excavated", "a third still waits", "a third remain")
+                           r"has|have|had|will|would|can|could|may|might|must|shall|should|did|does|do|still|also|"
+                           r"remain|remains|remained|stay|stays|stayed|went|goes|came|comes|became|becomes|lies|lie|"
+                           r"live|lives|lived|now|then|never|already|only|just|more|[a-z]+ly)\b)[a-z]{3,}\b")
 
 
+_AND_A_HALF = re.compile(r"\s+and\s+a\s+half\b", re.IGNORECASE)
 _OF_A_UNIT = re.compile(r"\s+of\s+an?(?=\s)", re.IGNORECASE)
 
 
@@ -228,6 +285,13 @@ def _unit_name_at(text: str, pos: int) -> tuple[str, int] | None:
     um = match_unit(text, pos)
     word = text[pos:um[1]].strip(" -") if um else ""
     return um if um and word.replace(" ", "").isalpha() and (len(word) > 3 or NAME_RE.match(text, pos)) else None
+
+
+def _spoken_year(words: list[str]) -> bool:
+    """A year said in two pairs of digits: a teen or "twenty" and then a tens word ("nineteen forty-six",
+    "fifteen eighty-two", "twenty twenty-four"); a count is never said so ("sixty-five", "twenty-four")."""
+    return (2 <= len(words) <= 3 and (10 <= SMALL.get(words[0], 0) <= 19 or words[0] == "twenty")
+            and words[1] in TENS and (len(words) == 2 or 0 < SMALL.get(words[2], 10) < 10))
 
 
 def _gap(text: str, a: int, b: int) -> str:
@@ -254,6 +318,8 @@ def _words_value(words: list[str]) -> float:
 def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     w, start, end = toks[i]
     prev = toks[i - 1][0] if i else ""
+    if w == "single" and prev in _ARTICLE:  # "a single egg" = 1 egg (soft, like "one")
+        return Quantity("num", 1.0, text=w, start=start, end=end, soft=True), i + 1
     if w in MULTIPLES:
         # soft: "revised twice, in 2008 and 2019" counts what the years state; it states a fact only when matched
         return Quantity("num", MULTIPLES[w], text=w, start=start, end=end, soft=True), i + 1
@@ -274,6 +340,11 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         if um:
             q = Quantity("num", 1.0 if w in _ARTICLE else 0.5, unit=um[0], text=text[start:um[1]], start=start,
                          end=um[1], soft=w in _ARTICLE)
+            ah = _AND_A_HALF.match(text, um[1]) if w in _ARTICLE else None
+            if ah:  # "a kilometre and a half" = 1.5 km
+                q.value, q.end, q.soft = 1.5, ah.end(), False
+                q.text = text[start:q.end]
+                return q, next((k for k in range(i + 1, len(toks)) if toks[k][1] >= q.end), len(toks))
             return q, i + 1 if w in _ARTICLE else i + 2
     if w == "half":  # "about half its diameter": may support a "50%", never required
         return Quantity("num", 0.5, text=w, start=start, end=end, soft=True), i + 1

@@ -20,10 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rephrase.verify.number_match import CONVERSION_REL_TOL, covered
+from rephrase.verify.number_match import CONVERSION_REL_TOL, covered, version_parts
 from rephrase.verify.number_times import _dates, _ordinal_dates, _short_years, _times
 from rephrase.verify.number_words import (MULTIPLES, SOFT_COUNTS, SOFT_ORDINALS, _digits, _fractions, _ids,
-                                          _number_words)
+                                          _number_words, _regnal)
 from rephrase.verify.quantity import Quantity, _blank
 from rephrase.verify.scaffold import normalize
 from rephrase.verify.units import MONTHS, UNITS, match_unit
@@ -63,11 +63,17 @@ _NOISE = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|(?m:^)\s*\d{1,2}[.)/]
 _NOISE_FRAME = re.compile(r"\bStop\s+\d{1,3}\b|\b(?i:press)\s+\d\b(?=\s+(?:for|to)\b)|"
                           r"\b(?i:for)\s+\$?(?:[1-9]00|1000)\s*:|\b(?i:for)\s+\$?\d{1,5}\s+points\b|\b(?i:eli5)\b|"
                           r"\b(?i:chapter|lesson|worksheet)\s+\d{1,2}\b(?!\s*(?:%|[.,]\d))|"
-                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part|round)\s+\d{1,2}\s*:|"
+                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part|round|host|guest|"
+                          r"caller|voice|player|contestant|interviewer)\s+\d{1,2}\s*:|(?m:^)[ \t]*[A-Z]{2,}\s+\d\s*:|"
                           r"(?m:^)[ \t]*[QA]\d{1,2}\s*[.:)]|(?m:^)[ \t#]*(?:BOX|Box|Figure|Fig\.|Table)\s+\d{1,2}(?:\.\d{1,2})?\b|"
                           r"\(\d{1,2}\s+marks?\)|"  # an exam question's "(5 marks)"; a listicle's "7 Things to Know":
-                          r"(?m:^)[ \t#]*(?:\d{1,2}|(?i:three|four|five|six|seven|eight|nine|ten|twelve))\s+"
-                          r"(?i:things|facts|reasons|ways|tips|questions|takeaways|moments)\b")
+                          r"(?m:^)[ \t#]*(?:\d{1,2}|(?i:three|four|five|six|seven|eight|nine|ten|twelve))(?:\s+[A-Z][\w'-]*){0,2}\s+"
+                          r"(?i:things|facts|reasons|ways|tips|questions|takeaways|moments)\b|"
+                          # a man page's header "HTTP2(7)": the page name and its manual section
+                          r"\b[A-Z][A-Z0-9_.-]*\(\d[a-z]?\)(?!\w)|"
+                          # a quiz's "Question four:"; a crossword's "1 Across:", "6 Down" and its enumeration "(4,6):"
+                          r"\b(?i:question)\s+(?:\d{1,2}|(?i:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve))"
+                          r"(?=\s*[:.?!])|\b\d{1,2}\s+(?:Across|Down|ACROSS|DOWN)\b|\(\d{1,2}(?:[,-]\s?\d{1,2})*\)(?=\s*:)")
 #: a vulgar fraction after NFKC ("8½" -> "81⁄2", "¾" -> "3⁄4"): one digit over a small denominator, with the
 #: whole part glued before it
 _VULGAR = re.compile(r"(?<![\d.])(\d*?)(\d)\u2044(\d{1,2})(?!\d)")
@@ -84,16 +90,96 @@ def _vulgar(m: re.Match) -> str:
     return repr(v) if m.group(1) else f"{m.group(2)}/{den}"
 
 
+_ISO_DATE = re.compile(r"(?<![\d.,-])\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?![\d-])")
+
+
+def _iso_month(m: re.Match, iso_text: bool) -> bool:
+    """Is "2000-10" an ISO year and month rather than a range of years? Always before a day ("2000-10-16"), and in
+    a text that writes ISO dates; a zero-padded month ("2000-08") may be either (read both ways, soft)."""
+    mm = int(m.group(3))
+    return 1 <= mm <= 12 and (m.string.startswith("-", m.end()) or iso_text or m.group(3).startswith("0"))
+
+
 def _expand_ranges(text: str) -> str:
     """"1958-61" -> "1958-1961" (only where the short end is later: "2010-11"), "1280s-90s" -> "1280s-1290s"."""
-    text = _YEAR_RANGE.sub(lambda m: m.group(0) if int(m.group(3)) <= int(m.group(2)) else
-                           f"{m.group(1)}{m.group(2)}-{m.group(1)}{m.group(3)}", text)
+    iso_text = bool(_ISO_DATE.search(text))
+    text = _YEAR_RANGE.sub(lambda m: m.group(0) if int(m.group(3)) <= int(m.group(2)) or _iso_month(m, iso_text)
+                           else f"{m.group(1)}{m.group(2)}-{m.group(1)}{m.group(3)}", text)
     return _DECADE_RANGE.sub(lambda m: m.group(0) if int(m.group(3)) <= int(m.group(2)) else
                              f"{m.group(1)}{m.group(2)}s-{m.group(1)}{m.group(3)}s", text)
 
 
+def _ambiguous_year_months(dates: list[Quantity], text: str) -> list[Quantity]:
+    """"2007-08" (zero-padded, the month later than the year's last digits) in a text without ISO dates is a
+    year-month or a range of years: the date and both years are soft, each may support the other side."""
+    if _ISO_DATE.search(text):
+        return []
+    out = []
+    for q in dates:
+        m = re.fullmatch(r"(\d\d)(\d\d)-(0\d)", q.text) if q.kind == "date" and q.d is None else None
+        if m and int(m.group(3)) > int(m.group(2)):
+            q.soft = True
+            for y in (int(m.group(1) + m.group(2)), int(m.group(1) + m.group(3))):
+                out.append(Quantity("num", float(y), text=q.text, start=q.start, end=q.end, soft=True))
+    return out
+
+
 #: a line that starts with a bare number and a capital ("2 No artificial waterway ...", a circled "②" after NFKC)
 _LINE_NUM = re.compile(r"(?m)^[ \t]*(\d{1,2})(?=[ \t]+[A-Z\u00C0-\u024F\"'(])")
+
+
+_CELL = re.compile(r"[^;|\n]+")
+_APPROX = re.compile(r"^(?:[~\u2248]|approx\.?|about|c\.|ca\.)\s*", re.IGNORECASE)
+
+
+def _cell_unit(cell: str) -> str | None:
+    """The unit a table header cell names for its column: "°C", "≈ °F", "Height (m)", "Speed [km/h]"."""
+    cell = _APPROX.sub("", cell.strip().rstrip(".").strip())
+    m = re.search(r"[(\[]\s*(?:in\s+)?([^()\[\]]+?)\s*[)\]]$", cell)
+    for cand in ([m.group(1)] if m else []) + [cell]:
+        cand = _APPROX.sub("", cand)
+        um = match_unit(cand, 0) if cand else None
+        if um and um[1] == len(cand) and (len(cand) > 1 or cand in ("m", "g", "s", "h", "K", "t")):
+            return um[0]
+    return None
+
+
+def _column_units(text: str) -> list[tuple[int, int, str]]:
+    """Spans of table cells whose column header names a unit: "| Stage | °C | ≈ °F |" over "| Thread | 110-112 |
+    230-234 |" (or the stripped "Stage; °C; ≈ °F." over "Thread; 110-112; 230-234."): the header's unit applies to
+    the column's bare numbers, so a converted column is read in its own unit."""
+    out: list[tuple[int, int, str]] = []
+    units: list[str | None] | None = None
+    pos = 0
+    for line in text.split("\n"):
+        cells = [m for m in _CELL.finditer(line) if m.group(0).strip()] if (";" in line or "|" in line) else []
+        if units is not None and cells and len(cells) == len(units):
+            out += [(pos + c.start(), pos + c.end(), u) for c, u in zip(cells, units) if u]
+        elif units is not None and (not line.strip() or re.fullmatch(r"[\s|:-]+", line)):
+            pass  # the rule line or the blank left of it
+        else:
+            units = None
+            header = [_cell_unit(c.group(0)) for c in cells]
+            if len(cells) >= 2 and any(header):
+                units = header
+        pos += len(line) + 1
+    return out
+
+
+_FOOTNOTE_LINE = re.compile(r"(?m)^[ \t]*(\d)(?=[ \t]+[A-Za-z\u00C0-\u024F\"'(])")
+
+
+def _footnotes(text: str) -> str:
+    """Blank footnote marks: a digit glued after a word or punctuation ("1919,¹", "Germany.²" after NFKC) whose note
+    starts a later line with the same digit ("¹ Five years to the day ...")."""
+    out = list(text)
+    for ln in _FOOTNOTE_LINE.finditer(text):
+        marks = list(re.finditer(rf"(?<=[A-Za-z\u00C0-\u024F.,;:!?)\]\"'])({ln.group(1)})(?=[\s.,;:)]|$)",
+                                 text[:ln.start()]))
+        if marks:
+            for a, b in [(marks[-1].start(1), marks[-1].end(1)), (ln.start(1), ln.end(1))]:
+                out[a:b] = " " * (b - a)
+    return "".join(out)
 
 
 def _list_numbers(text: str) -> str:
@@ -140,19 +226,27 @@ def _labels(text: str) -> tuple[list[Quantity], str]:
 
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
-    text = _list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text)))
+    text = _footnotes(_list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text))))
     labels, text = _labels(text)
     text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
     text = _MINUS.sub("-", _ordinal_dates(text))
+    columns = _column_units(text)
     times, text = _times(text)
     dates, rest = _dates(text)
+    dates += _ambiguous_year_months(dates, text)
     dates += times
     short, rest = _short_years(rest)
     dates += short
     ids, rest = _ids(rest)
+    regnal, rest = _regnal(rest)
+    ids += regnal
     fractions, rest = _fractions(rest)
     digits = fractions + _digits(rest)
     nums = sorted(digits + _number_words(_blank(rest, digits)), key=lambda q: q.start)
+    for q in nums:
+        if q.kind == "num" and q.unit is None:
+            q.unit = next((u for a, b, u in columns if a <= q.start < b), None)
+    _spoken_short_years(nums, dates, rest)
     _ranges(nums, rest)
     nums = _compound_measures(nums, rest)
     for q in nums:
@@ -164,7 +258,53 @@ def extract(text: str) -> list[Quantity]:
         bm = _BOUND.search(rest[max(0, q.start - 24):q.start])
         if bm:
             q.bound = ">" if bm.group("gt") else "<"
+    _day_ranges(nums, rest)
     return sorted(dates + ids + nums + labels + _medals(rest), key=lambda q: q.start)
+
+
+_IN_BEFORE = re.compile(r"\b(?:in|of|since|until|till|by)\s+$", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"\s*(?:[,.;:!?)]|$)")
+
+
+def _spoken_short_years(nums: list[Quantity], dates: list[Quantity], text: str) -> None:
+    """"Late in nineteen forty-six, or early in forty-seven,": a two-digit number in words after "in" that ends
+    its clause, in a text that states years, is a year given by its last two digits (like "'47")."""
+    if not any(q.kind == "date" and q.y for q in dates) and not any(
+            _plain_year(q) for q in nums):
+        return
+    for q in nums:
+        if (q.kind == "num" and q.unit is None and q.text.replace("-", "").isalpha() and float(q.value).is_integer()
+                and 10 <= float(q.value) <= 99 and _IN_BEFORE.search(text[max(0, q.start - 8):q.start])
+                and _CLAUSE_END.match(text, q.end)):
+            q.kind = "yy"
+
+
+def _plain_year(q: Quantity) -> bool:
+    return q.kind == "num" and q.unit is None and float(q.value).is_integer() and 1000 <= float(q.value) <= 2100
+
+
+_FROM_BEFORE = re.compile(r"\bfrom\s+(?:the\s+)?$", re.IGNORECASE)
+
+
+def _day_ranges(nums: list[Quantity], text: str) -> None:
+    """"from 8 to 12 or 13 Dhu al-Hijjah", "from 8 to 12": bare numbers of a range of days or items, not counts
+    (no counted noun after), are positions, stated as well by "from the 8th to the 12th or 13th"."""
+    k = 0
+    while k < len(nums):
+        q = nums[k]
+        chain = [q]
+        if _plain_int(q) and _FROM_BEFORE.search(text[max(0, q.start - 10):q.start]):
+            while k + len(chain) < len(nums) and _plain_int(nums[k + len(chain)]) and _RANGE_GAP.match(
+                    text[chain[-1].end:nums[k + len(chain)].start]):
+                chain.append(nums[k + len(chain)])
+            if len(chain) > 1 and not _COUNTED_NOUN.match(text, chain[-1].end):
+                for c in chain:
+                    c.pos = True
+        k += len(chain)
+
+
+def _plain_int(q: Quantity) -> bool:
+    return q.kind == "num" and q.unit is None and q.scale == 1.0 and float(q.value).is_integer() and 1 <= float(q.value) <= 99
 
 
 #: a fall written in words before a number: "a fall of about 949,000 (0.7%)", "fell by 0.7%", "down 3%"
@@ -177,7 +317,7 @@ _POS_BEFORE = re.compile(r"(?:\b(?!(?:the|a|an|of|in|on|at|by|for|to|with|about|
                          r"got|gave|after|before|from|into|every|each|aged|age|ages|than)\b)[A-Za-z]{3,}[ \t]+|"
                          r"(?m:^)[ \t]*\|[ \t]*)$", re.IGNORECASE)
 _NUMBER_BEFORE = re.compile(r"\b(?:number|no\.?)\s+$", re.IGNORECASE)  # "Frame number five makes the cover"
-_COUNTED_NOUN = re.compile(r"[ \t-]*(?:[A-Za-z]+(?<!ss)s\b|(?:people|men|women|children|times|per|of|percent)\b)", re.IGNORECASE)
+_COUNTED_NOUN = re.compile(r"[ \t-]*(?:(?!(?:is|was|has|as|us|its|this|thus|plus|does|goes)\b)[A-Za-z]+(?<!ss)s\b|(?:people|men|women|children|times|per|of|percent)\b)", re.IGNORECASE)
 _MEASURE_GAP = re.compile(r"^\s*,?\s*(?:and)?\s*$", re.IGNORECASE)
 _RANGE_START = re.compile(r"\b(?:between|from)\s*$", re.IGNORECASE)
 
@@ -194,6 +334,7 @@ def _compound_measures(nums: list[Quantity], text: str) -> list[Quantity]:
             if not (a.kind == b.kind == "num" and a.unit and b.unit and a.unit != b.unit
                     and UNITS[a.unit].dim == UNITS[b.unit].dim and not UNITS[a.unit].offset
                     and UNITS[a.unit].factor > UNITS[b.unit].factor and _MEASURE_GAP.match(text[a.end:b.start])
+                    and not a.soft and not b.soft  # "8 hours a day and 48 hours a week": "a day" is a rate
                     and (len(chain) > 1 or not _RANGE_START.search(text[max(0, a.start - 10):a.start]))):
                 break
             chain.append(b)
@@ -254,6 +395,21 @@ def _dropped_name(q: Quantity, text: str, other_text: str) -> bool:
     return re.search(rf"\b{re.escape(m.group(1))}\b", other_text, re.IGNORECASE) is None
 
 
+def _version_named(q: Quantity, other_text: str) -> bool:
+    """A version identifier ("GPLv2", "HTTP2", "IPv6") the other text writes another way: "HTTP/2", "GPL version 2",
+    or "version 2 of the GNU General Public License" (the name spelt out by the initials of its words)."""
+    m = version_parts(q)
+    if not m:
+        return False
+    name, num = re.escape(m.group(1)), re.escape(m.group(3))
+    if re.search(rf"\b{name}\s*(?:/|-|v\.?\s*|\s+version\s+)?{num}(?![\d.]\d|\w)", other_text, re.IGNORECASE):
+        return True
+    if not re.search(rf"\b(?:version|v\.?)\s*{num}(?![\d.]\d|\w)", other_text, re.IGNORECASE):
+        return False
+    expansion = r"\s+".join(rf"{c.upper()}[a-z]+" for c in m.group(1))
+    return bool(re.search(rf"\b{name}\b", other_text, re.IGNORECASE) or re.search(rf"\b{expansion}\b", other_text))
+
+
 def _formula_named(q: Quantity, other_text: str) -> bool:
     name = FORMULA_NAMES.get(str(q.value)) if q.kind == "id" else None
     return bool(name) and name in other_text.lower()
@@ -290,9 +446,9 @@ def compare(source: str, rewrite: str) -> NumberDiff:
     src, rw = _dedup(extract(source)), _dedup(extract(rewrite))
     norm_src = normalize(source)
     missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)
-               and not _spelled_id(q, rewrite) and not _name_alone(q, rewrite)
+               and not _spelled_id(q, rewrite) and not _name_alone(q, rewrite) and not _version_named(q, rewrite)
                and not _dropped_name(q, norm_src, rewrite)]
     extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)
-             and not _name_alone(q, source)]
+             and not _name_alone(q, source) and not _version_named(q, source)]
     return NumberDiff(missing, extra, sum(not q.soft and not _dropped_name(q, norm_src, rewrite) for q in src),
                       sum(not q.soft for q in rw))
