@@ -49,7 +49,7 @@ _CONTENT = frozenset({"NOUN", "PROPN", "ADJ", "VERB", "NUM"})
 _NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "neither", "nor", "nowhere", "without",
                          "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
 #: negation that does not negate the claim ("not only", "no longer than", "nothing but")
-_NOT_NEGATION = re.compile(r"\b(?:not only|not just|n't just|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
+_NOT_NEGATION = re.compile(r"n't just\b|\b(?:not only|not just|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
                            r"without doubt|no more than|not long (?:after|before|ago)|not as far as)\b|"
                            # a bound: "do not take more than 8" = "never go over 8" = "no more than eight" = "at most"
                            r"(?:\bnot|\bnever|n't) (?:\w+ ){0,2}?(?:(?:more|fewer|less) than|exceed|go (?:over|above|beyond))\b",
@@ -392,6 +392,8 @@ def _negative_prefix(t) -> bool:
         return False
     if m.group(1) in ("in", "im", "il", "ir") and t.pos != "ADJ":
         return False
+    if t.pos == "VERB" and not t.lower.endswith(("ed", "en", "wn")):
+        return False  # a reversative verb ("unboxing", "unlocks", "unveil"), not a participle ("unnoticed")
     return t.pos in ("ADJ", "ADV", "VERB") and _common(m.group(2))
 
 

@@ -382,3 +382,14 @@ def test_privative_words_do_not_hide_a_flip(verifier):
     assert f["neg_unmatched"].value > 0, f["neg_unmatched"]
     f = _features(verifier, "The halls are built with no nails.", "The halls are built with nails.")
     assert f["neg_unmatched"].value > 0, f["neg_unmatched"]
+
+
+@pytest.mark.parametrize("source, rewrite", [
+    ("Name: Raspberry Pi 4 Model B. Memory: 4 GB.", "Today we're unboxing the Raspberry Pi 4 Model B, with 4 GB of memory."),
+    ("Its structure is tripartite: governments, employers and workers each have a vote.",
+     "And it isn't just governments running the show: employers and workers each have a vote too."),
+])
+def test_reversative_verbs_and_not_just_are_no_negation(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert f["neg_parity"].value == 0 and f["neg_unmatched"].value == 0 and f["neg_flip"].value == 0, \
+        (f["neg_parity"], f["neg_unmatched"], f["neg_flip"])
