@@ -22,6 +22,9 @@ _DATE_RES = [  # (regex, has year, has day); order matters: most specific first
     (re.compile(rf"\b(?P<d>\d{{1,2}}){_ORD_SUF}\s+(?:of\s+)?(?P<mon>{_MON})\.?,?\s+(?P<y>\d{{3,4}})\b", _I), 1, 1),
     (re.compile(rf"\b(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF},?\s+(?P<y>\d{{3,4}})\b", _I), 1, 1),
     (re.compile(r"\b(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})\b"), 1, 1),
+    # a timeline's year first: "1800, April 24th —", "1814, August —" (not before a further year: "1814, August 1815")
+    (re.compile(rf"(?<![\d.,])(?P<y>1\d{{3}}|20\d\d),\s+(?P<mon>{_MON})\.?\s+(?P<d>\d{{1,2}}){_ORD_SUF}\b(?![\d,.]\d|,?\s*\d)", _I), 1, 1),
+    (re.compile(rf"(?<![\d.,])(?P<y>1\d{{3}}|20\d\d),\s+(?P<mon>{_MON})\b(?!\.?,?\s*\d)", _I), 1, 0),
     (re.compile(rf"\b(?P<mon>{_MON})\.?,?\s+(?:of\s+)?(?P<y>\d{{4}})\b", _I), 1, 0),
     # "1971-11" (an ISO year and month; "2010-11" was read as a range of years before)
     (re.compile(r"(?<![\d.,-])(?P<y>1\d{3}|20\d\d)-(?P<m>0[1-9]|1[0-2])(?![\d%]|[.,-]\d)"), 1, 0),
@@ -132,6 +135,15 @@ _WORD_CLOCK = re.compile(
 _PM = ("p", "afternoon", "evening", "night")
 #: a whole hour with a.m./p.m.: "9 a.m.", "11 pm", "7AM"
 _HOUR_AMPM = re.compile(r"(?<![\d:.,])(?P<h>\d{1,2})\s?(?P<dp>[ap]\.m\.?|[ap]m\b)", re.IGNORECASE)
+#: a clock time written with a point (British "10.00", "10.30 p.m."): only after "at"/"from"/"until" (no currency
+#: before it) or with a day part after it, so that "at 2.50 m" or a price stays a number
+_DOT_CLOCK = re.compile(r"(?:(?P<at>\b(?:at|from|until|till|departs?|arrives?)\s+)|(?<![\d.,$\u00a3\u20ac]))"
+                        r"(?P<h>[01]?\d|2[0-3])\.(?P<m>[0-5]\d)(?![\d]|[.,]\d)"
+                        r"(?:\s*(?P<dp>[ap]\.m\.?|[ap]m\b))?", re.IGNORECASE)
+#: "ten o'clock", "9 o'clock in the morning", "at ten in the morning"
+_OCLOCK = re.compile(rf"\b(?P<h>\d{{1,2}}|{'|'.join(_HOUR_WORDS)})\s+(?:o['\u2019]?clock\b"
+                     r"(?:\s+(?P<dp>in\s+the\s+(?:morning|afternoon|evening)|at\s+night)\b)?|"
+                     r"(?P<dp2>in\s+the\s+(?:morning|afternoon|evening))\b)", re.IGNORECASE)
 #: a duration written glued: "6m51s", "2h30m", "1h05m30s", "2m23.5s"
 _COMPACT = re.compile(r"(?<![\w.])(?=\d+[hm]\d)(?:(?P<h>\d{1,3})h)?(?:(?P<min>\d{1,3})m(?:in)?)?"
                       r"(?:(?P<s>\d{1,2}(?:\.\d+)?)s)?(?!\w|\.\d)")
@@ -203,6 +215,19 @@ def _times(text: str) -> tuple[list[Quantity], str]:
             alts = _readings(h, 0, 0, mt.group("dp"), False)
             out.append(Quantity("time", f"{h}:00 ({alts[0] // 3600:.0f}h)", text=mt.group(0), start=mt.start(),
                                 end=mt.end(), alts=alts))
+    for mt in _DOT_CLOCK.finditer(text):  # "Departure at 10.00", "10.30 p.m.": the British clock with a point
+        h, m = int(mt.group("h")), int(mt.group("m"))
+        if h <= 23 and not match_unit(text, mt.end()) and (mt.group("dp") or mt.group("at")):
+            alts = _readings(h, m, 0, mt.group("dp"), mt.group("h").startswith("0"))
+            out.append(Quantity("time", f"{h}:{m:02d}" + ("" if len(alts) > 1 else f" ({alts[0] // 3600:.0f}h)"),
+                                text=text[mt.start("h"):mt.end()], start=mt.start("h"), end=mt.end(), alts=alts))
+    text = _blank(text, out)
+    for mt in _OCLOCK.finditer(text):  # "ten o'clock", "9 o'clock in the evening"
+        h = int(mt.group("h")) if mt.group("h").isdigit() else _HOUR_WORDS[mt.group("h").lower()]
+        if 1 <= h <= 12:
+            alts = _readings(h, 0, 0, mt.group("dp") or mt.group("dp2"), False)
+            out.append(Quantity("time", f"{h}:00" + ("" if len(alts) > 1 else f" ({alts[0] // 3600:.0f}h)"),
+                                text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts))
     text = _blank(text, out)
     out += _compact_durations(text)
     text = _blank(text, out)

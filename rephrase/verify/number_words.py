@@ -70,7 +70,8 @@ def _is_unit_symbol(tok: str) -> bool:
 
 
 def _benign_suffix(tok: str, suf: str) -> bool:
-    if suf in ("st", "nd", "rd", "th", "s", "x", "M") or suf.lower() in SCALE_ABBREV:  # "x": "92x Earth's"
+    if suf in ("st", "nd", "rd", "th", "s", "x", "M", "ST", "ND", "RD", "TH") or suf.lower() in SCALE_ABBREV:
+        # "x": "92x Earth's"; "15TH": an ordinal in capitals
         return True
     return match_unit(suf, 0) is not None and match_unit(suf, 0)[1] == len(suf)
 
@@ -109,8 +110,11 @@ def _regnal(text: str) -> tuple[list[Quantity], str]:
 _DIGITS = re.compile(r"(?<![\w.])(?:(?<![\d-])-(?=\d))?(?:\d{1,3}(?:(?:,|[ \u00a0\u202f])\d{3})+|\d+)(?:\.\d+)?(?![\d])")
 _SCALE_AFTER = re.compile(r"[ \u00a0-]?(?P<w>hundred|thousand|million|billion|trillion|bn|tn)\b|(?P<k>k)\b|"
                           r"(?P<M>(?-i:M))(?![\w.]|\.\w)", re.IGNORECASE)  # "1M+ spectators": M glued is million
-_ORD_AFTER = re.compile(r"(?:st|nd|rd|th)\b")
+_ORD_AFTER = re.compile(r"(?:st|nd|rd|th|ST|ND|RD|TH)\b")  # "the 15TH TO THE 17TH CENTURY" in capitals
 _DECADE_AFTER = re.compile(r"'?s\b")
+#: "10s. per year": shillings, an abbreviation's point before lower case (not "the 1920s. Then", "in their 20s.")
+_SHILLINGS_AFTER = re.compile(r"s\.(?=[ \t]+[a-z])")
+_DECADE_BEFORE = re.compile(r"(?:\b(?:the|their|his|her|early|mid|late|our|my|your)[ \t-]+|['\u2019])$", re.IGNORECASE)
 _FRACTION = re.compile(r"(?<![\w/.])(\d{1,3})/(\d{1,3})(?![\w/])")
 
 
@@ -138,6 +142,12 @@ def _digits(text: str) -> list[Quantity]:
         end = mt.end()
         if _ORD_AFTER.match(text, end) and "." not in raw:
             out.append(Quantity("ord", value, text=raw, start=mt.start(), end=end + 2))
+            continue
+        sh = _SHILLINGS_AFTER.match(text, end) if "." not in raw and value < 100 else None
+        if sh and not _DECADE_BEFORE.search(text[max(0, mt.start() - 8):mt.start()]):
+            # "a licence fee of 10s. per year": pre-decimal shillings (an abbreviation's point, then lower case)
+            out.append(Quantity("num", value, unit="shilling", text=text[mt.start():sh.end()], start=mt.start(),
+                                end=sh.end()))
             continue
         if _DECADE_AFTER.match(text, end) and value >= 10 and value % 10 == 0:
             out.append(Quantity("decade", value, text=raw, start=mt.start(), end=end + 1))
@@ -174,8 +184,14 @@ def _with_suffixes(text: str, q: Quantity) -> Quantity:
         if before.endswith(sym) and q.unit is None:
             q.unit = unit
             break
+    af = _AND_A_FRACTION.match(text, q.end) if q.unit else None
+    if af:  # "eight hours and a quarter" = 8.25 h
+        q.value, q.end = float(q.value) + (0.5 if af.group(1).lower() == "half" else 0.25), af.end()
     q.text = text[q.start:q.end]
     return q
+
+
+_AND_A_FRACTION = re.compile(r"\s+and\s+a\s+(half|quarter)\b(?![\s-]+(?:[a-z]+\s+)?(?:of|dozen|[a-z]+s)\b)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- number words
@@ -199,6 +215,17 @@ SOFT_COUNTS = frozenset({"two", "three"})
 MULTIPLES = {"twice": 2.0, "thrice": 3.0}
 
 
+_BETWEEN_BEFORE = re.compile(r"\bbetween\s+(?:[a-z]+\s+){0,2}$", re.IGNORECASE)
+_AND_LATER = re.compile(r"[^.;:!?()\n]*?\band\b", re.IGNORECASE)
+
+
+def _range_and(text: str, start: int, and_end: int) -> bool:
+    """"between six hundred and two thousand metres": after "between", the "and" of a number phrase is the one
+    between the range's ends when no other "and" follows in the clause ("between six hundred and two thousand and
+    seven hundred thousand" keeps 602,000)."""
+    return bool(_BETWEEN_BEFORE.search(text[max(0, start - 40):start])) and not _AND_LATER.match(text, and_end)
+
+
 def _is_numword(w: str) -> bool:
     return w in SMALL or w in TENS or w in SCALES or w == "dozen"
 
@@ -214,7 +241,8 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     while j < len(toks) and (_is_numword(toks[j][0]) or (toks[j][0] == "and" and words and words[-1] in SCALES
                                                          and j + 1 < len(toks)
                                                          and _is_numword(toks[j + 1][0])
-                                                         and toks[j + 1][0] not in SCALES)):
+                                                         and toks[j + 1][0] not in SCALES
+                                                         and not _range_and(text, start, toks[j][2]))):
         gap = text[toks[j - 1][2]:toks[j][1]] if words else ""
         if toks[j][0] != "and" and words and (gap.strip().lower() not in ("", "-", "and")
                                               or gap.strip() == "-" != gap):  # " - " is a dash, not "sixty-five"
@@ -223,6 +251,12 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         j += 1
     if not words or words[0] in SCALES and j == i + len(words):  # a bare "million" is not a stated number
         return _ordinal_word(text, toks, i)
+    if (len(words) == 2 and 1 <= SMALL.get(words[0], 0) <= 9 and words[1] in TENS and j < len(toks)
+            and toks[j][0] in ORDINALS and ORDINALS[toks[j][0]] < 10 and _gap(text, toks[j - 1][2], toks[j][1]) == "-"
+            and re.match(r"\s+of\b", text[toks[j][2]:])):
+        den = TENS[words[1]] + ORDINALS[toks[j][0]]  # "one seventy-second of an inch" = 1/72
+        return Quantity("num", SMALL[words[0]] / den, text=text[start:toks[j][2]], start=start,
+                        end=toks[j][2]), j + 1
     if words[-1] in TENS and j < len(toks) and toks[j][0] in ORDINALS and _gap(text, toks[j - 1][2], toks[j][1]) == "-":
         return _ordinal_word(text, toks, j)  # "twenty-first": the ordinal reader adds the tens
     if j < len(toks) and words[-1] in SMALL | TENS and toks[j][0] in FRACTIONS and toks[j][0] not in ("second",):
@@ -319,6 +353,9 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     w, start, end = toks[i]
     prev = toks[i - 1][0] if i else ""
     if w == "single" and prev in _ARTICLE:  # "a single egg" = 1 egg (soft, like "one")
+        um = _unit_name_at(text, end)
+        if um:  # "a single gram" = 1 g, as "one gram"
+            return Quantity("num", 1.0, unit=um[0], text=text[start:um[1]], start=start, end=um[1]), i + 2
         return Quantity("num", 1.0, text=w, start=start, end=end, soft=True), i + 1
     if w in MULTIPLES:
         # soft: "revised twice, in 2008 and 2019" counts what the years state; it states a fact only when matched
@@ -327,7 +364,8 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
             w in ORDINALS and prev in _ARTICLE and _ORDINAL_NOUN.match(text, end)):  # "a third reading" is ordinal
         q = Quantity("num", 1 / FRACTIONS[w], text=text[toks[i - 1][1]:end], start=toks[i - 1][1], end=end)
         of = _OF_A_UNIT.match(text, end)
-        um = _unit_name_at(text, of.end()) if of else None
+        # "a half-hour lunch", "a quarter mile": the fraction of the unit named right after it
+        um = _unit_name_at(text, of.end()) if of else _unit_name_at(text, end) if w in ("half", "quarter") else None
         if um:  # "a quarter of a percentage point" = 0.25 pct
             q.unit, q.end = um
             q.text = text[q.start:q.end]

@@ -41,10 +41,16 @@ FORMULA_NAMES = {"co2": "carbon dioxide", "h2o": "water", "o2": "oxygen", "n2": 
 _RANGE_GAP = re.compile(r"^\s*(?:-|–|—|to|and|or|,)\s*$", re.IGNORECASE)
 
 
+#: the sides of a size: "16.5 × 21.6 cm" is 16.5 cm by 21.6 cm
+_BY_GAP = re.compile(r"^\s*(?:\u00d7|x)\s*$")
+
+
 def _ranges(qs: list[Quantity], text: str) -> None:
-    """'3-5 km', '3 to 5 km', 'between 1 and 2 million': the first end inherits the unit (and scale) of the last."""
+    """'3-5 km', '3 to 5 km', 'between 1 and 2 million', '16.5 × 21.6 cm': the first end (or side) inherits the unit
+    (and scale) of the last."""
     for a, b in zip(reversed(qs[:-1]), reversed(qs[1:])):
-        if a.kind == b.kind == "num" and a.unit is None and b.unit and _RANGE_GAP.match(text[a.end:b.start]) and not (
+        gap = text[a.end:b.start]
+        if a.kind == b.kind == "num" and a.unit is None and b.unit and (_RANGE_GAP.match(gap) or _BY_GAP.match(gap)) and not (
                 "," in text[a.end:b.start] and len(b.text) - len(b.text.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 1):
             # (not over a comma to a one-letter symbol: "R seventeen, ninety-four W" is a code, not 17 W)
             a.unit = b.unit
@@ -198,6 +204,25 @@ def _list_numbers(text: str) -> str:
     return "".join(out)
 
 
+_INLINE_NUM = re.compile(r"(?:(?<=[:.;!?])[ \t]+|^)(\d{1,2})[.)](?=[ \t]+[A-Z\u00C0-\u024F])")
+
+
+def _inline_list_numbers(text: str) -> str:
+    """Blank the numbering of a list run into a paragraph: "several versions: 1. Fournier point ... 2. Didot point
+    ... 3. American point", each "N." after a sentence end or colon and before a capital, counting 1, 2, 3, ..."""
+    out = list(text)
+    run: list[re.Match] = []
+    for m in list(_INLINE_NUM.finditer(text)) + [None]:
+        if m is not None and int(m.group(1)) == (int(run[-1].group(1)) + 1 if run else 1):
+            run.append(m)
+            continue
+        if len(run) >= 3:
+            for r in run:
+                out[r.start(1):r.end(1)] = " " * (r.end(1) - r.start(1))
+        run = [m] if m is not None and int(m.group(1)) == 1 else []
+    return "".join(out)
+
+
 #: a number used as a label: "tank No. 2", "win no. 4", "patent number 139,121", "#3"
 _LABEL_NO = re.compile(r"(?:\b(?:no|nos|number)\.?\s*#?|(?<![\w&])#)(?P<n>\d{1,3}(?:,\d{3})+|\d{1,7})\b"
                        r"(?![.,]\d|\s*(?:%|percent|per\s*cent))", re.IGNORECASE)
@@ -226,7 +251,7 @@ def _labels(text: str) -> tuple[list[Quantity], str]:
 
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
-    text = _footnotes(_list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text))))
+    text = _footnotes(_inline_list_numbers(_list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text)))))
     labels, text = _labels(text)
     text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
     text = _MINUS.sub("-", _ordinal_dates(text))

@@ -113,8 +113,10 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("GHz", "frequency", 1e9, 0, ("GHz",), ("gigahertz",)),
     ("bc", "era_bc", 1.0, 0, ("BC", "BCE", "B.C."), ()),
     ("usd", "usd", 1.0, 0, ("USD",), ("dollar", "US dollar")),
+    ("usd_cent", "usd", 0.01, 0, ("\u00a2",), ("cent",)),  # "15 cents" = "$0.15", "15¢"
     ("eur", "eur", 1.0, 0, ("EUR",), ("euro",)),
     ("gbp", "gbp", 1.0, 0, ("GBP",), ("pounds sterling",)),
+    ("shilling", "gbp", 0.05, 0, (), ("shilling",)),  # pre-decimal: 20 shillings to the pound ("10s.")
 ]
 
 #: currency symbols written before the number

@@ -530,3 +530,63 @@ def test_a_text_on_the_24_hour_clock_reads_its_bare_times_so():
     assert compare("Every hour from 9:00 to 23:00", "every hour from 9:00 to 21:00").extra
     assert same("Every hour from 9:00 to 23:00", "every hour from 09:00 to 23:00")
     assert same("at 9:16, then 8:30", "at 21:16, then 8:30")  # no 24-hour time: a bare 9:16 may be 21:16
+
+
+def test_a_size_a_by_b_takes_the_unit_written_after_its_last_side():  # authors P, Q
+    # a size "A × B cm": both sides are in the unit written after the last
+    assert same("about 16.5 × 21.6 cm", "approx. 165 × 216 mm")
+    assert not same("about 16.5 × 21.6 cm", "approx. 16.5 × 21.6 mm")
+
+
+def test_cents_and_pre_decimal_shillings():  # authors P, Q
+    # cents are hundredths of a dollar; pre-decimal shillings ("10s." before lower case)
+    assert same("a roll costing 15 cents", "film: $0.15")
+    assert not same("a roll costing 15 cents", "film: $1.50")
+    assert same("a licence fee of ten shillings a year", "a licence fee of 10s. per year")
+    assert not same("a licence fee of ten shillings a year", "a licence fee of 12s. per year")
+    assert same("popular in the 1920s. Then it faded", "popular in the 1920s. then it faded")
+
+
+def test_ordinals_in_capitals():  # authors P, Q
+    # ordinals and centuries in capitals
+    assert same("from the 15th to the 17th century", "FROM THE 15TH TO THE 17TH CENTURY")
+    assert not same("from the 15th to the 17th century", "FROM THE 15TH TO THE 18TH CENTURY")
+
+
+def test_between_x_and_y_in_words_is_a_range():  # authors P, Q
+    # "between six hundred and two thousand metres" is a range, not 602,000
+    assert same("elevations of 600 to 2,000 metres", "between roughly six hundred and two thousand metres up")
+    assert not same("elevations of 600 to 2,000 metres", "between roughly six hundred and three thousand metres")
+    assert same("between 250 and 300 m", "between two hundred and fifty and three hundred metres")
+
+
+def test_a_timelines_year_before_its_month():  # authors P, Q
+    # a timeline's year before its month
+    assert same("destroyed in August 1814", "1814, August — destroyed")
+    assert not same("destroyed in August 1814", "1814, September — destroyed")
+    assert same("established on 24 April 1800", "1800, April 24th — established")
+
+
+def test_clock_times_with_a_point_and_in_words():  # authors P, Q
+    # British clock times with a point, "ten o'clock", "ten in the morning"
+    assert same("departs at 10:00", "Departure at 10.00 from each end")
+    assert not same("departs at 10:00", "Departure at 10.30 from each end")
+    assert same("departs at 10:00", "Ten o'clock. It sets off")
+    assert same("departs at 10:00", "departed at ten in the morning")
+    assert same("it weighs 10.30 kg", "it weighs 10.3 kg")
+
+
+def test_a_half_hour_hours_and_a_quarter_and_a_single_gram():  # authors P, Q
+    # "a half-hour", "eight hours and a quarter", "a single gram"
+    assert same("a 30-minute lunch stop; 8 h 15 min", "a half-hour lunch stop; in eight hours and a quarter")
+    assert not same("a 30-minute lunch stop; 8 h 15 min", "a half-hour lunch stop; in eight hours and a half")
+    assert same("to yield about 1 gram of dye", "go into a single gram or so")
+
+
+def test_a_list_run_into_a_paragraph_and_a_fraction_in_ordinal_words():  # authors P, Q
+    # a list run into a paragraph ("1. ... 2. ... 3. ...") and "one seventy-second"
+    assert same("exactly 1/72 of an inch", "exactly one seventy-second of an inch")
+    assert not same("exactly 1/72 of an inch", "exactly one seventy-first of an inch")
+    assert same("Fournier point; Didot point; American point; DTP point",
+                "versions: 1. Fournier point. 2. Didot point. 3. American point. 4. DTP point.")
+    assert not compare("it has 2 wheels", "It has 2. Wheels turn.").missing
