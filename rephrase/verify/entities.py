@@ -41,7 +41,11 @@ IRREGULAR_DEMONYMS = {
     "sweden": "swedish", "finland": "finnish", "poland": "polish", "turkey": "turkish", "scotland": "scottish",
     "norway": "norwegian", "portugal": "portuguese", "peru": "peruvian", "iceland": "icelandic",
 }
-_DEMONYM_SUFFIX = ("", "n", "an", "ian", "ean", "ese", "ish", "ic", "s", "es")
+_DEMONYM_SUFFIX = ("", "n", "an", "ian", "ean", "ese", "ish", "ic", "s", "es",
+                   "nese", "lese", "i",  # "Java"/"Javanese", "Congo"/"Congolese", "Yemen"/"Yemeni", "Israel"/"Israeli"
+                   "ns", "ans", "ians", "eans")  # the people: "Asians", "Koreans", "Parisians", "Europeans"
+#: the suffixes that may follow a three-letter stem: "Rome"/"Roman(s)", "Tyre"/"Tyrian", "Cuba"/"Cuban"
+_SHORT_STEM_SUFFIX = ("an", "ian", "ean", "ese", "ans", "ians", "eans")
 _SEGMENT = re.compile(r"[.!?:;\n\u2022]+|(?:^|\s)[-*]\s|[\"“”()\[\]]")
 _TOKEN = re.compile(r"[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F0-9'\u2019.-]*")
 
@@ -163,9 +167,12 @@ def _stem_match(a: str, b: str) -> bool:
     for x, y in ((a, b), (b, a)):
         if x.endswith("ism") and y.endswith("ist") and x[:-3] == y[:-3] and len(x) > 5:
             return True  # "Buddhism" ~ "Buddhist", "Marxism" ~ "Marxist"
-        stem = x[:-1] if x[-1:] in "aeoy" and len(x) > 4 else x
-        if len(stem) >= 4 and y.startswith(stem) and y[len(stem):] in _DEMONYM_SUFFIX:
-            return True
+        # the name whole or less its final vowel: "Japan" + "ese", "Kore(a)" + "an", "Ty(re)" + "ian"
+        for stem in (x, x[:-1]) if x[-1:] in "aeoy" else (x,):
+            rest = y[len(stem):]
+            if y.startswith(stem) and rest in _DEMONYM_SUFFIX and (
+                    len(stem) >= 4 or (len(stem) == 3 and rest in _SHORT_STEM_SUFFIX)):
+                return True
     return False
 
 

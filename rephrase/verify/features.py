@@ -50,7 +50,8 @@ _NEG_LEMMAS = frozenset({"not", "never", "no", "none", "nothing", "nobody", "nei
                          "cannot", "n't", "lack", "fail", "unable", "absence", "absent"})
 #: negation that does not negate the claim ("not only", "no longer than", "nothing but")
 _NOT_NEGATION = re.compile(r"n't just\b|\b(?:not only|not just|no longer than|no doubt|nothing but|no fewer than|no less than|not least|"
-                           r"without doubt|no more than|not long (?:after|before|ago)|not as far as)\b|"
+                           r"without doubt|no more than|not long (?:after|before|ago)|not as far as|"
+                           r"(?:no|not) (?:later|earlier|sooner) than)\b|"
                            # a bound: "do not take more than 8" = "never go over 8" = "no more than eight" = "at most"
                            r"(?:\bnot|\bnever|n't) (?:\w+ ){0,2}?(?:(?:more|fewer|less) than|exceed|go (?:over|above|beyond))\b",
                            re.IGNORECASE)
@@ -111,9 +112,15 @@ def _number_features(src_text: str, rw_text: str) -> list[Feature]:
 
 
 # ---------------------------------------------------------------- entities
+#: a prefix glued to a proper adjective written in lower case: "transatlantic" is "across the Atlantic",
+#: "subsaharan" "south of the Sahara" (a common remainder is no name: "transport", "subform")
+_NAME_PREFIX = re.compile(r"^(?:trans|sub|pan|cis)(?P<rest>[a-z]{5,})$")
+
+
 def _vocab(an: list[Analysis]) -> set[str]:
     words = {p for a in an for t in a.tokens for w in (t.text, t.lemma) for p in re.split(r"[-']", fold(w)) if p}
-    return words
+    glued = {m.group("rest") for w in words for m in [_NAME_PREFIX.match(w)] if m}
+    return words | {r for r in glued if not _common(r)}
 
 
 _ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el bin ibn y st saint mr mrs ms dr "
@@ -138,12 +145,14 @@ def _ent_words(text: str, labels: set[str]) -> list[str]:
 
 #: the Sun, Moon and Earth are named by their adjectives too ("total solar eclipse", "the Solar System")
 _BODY_ALIASES = [{"sun", "solar"}, {"moon", "lunar"}, {"earth", "terrestrial"}]
+#: a register and what it registers: a World Heritage Site is a place on UNESCO's World Heritage List
+_REGISTER_ALIASES = [{"world heritage site", "world heritage sites", "world heritage list"}]
 
 
 def _alias_hit(words: list[str], other_text: str) -> bool:
     phrase = " ".join(words)
     return any(phrase in group and any(re.search(rf"\b{re.escape(a)}\b", other_text) for a in group - {phrase})
-               for group in ALIASES + _BODY_ALIASES)
+               for group in ALIASES + _BODY_ALIASES + _REGISTER_ALIASES)
 
 
 def _plural(a: str, b: str) -> bool:
@@ -227,7 +236,9 @@ def _written_as_initial(a: Analysis, start: int, text: str, forms: set[tuple[str
 
 #: nouns naming a style's own frame: the publication or programme a rewrite is dressed as
 _FRAME_NOUNS = frozenset("newsletter newsletters bulletin gazette digest podcast show radio magazine news corner column "
-                         "programme program segment series blog".split())
+                         "programme program segment series blog "
+                         # a meeting's record names its body ("MINUTES - Heritage Committee"); a programme in Spanish
+                         "minutes agenda programa".split())
 #: a programme's host introducing it: "You're on Mind Matters", "you're listening to The Science Hour"
 _FRAME_INTRO = re.compile(r"(?:you're|you are|you're all)\s+(?:on|listening to|watching|tuned (?:in )?to)\s+(?:the\s+)?$|"
                           r"(?:thanks for|thank you for) (?:listening to|tuning in to|watching|reading)\s+(?:the\s+)?$",
@@ -247,6 +258,9 @@ def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
     after = next((fold(t.text) for t in toks[n:] if t.text.isalpha()), "")
     if first and (words | {after}) & _FRAME_NOUNS:
         return True
+    lead = [t.text for t in a.tokens[:start] if t.pos != "SPACE"]
+    if first and any(w.isalpha() for w in lead) and all(fold(w) in _FRAME_NOUNS or not w.isalnum() for w in lead):
+        return True  # the heading names the document, then its body: "MINUTES - Heritage Committee"
     before = " ".join(t.text for t in a.tokens[max(0, start - 6):start]).replace(" 're", "'re")
     if words == {"english"} and re.search(r"\b(?:easy|simple|plain)\s*$", before, re.IGNORECASE):
         return True  # "(easy English)", "in plain English": the register of the style, not a fact
@@ -277,6 +291,127 @@ def _paren_alias(a: Analysis, start: int, text: str, vocab: set[str]) -> bool:
             and _has(fold(toks[start - 2].text), vocab))
 
 
+def _derived_common(word: str) -> bool:
+    """An agent noun of a common word: "Issuer" (issue), "Shipper" (ship), "Distributor" (distribute)."""
+    w = fold(word)
+    for suf in ("ers", "er", "ors", "or"):
+        stem = w[:-len(suf)]
+        if w.endswith(suf) and len(stem) >= 3 and any(
+                _common(s) for s in (stem, stem + "e", stem[:-1] if stem[-1:] == stem[-2:-1] else stem)):
+            return True
+    return False
+
+
+def _is_record(an: list[Analysis]) -> bool:
+    """A key-value record: three or more lines that open with a short "Key:" label ("Issuer: ...")."""
+    def keyed(a: Analysis) -> bool:
+        toks = [t for t in a.tokens if t.pos != "SPACE"]
+        return any(t.text == ":" for t in toks[1:4]) and all(
+            t.text.isalpha() for t in toks[:next(k for k, t in enumerate(toks) if t.text == ":")])
+    return sum(keyed(a) for a in an) >= 3
+
+
+def _is_field_label(a: Analysis, start: int, text: str) -> bool:
+    """A record's one-word key ("Issuer:") that English derives from a common word: a field name, not a name."""
+    toks = [t for t in a.tokens[start:start + 3] if t.pos != "SPACE"]
+    return (start == 0 and " " not in text.strip() and len(toks) > 1 and toks[1].text == ":"
+            and _derived_common(text.strip()))
+
+
+def _bracket_code(a: Analysis, start: int, text: str) -> str:
+    """The abbreviation a name defines in brackets right after it ("World Wide Web Consortium (W3C)"), folded;
+    its first letter is the name's ("Tim Peters (PSF)" defines nothing)."""
+    toks = [t for t in a.tokens[start + len(text.split()):start + len(text.split()) + 4] if t.pos != "SPACE"]
+    if len(toks) < 3 or toks[0].text != "(" or toks[2].text != ")":
+        return ""
+    code, ws = toks[1].text, _ent_words(text, set())
+    if (sum(c.isupper() for c in code) >= 2 and not any(c.islower() for c in code) and ws
+            and fold(code)[:1] == ws[0][:1]):
+        return fold(code)
+    return ""
+
+
+def _container_place(a: Analysis, start: int, label: str, vocab: set[str]) -> bool:
+    """The region after a place it contains ("Mainz, Germany", "County Durham, England"): the place the other side
+    keeps locates it. Only a pair: a longer chain or one that goes on with "and"/"or" is a list of places
+    ("Cornwall, central Europe, Iran, India"; "Mainz, Cologne and Bonn")."""
+    toks = a.tokens
+    if label not in ("GPE", "LOC") or start < 2 or toks[start - 1].text != "," or toks[start - 2].pos != "PROPN":
+        return False
+    if not _has(fold(toks[start - 2].text), vocab):
+        return False
+    j = start - 2
+    while j > 0 and toks[j - 1].pos == "PROPN":
+        j -= 1
+    if j > 0 and (toks[j - 1].text in (",", "&") or toks[j - 1].lower in ("and", "or")):
+        return False  # the first place is itself an item of a list
+    rest = [t for t in toks[start + 1:] if t.pos != "SPACE"]
+    k = next((i for i, t in enumerate(rest) if t.pos != "PROPN"), len(rest))
+    if k < len(rest) and (rest[k].lower in ("and", "or", "&") or (
+            rest[k].text == "," and k + 1 < len(rest) and rest[k + 1].pos == "PROPN")):
+        return False  # the chain goes on: "Mainz, Cologne, Bonn", "Mainz, Cologne and Bonn" ("Mainz, Germany, in" ends)
+    return True
+
+
+#: "across the Atlantic" says where a place lies from the other shore: named when the other side names a place on
+#: each shore ("in France ... adopted in the United States" -> "Across the Atlantic, the United States ...")
+_EUROPE = ("europe european continent continental france french britain british england english uk ireland irish "
+           "scotland scottish germany german spain spanish portugal italy italian netherlands dutch belgium").split()
+_AMERICAS = ("america american americas united states us usa canada canadian mexico brazil newfoundland "
+             "caribbean").split()
+_ASIA_PACIFIC = "asia asian japan japanese china chinese korea philippines australia australian".split()
+_SEA_SHORES = {"atlantic": (_EUROPE, _AMERICAS), "pacific": (_AMERICAS, _ASIA_PACIFIC)}
+_ACROSS = re.compile(r"\b(?:across|over|beyond|side of)\s+the\s*$", re.IGNORECASE)
+
+
+def _across_sea(a: Analysis, start: int, text: str, other_text: str) -> bool:
+    shores = _SEA_SHORES.get(fold(text.strip()))
+    before = " ".join(t.text for t in a.tokens[max(0, start - 4):start])
+    return bool(shores and _ACROSS.search(before) and all(
+        any(re.search(rf"\b{w}\b", other_text) for w in shore) for shore in shores))
+
+
+_ALIAS_NOUNS = frozenset("name names word term form spelling title rendering".split())
+
+
+def _bracket_alias_words(an: list[Analysis]) -> set[str]:
+    """Folded words of bracketed aliases after names: "Suez Canal (Qanāt as-Suways)" -> qanat, suways."""
+    out = set()
+    for a in an:
+        toks = a.tokens
+        for k, t in enumerate(toks[:-1]):
+            if t.text == "(" and k > 0 and toks[k - 1].pos == "PROPN":
+                for u in toks[k + 1:k + 8]:
+                    if u.text == ")":
+                        break
+                    out.update(p for p in re.split(r"[-']", fold(u.text)) if len(p) > 2 and p.isalpha())
+    return out - {"also", "called", "known"}
+
+
+def _alias_language(a: Analysis, start: int, text: str, label: str, alias_words: set[str]) -> bool:
+    """The language of an alias the other side gives in brackets: "Suez Canal (Qanāt as-Suways)" -> "its Arabic
+    name being Qanāt as-Suways": it labels the alias, it adds no name."""
+    if label not in ("LANGUAGE", "NORP") or " " in text.strip() or not alias_words:
+        return False
+    toks = [t for t in a.tokens[start + 1:start + 2] if t.pos != "SPACE"]
+    before = a.tokens[start - 1].lower if start > 0 else ""
+    if not ((toks and toks[0].lemma.lower() in _ALIAS_NOUNS) or before == "in"):
+        return False
+    return bool({fold(t.text) for t in a.tokens} & alias_words)
+
+
+def _joined_ents(a: Analysis) -> list[tuple[str, str, int]]:
+    """The sentence's entities, two that abut with no token between joined: English separates two names by a comma
+    or a conjunction, so spaCy's "Stockton & Darlington" + "Railway" is the one name "Stockton & Darlington Railway"."""
+    out: list[tuple[str, str, int]] = []
+    for text, label, start in a.ents:
+        if out and out[-1][2] + len(out[-1][0].split()) == start and a.tokens[start - 1].pos != "SPACE":
+            prev = out.pop()
+            text, label, start = prev[0] + " " + text, prev[1], prev[2]
+        out.append((text, label, start))
+    return out
+
+
 def _distinct(names: list[str], labels: set[str]) -> list[str]:
     """One entry per name: a mention whose words all belong to another mention's ("Carter" beside "Howard
     Carter's") is the same name again."""
@@ -292,11 +427,12 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
     other_text = " ".join(other_words)
     other_initials = {_initials(_ent_words(e[0], set())) for a in other for e in a.ents}
     codes = {t.lower for a in other for t in a.tokens if len(t.text) == 3 and t.text.isupper() and t.text.isalpha()}
+    record, alias_words = _is_record(side), _bracket_alias_words(other)
     out = []
     for n_sent, a in enumerate(side):
         alpha = [t.text for t in a.tokens if t.text.isalpha() and len(t.text) > 1]
         caps_line = len(alpha) >= 2 and sum(w.isupper() for w in alpha) >= 0.6 * len(alpha)
-        for text, _label, start in a.ents:
+        for text, _label, start in _joined_ents(a):
             lead = _LEADING_DET.match(text)
             if lead and a.tokens[start].pos in ("DET", "PRON"):
                 text, start = text[lead.end():], start + 1
@@ -315,6 +451,13 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                     or (unit and unit[1] == len(" ".join(ws)) + 1)):
                 continue  # nothing name-like left, an id/quantity (numbers' business), or a unit name
             if (need_all and _idiomatic_earth(a, start, text)) or (not need_all and _paren_alias(a, start, text, vocab)):
+                continue
+            if record and _is_field_label(a, start, text):
+                continue
+            if _bracket_code(a, start, text) in vocab or (not need_all and _container_place(a, start, _label, vocab)):
+                continue  # "World Wide Web Consortium (W3C)" kept as "the W3C"; "Mainz, Germany" kept as "Mainz"
+            if need_all and (_across_sea(a, start, text, other_text) or
+                             _alias_language(a, start, text, _label, alias_words)):
                 continue
             if text.isupper() and len(ws) == 1 and _acronym_of(ws[0], other_words):
                 continue
@@ -426,7 +569,7 @@ _IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "avoid", "prevent"
 _PRIVATIVE = re.compile(r"\b(?!(?:unless|nevertheless|nonetheless|regardless|countless|doubtless|bless)\b)"
                         r"[a-z]{3,}less\b|\b[^\W\d_]+-free\b|\bfree (?:of|from)\b", re.IGNORECASE)
 #: exclusive negation ("no other metal", "nothing else") and the exclusives that say the same ("only", "alone")
-_EXCL_NEG = re.compile(r"\b(?:no other|nothing else|nobody else|no one else|none other|no[- ]one but|not [^.;]{0,30}"
+_EXCL_NEG = re.compile(r"\b(?:no other|no second|nothing else|nobody else|no one else|none other|no[- ]one but|not [^.;]{0,30}"
                        r"\b(?:anyone|anything|any other) else|without (?:any )?(?:outside )?(?:help|assistance|aid))\b",
                        re.IGNORECASE)
 _EXCLUSIVE = re.compile(r"\b(?:only|exclusively|solely|alone|sole|on (?:its|his|her|their) own|unshared|single)\b",
@@ -581,8 +724,69 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
             if preds and any(_affirms(theirs[k], preds, mine[i]) for k in window):
                 flips += 1
                 where_f = where_f or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
+    src_text, rw_text = " ".join(src_sents), " ".join(rw_sents)
+    for what in _direction_flips(src_text, rw_text) + _contrast_swaps(src_text, rw_text):
+        flips += 1
+        where_f = where_f or what
     return [Feature("neg_parity", min(parity, 3), f"negation differs: {where_p}"),
             Feature("neg_unmatched", unmatched, where_u), Feature("neg_flip", min(flips, 3), where_f)]
+
+
+#: the direction of a bound or a share: "more than 150,000" against "fewer than 150,000", "under a minute"
+#: against "more than a minute", "most of the islanders" against "few of the islanders"
+_BOUND = re.compile(r"(?<![\w-])(?:(?P<down>no more than|not more than|fewer than|less than|under|below|at most|"
+                    r"up to|shorter than|few|a minority of)|(?P<up>more than|over|above|at least|exceeding|upwards of|"
+                    r"greater than|longer than|most|many|the majority of))\s+(?:of\s+)?(?:the\s+|its\s+|their\s+)?"
+                    r"(?:a\s+|an\s+|one\s+)?(?P<what>[^\W_][\w,.]*)", re.IGNORECASE)
+#: "X rather than Y": the contrasted pair, which a flip swaps ("mechanical rather than electronic")
+_RATHER = re.compile(r"\b(?:rather than|instead of|as opposed to)\b", re.IGNORECASE)
+
+
+def _bounds(text: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m in _BOUND.finditer(text):
+        if m.group("down") and m.group("down").lower() == "few" and re.search(r"\ba\s+$", text[:m.start()], re.I):
+            continue  # "a few" is some, not few
+        what = fold(m.group("what").rstrip(".,")).replace(",", "")
+        down = bool(m.group("down"))
+        if re.search(r"(?:\b(?:not|never|no)|n't)(?:\s+\w+)?\s*$", text[max(0, m.start() - 30):m.start()], re.I):
+            down = not down  # "no fewer than 140", "may not drop below 15%": the bound negated
+        out.setdefault(what, set()).add("down" if down else "up")
+    return out
+
+
+def _direction_flips(src_text: str, rw_text: str) -> list[str]:
+    """The bounded things each side states in one direction only, and the other side in the opposite one."""
+    src, rw = _bounds(src_text), _bounds(rw_text)
+    return [f"source bounds {w!r} {next(iter(src[w]))}, the rewrite {next(iter(rw[w]))}" for w in sorted(src.keys() & rw.keys())
+            if len(src[w]) == 1 and len(rw[w]) == 1 and src[w] != rw[w]]
+
+
+def _contrast_words(text: str) -> list[tuple[set[str], set[str]]]:
+    """(content words just before, just after) each "rather than" of the text."""
+    out = []
+    for m in _RATHER.finditer(text):
+        before = re.findall(r"[^\W\d_]{3,}", text[max(0, m.start() - 60):m.start()])[-4:]
+        after = re.findall(r"[^\W\d_]{3,}", text[m.end():m.end() + 60])[:4]
+        out.append(({fold(w) for w in before} - _CONTRAST_STOP, {fold(w) for w in after} - _CONTRAST_STOP))
+    return out
+
+
+_CONTRAST_STOP = frozenset("the and but than that this with from for are was were been being its their his her "
+                           "by".split())
+
+
+def _contrast_swaps(src_text: str, rw_text: str) -> list[str]:
+    """Contrasted pairs the rewrite swaps: what the source puts after "rather than" the rewrite puts before it,
+    and not after ("mechanical rather than electronic" against "electronic rather than mechanical")."""
+    rw = _contrast_words(rw_text)
+    out = []
+    for before, after in _contrast_words(src_text):
+        for r_before, r_after in rw:
+            swapped = (after & r_before) - r_after
+            if swapped and (before & r_after) - r_before:
+                out.append(f"the rewrite swaps the contrast: {sorted(swapped)[0]!r} now comes first")
+    return out
 
 
 _LIGHT = frozenset({"be", "have", "do", "get", "make", "there"})

@@ -60,9 +60,14 @@ _HONORIFIC = re.compile(r"^(?:prof|professor|dr|doctor|mr|mrs|ms|mx|sir|dame|cap
 _MARKUP = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)|`+|^\s*[=\-_*]{3,}\s*$", re.MULTILINE)
 
 
+#: a dictionary headword's syllable breaks: a middle dot or hyphenation point between two letters ("Lin·o·type");
+#: between digits a middle dot is a decimal point ("3·5") and stays
+_SYLLABLE_DOT = re.compile(r"(?<=[^\W\d_])[\u00b7\u2027](?=[^\W\d_])")
+
+
 def normalize(text: str) -> str:
-    """NFKC plus folded quotes, dashes, ellipses and non-breaking spaces."""
-    return unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    """NFKC plus folded quotes, dashes, ellipses and non-breaking spaces; syllable dots inside a word removed."""
+    return _SYLLABLE_DOT.sub("", unicodedata.normalize("NFKC", text).translate(_QUOTES))
 
 
 @dataclass
@@ -99,10 +104,34 @@ def _tables(lines: list[str], out: Stripped) -> list[str]:
     return kept
 
 
+_TEMPLATE_OPEN = re.compile(r"^\s*\{\{\s*[^|{}=]*?\s*(?:\|(?P<rest>.*))?$")
+_TEMPLATE_FIELD = re.compile(r"^\s*\|?\s*(?P<key>[^\W\d][\w .-]{0,40}?)\s*=\s*(?P<value>.*?)\s*$")
+
+
+def _templates(lines: list[str]) -> list[str]:
+    """A wiki template ("{{Infobox book", "| printer = Johannes Gutenberg", "}}") as a record: the template's own
+    name ("Infobox book") is markup, and each "| key = value" field reads as "key: value" ("lines per page: 42")."""
+    kept, inside = [], False
+    for line in lines:
+        m = _TEMPLATE_OPEN.match(line) if not inside else None
+        if m:
+            inside, line = True, m.group("rest") or ""
+        if inside:
+            body = line.rstrip()
+            closes = body.endswith("}}")
+            body = body[:-2] if closes else body
+            fields = [(_TEMPLATE_FIELD.match(p), p) for p in body.split("|") if p.strip()]
+            line = "; ".join(f"{f.group('key').replace('_', ' ')}: {f.group('value')}" if f else p.strip()
+                             for f, p in fields)
+            inside = not closes
+        kept.append(line)
+    return kept
+
+
 def strip(text: str) -> Stripped:
     """Remove list markers, numbered scaffolding, Q/A and speaker labels and markdown from `text`."""
     out = Stripped("")
-    lines = _tables(normalize(text).split("\n"), out)
+    lines = _templates(_tables(normalize(text).split("\n"), out))
     repeated = _repeated_labels(lines)
     kept, signer = [], False
     for line in lines:

@@ -223,3 +223,179 @@ def test_narrator_rule_does_not_hide_a_dropped_name(verifier):
     f = _features(verifier, TOMB, "26 Nov. 1922 - Made a small hole in the sealed doorway. Someone asked whether I "
                                   "could see anything. I answered, \"Yes, wonderful things.\"")
     assert "Carnarvon" in f["ent_missing"].detail, f["ent_missing"]
+
+
+# ---- author P-Q's false alarms (issue 16, second batch)
+
+GUTENBERG = ("Title: Gutenberg Bible\nPrinter: Johannes Gutenberg\nPlace: Mainz, Germany\nLanguage: Latin\n"
+             "Copies printed: about 180")
+
+
+def test_a_wiki_template_reads_as_a_record():
+    # the template's name is markup; each "| key = value" field is "key: value"
+    s = strip("{{Infobox book\n| name = Gutenberg Bible\n| lines_per_page = 42\n}}").text
+    assert "Infobox" not in s and "name: Gutenberg Bible" in s and "lines per page: 42" in s, s
+    assert strip("{{Infobox person | name = Ada Lovelace | birth_date = 1815 }}").text == (
+        "name: Ada Lovelace; birth date: 1815")
+    assert strip("Cite it as {{cite}} here.").text == "Cite it as {{cite}} here."  # an inline template stays
+
+
+def test_a_wiki_infobox_names_no_entity(verifier):
+    f = _features(verifier, GUTENBERG, "{{Infobox book\n| name = Gutenberg Bible\n| printer = Johannes Gutenberg\n"
+                                       "| location = Mainz, Germany\n| language = Latin\n| copies_printed = c. 180\n}}")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # a field's value is content: a swapped printer is an added name
+    f = _features(verifier, GUTENBERG, "{{Infobox book\n| name = Gutenberg Bible\n| printer = Peter Schoeffer\n"
+                                       "| location = Mainz, Germany\n| language = Latin\n| copies_printed = c. 180\n}}")
+    assert "Schoeffer" in f["ent_added"].detail, f["ent_added"]
+
+
+def test_syllable_dots_of_a_headword_join_the_word():
+    assert strip("Lin\u00b7o\u00b7type (n.) - a typesetting machine").text.startswith("Linotype (n.)")
+    assert strip("a 3\u00b75 m wall").text == "a 3\u00b75 m wall"  # a middle dot between digits is a decimal point
+
+
+def test_a_dictionary_headword_with_syllable_dots_is_its_name(verifier):
+    f = _features(verifier, "Ottmar Mergenthaler invented the Linotype machine in 1884.",
+                  "Lin\u00b7o\u00b7type (n.) \u2014 A typesetting machine invented by Ottmar Mergenthaler in 1884.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+POINTS = ("The Didot point was later used in France and parts of continental Europe. The American point was adopted "
+          "by the United States Type Founders' Association in 1886.")
+
+
+def test_across_the_atlantic_names_no_new_place(verifier):
+    # the source names both shores (France, Europe / the United States): "across the Atlantic" is where one lies
+    f = _features(verifier, POINTS, "The Didot point was later used in France and parts of continental Europe. "
+                                    "Across the Atlantic, the United States Type Founders' Association adopted the "
+                                    "American point in 1886.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # "transatlantic" is "across the Atlantic"
+    f = _features(verifier, "Marconi received the first transatlantic radio signal in 1901.",
+                  "Marconi received the first radio signal sent across the Atlantic in 1901.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_across_another_sea_is_still_an_added_place(verifier):
+    # the Pacific's shores are not the ones the source names
+    f = _features(verifier, POINTS, "The Didot point was later used in France and parts of continental Europe. "
+                                    "Across the Pacific, the United States Type Founders' Association adopted the "
+                                    "American point in 1886.")
+    assert "Pacific" in f["ent_added"].detail, f["ent_added"]
+    # the Atlantic as a place of its own ("in the Atlantic") is content
+    f = _features(verifier, "The ship sank off Ireland in 1915.", "The ship sank in the Atlantic off Ireland in 1915.")
+    assert "Atlantic" in f["ent_added"].detail, f["ent_added"]
+
+
+LIBRARY = ("Name: British Library\nRole: national library of the United Kingdom\nMain building: St Pancras, London; "
+           "opened to readers in 1997")
+
+
+def test_minutes_heading_names_the_meeting_not_a_fact(verifier):
+    f = _features(verifier, LIBRARY, "MINUTES \u2014 Heritage Committee\nItem: briefing on the British Library\n"
+                                     "1. The British Library is the UK's national library; its main building at "
+                                     "St Pancras, London, opened to readers in 1997.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # a name in the minutes' body is content
+    f = _features(verifier, LIBRARY, "MINUTES \u2014 Heritage Committee\nItem: briefing on the British Library\n"
+                                     "1. The British Library is the UK's national library; its main building at "
+                                     "Euston, London, opened to readers in 1997.")
+    assert "Euston" in f["ent_added"].detail, f["ent_added"]
+
+
+def test_a_programme_heading_in_spanish_is_its_frame(verifier):
+    f = _features(verifier, "Dia de Muertos is celebrated in Mexico on 1 and 2 November.",
+                  "Programa \u00b7 Dia de Muertos \u00b7 Mexico\n1 November and 2 November: Dia de Muertos.")
+    assert f["ent_added"].value == 0, f["ent_added"]
+
+
+JENNY = ("Stamp: Inverted Jenny\nIssuer: United States Post Office Department\nFace value: 24 cents (airmail)\n"
+         "Placed on sale: 13 May 1918")
+
+
+def test_a_records_field_label_is_no_name(verifier):
+    # "Issuer" (one who issues) is the record's key, not a name the rewrite drops
+    f = _features(verifier, JENNY, "The Inverted Jenny: an error of the United States Post Office Department. Face "
+                                   "value 24 cents; placed on sale 13 May 1918.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # the value is content: a dropped issuer is still missing
+    f = _features(verifier, JENNY, "The Inverted Jenny: an error stamp. Face value 24 cents; placed on sale 13 May "
+                                   "1918.")
+    assert "Post Office" in f["ent_missing"].detail, f["ent_missing"]
+    # a key that is a name is a name: "Fournier:" is dropped
+    f = _features(verifier, "Fournier: 0.349 mm\nDidot: 0.376 mm\nAmerican: 0.3514 mm",
+                  "Didot's point is 0.376 mm and the American point 0.3514 mm; another is 0.349 mm.")
+    assert "Fournier" in f["ent_missing"].detail, f["ent_missing"]
+
+
+def test_demonyms_of_short_and_vowel_final_names():
+    from rephrase.verify.entities import _stem_match
+    for name, demonym in (("tyre", "tyrian"), ("rome", "roman"), ("rome", "romans"), ("java", "javanese"),
+                          ("yemen", "yemeni"), ("congo", "congolese"), ("korea", "koreans")):
+        assert _stem_match(name, demonym) and _stem_match(demonym, name), (name, demonym)
+    for a, b in (("rome", "romania"), ("tyre", "tyr"), ("peru", "perian"), ("rome", "rom")):
+        assert not _stem_match(a, b), (a, b)
+
+
+def test_a_name_kept_as_its_demonym_or_place(verifier):
+    f = _features(verifier, "Tyrian purple was produced in Phoenicia.",
+                  "In Tyre, in Phoenicia, dye-makers made purple.")
+    assert f["ent_missing"].value == 0, f["ent_missing"]
+    f = _features(verifier, "The Antonine Wall was abandoned when the Romans fell back to Hadrian's Wall.",
+                  "ROME'S NORTHERN FRONTIERS\nThe Antonine Wall was given up as the Romans pulled back to "
+                  "Hadrian's Wall.")
+    assert f["ent_added"].value == 0, f["ent_added"]
+
+
+W3C = "The World Wide Web Consortium (W3C) was founded by Tim Berners-Lee in October 1994."
+
+
+def test_a_name_kept_as_the_abbreviation_it_defines_in_brackets(verifier):
+    f = _features(verifier, W3C, "Q: Who founded the W3C?\nA: Tim Berners-Lee, in October 1994.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # another body's abbreviation keeps nothing
+    f = _features(verifier, W3C, "Q: Who founded the IETF?\nA: Tim Berners-Lee, in October 1994.")
+    assert "World Wide Web Consortium" in f["ent_missing"].detail, f["ent_missing"]
+
+
+def test_a_region_after_the_place_it_contains(verifier):
+    src = "The railway opened in 1825 in County Durham, England, to carry coal."
+    f = _features(verifier, src, "The railway opened in 1825, here in County Durham, to carry coal.")
+    assert f["ent_missing"].value == 0, f["ent_missing"]
+    # a place of a list is an item, not a region: dropping it is a missing name
+    f = _features(verifier, "The eclipse was seen from Cornwall, central Europe, Iran, India in 1999.",
+                  "The eclipse was seen from Cornwall, central Europe, India in 1999.")
+    assert "Iran" in f["ent_missing"].detail, f["ent_missing"]
+    f = _features(verifier, "The coins were found in Mainz, Cologne and Bonn.", "The coins were found in Mainz.")
+    assert f["ent_missing"].value > 0, f["ent_missing"]
+    # a swapped region is an added name
+    f = _features(verifier, src, "The railway opened in 1825 in County Durham, Scotland, to carry coal.")
+    assert "Scotland" in f["ent_added"].detail, f["ent_added"]
+
+
+SUEZ = "Name: Suez Canal (Qan\u0101t as-Suways)\nCountry: Egypt\nOpened: 17 November 1869"
+
+
+def test_the_language_of_a_bracketed_alias_adds_no_name(verifier):
+    f = _features(verifier, SUEZ, "The Suez Canal lies in Egypt, its Arabic name being Qan\u0101t as-Suways. It was "
+                                  "opened on 17 November 1869.")
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    # a language or people said of something else is an added name
+    f = _features(verifier, SUEZ, "The Suez Canal (Qan\u0101t as-Suways) lies in Egypt; Arabic engineers opened it on "
+                                  "17 November 1869.")
+    assert "Arabic" in f["ent_added"].detail, f["ent_added"]
+
+
+def test_a_world_heritage_site_is_on_the_world_heritage_list(verifier):
+    f = _features(verifier, "The Falun mine has been a UNESCO World Heritage Site since 2001.",
+                  "Since 2001 the Falun mine has been on UNESCO's World Heritage List.")
+    assert f["ent_added"].value == 0, f["ent_added"]
+
+
+def test_names_spacy_splits_without_a_gap_count_once(verifier):
+    # "Stockton & Darlington" + "Railway": one name the source never uses, counted once
+    f = _features(verifier, "- Opened: 1825, in County Durham, England\n- Carried coal to the River Tees at Stockton",
+                  "TIMETABLE NOTE \u2014 Stockton & Darlington Railway, County Durham, England.\nOpened 1825; coal to "
+                  "the River Tees at Stockton.")
+    assert f["ent_added"].value == 1 and "Darlington Railway" in f["ent_added"].detail, f["ent_added"]

@@ -393,3 +393,31 @@ def test_reversative_verbs_and_not_just_are_no_negation(verifier, source, rewrit
     f = _features(verifier, source, rewrite)
     assert f["neg_parity"].value == 0 and f["neg_unmatched"].value == 0 and f["neg_flip"].value == 0, \
         (f["neg_parity"], f["neg_unmatched"], f["neg_flip"])
+
+
+@pytest.mark.parametrize("source, rewrite", [
+    ("Completed: by 1455.", "The Bible was completed no later than 1455."),           # a bound, not a negation
+    ("No second error sheet has ever been found.", "Only a single error sheet has ever come to light."),
+])
+def test_bounds_and_exclusives_state_the_same_fact(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert f["neg_parity"].value == 0 and f["neg_unmatched"].value == 0, (f["neg_parity"], f["neg_unmatched"])
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    ("The camera was mechanical rather than electronic.", "The camera was electronic rather than mechanical.", True),
+    ("It was funded by a licence fee rather than by advertising.",
+     "Advertising rather than a licence fee paid for it.", True),
+    ("The archive holds more than 150,000 reels.", "The archive holds fewer than 150,000 reels.", True),
+    ("Each shot lasted under a minute.", "Each shot ran for more than a minute.", True),
+    ("Most of the islanders were killed.", "Few of the islanders were killed.", True),
+    # the same contrast and bound in other words
+    ("The camera was mechanical rather than electronic.", "Rather than electronic, the camera was mechanical.", False),
+    ("The archive holds more than 150,000 reels.", "Over 150,000 reels are held in the archive.", False),
+    ("Most of the islanders were killed.", "A few islanders survived; most of the islanders were killed.", False),
+    ("At least 140 people died.", "No fewer than 140 people died.", False),
+    ("EU rules require a standard rate of at least 15%.", "The standard rate may not drop below 15%.", False),
+])
+def test_swapped_contrasts_and_reversed_bounds_are_flips(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
