@@ -3,19 +3,8 @@ programme's or a chat's frame, letters' salutations and sign-offs, plurals, capi
 aliases. Each faithful case once caused a false alarm; each corrupted counterpart must still be seen."""
 import pytest
 
-from rephrase.verify import Verifier, VerifierSpec
-from rephrase.verify.consistency import features_of
 from rephrase.verify.scaffold import strip
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    return Verifier(VerifierSpec())
-
-
-def _features(verifier, source, rewrite):
-    [(_, ctx)] = verifier.run_checks_with_contexts([(source, rewrite)])
-    return {f.name: f for f in features_of(ctx)}
+from tests.rephrase.verify_pairs import pair_features as _features, verifier  # noqa: F401 (a fixture)
 
 
 def _clean(f):

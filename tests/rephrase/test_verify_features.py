@@ -4,11 +4,12 @@ rejection, or a one-fact corruption that must still be seen."""
 import numpy as np
 import pytest
 
-from rephrase.verify import Verifier, VerifierSpec
+from rephrase.verify import VerifierSpec
 from rephrase.verify import numbers
-from rephrase.verify.consistency import ConsistencyModel, default_model, features_of, fit
+from rephrase.verify.consistency import ConsistencyModel, default_model, fit
 from rephrase.verify.features import NAMES, pair_features
 from rephrase.verify.scaffold import normalize, strip
+from tests.rephrase.verify_pairs import pair_features as _features, verifier  # noqa: F401 (a fixture)
 
 
 def test_scaffold_removes_structure_not_content():
@@ -58,16 +59,6 @@ def test_numbers_equal_in_other_forms(source, rewrite):
 ])
 def test_numbers_still_see_a_changed_value(source, rewrite):
     assert numbers.compare(source, rewrite).extra
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    return Verifier(VerifierSpec())
-
-
-def _features(verifier, source, rewrite):
-    [(_, ctx)] = verifier.run_checks_with_contexts([(source, rewrite)])
-    return {f.name: f for f in features_of(ctx)}
 
 
 SOURCE = ("Marie Curie was born in Warsaw on 7 November 1867. In 1903 she shared the Nobel Prize in Physics with "
