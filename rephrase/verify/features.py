@@ -69,6 +69,8 @@ ALIASES = [{"uk", "britain", "great britain", "united kingdom", "british"},
            {"usd", "us dollar", "us dollars", "dollar", "dollars"}, {"eur", "euro", "euros"},
            {"gbp", "pound", "pounds", "sterling"}, {"jpy", "yen"}, {"cny", "rmb", "yuan", "renminbi"},
            {"inr", "rupee", "rupees"},
+           # a court by its nickname
+           {"scotus", "supreme court", "us supreme court", "united states supreme court"},
 ]
 
 
@@ -119,22 +121,30 @@ _NAME_PREFIX = re.compile(r"^(?:trans|sub|pan|cis)(?P<rest>[a-z]{5,})$")
 
 def _vocab(an: list[Analysis]) -> set[str]:
     words = {p for a in an for t in a.tokens for w in (t.text, t.lemma) for p in re.split(r"[-']", fold(w)) if p}
+    # an abbreviation's full stops: "Jr." is "jr", "U.S." is "us"
+    words |= {w.replace(".", "") for w in words if "." in w and w.replace(".", "").isalpha()}
     glued = {m.group("rest") for w in words for m in [_NAME_PREFIX.match(w)] if m}
     return words | {r for r in glued if not _common(r)}
 
 
 _ENT_STOP = frozenset("the of and a an de la le von van der da di del du al el bin ibn y st saint mr mrs ms dr "
-                      "prof sir lord lady king queen emperor pope bc bce ad ce".split())  # eras: dates' business
+                      "prof sir lord lady king queen emperor pope bc bce ad ce vs "
+                      # compass points abbreviated ("NW Europe" for "north-western Europe"): directions, not names
+                      "ne nw se sw nne ene ese sse ssw wsw wnw nnw".split())  # eras: dates' business
 #: words of styled rewrites' headings and labels that spaCy tags as names ("Tōkaidō Shinkansen - FAQ", "BLUE WHALE -
 #: KEY POINTS", "Caveat: ..."): structure, not entities
 _HEADING_WORDS = frozenset("faq faqs caveat caveats key points summary recap overview takeaway takeaways verdict tl dr "
                            "fyi nb ps glossary timeline quiz trivia highlights snapshot spotlight reminder bottom line "
                            "basics background intro introduction conclusion update breaking "
                            # a man page's and a memo's section headings ("SYNOPSIS", "MEMORANDUM")
-                           "synopsis memorandum memo addendum erratum errata preface foreword afterword".split())
+                           "synopsis memorandum memo addendum erratum errata preface foreword afterword "
+                           # a software log's headings ("Colossus - changelog", "release notes")
+                           "changelog changelogs changes changeset".split())
 #: interjections ("WOW!", "Yikes") and month abbreviations ("11 APR 1970": dates are the numbers' business)
 _FILLER_WORDS = frozenset("wow whoa woah yay hooray oops aha ouch yikes boom bam pow zap wham omg lol phew ooh "
-                          "jan feb mar apr jun jul aug sep sept oct nov dec".split())
+                          "jan feb mar apr jun jul aug sep sept oct nov dec "
+                          # internet shorthand for the writer's stance ("IANAL but ...", "IMO"): style, not names
+                          "ianal imo imho iirc afaik fwiw tbh tldr btw ftw eli".split())
 
 
 def _ent_words(text: str, labels: set[str]) -> list[str]:
@@ -206,11 +216,39 @@ def _is_common_heading_word(text: str, a: Analysis, start: int) -> bool:
     return _common(text.strip())
 
 
+def _letters(word: str) -> str:
+    """What a word gives an initialism: its first letter, or every letter of a dotted abbreviation ("U.S." -> "us")."""
+    w = fold(word)
+    return w.replace(".", "") if re.fullmatch(r"(?:[a-z]\.){2,}[a-z]?", w) else w[:1]
+
+
+_INITIALISM_SKIP = frozenset("of the and for &".split())
+
+
 def _acronym_of(word: str, words: list[str]) -> bool:
-    """"RBC" for "red blood cells": an upper-case word spelling the initials of consecutive words."""
-    n = len(word)
+    """"RBC" for "red blood cells", "USGS" for "U.S. Geological Survey", "USA" for "United States of America": an
+    upper-case word spelling the initials of consecutive words (a dotted abbreviation gives all its letters; "of",
+    "the", "and", "for" may be passed over)."""
     w = word.lower()
-    return 2 <= n <= 6 and any(_initials(words[i:i + n]) == w for i in range(len(words) - n + 1))
+    if not 2 <= len(w) <= 6:
+        return False
+    for seq in (words, [x for x in words if fold(x) not in _INITIALISM_SKIP]):
+        lets = [_letters(x) for x in seq]
+        for i in range(len(lets)):
+            acc = ""
+            for piece in lets[i:]:
+                acc += piece
+                if not w.startswith(acc):
+                    break
+                if acc == w:
+                    return True
+    return False
+
+
+def _text_initials(text: str) -> str:
+    """The initialism of a name as written ("U.S. Geological Survey" -> "usgs", "Japan Standard Time" -> "jst")."""
+    ws = [x for x in text.split() if fold(x) not in _INITIALISM_SKIP and x[:1].isalpha()]
+    return "".join(_letters(x) for x in ws)
 
 
 def _initial_forms(an: list[Analysis]) -> set[tuple[str, str]]:
@@ -238,7 +276,12 @@ def _written_as_initial(a: Analysis, start: int, text: str, forms: set[tuple[str
 _FRAME_NOUNS = frozenset("newsletter newsletters bulletin gazette digest podcast show radio magazine news corner column "
                          "programme program segment series blog "
                          # a meeting's record names its body ("MINUTES - Heritage Committee"); a programme in Spanish
-                         "minutes agenda programa".split())
+                         "minutes agenda meeting programa".split())
+#: words that link a record's noun to the body it records: "Minutes of the Regional Transport Council"
+_FRAME_LINKS = frozenset("of the for from".split())
+#: what a meeting's body does in its record ("The Committee noted ...", "The Council received the figures")
+_REPORTING_VERBS = frozenset("note receive record resolve agree observe approve adopt discuss consider welcome "
+                             "endorse accept decide".split())
 #: a programme's host introducing it: "You're on Mind Matters", "you're listening to The Science Hour"
 _FRAME_INTRO = re.compile(r"(?:you're|you are|you're all)\s+(?:on|listening to|watching|tuned (?:in )?to)\s+(?:the\s+)?$|"
                           r"(?:thanks for|thank you for) (?:listening to|tuning in to|watching|reading)\s+(?:the\s+)?$",
@@ -253,20 +296,67 @@ def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
     when the name is made of common words ("Welcome back to Source Code Stories!"; "Welcome to Kyoto" is content).
     Only these forms: a name elsewhere is content."""
     n = len(text.split())
-    toks = [t for t in a.tokens[start:start + n + 3] if t.pos != "SPACE"]
+    # spaces first: a folded dash leaves space tokens ("Heritage Committee  -  minutes")
+    toks = [t for t in a.tokens[start:] if t.pos != "SPACE"][:n + 3]
     words = {fold(t.text) for t in toks[:n]}
     after = next((fold(t.text) for t in toks[n:] if t.text.isalpha()), "")
-    if first and (words | {after}) & _FRAME_NOUNS:
-        return True
+    if first and ((words | {after}) & _FRAME_NOUNS or (after == "item" and _meeting_heading(a))):
+        return True  # "Heritage Committee - minutes, Item 7", "Road Safety Board, Item 3: ..."
     lead = [t.text for t in a.tokens[:start] if t.pos != "SPACE"]
-    if first and any(w.isalpha() for w in lead) and all(fold(w) in _FRAME_NOUNS or not w.isalnum() for w in lead):
-        return True  # the heading names the document, then its body: "MINUTES - Heritage Committee"
+    if first and any(fold(w) in _FRAME_NOUNS for w in lead) and all(
+            fold(w) in _FRAME_NOUNS or fold(w) in _FRAME_LINKS or not w.isalnum() for w in lead):
+        return True  # the heading names the document, then its body: "MINUTES - Heritage Committee", "Minutes of the"
     before = " ".join(t.text for t in a.tokens[max(0, start - 6):start]).replace(" 're", "'re")
     if words == {"english"} and re.search(r"\b(?:easy|simple|plain)\s*$", before, re.IGNORECASE):
         return True  # "(easy English)", "in plain English": the register of the style, not a fact
     if first and _WELCOME.search(before + " ") and all(_common(w) for w in words):
         return True
     return bool(_FRAME_INTRO.search(before + " "))
+
+
+def _meeting_heading(a: Analysis) -> bool:
+    """A heading (no sentence punctuation at its end) of a meeting's record: it says "minutes", "agenda" or
+    "meeting", or numbers an agenda item ("Item 7: early elevator history")."""
+    toks = [t for t in a.tokens if t.pos != "SPACE"]
+    if not toks or toks[-1].text in (".", "!", "?"):
+        return False
+    return any(t.lower in ("minutes", "agenda", "meeting") or (
+        t.lower == "item" and k + 1 < len(toks) and re.fullmatch(r"\d{1,3}[a-z]?|[ivx]+", toks[k + 1].lower))
+        for k, t in enumerate(toks))
+
+
+def _body_reports(a: Analysis, start: int, text: str) -> bool:
+    """"The Committee noted ...", "The Board received ...": a meeting's record refers to the body that meets by a
+    capitalised common noun, the subject of a reporting verb; the body is the record's frame, not a source fact."""
+    toks = a.tokens
+    if " " in text.strip() or start < 1 or toks[start - 1].lower != "the" or not _common(text.strip()):
+        return False
+    t = toks[start]
+    return (t.dep == "nsubj" and 0 <= t.head < len(toks) and toks[t.head].pos == "VERB"
+            and toks[t.head].lemma.lower() in _REPORTING_VERBS)
+
+
+def _title_case(a: Analysis) -> bool:
+    """A heading in title case ("Hollywood Got It Wrong: Sprinklers Don't All Go Off at Once"): capitals mark
+    words, not names."""
+    ws = [t.text for t in a.tokens if t.text.isalpha() and len(t.text) > 3]
+    return (len(ws) >= 3 and sum(w[0].isupper() for w in ws) >= 0.8 * len(ws)
+            and a.tokens[-1].text not in (".", "!", "?"))
+
+
+def _trim_verbs(a: Analysis, start: int, text: str) -> tuple[str, int]:
+    """A name spaCy runs on into a title-case heading's verb ("Hollywood Got" of "Hollywood Got It Wrong"): a
+    verb at either end of the span is no part of the name."""
+    words = text.split()
+    toks = a.tokens
+    end = start + len(words) - 1  # a word per token when the words are plain ones (the common case)
+    if len(words) < 2 or end >= len(toks) or [t.text for t in toks[start:end + 1]] != words or not _title_case(a):
+        return text, start
+    while len(words) > 1 and toks[end].pos in ("VERB", "AUX"):
+        words, end = words[:-1], end - 1
+    while len(words) > 1 and toks[start].pos in ("VERB", "AUX"):
+        words, start = words[1:], start + 1
+    return " ".join(words), start
 
 
 #: a determiner spaCy takes into a sentence-initial name ("This United States account" -> "United States")
@@ -314,8 +404,14 @@ def _is_record(an: list[Analysis]) -> bool:
 def _is_field_label(a: Analysis, start: int, text: str) -> bool:
     """A record's one-word key ("Issuer:") that English derives from a common word: a field name, not a name."""
     toks = [t for t in a.tokens[start:start + 3] if t.pos != "SPACE"]
-    return (start == 0 and " " not in text.strip() and len(toks) > 1 and toks[1].text == ":"
-            and _derived_common(text.strip()))
+    if start != 0 or " " in text.strip() or len(toks) < 2:
+        return False
+    if toks[1].text == ":" and _derived_common(text.strip()):
+        return True
+    # a key that is a noun phrase in lower case after the line's capital ("Hypocentre depth:", "Tape reading speed:")
+    rest = [t for t in a.tokens[start + 1:start + 5] if t.pos != "SPACE"]
+    k = next((i for i, t in enumerate(rest) if t.text == ":"), -1)
+    return k >= 1 and all(t.text.isalpha() and t.text.islower() for t in rest[:k])
 
 
 def _bracket_code(a: Analysis, start: int, text: str) -> str:
@@ -428,7 +524,10 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
     other_initials = {_initials(_ent_words(e[0], set())) for a in other for e in a.ents}
     codes = {t.lower for a in other for t in a.tokens if len(t.text) == 3 and t.text.isupper() and t.text.isalpha()}
     record, alias_words = _is_record(side), _bracket_alias_words(other)
-    out = []
+    # a meeting's record: the body named in its heading, or referred to as "The Committee noted", is its frame
+    meeting = need_all and bool(side) and _meeting_heading(side[0])
+    frame_words: set[str] = set()
+    out, the_refs = [], set()
     for n_sent, a in enumerate(side):
         alpha = [t.text for t in a.tokens if t.text.isalpha() and len(t.text) > 1]
         caps_line = len(alpha) >= 2 and sum(w.isupper() for w in alpha) >= 0.6 * len(alpha)
@@ -436,10 +535,15 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
             lead = _LEADING_DET.match(text)
             if lead and a.tokens[start].pos in ("DET", "PRON"):
                 text, start = text[lead.end():], start + 1
+            text, start = _trim_verbs(a, start, text)
             if need_all and any(not _common(w) for w in set(_ent_words(text, set())) & labels):
                 continue  # a speaker of the dialogue ("Dr Parisa Rahimi", who speaks as "RAHIMI:") is its frame
             if need_all and _is_frame(a, start, text, n_sent == 0):
+                frame_words.update(_ent_words(text, set()))
                 continue
+            own = set(_ent_words(text, set()))
+            if need_all and ((own and own <= frame_words) or (meeting and _body_reports(a, start, text))):
+                continue  # the frame named again ("Heritage Committee - minutes" ... "The Committee noted")
             ws = _ent_words(text, labels)
             unit = match_unit(" " + " ".join(ws), 0)
             # a lower-case "name" where the text writes capitals; or, in all lower-case text, a common word after an
@@ -467,6 +571,16 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                     continue
             if need_all and len(ws) > 1:  # "the Louvre museum", "BLUE WHALE KEY": the name-like words decide
                 ws = [w for w in ws if not _common(w)] or ws
+            if (len(text.split()) > 1 and _text_initials(text) in vocab) or (
+                    text.isupper() and len(ws) == 1 and _acronym_of(text.strip(), other_words)):
+                continue  # "Japan Standard Time" for "JST", "U.S. Geological Survey" for "USGS" and back
+            if start == 0 and len(ws) == 1 and " " not in text.strip() and len(a.tokens) > 1 and (
+                    a.tokens[1].text == "," and (a.tokens[0].pos == "ADV" or _ADVERB_FORM.search(ws[0]))):
+                continue  # a sentence-opening adverb ("Partway, a window shook"): spaCy's capitalised word
+            if len(ws) == 1 and text.isupper() and _unit_abbreviation(a, start, ws[0], other_words):
+                continue  # "500 KB" written "kilobytes": a unit's abbreviation after a number, the numbers' business
+            if need_all and text.islower() and ws[0] in _GREETINGS:
+                continue  # an all-lower-case salutation ("hey jo -"): the letter's frame
             if "".join(ws) in other_initials or (len(ws) > 1 and _initials(ws) in vocab) or _alias_hit(ws, other_text):
                 continue  # "WHO" for "World Health Organization" and back; "Britain" for "the United Kingdom"
             if len(ws) == 1 and _written_as_initial(a, start, text, initial_forms):
@@ -474,13 +588,34 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
             abbr = _abbreviated(a, start, text)
             # a word with an alias on the other side ("Tyson Gay (USA" for "the United States"), or a country
             # written as its three-letter sports/ISO code ("JAM" for "Jamaica")
+            caps = {fold(x) for x in re.findall(r"[A-Za-z]{2,}", text) if x.isupper()}
             hits = [_has(w, vocab, w in abbr) or _alias_hit([w], other_text) or
+                    (w in caps and _acronym_of(w, other_words)) or  # "NYT Co." for "New York Times Co."
                     (not need_all and len(w) > 3 and w[:3] in codes) for w in ws]
             if not (all(hits) if need_all else any(hits)):
                 out.append(text)
+                if len(ws) == 1 and start > 0 and a.tokens[start - 1].lower == "the":
+                    the_refs.add(text)
+    # "the Court" after "the U.S. Supreme Court": a one-word back-reference to a name this side gives in full and
+    # the other side keeps
+    heads = {_ent_words(t, set())[-1] for a in side for t, _l, _s in _joined_ents(a)
+             if len(_ent_words(t, set())) > 1 and t not in out}
+    out = [t for t in out if not (t in the_refs and _ent_words(t, set()) and _ent_words(t, set())[0] in heads)]
     return list(dict.fromkeys(out))
 
 
+def _unit_abbreviation(a: Analysis, start: int, word: str, other_words: list[str]) -> bool:
+    """An upper-case abbreviation right after a number whose letters, in order, spell a word the other side writes in
+    lower case from the same first letter ("500 KB" / "kilobytes", "2 GB" / "gigabytes")."""
+    if start == 0 or not a.tokens[start - 1].text[:1].isdigit():
+        return False
+    pat = re.compile(word[0] + "".join(".*" + re.escape(c) for c in word[1:]))
+    return any(len(w) > len(word) + 2 and w.isalpha() and pat.match(w) for w in other_words)
+
+
+#: adverbs by their form ("partway", "likewise", "afterwards", "eventually")
+_ADVERB_FORM = re.compile(r"(?:ly|way|ways|wise|wards?)$")
+_GREETINGS = frozenset("hey hi hello hiya dear yo".split())
 _FIRST_PERSON = frozenset({"i", "me", "my", "myself", "mine"})
 
 
@@ -564,13 +699,17 @@ _CONTRAST = re.compile(r"\b(?:rather than|instead of|as opposed to|unlike|in pla
 _IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "avoid", "prevent", "poorly", "beyond", "myth", "false",
                        "zero", "against", "optional",
                        "miss", "cease", "forbid", "ban", "prohibit", "exclude", "except", "skip", "impossible",
-                       "neglect", "omit", "barely", "hardly", "rarely", "seldom"})
+                       "neglect", "omit", "barely", "hardly", "rarely", "seldom", "barred", "delay", "overdue"})
+#: "ran late", "was late" (= not on time); not "the late 1990s" (a modifier)
+_LATE = frozenset({"late", "later", "behind"})
 #: privative words: "toothless" = "has no teeth", "nail-free" = "no nails", "free of lead"
 _PRIVATIVE = re.compile(r"\b(?!(?:unless|nevertheless|nonetheless|regardless|countless|doubtless|bless)\b)"
                         r"[a-z]{3,}less\b|\b[^\W\d_]+-free\b|\bfree (?:of|from)\b", re.IGNORECASE)
 #: exclusive negation ("no other metal", "nothing else") and the exclusives that say the same ("only", "alone")
 _EXCL_NEG = re.compile(r"\b(?:no other|no second|nothing else|nobody else|no one else|none other|no[- ]one but|not [^.;]{0,30}"
-                       r"\b(?:anyone|anything|any other) else|without (?:any )?(?:outside )?(?:help|assistance|aid))\b",
+                       r"\b(?:anyone|anything|any other) else|without (?:any )?(?:outside )?(?:help|assistance|aid)|"
+                       # "nobody had advanced it since Euclid" = "the first advance since Euclid"
+                       r"(?:nobody|no one|nothing|never|none)\b[^.;:]{0,50}\b(?:since|before (?:him|her|them|that|then)))\b",
                        re.IGNORECASE)
 _EXCLUSIVE = re.compile(r"\b(?:only|exclusively|solely|alone|sole|on (?:its|his|her|their) own|unshared|single)\b",
                         re.IGNORECASE)
@@ -596,6 +735,11 @@ class Polarity:
     @property
     def negated(self) -> bool:
         return bool(self.clausal or self.exclusive_neg)
+
+
+def _neg_arc(t) -> bool:
+    """spaCy's `neg` arc on a word that can negate: its parser also puts it on stray tokens ("cost ≈ £10 m")."""
+    return t.dep == "neg" and t.pos not in ("NUM", "SYM", "PUNCT", "NOUN", "PROPN", "X")
 
 
 def _constituent(a: Analysis, k: int) -> bool:
@@ -652,14 +796,17 @@ def _polarity(a: Analysis, text: str) -> Polarity:
         if t.lower in ("no", "not") and prev_of[k] in ("", "?", '"', "'") \
                 and next_of[k] in (",", ".", "!", ";", ":", "-", "quite", "really", "exactly"):
             continue
-        if t.lemma in _IMPLICIT or t.lower in _IMPLICIT:
+        if t.lemma in _IMPLICIT or t.lower in _IMPLICIT or \
+                (t.lower in _LATE and t.dep in ("acomp", "advmod") and t.head != k and
+                 0 <= t.head < len(a.tokens) and a.tokens[t.head].pos in ("VERB", "AUX")):
             soft = True
             continue
-        prefixed = _negative_prefix(t)
+        prefixed = _negative_prefix(t) and not (t.pos == "VERB" and any(
+            x.head == k and x.dep == "dobj" for x in a.tokens))  # "soldiers uncovered it": a reversative verb
         if prefixed and _EXCLUSIVE.fullmatch(t.lower):
             continue  # "unshared" = "on her own": an exclusive (read below), not a negation of the claim
-        if t.dep == "neg" or t.lemma in _NEG_LEMMAS or t.lower in ("never", "no", "none", "without") or prefixed:
-            if _constituent(a, k) or (prefixed and t.dep == "amod"):
+        if _neg_arc(t) or t.lemma in _NEG_LEMMAS or t.lower in ("never", "no", "none", "without") or prefixed:
+            if _constituent(a, k) or (prefixed and t.dep in ("amod", "compound")):
                 soft = True  # "a thin, invisible layer", "an incorrect shape": a noun's attribute, not the claim
             else:
                 count += 1
@@ -797,6 +944,9 @@ _MODIFIER = frozenset({"amod", "compound", "acl", "nmod", "poss", "npadvmod", "n
 #: a clause under one of these states a belief or a question, not a fact ("many think soap strips it")
 _BELIEF = frozenset({"think", "believe", "assume", "suppose", "imagine", "claim", "fear", "wonder", "ask", "myth",
                      "misconception", "belief", "expect", "rumour", "rumor"})
+#: where a clause's claim is told as a story, not stated as a fact ("in the movies", "according to legend")
+_FICTION = frozenset({"movie", "film", "fiction", "legend", "myth", "folklore", "cartoon", "story", "tale", "novel",
+                      "hollywood", "imagination", "lore"})
 #: prepositions that set another subject against the sentence's own ("Unlike lions, cheetahs cannot roar")
 _AGAINST = frozenset({"unlike", "contrary", "opposed", "rather", "instead"})
 
@@ -807,7 +957,7 @@ def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
     isn't the longest tunnel")."""
     out = set()
     for t in a.tokens:
-        if not (t.dep == "neg" or t.lower == "never") or not 0 <= t.head < len(a.tokens):
+        if not (_neg_arc(t) or t.lower == "never") or not 0 <= t.head < len(a.tokens):
             continue
         h = a.tokens[t.head]
         if h.lemma not in _LIGHT and h.pos in ("VERB", "ADJ", "NOUN", "PROPN"):
@@ -844,7 +994,37 @@ def _subject_names(a: Analysis, k: int, nouns: bool = False) -> set[str]:
 def _negated_subjects(a: Analysis, nouns: bool = False) -> set[str]:
     """Proper-name subjects of the sentence's negated predicates ("Fleming" in "Fleming could not purify it");
     with `nouns`, common-noun subjects too."""
-    return {n for t in a.tokens if (t.dep == "neg" or t.lower == "never") for n in _subject_names(a, t.head, nouns)}
+    return {n for t in a.tokens if (_neg_arc(t) or t.lower == "never") for n in _subject_names(a, t.head, nouns)}
+
+
+def _subtree(a: Analysis, k: int) -> set[int]:
+    """Token k and every token below it."""
+    out, todo = {k}, [k]
+    while todo:
+        h = todo.pop()
+        for c, t in enumerate(a.tokens):
+            if t.head == h and c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _negated_arg_names(a: Analysis) -> set[str]:
+    """Folded proper names among the objects and adjuncts of the sentence's negated predicates (their subjects
+    left out): {"cornell"} for "he didn't launch it from Cornell"."""
+    out = set()
+    for t in a.tokens:
+        if not (_neg_arc(t) or t.lower == "never") or not 0 <= t.head < len(a.tokens):
+            continue
+        out |= {fold(a.tokens[i].text) for i in _below_subject(a, t.head) if a.tokens[i].pos == "PROPN"}
+    return out
+
+
+def _below_subject(a: Analysis, h: int) -> set[int]:
+    """The subtree of predicate h without its subject's."""
+    subj = {i for c, x in enumerate(a.tokens) if x.head == h and c != h and x.dep in ("nsubj", "nsubjpass")
+            for i in _subtree(a, c)}
+    return _subtree(a, h) - subj
 
 
 def _contrasted(a: Analysis) -> set[str]:
@@ -862,8 +1042,11 @@ def _contrasted(a: Analysis) -> set[str]:
 
 
 def _in_belief(a: Analysis, k: int) -> bool:
-    """Whether token k sits in a clause under a belief or question verb ("people think it strips ...")."""
+    """Whether token k sits in a clause under a belief or question verb ("people think it strips ...") or one set
+    in fiction ("In the movies, one fire sets off every sprinkler", "according to legend, ...")."""
     for _ in range(4):
+        if _in_fiction(a, k):
+            return True
         h = a.tokens[k].head
         if not 0 <= h < len(a.tokens) or h == k:
             return False
@@ -873,18 +1056,33 @@ def _in_belief(a: Analysis, k: int) -> bool:
     return False
 
 
+def _in_fiction(a: Analysis, k: int) -> bool:
+    """Token k heads a clause with an "in the movies" / "according to legend" adjunct."""
+    for c, t in enumerate(a.tokens):
+        if t.head != k or c == k or t.dep != "prep" or t.lower not in ("in", "according"):
+            continue
+        below = [x for x in a.tokens if x.head == c] + \
+            [y for i, x in enumerate(a.tokens) if x.head == c and i != c for y in a.tokens if y.head == i]
+        if any(x.dep == "pobj" and x.lemma in _FICTION for x in below):
+            return True
+    return False
+
+
 def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis) -> bool:
     """Whether the sentence states one of `preds` (lemma and class) as a fact, without a negation on it, of a
     compatible subject: when both subjects are proper names they share one ("Fleming could not purify it" is no
     flip of "Florey and Chain purified it"), and so do common-noun subjects ("cheetahs cannot roar" against "lions
     roar"); a subject the negated sentence sets against its own ("Unlike lions, ...") is never compatible."""
-    negated_heads = {t.head for t in a.tokens if t.dep == "neg" or t.lower == "never"}
+    negated_heads = {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
     names, nouns, against = _negated_subjects(negated), _negated_subjects(negated, True), _contrasted(negated)
+    named_args = _negated_arg_names(negated)
     for k, t in enumerate(a.tokens):
         if (fold(t.lemma), _CLASS.get(t.pos)) not in preds or k in negated_heads or t.head in negated_heads:
             continue
         if t.dep in _MODIFIER or _in_belief(a, k):
             continue
+        if named_args and not named_args <= {fold(a.tokens[i].text) for i in _below_subject(a, k)}:
+            continue  # "didn't launch it from Cornell" against "launched it from MIT": the adjunct, not the act
         theirs = _subject_names(a, k, True)
         if theirs & against:
             continue

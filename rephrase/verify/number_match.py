@@ -25,12 +25,23 @@ def _within_bound(q: Quantity, o: Quantity) -> bool:
         if dq != do:
             return False
     elif q.unit is None:
+        if _count_for_measure(o, q):
+            return False
         vq, vo = float(q.value), float(o.value)
     else:
         return False
     if vq <= 0:
         return False
     return vq <= vo <= 2 * vq if q.bound == ">" else vq / 2 <= vo <= vq
+
+
+#: dimensions whose measures a count of things cannot state: "11 storeys" is not "11 metres"
+_MEASURED_DIMS = frozenset({"length", "area", "volume", "mass", "speed"})
+
+
+def _count_for_measure(a: Quantity, b: Quantity) -> bool:
+    """Is `b` a count of a named thing ("11 storeys", "four lanes") set against `a`, a measure ("11 metres")?"""
+    return a.unit is not None and b.unit is None and b.counted and UNITS[a.unit].dim in _MEASURED_DIMS
 
 
 def _base(q: Quantity) -> tuple[str | None, float]:
@@ -44,6 +55,8 @@ def _num_equal(a: Quantity, b: Quantity) -> bool:
     """Does `b` state the number `a` states? A unit-less number may stand for a measured one ("3 and 5 km"), but
     a soft one (a pronoun-like "one") must not vouch for "1 kg"."""
     if a.unit is not None and b.unit is None and b.soft:
+        return False
+    if _count_for_measure(a, b) or _count_for_measure(b, a):
         return False
     if a.unit == b.unit or a.unit is None or b.unit is None or _bare_degrees(a, b):
         return math.isclose(float(a.value), float(b.value), rel_tol=1e-9, abs_tol=1e-12)

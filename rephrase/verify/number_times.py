@@ -104,7 +104,8 @@ def _dates(text: str) -> tuple[list[Quantity], str]:
                                 y=int(g["y"]) if has_y else None, m=month, d=day))
             month_first = has_d and g.get("mon") is not None and mt.start("mon") < mt.start("d")
             db = _DAY_BEFORE.search(text, max(0, mt.start() - 16), mt.start()) if has_d and not month_first else None
-            if db and 1 <= int(db.group("d")) <= 31:  # "20 or 21 March": the 20th is in March too
+            # "20 or 21 March": the 20th is in March too (a list of days counts up: "Mark 2 - 1 June" is no range)
+            if db and 1 <= int(db.group("d")) < day:
                 out.append(Quantity("date", 0.0, text=db.group(0), start=db.start(), end=db.end(),
                                     y=out[-1].y, m=month, d=int(db.group("d"))))
             da = _DAY_AFTER.match(text, mt.end()) if month_first and not has_y else None

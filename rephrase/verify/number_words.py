@@ -149,6 +149,12 @@ def _digits(text: str) -> list[Quantity]:
             out.append(Quantity("num", value, unit="shilling", text=text[mt.start():sh.end()], start=mt.start(),
                                 end=sh.end()))
             continue
+        lsd = re.match(r"s(?![\w'])", text[end:]) if "." not in raw and value < 20 else None
+        if lsd and _POUNDS_BEFORE.search(text[max(0, mt.start() - 16):mt.start()]):
+            # "£4 10s": pounds and shillings (not the decade "the 10s")
+            out.append(Quantity("num", value, unit="shilling", text=text[mt.start():end + 1], start=mt.start(),
+                                end=end + 1))
+            continue
         if _DECADE_AFTER.match(text, end) and value >= 10 and value % 10 == 0:
             out.append(Quantity("decade", value, text=raw, start=mt.start(), end=end + 1))
             continue
@@ -156,6 +162,9 @@ def _digits(text: str) -> list[Quantity]:
     return out
 
 
+_POUNDS_BEFORE = re.compile(r"\u00a3\s?\d{1,4}[ \t]+$")
+#: after a currency sign a lower-case "m" is million, not metres ("£10 m", "$3m"; "bn", "k" are read already)
+_CURRENCY_M = re.compile(r"[ \u00a0]?(?:m|mn|mln)(?![\w\u00b2\u00b3/]|\.\w)")
 _INCH_IN_PARENS = re.compile(r"[ \u00a0]?in\.?(?=\s*\))")
 _BELOW_ZERO = re.compile(r"\s+below\s+zero\b", re.IGNORECASE)
 
@@ -163,12 +172,20 @@ _BELOW_ZERO = re.compile(r"\s+below\s+zero\b", re.IGNORECASE)
 def _with_suffixes(text: str, q: Quantity) -> Quantity:
     """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
     sm = _SCALE_AFTER.match(text, q.end)
+    before = text[max(0, q.start - 4):q.start].rstrip()
+    cm = _CURRENCY_M.match(text, q.end) if not sm and any(before.endswith(c) for c in CURRENCY_PREFIX) else None
+    if cm:
+        q.scale = 1e6
+        q.value, q.end = float(q.value) * q.scale, cm.end()
     if sm:
         w = (sm.group("w") or sm.group("k") or "million").lower()
         q.scale = SCALES.get(w) or SCALE_ABBREV[w]
         q.value = float(q.value) * q.scale
         q.end = sm.end()
     um = match_unit(text, q.end)
+    if um and um[0] == "s" and text[:um[1]].lower().endswith("second") and float(q.value).is_integer() and (
+            1000 <= float(q.value) <= 2100):
+        um = None  # "the 1989 second edition": a year and an ordinal, not 1989 seconds
     if um:
         q.unit, q.end = um
     elif _INCH_IN_PARENS.match(text, q.end):  # "50 cm (≈ 19.7 in)": "in" closing a conversion is the inch
@@ -215,6 +232,8 @@ SOFT_COUNTS = frozenset({"two", "three"})
 MULTIPLES = {"twice": 2.0, "thrice": 3.0}
 
 
+#: "for every hundred thousand inhabitants", "per thousand": a bare scale word after a rate word is the number
+_RATE_BEFORE = frozenset({"every", "per", "each"})
 _BETWEEN_BEFORE = re.compile(r"\bbetween\s+(?:[a-z]+\s+){0,2}$", re.IGNORECASE)
 _AND_LATER = re.compile(r"[^.;:!?()\n]*?\band\b", re.IGNORECASE)
 
@@ -224,6 +243,24 @@ def _range_and(text: str, start: int, and_end: int) -> bool:
     between the range's ends when no other "and" follows in the clause ("between six hundred and two thousand and
     seven hundred thousand" keeps 602,000)."""
     return bool(_BETWEEN_BEFORE.search(text[max(0, start - 40):start])) and not _AND_LATER.match(text, and_end)
+
+
+_GROUP_SCALES = ("thousand", "million", "billion", "trillion")
+
+
+def _regrouped_and(words: list[str]) -> int:
+    """Where a phrase joined by "and" starts a second number: a scale of a thousand or more that does not fall after
+    the "and" ("forty thousand and four hundred thousand" is 40,000 and 400,000; "a hundred and fourteen thousand"
+    is one number, 114,000); 0 when none."""
+    top = 0.0
+    for k, w in enumerate(words):
+        if w == "and" and top:
+            later = [SCALES[x] for x in words[k + 1:] if x in _GROUP_SCALES]
+            if later and max(later) >= top:
+                return k
+        elif w in _GROUP_SCALES:
+            top = SCALES[w] if not top else min(top, SCALES[w])
+    return 0
 
 
 def _is_numword(w: str) -> bool:
@@ -249,7 +286,17 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
             break
         words.append(toks[j][0])
         j += 1
-    if not words or words[0] in SCALES and j == i + len(words):  # a bare "million" is not a stated number
+    cut = _regrouped_and(words)
+    if cut:  # "forty thousand and four hundred thousand": two numbers, not 440,000
+        words, j = words[:cut], j - (len(words) - cut)
+    if (len(words) >= 2 and words[-1] in SMALL and SMALL[words[-1]] < 10 and all(SMALL.get(w, 10) < 10 for w in words)
+            and _gap(text, toks[j - 2][2], toks[j - 1][1]) == "" and re.match(r"-[A-Za-z]", text[toks[j - 1][2]:])
+            and not (j < len(toks) and _is_numword(toks[j][0]))):
+        words, j = words[:-1], j - 1  # "four zero-day vulnerabilities": 4 zero-days, not 40 (a compound term)
+    if (not words or words[0] in SCALES and j == i + len(words) and not (
+            words[0] == "hundred" and len(words) >= 3 and words[1] == "and")) and not (
+            words and i and toks[i - 1][0] in _RATE_BEFORE):  # a bare "million" is not a stated number
+        # ("some hundred and fourteen thousand" = 114,000: a bare "hundred" that "and" continues)
         return _ordinal_word(text, toks, i)
     if (len(words) == 2 and 1 <= SMALL.get(words[0], 0) <= 9 and words[1] in TENS and j < len(toks)
             and toks[j][0] in ORDINALS and ORDINALS[toks[j][0]] < 10 and _gap(text, toks[j - 1][2], toks[j][1]) == "-"
@@ -279,9 +326,10 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     # a bare "one" is mostly a pronoun ("one of the largest"): it may support a "1" but need not be matched
     # "two"/"three" in words are often derived counts a rewrite adds ("two countries, Nepal and China"): soft too
     q.soft = q.unit is None and (words in (["one"], ["zero"]) or (len(words) == 1 and words[0] in SOFT_COUNTS))
+    q.soft = q.soft or (words == ["zero"] and text.startswith("-", end))  # "zero-day", "zero-sum": a term
     if j + 2 < len(toks) and [t[0] for t in toks[j:j + 3]] == ["and", "a", "half"]:  # "ten and a half"
         q.value, j = float(q.value) + 0.5, j + 3
-        q.end = toks[j - 1][2]
+        q.end, q.soft = toks[j - 1][2], False  # "two and a half miles" is a stated measure, not a derived count
         q = _with_suffixes(text, q)
     elif j + 1 < len(toks) and toks[j][0] == "point" and _is_numword(toks[j + 1][0]) and toks[j + 1][0] in SMALL:
         k = j + 1
@@ -349,6 +397,9 @@ def _words_value(words: list[str]) -> float:
     return total + current
 
 
+_HALF_OF_SCALES = frozenset({"dozen", "hundred", "thousand", "million", "billion", "trillion"})
+
+
 def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     w, start, end = toks[i]
     prev = toks[i - 1][0] if i else ""
@@ -357,6 +408,8 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         if um:  # "a single gram" = 1 g, as "one gram"
             return Quantity("num", 1.0, unit=um[0], text=text[start:um[1]], start=start, end=um[1]), i + 2
         return Quantity("num", 1.0, text=w, start=start, end=end, soft=True), i + 1
+    if w == "quarterly":  # "quarterly updates" = four times a year (soft: it may support a "four", never required)
+        return Quantity("num", 4.0, text=w, start=start, end=end, soft=True), i + 1
     if w in MULTIPLES:
         # soft: "revised twice, in 2008 and 2019" counts what the years state; it states a fact only when matched
         return Quantity("num", MULTIPLES[w], text=w, start=start, end=end, soft=True), i + 1
@@ -371,6 +424,17 @@ def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
             q.text = text[q.start:q.end]
             return q, next((k for k in range(i + 1, len(toks)) if toks[k][1] >= q.end), len(toks))
         return q, i + 1
+    fold = re.fullmatch(r"([a-z]+?)fold", w)
+    if fold and (fold.group(1) in SMALL or fold.group(1) in TENS or fold.group(1) in SCALES):
+        # "a thousandfold increase" = 1,000 times, "tenfold", "twofold"
+        return Quantity("num", _words_value([fold.group(1)]), text=text[start:end], start=start, end=end), i + 1
+    if (w == "half" and i + 2 < len(toks) and toks[i + 1][0] in _ARTICLE and toks[i + 2][0] in _HALF_OF_SCALES
+            and _gap(text, end, toks[i + 1][1]) == ""):
+        q, j = _word_phrase(text, toks, i + 1)  # "half a million dollars" = 500,000 USD
+        if q is not None and q.kind == "num":
+            q.value, q.start, q.soft = float(q.value) / 2, start, False
+            q.text = text[start:q.end]
+            return q, j
     if w in _ARTICLE or (w == "half" and i + 1 < len(toks) and toks[i + 1][0] in _ARTICLE):
         # "about a kilometre" = 1 km (soft: "a year" is as often a rate, "visitors a year"); "half a century" = 50 years
         art_end = end if w in _ARTICLE else toks[i + 1][2]

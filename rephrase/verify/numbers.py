@@ -26,7 +26,7 @@ from rephrase.verify.number_words import (MULTIPLES, SOFT_COUNTS, SOFT_ORDINALS,
                                           _number_words, _regnal)
 from rephrase.verify.quantity import Quantity, _blank
 from rephrase.verify.scaffold import normalize
-from rephrase.verify.units import MONTHS, UNITS, match_unit
+from rephrase.verify.units import COMPOUNDS, MONTHS, ORDINALS, UNITS, match_unit, per_unit
 
 __all__ = ["CONVERSION_REL_TOL", "FORMULA_NAMES", "MULTIPLES", "SOFT_COUNTS", "SOFT_ORDINALS", "NumberDiff", "Quantity",
            "compare", "covered", "extract"]
@@ -66,10 +66,14 @@ _NOISE = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|(?m:^)\s*\d{1,2}[.)/]
 
 #: scaffolding numbers written with a capital or in a fixed frame: an audio tour's "Stop 14", a phone menu's
 #: "press 2 for the next stop", a quiz's "For 400:" / "For 100 points", a forum's "ELI5"
-_NOISE_FRAME = re.compile(r"\bStop\s+\d{1,3}\b|\b(?i:press)\s+\d\b(?=\s+(?:for|to)\b)|"
+_NOISE_FRAME = re.compile(r"\bStop\s+\d{1,3}\b|\b(?i:press)\s+\d{1,3}\b(?=\s+(?:for|to|when|once|if|now|and|or)\b|\s*[.!,;])|"
+                          # an audio tour's way on: "Please move on to Exhibit 10.", "continue to Stop 4"
+                          r"\b(?i:move|go|walk|head|continue|proceed|come)\s+(?:(?i:on|over|back|along)\s+)?(?i:to)\s+"
+                          r"(?:(?i:the)\s+)?(?:(?i:next)\s+)?(?i:exhibit|stop|room|gallery|track|station|case|display|"
+                          r"object|point|number)\s+\d{1,3}\b(?!\s*(?:%|[.,]\d))|"
                           r"\b(?i:for)\s+\$?(?:[1-9]00|1000)\s*:|\b(?i:for)\s+\$?\d{1,5}\s+points\b|\b(?i:eli5)\b|"
                           r"\b(?i:chapter|lesson|worksheet)\s+\d{1,2}\b(?!\s*(?:%|[.,]\d))|"
-                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part|round|host|guest|"
+                          r"(?m:^)[ \t]*(?i:panel|caption|frame|scene|slide|card|speaker|part|round|host|guest|track|exhibit|stop|"
                           r"caller|voice|player|contestant|interviewer)\s+\d{1,2}\s*:|(?m:^)[ \t]*[A-Z]{2,}\s+\d\s*:|"
                           r"(?m:^)[ \t]*[QA]\d{1,2}\s*[.:)]|(?m:^)[ \t#]*(?:BOX|Box|Figure|Fig\.|Table)\s+\d{1,2}(?:\.\d{1,2})?\b|"
                           r"\(\d{1,2}\s+marks?\)|"  # an exam question's "(5 marks)"; a listicle's "7 Things to Know":
@@ -223,6 +227,31 @@ def _inline_list_numbers(text: str) -> str:
     return "".join(out)
 
 
+_PAREN_NUM = re.compile(r"(?:(?<=[\s:;.!?])|^)\((\d{1,2})\)(?=[ \t]+\S)")
+#: an ordinal word that labels a part at a sentence start: a quiz's "First: ... Second: ... Third:"
+_ORDINAL_LABEL = re.compile(r"(?:(?<=[.!?:]\s)|(?<=[.!?:]\s\s)|(?<=\n)|^)[ \t]*([A-Z][a-z]+)(?=\s*:)")
+
+
+def _enumerators(text: str) -> str:
+    """Blank the enumerators of a paragraph's points: "(1) Every consistent system ... (2) No such system ...",
+    and ordinal words that label a quiz's questions ("First: in which city ...? Second: who won ...?"): each counts
+    1, 2, 3, ... from the first, two or more in a run."""
+    out = list(text)
+    for pat, value in ((_PAREN_NUM, lambda m: int(m.group(1))),
+                       (_ORDINAL_LABEL, lambda m: ORDINALS.get(m.group(1).lower(), 0))):
+        run: list[re.Match] = []
+        for m in list(pat.finditer(text)) + [None]:
+            if m is not None and value(m) and value(m) == (value(run[-1]) + 1 if run else 1):
+                run.append(m)
+                continue
+            if len(run) >= 2:
+                for r in run:
+                    a, b = (r.start(), r.end()) if pat is _PAREN_NUM else (r.start(1), r.end(1))
+                    out[a:b] = " " * (b - a)
+            run = [m] if m is not None and value(m) == 1 else []
+    return "".join(out)
+
+
 #: a number used as a label: "tank No. 2", "win no. 4", "patent number 139,121", "#3"
 _LABEL_NO = re.compile(r"(?:\b(?:no|nos|number)\.?\s*#?|(?<![\w&])#)(?P<n>\d{1,3}(?:,\d{3})+|\d{1,7})\b"
                        r"(?![.,]\d|\s*(?:%|percent|per\s*cent))", re.IGNORECASE)
@@ -249,11 +278,60 @@ def _labels(text: str) -> tuple[list[Quantity], str]:
     return out, _blank(text, out)
 
 
+#: a power of ten (superscripts are "10^6" after normalize): "30 × 10^6 m³", "3 x 10^6", "3×10^6", "10^-19"
+_POWER_OF_TEN = re.compile(r"(?<![\w.,])(?:(\d+(?:\.\d+)?)[ \t]*[\u00d7x\u2715*][ \t]*)?(?<![\w.,^])10\^\(?([-+]?\d{1,3})\)?"
+                           r"(?![\d.]\d|\d)")
+
+
+def _powers_of_ten(text: str) -> str:
+    def value(m: re.Match) -> str:
+        v = float(m.group(1) or 1) * 10.0 ** int(m.group(2))
+        return f"{v:.15g}" if 1e-6 <= abs(v) < 1e15 or v == 0 else f"{v:.6e}"
+    return _POWER_OF_TEN.sub(value, text)
+
+
+#: an earthquake's magnitude: "M7.8", "a M5.1 earthquake", "Mw 9.0" (the magnitude 7.8, not 7 metres)
+_MAGNITUDE = re.compile(r"\bM(?:w|W|L|s|b)?[ \t]?(?=\d\.\d\b)|\bM(?:w|W|L)[ \t]?(?=\d)")
+#: the score of a drawn game, "½–½": the same fact as the word "draw" (soft)
+_DRAW_SCORE = re.compile(r"(?<![\d.])1/2[ \t]*-[ \t]*1/2(?![\d/])")
+
+
+_MONTH_DAYS = {1: 31, 2: 28, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+#: "the last day of August 1955" = 31 August 1955, "the first day of May" = 1 May
+_EDGE_DAY = re.compile(r"\b(?P<edge>last|first|final)[ \t]+day[ \t]+of[ \t]+(?P<mon>[A-Z][a-z]+)(?P<y>[ \t,]+\d{4}\b)?")
+
+
+def _edge_days(text: str) -> str:
+    def day(m: re.Match) -> str:
+        mon = MONTHS.get(m.group("mon"))
+        if not mon:
+            return m.group(0)
+        if m.group("edge") == "first":
+            d = 1
+        elif mon == 2:
+            y = int(m.group("y").strip(" \t,")) if m.group("y") else None
+            if y is None:
+                return m.group(0)
+            d = 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
+        else:
+            d = _MONTH_DAYS[mon]
+        head = f"{d} {m.group('mon')}"
+        return head.rjust(m.end("mon") - m.start()) + (m.group("y") or "")
+    return _EDGE_DAY.sub(day, text)
+
+
 def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
-    text = _footnotes(_inline_list_numbers(_list_numbers(_NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text)))))
+    text = _edge_days(_MAGNITUDE.sub(lambda m: " " * len(m.group(0)), _powers_of_ten(normalize(text))))
+    list_counts = _list_counts(normalize(text))
+    text = _enumerators(_inline_list_numbers(_list_numbers(_footnotes(
+        _NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text))))))
     labels, text = _labels(text)
     text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
+    draws = [Quantity("num", 0.5, text=m.group(0), start=m.start(), end=m.end(), soft=True)
+             for m in _DRAW_SCORE.finditer(text)]
+    labels += draws
+    text = _blank(text, draws)
     text = _MINUS.sub("-", _ordinal_dates(text))
     columns = _column_units(text)
     times, text = _times(text)
@@ -271,10 +349,19 @@ def extract(text: str) -> list[Quantity]:
     for q in nums:
         if q.kind == "num" and q.unit is None:
             q.unit = next((u for a, b, u in columns if a <= q.start < b), None)
+    _elided_units(nums, rest)
+    _named_lists(nums, rest)
+    weights = _sterling(nums, rest)  # (the weight readings join the output last: no part of a compound measure)
+    nums += _one_in(nums, rest)
+    nums.sort(key=lambda q: q.start)
     _spoken_short_years(nums, dates, rest)
     _ranges(nums, rest)
     nums = _compound_measures(nums, rest)
+    _out_of(nums, rest)
+    _bracket_twins(nums, rest)
     for q in nums:
+        q.counted = (q.kind == "num" and q.unit is None and bool(_COUNT_NOUN.match(rest, q.end))
+                     and not re.search(r"\b[A-Z][A-Za-z]*[ \t]+$", rest[max(0, q.start - 20):q.start]))  # "ISO 216 defines"
         q.fall = bool(_FALL.search(rest[max(0, q.start - 40):q.start]))
         q.pos = (q.kind == "num" and q.unit is None and float(q.value).is_integer() and 1 <= float(q.value) <= 99
                  and (bool(_POS_BEFORE.search(rest[max(0, q.start - 24):q.start])) or bool(
@@ -284,10 +371,241 @@ def extract(text: str) -> list[Quantity]:
         if bm:
             q.bound = ">" if bm.group("gt") else "<"
     _day_ranges(nums, rest)
-    return sorted(dates + ids + nums + labels + _medals(rest), key=lambda q: q.start)
+    _list_announcements(nums, rest, list_counts)
+    out = sorted(dates + ids + nums + weights + labels + _medals(rest), key=lambda q: q.start)
+    return sorted(out + _relative_years(out, rest) + _relative_days(out, rest), key=lambda q: q.start)
+
+
+#: a list item: "1. ...", "2) ...", "- ...", "• ..."
+_LIST_ITEM = re.compile(r"[ \t]*(?:(\d{1,2})[.)]|[-*\u2022\u25aa\u00b7\u2013])[ \t]+\S")
+
+
+#: money written near "pounds": a price, a cost, a payment, or a text that writes sterling ("£", "shillings")
+_MONEY_TEXT = re.compile(r"\u00a3|\bGBP\b|\b(?:shillings?|pence|penny|sterling|guineas?)\b", re.IGNORECASE)
+_MONEY_BEFORE = re.compile(r"\b(?:cost|costs|costing|costed|paid|pay|pays|paying|price|priced|prices|worth|fine|fined|"
+                           r"prize|salary|wages?|budget|fee|fees|sold|sell|sells|spent|spend|raised|raise|funding|"
+                           r"funded|donated|bought|buy|earned|earn|charged|charge|award|awarded|damages|sum|grant)\b",
+                           re.IGNORECASE)
+
+
+def _sterling(nums: list[Quantity], text: str) -> list[Quantity]:
+    """"Four pounds ten shillings!", "a cost of roughly ten million pounds": the word "pounds" beside money is
+    sterling; the weight reading stays as its soft twin (either may be matched)."""
+    out = []
+    money_text = bool(_MONEY_TEXT.search(text))
+    for q in nums:
+        if (q.kind == "num" and q.unit == "lb" and re.search(r"(?i)pounds?$", q.text)
+                and (money_text or _MONEY_BEFORE.search(text[max(0, q.start - 40):q.start]))):
+            lb = Quantity("num", q.value, unit="lb", text=q.text, start=q.start, end=q.end, scale=q.scale, soft=True)
+            q.unit, q.twin = "gbp", lb
+            out.append(lb)
+    return out
+
+
+#: a number compared with a measure, its noun left out: "in about nine years rather than the three he had promised"
+_ELIDED_GAP = re.compile(r"^[ \t]*,?[ \t]*(?:rather[ \t]+than|instead[ \t]+of|not|compared[ \t]+(?:with|to)|versus|vs\.?|"
+                         r"than)[ \t]+(?:the[ \t]+|an?[ \t]+|some[ \t]+|about[ \t]+)?$", re.IGNORECASE)
+
+
+def _elided_units(nums: list[Quantity], text: str) -> None:
+    """The later number of "nine years rather than the three" is three years (no noun follows it)."""
+    for a, b in zip(nums, nums[1:]):
+        if (a.kind == b.kind == "num" and a.unit and b.unit is None and _ELIDED_GAP.match(text[a.end:b.start])
+                and not _COUNTED_NOUN.match(text, b.end)):
+            b.unit = a.unit
+
+
+#: a count before the names it counts: "four men - John McCarthy, Marvin Minsky, Nathaniel Rochester and Claude
+#: Shannon -", "two sisters, Anne and Emily"
+_NAMED_LIST_HEAD = re.compile(r"[ \t]+[a-z]+(?:[ \t]+[a-z]+)?[ \t]*(?:-|:|,|\()[ \t]*")
+_NAME_ITEM = re.compile(r"[A-Z][\w.'-]*(?:[ \t]+(?:[A-Z][\w.'-]*|de|van|von|da|di|le|la|of))*")
+_ITEM_SEP = re.compile(r"[ \t]*,[ \t]*(?:and[ \t]+)?|[ \t]+and[ \t]+")
+
+
+def _named_lists(nums: list[Quantity], text: str) -> None:
+    """A count that restates the list of names right after it is no separate fact (soft): "four men - A, B, C and
+    D" (a list of another length keeps the count, so a changed count is still read)."""
+    for q in nums:
+        if not (q.kind == "num" and q.unit is None and float(q.value).is_integer() and 2 <= float(q.value) <= 12):
+            continue
+        h = _NAMED_LIST_HEAD.match(text, q.end)
+        if not h:
+            continue
+        pos, n = h.end(), 0
+        while True:
+            it = _NAME_ITEM.match(text, pos)
+            if not it:
+                break
+            n, pos = n + 1, it.end()
+            sep = _ITEM_SEP.match(text, pos)
+            if not sep:
+                break
+            pos = sep.end()
+        if n == int(q.value) and n >= 2 and re.match(r"[ \t]*(?:-|\)|[.;:!?]|$)", text[pos:]):
+            q.soft = True
+
+
+_ONE_IN_GAP = re.compile(r"^[ \t]+in[ \t]+$", re.IGNORECASE)  # ("one in every four" is a share: _out_of)
+
+
+def _one_in(nums: list[Quantity], text: str) -> list[Quantity]:
+    """"1 in 70", "one in seventy": a ratio, the same fact as "1/70" (the two counts stay, soft)."""
+    out = []
+    for a, b in zip(nums, nums[1:]):
+        if not (a.kind == b.kind == "num" and a.unit is None and b.unit is None and _ONE_IN_GAP.match(text[a.end:b.start])):
+            continue
+        va, vb = float(a.value), float(b.value)
+        year = vb.is_integer() and 1000 <= vb <= 2100 and not re.search(r"[,\s]", b.text)  # "3 in 1990"
+        if va.is_integer() and vb.is_integer() and 0 < va < vb and not year:
+            a.soft = b.soft = True
+            out.append(Quantity("num", va / vb, text=text[a.start:b.end], start=a.start, end=b.end))
+    return out
+
+
+def _list_counts(text: str) -> dict[int, int]:
+    """{index of the line that introduces a list: its number of items}, for each list of two or more items
+    (numbered 1, 2, 3, ... or bulleted) that follows a non-blank line."""
+    lines = text.split("\n")
+    out: dict[int, int] = {}
+    k = 0
+    while k < len(lines):
+        m = _LIST_ITEM.match(lines[k])
+        if not m or (m.group(1) and int(m.group(1)) != 1):
+            k += 1
+            continue
+        numbered, n, j = bool(m.group(1)), 0, k
+        while j < len(lines):
+            mj = _LIST_ITEM.match(lines[j])
+            if mj and bool(mj.group(1)) == numbered and (not numbered or int(mj.group(1)) == n + 1):
+                n, j = n + 1, j + 1
+            elif not lines[j].strip():
+                j += 1
+            else:
+                break
+        intro = next((i for i in range(k - 1, -1, -1) if lines[i].strip()), None)
+        if n >= 2 and intro is not None and not _LIST_ITEM.match(lines[intro]):
+            out[intro] = n
+        k = max(j, k + 1)
+    return out
+
+
+#: a count's noun, after at most two other words: "six steps", "5 things to know", "three key facts"
+_ANNOUNCED_NOUN = re.compile(r"(?:[ \t]+[A-Za-z'-]+){0,2}?[ \t]+[A-Za-z]{3,}(?<!ss)s\b")
+
+
+def _list_announcements(nums: list[Quantity], text: str, counts: dict[int, int]) -> None:
+    """"Getting to know the bridge in six steps:" over a list of six items: the count of the text's own list items
+    is structure, not a fact (soft)."""
+    for q in nums:
+        if (q.kind == "num" and q.unit is None and float(q.value).is_integer()
+                and counts.get(text.count("\n", 0, q.start)) == int(q.value) and _ANNOUNCED_NOUN.match(text, q.end)):
+            q.soft = True
+
+
+#: "62 parts out of every 100", "18 out of 100", "one in every four", "7 parts in 100": a share, in per cent
+_OUT_OF_GAP = re.compile(r"^[ \t]+(?:[A-Za-z]+[ \t]+){0,2}?(?:out[ \t]+of(?:[ \t]+(?:every|each))?|in[ \t]+(?:every|each))"
+                         r"[ \t]+$|^[ \t]+parts?[ \t]+(?:in|per)[ \t]+$", re.IGNORECASE)
+
+
+def _out_of(nums: list[Quantity], text: str) -> None:
+    counts = []
+    for a, b in zip(nums, nums[1:]):
+        if (a.kind == b.kind == "num" and a.unit is None and 0 <= float(a.value) <= float(b.value)  # "of 100 litres"
+                and float(b.value) > 0 and _OUT_OF_GAP.match(text[a.end:b.start])):
+            if float(b.value) != 100:  # "26 out of 40 men" still states the count 26 (soft)
+                counts.append(Quantity("num", a.value, text=a.text, start=a.start, end=a.end, soft=True))
+            a.value, a.unit, a.soft = 100 * float(a.value) / float(b.value), "pct", False
+            b.soft = True
+    nums += counts
+    nums.sort(key=lambda q: q.start)
+
+
+#: a conversion in brackets after a measure: "0.2 m/s (40 feet per minute)", "5 km (about 3 miles)"
+_BRACKET_OPEN = re.compile(r"\(\s*(?:(?:about|approx\.?|approximately|around|roughly|some|nearly|almost|c\.|ca\.|"
+                           r"or|~|\u2248)\s*)*$", re.IGNORECASE)
+#: the most a bracketed conversion may be off its measure and still be read as the same fact
+TWIN_REL_TOL = 0.15
+
+
+def _bracket_twins(nums: list[Quantity], text: str) -> None:
+    rates: list[Quantity] = []
+    for b in nums:
+        if b.kind != "num" or not b.unit or b.soft:
+            continue
+        m = _BRACKET_OPEN.search(text[max(0, b.start - 30):b.start])
+        if not m:
+            continue
+        pos = max(0, b.start - 30) + m.start()
+        # (the measure's noun may come between: "a 5 km walk (about 3 miles)")
+        a = next((a for a in nums if a.kind == "num" and a.unit and not a.soft and a.end <= pos
+                  and re.fullmatch(r"(?:[ \t-]*[A-Za-z]+){0,2}[ \t]*", text[a.end:pos])), None)
+        if a is None:
+            continue
+        close = re.match(r"[^()]{0,40}?\)", text[b.end:])
+        per = per_unit(text, b.end + close.end()) if close else None
+        if per:  # "90 feet (about 27.4 metres) per minute": a rate too, read both ways (soft: writers drop the rate)
+            rates += [Quantity("num", x.value, unit=COMPOUNDS[(x.unit, per[0])], text=x.text, start=x.start,
+                               end=x.end, scale=x.scale, soft=True) for x in (a, b) if (x.unit, per[0]) in COMPOUNDS]
+        ua, ub = UNITS[a.unit], UNITS[b.unit]
+        if ua.dim == ub.dim and a.unit != b.unit and not (ua.offset or ub.offset):
+            va, vb = float(a.value) * ua.factor, float(b.value) * ub.factor
+            if va and abs(va - vb) <= TWIN_REL_TOL * abs(va):
+                b.twin = a
+    nums += rates
+    nums.sort(key=lambda q: q.start)
+
+
+#: a year stated relative to the last year the text names: "from 455 the year before", "a year later"
+_REL_YEAR = re.compile(r"\b(?:(?P<b>the[ \t]+(?:previous|preceding|prior)[ \t]+year|a[ \t]+year[ \t]+earlier|"
+                       r"(?:the|a)[ \t]+year[ \t]+(?:before|prior)(?=\s*(?:[,.;:!?)\u2014\u2013]|\s-\s|$)))|"
+                       r"(?P<a>the[ \t]+(?:following|next)[ \t]+year|a[ \t]+year[ \t]+later|"
+                       r"the[ \t]+year[ \t]+after(?=\s*(?:[,.;:!?)\u2014\u2013]|\s-\s|$))))", re.IGNORECASE)
+
+
+def _relative_years(qs: list[Quantity], text: str) -> list[Quantity]:
+    """"Kestria in 2022 ... from 455 the year before": the year before the last one named (2021, soft: it may
+    support a "2021" of the other text, and is never required)."""
+    out = []
+    stated = {float(q.value) for q in qs if q.kind == "num"}
+    for m in _REL_YEAR.finditer(text):
+        years = [q.y if q.kind == "date" else int(q.value) for q in qs if q.end <= m.start() and not q.soft and (
+            (q.kind == "date" and q.y) or _plain_year(q))]
+        y = years[-1] + (-1 if m.group("b") else 1) if years else None
+        if y is not None and float(y) not in stated:  # (not "a year later, 1958": the year stated itself)
+            out.append(Quantity("num", float(y), text=m.group(0), start=m.start(), end=m.end(), soft=True))
+    return out
+
+
+_REL_DAY = re.compile(r"\b(?:(?P<a>the[ \t]+(?:next|following)[ \t]+day|the[ \t]+day[ \t]+after"
+                      r"(?=\s*(?:[,.;:!?)]|\s-\s|$))|a[ \t]+day[ \t]+later)|(?P<b>the[ \t]+(?:previous|preceding)[ \t]+day|"
+                      r"the[ \t]+day[ \t]+before(?=\s*(?:[,.;:!?)]|\s-\s|$))|a[ \t]+day[ \t]+earlier))", re.IGNORECASE)
+
+
+def _relative_days(qs: list[Quantity], text: str) -> list[Quantity]:
+    """"On 7 September Snow presented ... the handle was removed the next day": the day after the last day-date
+    named (8 September, soft: it may support the other text's date, and is never required)."""
+    out = []
+    for m in _REL_DAY.finditer(text):
+        last = [q for q in qs if q.kind == "date" and q.d and q.m and q.end <= m.start() and not q.soft]
+        if not last:
+            continue
+        q = last[-1]
+        step = 1 if m.group("a") else -1
+        days = _MONTH_DAYS[q.m] + (1 if q.m == 2 and q.y and q.y % 4 == 0 and (q.y % 100 or q.y % 400 == 0) else 0)
+        y, mo, d = q.y, q.m, q.d + step
+        if d > days:
+            mo, d = mo % 12 + 1, 1
+            y = y + 1 if y and mo == 1 else y
+        elif d < 1:
+            mo = (mo - 2) % 12 + 1
+            y = y - 1 if y and mo == 12 else y
+            d = _MONTH_DAYS[mo]
+        out.append(Quantity("date", 0.0, text=m.group(0), start=m.start(), end=m.end(), y=y, m=mo, d=d, soft=True))
+    return out
 
 
 _IN_BEFORE = re.compile(r"\b(?:in|of|since|until|till|by)\s+$", re.IGNORECASE)
+_AGE_OF = re.compile(r"\b(?:age|ages|aged)\s+of\s+$", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"\s*(?:[,.;:!?)]|$)")
 
 
@@ -300,6 +618,7 @@ def _spoken_short_years(nums: list[Quantity], dates: list[Quantity], text: str) 
     for q in nums:
         if (q.kind == "num" and q.unit is None and q.text.replace("-", "").isalpha() and float(q.value).is_integer()
                 and 10 <= float(q.value) <= 99 and _IN_BEFORE.search(text[max(0, q.start - 8):q.start])
+                and not _AGE_OF.search(text[max(0, q.start - 16):q.start])  # "at the age of seventy-seven"
                 and _CLAUSE_END.match(text, q.end)):
             q.kind = "yy"
 
@@ -342,6 +661,10 @@ _POS_BEFORE = re.compile(r"(?:\b(?!(?:the|a|an|of|in|on|at|by|for|to|with|about|
                          r"got|gave|after|before|from|into|every|each|aged|age|ages|than)\b)[A-Za-z]{3,}[ \t]+|"
                          r"(?m:^)[ \t]*\|[ \t]*)$", re.IGNORECASE)
 _NUMBER_BEFORE = re.compile(r"\b(?:number|no\.?)\s+$", re.IGNORECASE)  # "Frame number five makes the cover"
+#: the noun a unit-less number counts: "11 storeys", "four lanes", "a 12-storey block" (not "11 is", "3 per")
+_COUNT_NOUN = re.compile(r"[ \t]+(?!(?:is|was|has|as|us|its|this|thus|plus|does|goes|less|across|always|perhaps|"
+                         r"sometimes|besides|towards|afterwards|whereas|per|percent)\b)[A-Za-z]{3,}(?<!ss)s\b|"
+                         r"[ \t]+(?:people|men|women|children)\b|-[A-Za-z]{3,}\b", re.IGNORECASE)
 _COUNTED_NOUN = re.compile(r"[ \t-]*(?:(?!(?:is|was|has|as|us|its|this|thus|plus|does|goes)\b)[A-Za-z]+(?<!ss)s\b|(?:people|men|women|children|times|per|of|percent)\b)", re.IGNORECASE)
 _MEASURE_GAP = re.compile(r"^\s*,?\s*(?:and)?\s*$", re.IGNORECASE)
 _RANGE_START = re.compile(r"\b(?:between|from)\s*$", re.IGNORECASE)
@@ -468,9 +791,14 @@ def _dedup(qs: list[Quantity]) -> list[Quantity]:
 
 def compare(source: str, rewrite: str) -> NumberDiff:
     """Both-way comparison of the quantities stated in `source` and `rewrite` (repetitions count once)."""
-    src, rw = _dedup(extract(source)), _dedup(extract(rewrite))
-    norm_src = normalize(source)
-    missing = [q for q in src if not q.soft and not covered(q, rw) and not _formula_named(q, rewrite)
+    src_all = extract(source)
+    src, rw = _dedup(src_all), _dedup(extract(rewrite))
+    norm_src = _powers_of_ten(normalize(source))  # (the text extract read, so that positions agree)
+    # a measure and its conversion in brackets state one fact: either form in the rewrite states it
+    twins = {(q.kind, x.label()) for q in src_all if q.twin is not None and (covered(q, rw) or covered(q.twin, rw))
+             for x in (q, q.twin)}
+    missing = [q for q in src if not q.soft and (q.kind, q.label()) not in twins and not covered(q, rw)
+               and not _formula_named(q, rewrite)
                and not _spelled_id(q, rewrite) and not _name_alone(q, rewrite) and not _version_named(q, rewrite)
                and not _dropped_name(q, norm_src, rewrite)]
     extra = [q for q in rw if not q.soft and not covered(q, src) and not _formula_named(q, source)

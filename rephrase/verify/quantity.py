@@ -24,6 +24,8 @@ class Quantity:
     parts: tuple = ()      # a compound measure's parts ("5 days, 22 hours and 54 minutes")
     fall: bool = False     # stated as a fall ("fell by 0.7%", "a decline of 3%"): the same change as "-0.7%"
     pos: bool = False      # a number used as a position after its noun ("game 6", "Frame five", "| 3 |" of a table)
+    counted: bool = False  # a unit-less number followed by the noun it counts ("11 storeys"): a count, not a measure
+    twin: "Quantity | None" = None  # the measure this one converts, in brackets after it: "0.2 m/s (40 ft/min)"
 
     def label(self) -> str:
         if self.kind == "date" and self.d is None and self.y is None:

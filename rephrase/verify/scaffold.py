@@ -65,8 +65,15 @@ _MARKUP = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)|`+|^\s*[=\-_*]{3,
 _SYLLABLE_DOT = re.compile(r"(?<=[^\W\d_])[\u00b7\u2027](?=[^\W\d_])")
 
 
+#: a power of ten in superscript, "10⁶", "10⁻¹⁹": written "10^6", "10^-19" (NFKC alone would make "10⁶" read "106")
+_SUPER_POWER = re.compile(r"(?<![\d.])10([\u207b\u207a]?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079]+)")
+_SUPERSCRIPT = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b\u207a", "0123456789-+")
+
+
 def normalize(text: str) -> str:
-    """NFKC plus folded quotes, dashes, ellipses and non-breaking spaces; syllable dots inside a word removed."""
+    """NFKC plus folded quotes, dashes, ellipses and non-breaking spaces; syllable dots inside a word removed;
+    superscript powers of ten as "10^6"."""
+    text = _SUPER_POWER.sub(lambda m: "10^" + m.group(1).translate(_SUPERSCRIPT), text)
     return _SYLLABLE_DOT.sub("", unicodedata.normalize("NFKC", text).translate(_QUOTES))
 
 

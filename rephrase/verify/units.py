@@ -41,6 +41,8 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("ha", "area", 1e4, 0, ("ha",), ("hectare",)),
     ("acre", "area", 4046.856, 0, (), ("acre",)),
     ("t", "mass", 1e3, 0, ("t",), ("tonne", "metric ton")),
+    # a "ton" may be metric (1000 kg), short (907 kg) or long (1016 kg): compared within TOLERANCE below
+    ("ton", "mass", 1e3, 0, (), ("ton",)),
     ("kg", "mass", 1.0, 0, ("kg",), ("kilogram", "kilogramme", "kilo")),
     ("g", "mass", 1e-3, 0, ("g",), ("gram", "gramme")),
     ("mg", "mass", 1e-6, 0, ("mg",), ("milligram",)),
@@ -72,6 +74,8 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("millennium", "time", 31557600000.0, 0, (), ("millennium", "millennia")),
     ("km/h", "speed", 1 / 3.6, 0, ("km/h", "kph"), ("kilometres per hour", "kilometers per hour")),
     ("mph", "speed", 0.44704, 0, ("mph",), ("miles per hour",)),
+    ("ft/min", "speed", 0.00508, 0, ("ft/min", "fpm"), ("feet per minute", "foot per minute")),
+    ("m/min", "speed", 1 / 60, 0, ("m/min",), ("metres per minute", "meters per minute")),
     ("m/s", "speed", 1.0, 0, ("m/s", "m s-1", "m s^-1", "ms-1"), ("metres per second", "meters per second")),
     ("km/s", "speed", 1e3, 0, ("km/s", "km s-1", "km s^-1"), ("kilometres per second", "kilometers per second")),
     ("kn", "speed", 0.514444, 0, (), ("knot",)),
@@ -124,7 +128,7 @@ CURRENCY_PREFIX = {"US$": "usd", "$": "usd", "€": "eur", "£": "gbp"}
 
 UNITS: dict[str, Unit] = {r[0]: Unit(r[0], r[1], r[2], r[3]) for r in _UNITS}
 #: relative tolerance of a conversion involving these units (US vs imperial measures), instead of the default
-TOLERANCE = {"pint": 0.12, "quart": 0.12, "gal": 0.12, "floz": 0.05}
+TOLERANCE = {"pint": 0.12, "quart": 0.12, "gal": 0.12, "floz": 0.05, "ton": 0.1}
 
 
 def _plurals(name: str) -> set[str]:
@@ -155,8 +159,9 @@ NAME_RE = _alias_regex(_NAMES, re.IGNORECASE)
 #: units written as "A per B" or "A/B" with A and B in any of their forms ("g per cubic centimetre", "km per hour",
 #: "metres/second"): the table's own aliases cover only the all-symbol and all-long-name spellings
 COMPOUNDS = {("g", "cm3"): "g/cm3", ("kg", "m3"): "kg/m3", ("km", "h"): "km/h", ("mi", "h"): "mph",
-             ("m", "s"): "m/s", ("km", "s"): "km/s", ("mg", "kg"): "mg/kg"}
-_PER = re.compile(r"\s*/\s*|\s+per\s+|\s+an?\s+(?=hour|second)|\s+(?:for\s+)?(?:every|each)\s+(?=kilo)", re.IGNORECASE)
+             ("m", "s"): "m/s", ("km", "s"): "km/s", ("mg", "kg"): "mg/kg", ("ft", "min"): "ft/min",
+             ("m", "min"): "m/min"}
+_PER = re.compile(r"\s*/\s*|\s+per\s+|\s+an?\s+(?=hour|minute|second)|\s+(?:for\s+)?(?:every|each)\s+(?=kilo|hour|minute|second)", re.IGNORECASE)
 
 
 def _match_one(text: str, pos: int) -> tuple[str, int] | None:
@@ -166,6 +171,13 @@ def _match_one(text: str, pos: int) -> tuple[str, int] | None:
             alias = m.group(0).lstrip(" \u00a0\u202f-")
             return table[alias.lower() if fold else alias], m.end()
     return None
+
+
+def per_unit(text: str, pos: int) -> tuple[str, int] | None:
+    """(unit, end) of a rate's "per minute", "a minute", "/min" written at `text[pos:]`, or None."""
+    per = _PER.match(text, pos)
+    den = _match_one(" " + text[per.end():], 0) if per else None
+    return (den[0], per.end() + den[1] - 1) if den else None
 
 
 def match_unit(text: str, pos: int) -> tuple[str, int] | None:

@@ -388,3 +388,45 @@ def test_names_spacy_splits_without_a_gap_count_once(verifier):
                   "TIMETABLE NOTE \u2014 Stockton & Darlington Railway, County Durham, England.\nOpened 1825; coal to "
                   "the River Tees at Stockton.")
     assert f["ent_added"].value == 1 and "Darlington Railway" in f["ent_added"].detail, f["ent_added"]
+
+
+TAY = ("The Tay Bridge opened on 1 June 1878 and carried the North British Railway across the Firth of Tay. It was "
+       "designed by Thomas Bouch.")
+
+
+@pytest.mark.parametrize("rewrite", [
+    # the body named in the heading after "Minutes of the", then referred to as "The Board"
+    "Minutes of the Harbour Works Board \u2014 Item 4: the Tay Bridge\nThe Board noted that the Tay Bridge opened on "
+    "1 June 1878, carrying the North British Railway across the Firth of Tay. Members recorded that Thomas Bouch "
+    "designed it.",
+    # the record's noun after the body (an em dash folds to spaced hyphen: space tokens before "minutes")
+    "Heritage Committee \u2014 minutes, Item 7: the Tay Bridge\nThe Committee noted that the Tay Bridge, designed by "
+    "Thomas Bouch, opened on 1 June 1878 and carried the North British Railway across the Firth of Tay.",
+    # an agenda item's heading names no body: "The Council" is the subject of the record's reporting verb
+    "Agenda item 3: the Tay Bridge\nThe Council received a note that the Tay Bridge opened on 1 June 1878 and "
+    "carried the North British Railway across the Firth of Tay. It was recorded that Thomas Bouch designed it.",
+])
+def test_a_meeting_record_names_its_body_as_its_frame(verifier, rewrite):
+    f = _features(verifier, TAY, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_meeting_frame_does_not_hide_a_swapped_name(verifier):
+    # a name in the minutes' body is content
+    f = _features(verifier, TAY, "Minutes of the Harbour Works Board \u2014 Item 4: the Tay Bridge\nThe Board noted "
+                                 "that the Tay Bridge opened on 1 June 1878, carrying the North British Railway across "
+                                 "the Firth of Tay. Members recorded that Benjamin Baker designed it.")
+    assert "Benjamin Baker" in f["ent_added"].detail, f["ent_added"]
+    # outside a meeting's record "The Council noted" names a body the source does not
+    f = _features(verifier, TAY, "The Council noted that the Tay Bridge opened on 1 June 1878 and carried the North "
+                                 "British Railway across the Firth of Tay. Thomas Bouch designed it.")
+    assert "Council" in f["ent_added"].detail, f["ent_added"]
+
+
+def test_a_title_case_headings_verb_is_no_part_of_a_name(verifier):
+    source = ("Modern passenger elevators hang from several steel cables, each able to hold the car alone. A free "
+              "fall is almost unheard of, despite what films suggest.")
+    f = _features(verifier, source, "Hollywood Got It Wrong: Elevators Almost Never Plunge\nModern passenger "
+                                    "elevators hang from several steel cables, each able to hold the car alone, so "
+                                    "a free fall is almost unheard of.")
+    assert "Got" not in f["ent_added"].detail, f["ent_added"]

@@ -362,6 +362,14 @@ def test_neg_flip_needs_a_stated_predicate_of_the_same_subject(verifier, source,
     ("Never mix bleach with ammonia.", "The leaflet warns against mixing bleach with ammonia."),
     ("The specification does not require encryption.", "Encryption is optional in the specification."),
     ("It is not just governments that run the body.", "Governments run the body, and so do employers and workers."),
+    ("Cyclists are not permitted on the main deck.", "Cyclists are barred from the main deck."),
+    ("In 1796 he gave the first advance in the construction since Euclid.",
+     "In 1796 he made progress on a construction nobody had advanced since Euclid."),
+    ("French soldiers found the stone in July 1799.", "In July 1799 French soldiers uncovered the stone."),
+    # a prefixed word that modifies a noun, and a parser's stray `neg` arc, negate nothing
+    ("Theorem: Gödel's incompleteness theorems", "The incompleteness theorems of Gödel"),
+    ("The expedition cost roughly £10 million.", "Organiser: Falklands Maritime Heritage Trust; cost ≈ £10 m"),
+    ("Construction did not finish on schedule.", "Construction ran late."),
 ])
 def test_reworded_negations_are_matched(verifier, source, rewrite):
     f = _features(verifier, source, rewrite)
@@ -410,5 +418,31 @@ def test_bounds_and_exclusives_state_the_same_fact(verifier, source, rewrite):
     ("EU rules require a standard rate of at least 15%.", "The standard rate may not drop below 15%.", False),
 ])
 def test_swapped_contrasts_and_reversed_bounds_are_flips(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # a clause told as fiction states no fact: it cannot flip the source's negation
+    ("A fire does not set off every sprinkler head in the building, despite what films suggest.",
+     "In the movies, one fire sets off every sprinkler head in the building. In reality, only the hot heads open.",
+     False),
+    ("The monks did not build the bridge in one night.",
+     "According to legend, the monks built the bridge in one night; in fact they took years.", False),
+    ("A fire does not set off every sprinkler head in the building.",
+     "In an office, one fire sets off every sprinkler head in the building.", True),
+])
+def test_a_clause_told_as_fiction_is_no_flip(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # the negation denies an adjunct the other side does not state ("not from Cornell; from MIT"), not the act
+    ("Morris, a student at Cornell University, launched the worm from a computer at MIT to disguise its origin.",
+     "Notice he didn't launch it from Cornell; he used a computer at MIT to disguise where it came from.", False),
+    ("Morris launched the worm from a computer at MIT.", "Morris did not launch the worm from MIT.", True),
+])
+def test_neg_flip_needs_the_negated_predicates_names(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
     assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]

@@ -590,3 +590,154 @@ def test_a_list_run_into_a_paragraph_and_a_fraction_in_ordinal_words():  # autho
     assert same("Fournier point; Didot point; American point; DTP point",
                 "versions: 1. Fournier point. 2. Didot point. 3. American point. 4. DTP point.")
     assert not compare("it has 2 wheels", "It has 2. Wheels turn.").missing
+
+
+def test_a_count_of_the_rewrites_own_list_items_is_structure():  # author T
+    src = "The bridge has a main span of 1,340 metres. Its pylons rise 212 m. A car pays 38 euros."
+    steps = ("Getting to know the bridge in {} steps:\n1. Measure the main span: 1.34 km.\n"
+             "2. Look up at the pylons, rising 212 metres.\n3. A car pays €38.")
+    assert same(src, steps.format("three"))
+    assert same(src, steps.format("3"))
+    assert compare(src, steps.format("four")).extra  # four steps over a list of three is a stated count
+    assert same(src, "3 things to know:\n- a span of 1,340 m\n- pylons of 212 m\n- a toll of €38")
+    assert compare(src, "The bridge has six lanes: a span of 1,340 m, pylons of 212 m, a toll of €38.").extra
+
+
+def test_a_measure_with_its_conversion_in_brackets_is_one_fact():  # author T
+    src = "it moved at about 0.2 m/s (40 feet per minute)."
+    assert same(src, "it moved only about 40 feet every minute")
+    assert same(src, "it moved at about 0.2 m/s")
+    assert compare(src, "it moved only about 60 feet every minute").missing
+    assert same("a 5 km walk (about 3 miles)", "a walk of about 3 miles")
+    assert same("a 5 km walk (about 3 miles)", "a 5 km walk")
+    assert not same("a 5 km walk (about 3 miles)", "a walk of about 4 miles")
+    assert same("60 km an hour", "60 km/h") and same("40 ft a minute", "40 ft/min")
+
+
+def test_every_hundred_thousand_and_the_year_before():  # author T
+    assert same("Deaths per 100 000 inhabitants: 4.8", "4.8 deaths for every hundred thousand inhabitants")
+    assert not same("Deaths per 100 000 inhabitants: 4.8", "4.8 deaths for every ten thousand inhabitants")
+    src = "2022 figures. Road deaths: 412, down from 455 in 2021."
+    assert same(src, "In 2022 road deaths came down to 412, from 455 the year before.")
+    assert same(src, "In 2022 road deaths came down to 412, from 455 the previous year.")
+    assert compare(src, "In 2023 road deaths came down to 412, from 455 the year before.").missing
+    assert same("455 in 2021; 412 in 2022", "455 in 2021 and 412 a year later")
+    # "the year before the war" names no year of its own
+    assert compare(src, "In 2022 road deaths came down to 412, from 455 the year before the war.").missing
+
+
+def test_parts_out_of_every_hundred_is_a_percentage():  # author T
+    src = "Sources: reservoirs 62%, groundwater 31%."
+    assert same(src, "62 parts out of every 100 come from reservoirs. 31 parts come from under the ground.")
+    assert same(src, "62 out of 100 litres come from reservoirs and 31 in every 100 from groundwater.")
+    assert not same(src, "64 parts out of every 100 come from reservoirs. 31 parts come from under the ground.")
+    assert same("one in every four adults", "a quarter of adults")
+    assert compare("In 2 of 3 games he scored.", "In 2 in 3 games he scored.").n_rewrite == 2  # no share without "every"
+    assert same("25% of adults", "one in every four adults")
+
+
+def test_a_measure_turned_into_a_count_of_things_is_a_changed_fact():  # author T
+    d = compare("a block of flats taller than 11 metres", "a block of flats taller than 11 storeys")
+    assert [q.label() for q in d.missing] == ["11 m"] and [q.label() for q in d.extra] == ["11"]
+    assert compare("a 40 m tower", "a 40-storey tower").extra
+    assert same("between 3 and 5 km", "3-5 km")  # a bare range end still takes the unit
+    assert same("reservoirs 31%", "31 parts come from reservoirs")  # a count may state a share
+    assert same("a load of 1,000 tons", "a load of 1,000 t")
+
+
+def test_a_spelled_out_conversion_with_and_a_half_is_compared():  # author T
+    assert compare("it is 2,460 m long", "2,460 metres, that's about two and a half miles").extra
+    assert same("it is 4,000 m long", "4,000 metres, that's about two and a half miles")
+
+
+def test_a_rate_after_a_bracketed_conversion_and_a_name_number_before_a_verb():  # author T
+    src = "film runs through a projector at 90 feet (about 27.4 metres) per minute."
+    assert same(src, "Ninety feet a minute - about 27.4 metres.")
+    assert same(src, "it runs at 90 ft (about 27.4 m) a minute")
+    assert not same(src, "Sixty feet a minute - about 18.3 metres.")
+    # "ISO 216 defines": a name's number before a verb is no count of things (it may still stand for "216 mm")
+    assert [q.counted for q in extract("ISO 216 defines the sizes")] == [False]
+    assert [q.counted for q in extract("the 216 sizes")] == [True]
+    assert compare("in 1957 and 1958", "in 1957 and, a year later, 1958").n_rewrite == 2  # 1958 stays stated
+
+
+def test_audio_guide_navigation_and_enumerators_are_scaffolding():  # authors S, U
+    src = "Champollion announced in 1822 that he had deciphered the hieroglyphs."
+    assert same(src, "In 1822 Champollion announced he had deciphered the hieroglyphs. Press 13 when you are ready.")
+    assert same(src, "In 1822 Champollion announced he had deciphered the hieroglyphs. Please move on to Exhibit 10.")
+    assert same(src, "Track 7: The Rosetta Stone.\nIn 1822 Champollion announced he had deciphered the hieroglyphs.")
+    assert not same(src, "In 1823 Champollion announced he had deciphered the hieroglyphs. Press 13 when ready.")
+    assert same("Every system is incomplete. No system proves its consistency.",
+                "(1) Every system is incomplete. (2) No system proves its consistency.")
+    quiz = "First: who won? Kasparov. Second: where? Philadelphia. Third: when? 1996. Fourth: score? 4-2."
+    assert same("Kasparov won in Philadelphia in 1996, by 4-2.", quiz)
+    assert not same("He won a fourth title.", "Fourth: he won a fifth title.")  # a lone "Fourth:" is no run
+
+
+def test_footnote_marks_before_a_numbered_note_list():  # author U
+    src = "In 1854 John Snow mapped deaths. Of the 616 who died, most lived near the pump. On 7 September he spoke."
+    rw = ("In 1854,\u00b9 John Snow mapped deaths.\u00b2 Most of the 616 who died lived near the pump.\u00b3 On 7 "
+          "September he spoke.\u2074\n\n\u00b9 Soho.\n\u00b2 A map.\n\u00b3 As given.\n\u2074 To the Board.")
+    assert same(src, rw)
+
+
+def test_number_words_regroup_halve_multiply_and_terms():  # authors R, S, U
+    assert labels("some hundred and fourteen thousand quotations") == ["114000"]
+    assert same("from 40,000 to 400,000 scrolls, and more",
+                "between forty thousand and four hundred thousand scrolls, and more")
+    assert labels("two hundred and five") == ["205"] and labels("one hundred thousand and fifty") == ["100050"]
+    assert same("he died in 1855, aged 77.", "he died in 1855, at the age of seventy-seven.")
+    assert same("a jury awarded him $500,000.", "a jury awarded him half a million dollars.")
+    assert not same("a jury awarded him $500,000.", "a jury awarded him a million dollars.")
+    assert same("about 1,000 times more energy", "a thousandfold increase in energy")
+    assert labels("a tenfold rise") == ["10"] and labels("manifold uses") == []
+    assert same("It exploited four zero-day vulnerabilities.", "Exploits: 4 Windows zero-days.")
+    assert not same("It exploited four zero-day vulnerabilities.", "Exploits: 40 Windows zero-days.")
+    assert labels("two-two-five") == ["225"]
+
+
+def test_ratios_and_sterling():  # authors R, S, U
+    src = "a guesser would be right with probability 1/70, about 1.4%."
+    assert same(src, "a guesser would be right with probability one in seventy, about 1.4 per cent.")
+    assert same(src, "a guesser would be right 1 in 70 times (about 1.4%).")
+    assert not same(src, "a guesser would be right 1 in 80 times (about 1.4%).")
+    assert labels("won 3 in 1990") == ["3", "1990"]
+    assert same("costing roughly £10 million", "cost: £10 m") and same("costing roughly £10 million", "£10m.")
+    assert labels("a 10 m wall") == ["10 m"]
+    assert same("costing roughly £10 million", "at a cost of roughly ten million pounds")
+    assert not same("costing roughly £10 million", "at a cost of roughly twenty million pounds")
+    assert same("It sold for £4 10s a copy.", "A copy cost £4 10s. Four pounds ten shillings!")
+    assert labels("a 5-pound bag of flour") == ["5 lb"]
+
+
+def test_scientific_notation_magnitudes_and_dates_beside_names():  # authors R, S, U
+    assert same("a rockslide of about 30 million m³", "a rockslide of ~30 × 10\u2076 m³")
+    assert same("3000000 m3", "3 x 10^6 m3") and same("3000000", "3×10^6")
+    assert not same("a rockslide of about 30 million m³", "a rockslide of ~30 × 10\u2077 m³")
+    assert same("a magnitude 7.8 earthquake", "A M7.8 earthquake") and same("magnitude 9.0", "an Mw 9.0 quake")
+    assert not same("a magnitude 7.8 earthquake", "A M7.9 earthquake")
+    assert same("Second edition: 1989", "the 1989 second edition") and labels("after 1989 seconds") == ["1989 s"]
+    assert same("Machine: Colossus Mark 2. First operational: 1 June 1944",
+                "Mark 2 \u2014 1 June 1944\n- Went operational.")
+    assert labels("20 or 21 March") == ["--03-20", "--03-21"]
+    assert same("Result: draw (\u00bd\u2013\u00bd)\nLength: 269 moves", "a 269-move game that ended in a draw")
+
+
+def test_counts_that_restate_the_text_itself():  # authors S, U
+    src = "It was proposed on 31 August 1955 by John McCarthy, Marvin Minsky, Nathaniel Rochester and Claude Shannon."
+    rw = ("On the last day of August 1955, four men - John McCarthy, Marvin Minsky, Nathaniel Rochester and Claude "
+          "Shannon - proposed it.")
+    assert same(src, rw)
+    assert not same(src, rw.replace("four men", "five men"))
+    assert not same(src, rw.replace("last day", "first day"))
+    assert labels("the last day of February 2000") == ["2000-02-29"]
+    assert same("| OED Online launched | 2000 | Quarterly updates |", "OED Online (2000) is updated four times a year.")
+    assert same("he finished in about nine years rather than the three he had promised",
+                "He promised three years; it took about nine years.")
+
+
+def test_a_day_stated_relative_to_the_last_date():  # author U
+    src = "On 7 September he spoke, and the pump handle was removed the next day."
+    assert same(src, "He spoke on 7 September; the handle was removed on 8 September.")
+    assert not same(src, "He spoke on 7 September; the handle was removed on 9 September.")
+    assert [q.label() for q in extract("on 31 December 1999 and the following day") if q.soft] == ["2000-01-01"]

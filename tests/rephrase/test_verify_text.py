@@ -106,3 +106,11 @@ def test_scaffold_labels_lower_case_chat_speakers_and_bracketed_names():
     # a one-off lower-case "key: value" line is content, and a name in brackets after a non-role label is kept out
     out = strip("ship: endurance\nsank: 21 nov 1915\nDUKE (CAPCOM): Roger.\nDUKE (CAPCOM): Copy.")
     assert out.text.startswith("ship: endurance") and "capcom" not in out.labels
+
+
+def test_scaffold_normalize_keeps_superscript_powers_of_ten():  # author R: "30 × 10⁶ m³" is no "106 m3"
+    from rephrase.verify.scaffold import normalize, strip
+    assert normalize("30 \u00d7 10\u2076 m\u00b3") == "30 \u00d7 10^6 m3"
+    assert normalize("1.6 \u00d7 10\u207b\u00b9\u2079 C") == "1.6 \u00d7 10^-19 C"
+    assert normalize("5 km\u00b2") == "5 km2"
+    assert "10^6" in strip("- about 30 \u00d7 10\u2076 m\u00b3 of rock").text
