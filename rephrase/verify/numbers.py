@@ -324,7 +324,7 @@ def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
     text = _edge_days(_MAGNITUDE.sub(lambda m: " " * len(m.group(0)), _powers_of_ten(normalize(text))))
     list_counts = _list_counts(normalize(text))
-    text = _enumerators(_inline_list_numbers(_list_numbers(_footnotes(
+    text = _enumerators(_footnotes(_inline_list_numbers(_list_numbers(
         _NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text))))))
     labels, text = _labels(text)
     text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
@@ -449,14 +449,14 @@ _ONE_IN_GAP = re.compile(r"^[ \t]+in[ \t]+$", re.IGNORECASE)  # ("one in every f
 
 
 def _one_in(nums: list[Quantity], text: str) -> list[Quantity]:
-    """"1 in 70", "one in seventy": a ratio, the same fact as "1/70" (the two counts stay, soft)."""
+    """"1 in 70", "one in seventy": odds, a ratio, the same fact as "1/70" (the two counts stay, soft)."""
     out = []
     for a, b in zip(nums, nums[1:]):
         if not (a.kind == b.kind == "num" and a.unit is None and b.unit is None and _ONE_IN_GAP.match(text[a.end:b.start])):
             continue
         va, vb = float(a.value), float(b.value)
         year = vb.is_integer() and 1000 <= vb <= 2100 and not re.search(r"[,\s]", b.text)  # "3 in 1990"
-        if va.is_integer() and vb.is_integer() and 0 < va < vb and not year:
+        if va == 1 and vb.is_integer() and 1 < vb and not year:  # (odds are "1 in N"; "2 in 3 games" are counts)
             a.soft = b.soft = True
             out.append(Quantity("num", va / vb, text=text[a.start:b.end], start=a.start, end=b.end))
     return out

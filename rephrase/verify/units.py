@@ -121,6 +121,7 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("eur", "eur", 1.0, 0, ("EUR",), ("euro",)),
     ("gbp", "gbp", 1.0, 0, ("GBP",), ("pounds sterling",)),
     ("shilling", "gbp", 0.05, 0, (), ("shilling",)),  # pre-decimal: 20 shillings to the pound ("10s.")
+    ("guinea", "gbp", 1.05, 0, (), ("guinea",)),  # 21 shillings: "1,500 guineas" is no "£1,500"
 ]
 
 #: currency symbols written before the number

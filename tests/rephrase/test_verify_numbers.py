@@ -674,13 +674,6 @@ def test_audio_guide_navigation_and_enumerators_are_scaffolding():  # authors S,
     assert not same("He won a fourth title.", "Fourth: he won a fifth title.")  # a lone "Fourth:" is no run
 
 
-def test_footnote_marks_before_a_numbered_note_list():  # author U
-    src = "In 1854 John Snow mapped deaths. Of the 616 who died, most lived near the pump. On 7 September he spoke."
-    rw = ("In 1854,\u00b9 John Snow mapped deaths.\u00b2 Most of the 616 who died lived near the pump.\u00b3 On 7 "
-          "September he spoke.\u2074\n\n\u00b9 Soho.\n\u00b2 A map.\n\u00b3 As given.\n\u2074 To the Board.")
-    assert same(src, rw)
-
-
 def test_number_words_regroup_halve_multiply_and_terms():  # authors R, S, U
     assert labels("some hundred and fourteen thousand quotations") == ["114000"]
     assert same("from 40,000 to 400,000 scrolls, and more",
@@ -741,3 +734,9 @@ def test_a_day_stated_relative_to_the_last_date():  # author U
     assert same(src, "He spoke on 7 September; the handle was removed on 8 September.")
     assert not same(src, "He spoke on 7 September; the handle was removed on 9 September.")
     assert [q.label() for q in extract("on 31 December 1999 and the following day") if q.soft] == ["2000-01-01"]
+
+
+def test_guineas_are_money_of_their_own():  # author S: "1,500 guineas" -> "£1,500" is a changed fee
+    assert labels("a fee of 1,500 guineas") == ["1500 guinea"]
+    assert not same("a fee of 1,500 guineas", "a fee of £1,500")
+    assert same("a fee of 1,500 guineas", "a fee of 1,500 guineas (£1,575)")
