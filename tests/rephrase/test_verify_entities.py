@@ -430,3 +430,75 @@ def test_a_title_case_headings_verb_is_no_part_of_a_name(verifier):
                                     "elevators hang from several steel cables, each able to hold the car alone, so "
                                     "a free fall is almost unheard of.")
     assert "Got" not in f["ent_added"].detail, f["ent_added"]
+
+
+# ---- acronyms and their expansions, name forms, words that are no names (authors R, S, U)
+QUAKE = ("Date: 11 March 2011, 14:46 JST\nEpicentre: about 72 km east of the Oshika Peninsula\n"
+         "Hypocentre depth: approx. 29 km\nMonitoring: U.S. Geological Survey field teams; the USGS logged 5,000 "
+         "aftershocks.")
+
+
+@pytest.mark.parametrize("rewrite", [
+    # "JST" spelled out; "U.S." gives "US" to the initials; a record's key "Hypocentre depth:" is a field label
+    "- When: 11 March 2011, 2:46 p.m. Japan Standard Time\n- About 72 km E of the Oshika Peninsula\n"
+    "- Focus ~29 km deep\n- The USGS monitored it and logged 5,000 aftershocks.",
+])
+def test_an_acronym_matches_its_expansion_on_the_other_side(verifier, rewrite):
+    f = _features(verifier, QUAKE, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_an_expansion_with_other_initials_is_still_a_new_name(verifier):
+    f = _features(verifier, QUAKE, "- When: 11 March 2011, 2:46 p.m. Korea Standard Time\n- About 72 km E of the "
+                                   "Oshika Peninsula\n- Focus ~29 km deep\n- The USGS logged 5,000 aftershocks.")
+    assert "Korea" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, "Geologist Don J. Miller of the USGS surveyed the damage.",
+                  "British Geological Survey geologist Don J. Miller surveyed the damage.")
+    assert "British" in f["ent_added"].detail, f["ent_added"]
+
+
+def test_an_acronym_in_a_longer_name_and_a_nickname(verifier):
+    source = ("New York Times Co. v. Sullivan was decided by the U.S. Supreme Court in 1964. The Court reversed "
+              "unanimously in an opinion by Justice William J. Brennan Jr. The ad raised money for the defence of "
+              "Martin Luther King Jr.")
+    rewrite = ("IANAL but: NYT Co. v. Sullivan was decided by SCOTUS in 1964, unanimously, in an opinion by Justice "
+               "William J. Brennan Jr. The ad raised money for Martin Luther King Jr.'s defence.")
+    f = _features(verifier, source, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+    f = _features(verifier, source, rewrite.replace("NYT", "WSJ").replace("Brennan", "Warren"))
+    assert "WSJ" in f["ent_added"].detail and "Warren" in f["ent_added"].detail, f["ent_added"]
+
+
+@pytest.mark.parametrize("source,rewrite", [
+    # a sentence-opening adverb spaCy tags as a name
+    ("Going down took about 4 hours. During the descent a cracked outer window pane shook the sphere.",
+     "Going down took about 4 hours. Partway, a cracked outer window pane shook the sphere."),
+    # a compass point abbreviated before a region the source names
+    ("The North Atlantic Drift helps keep north-western Europe several degrees warmer.",
+     "- North Atlantic Drift helps keep NW Europe several degrees warmer"),
+    # a software log's heading
+    ("Machine: Colossus Mark 2\nFirst operational: 1 June 1944 at Bletchley Park",
+     "## Colossus - changelog\n\nMark 2 - 1 June 1944\n- Went operational at Bletchley Park."),
+    # an all-lower-case salutation
+    ("The Framingham Heart Study began in 1948 in Framingham, Massachusetts.",
+     "hey jo - the framingham heart study began in 1948 in framingham, massachusetts."),
+    # a unit's abbreviation the other side spells out
+    ("The main payload file was roughly 500 KB.", "The main payload file was roughly 500 kilobytes."),
+    # chess piece letters
+    ("Final material: rook and bishop versus rook", "- Final material: R+B vs R"),
+])
+def test_words_that_are_no_names(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_no_name_rules_do_not_hide_a_swapped_name(verifier):
+    f = _features(verifier, "The North Atlantic Drift helps keep north-western Europe several degrees warmer.",
+                  "- North Atlantic Drift helps keep NW Africa several degrees warmer")
+    assert "Africa" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, "Machine: Colossus Mark 2\nFirst operational: 1 June 1944 at Bletchley Park",
+                  "## Enigma - changelog\n\nMark 2 - 1 June 1944\n- Went operational at Bletchley Park.")
+    assert "Enigma" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, "Going down took about 4 hours. During the descent a window shook.",
+                  "Going down took about 4 hours. Piccard, a window shook.")
+    assert "Piccard" in f["ent_added"].detail, f["ent_added"]
