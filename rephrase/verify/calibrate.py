@@ -187,7 +187,11 @@ def choose_threshold(ev: Evaluation, model, min_faithful_accept: float):
         key = (acc >= min_faithful_accept, rej if acc >= min_faithful_accept else acc, t)
         if best is None or key > best[0]:
             best = (key, t)
-    return model.model_copy(update={"threshold": best[1]})
+    # halfway to the next score above: a row whose features equal a dev row's that sits exactly at the threshold
+    # (same counts, so the same P up to float rounding) must not flip from run to run
+    above = [c for c in cands if c > best[1]]
+    t = best[1] if not above else min((best[1] + above[0]) / 2, 0.999)
+    return model.model_copy(update={"threshold": t})
 
 
 def metrics(ev: Evaluation, model) -> dict[str, Any]:

@@ -54,6 +54,17 @@ def test_threshold_objective_keeps_faithful_acceptance():
         assert 1 - sum(ev.rejected(lower)[:10]) / 10 < target or sum(ev.rejected(lower)[10:]) == sum(rejected[10:])
 
 
+def test_threshold_sits_between_scores_so_a_tied_row_does_not_flip():
+    # the chosen threshold is halfway to the next score: a new row with the features of the dev row at the
+    # boundary (its P equal up to float rounding) is decided as that dev row was, not by the last bit
+    ev = _evaluation([-3, -2, -1, 0, 1], [1.5, 2, 3])
+    model = ConsistencyModel(weights=[1.0] + [0.0] * (len(NAMES) - 1))
+    chosen = choose_threshold(ev, model, 1.0)
+    p_edge, p_next = (float(chosen.prob(np.array([[v] + [0.0] * (len(NAMES) - 1)]))[0]) for v in (1.0, 1.5))
+    assert p_edge < chosen.threshold < p_next
+    assert chosen.threshold - p_edge > 1e-3 and p_next - chosen.threshold > 1e-3
+
+
 def test_corruption_generator_changes_one_fact_deterministically():
     rows = [r for r in load_rows(DEV) if r["faithful"]][:30]
     a, b = corruptions(rows, per_row=2, seed=3), corruptions(rows, per_row=2, seed=3)
