@@ -132,7 +132,8 @@ _MIN_WORD = r"(?:(?:twenty|thirty|forty|fifty)-?\s*)?(?:%s)" % "|".join(sorted(S
 _WORD_CLOCK = re.compile(
     rf"\b(?:(?P<q>(?:a\s+)?quarter|half)|(?P<n>\d{{1,2}}|{_MIN_WORD}|twenty|thirty)(?:\s+minutes?)?)\s+"
     rf"(?P<rel>past|after|to)\s+(?P<h>\d{{1,2}}|{'|'.join(_HOUR_WORDS)})\b"
-    rf"(?:\s*{_DAYPART}|(?=\s*(?:[.,;:!?)\u2014\u2013]|$)))", re.IGNORECASE)  # not "3 to 4 years" 
+    # a day part, a clause end or "local time" after it ("twenty past nine local time"); not "3 to 4 years"
+    rf"(?:\s*{_DAYPART}|(?=\s*(?:[.,;:!?)\u2014\u2013]|$|\(?local\s+time\b)))", re.IGNORECASE)
 _PM = ("p", "afternoon", "evening", "night")
 #: a whole hour with a.m./p.m.: "9 a.m.", "11 pm", "7AM"
 _HOUR_AMPM = re.compile(r"(?<![\d:.,])(?P<h>\d{1,2})\s?(?P<dp>[ap]\.m\.?|[ap]m\b)", re.IGNORECASE)
@@ -231,6 +232,10 @@ def _times(text: str) -> tuple[list[Quantity], str]:
                                 text=mt.group(0), start=mt.start(), end=mt.end(), alts=alts))
     text = _blank(text, out)
     out += _compact_durations(text)
+    # "open round the clock", "round-the-clock care": 24 hours a day (soft: it may support a "24 hours", as the
+    # idiom need not be matched by a number)
+    out += [Quantity("num", 24.0, unit="h", text=mt.group(0), start=mt.start(), end=mt.end(), soft=True)
+            for mt in re.finditer(r"\b(?:a?round|all)[\s-]+the[\s-]+clock\b", text, re.IGNORECASE)]
     text = _blank(text, out)
     for mt in _WORD_CLOCK.finditer(text):
         h = _word_value(mt.group("h")) if mt.group("h")[0].isdigit() else _HOUR_WORDS[mt.group("h").lower()]

@@ -25,9 +25,51 @@ _SUFFIX_RANGE = re.compile(r"^\d+(?:st|nd|rd|th|s)-\d+(?:st|nd|rd|th|s)$")
 _E_NOTATION = re.compile(r"(?<![\w.])(?P<m>\d+(?:\.\d+)?)[eE](?P<e>[+-]?\d{1,3})(?![\w.])")
 
 
+_LSD_NUM = r"(?:\d{1,2}|(?:(?:twenty|thirty|forty|fifty)-?)?(?:one|two|three|four|five|six|seven|eight|nine)|ten|" \
+           r"eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty)"
+#: a pre-decimal amount: "7s 6d", "7s. 6d.", "seven shillings and sixpence", "7 shillings and 6 pence", "sixpence",
+#: "threepence", "half a crown" (2s 6d)
+_LSD = re.compile(
+    rf"(?<![\w.£$€])(?:(?P<s>{_LSD_NUM})(?:\s?s\.?|\s+shillings?)(?:,?\s+(?:and\s+)?|\s?(?=\d))"
+    rf"(?:(?P<d>{_LSD_NUM})(?:\s?d\b\.?|[\s-]?pence\b)|(?P<dw>{_LSD_NUM})pence\b)"
+    rf"|(?P<dw1>{_LSD_NUM})pence\b"
+    r"|(?P<crown>\b(?:half[\s-]+a[\s-]+crown|a\s+half[\s-]crown)\b))", re.IGNORECASE)
+
+
+def _lsd_value(w: str) -> int:
+    if w.isdigit():
+        return int(w)
+    return sum(SMALL.get(x, TENS.get(x, 0)) for x in re.split(r"-", re.sub(r"(?<=[a-z])(?=one|two|three|four|five|six|"
+                                                                            r"seven|eight|nine)", "-", w.lower())))
+
+
+def _pre_decimal(text: str) -> tuple[list[Quantity], str]:
+    """Pre-decimal money in old pence: "7s 6d" = "seven shillings and sixpence" = 90d; "half a crown" = 30d.
+    The total is required, its shilling and pence parts are soft (as a compound measure's parts)."""
+    out = []
+    for mt in _LSD.finditer(text):
+        if mt.group("crown"):
+            out.append(Quantity("num", 30.0, unit="old_penny", text=mt.group(0), start=mt.start(), end=mt.end()))
+            continue
+        if mt.group("s") is None and re.fullmatch(r"\d+", mt.group("dw1") or ""):
+            continue  # "10pence" glued digits: a modern price, not read here
+        parts = []
+        if mt.group("s"):
+            parts.append(Quantity("num", float(_lsd_value(mt.group("s"))), unit="shilling", text=mt.group("s"),
+                                  start=mt.start("s"), end=mt.end("s"), soft=True))
+        g = next(k for k in ("d", "dw", "dw1") if mt.group(k))
+        parts.append(Quantity("num", float(_lsd_value(mt.group(g))), unit="old_penny", text=mt.group(g),
+                              start=mt.start(g), end=mt.end(g), soft=True))
+        total = sum(float(q.value) * (12 if q.unit == "shilling" else 1) for q in parts)
+        out += parts + [Quantity("num", total, unit="old_penny", text=mt.group(0), start=mt.start(), end=mt.end(),
+                                 parts=tuple(parts) if len(parts) > 1 else ())]
+    return out, _blank(text, out)
+
+
 def _ids(text: str) -> tuple[list[Quantity], str]:
+    lsd, text = _pre_decimal(text)  # "7s 6d" before "6d" is read as an id
     # "1e12", "6.02e23": a number in scientific notation (one trillion), not an id
-    out = [Quantity("num", float(m.group(0)), text=m.group(0), start=m.start(), end=m.end())
+    out = lsd + [Quantity("num", float(m.group(0)), text=m.group(0), start=m.start(), end=m.end())
            for m in _E_NOTATION.finditer(text)]
     text = _blank(text, out)
     for mt in _ALNUM.finditer(text):
@@ -295,7 +337,10 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
         words, j = words[:-1], j - 1  # "four zero-day vulnerabilities": 4 zero-days, not 40 (a compound term)
     if (not words or words[0] in SCALES and j == i + len(words) and not (
             words[0] == "hundred" and len(words) >= 3 and words[1] == "and")) and not (
-            words and i and toks[i - 1][0] in _RATE_BEFORE):  # a bare "million" is not a stated number
+            words and i and toks[i - 1][0] in _RATE_BEFORE) and not (
+            # "the thousand years that followed", "the hundred days": a scale word the article counts, a unit after it
+            len(words) == 1 and i and toks[i - 1][0] == "the" and _unit_name_at(text, toks[j - 1][2])):
+        # a bare "million" is not a stated number
         # ("some hundred and fourteen thousand" = 114,000: a bare "hundred" that "and" continues)
         return _ordinal_word(text, toks, i)
     if (len(words) == 2 and 1 <= SMALL.get(words[0], 0) <= 9 and words[1] in TENS and j < len(toks)

@@ -53,9 +53,18 @@ def _ranges(qs: list[Quantity], text: str) -> None:
         if a.kind == b.kind == "num" and a.unit is None and b.unit and (_RANGE_GAP.match(gap) or _BY_GAP.match(gap)) and not (
                 "," in text[a.end:b.start] and len(b.text) - len(b.text.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 1):
             # (not over a comma to a one-letter symbol: "R seventeen, ninety-four W" is a code, not 17 W)
+            if _year_before(a, b, gap):
+                continue
             a.unit = b.unit
             if a.scale == 1.0 and b.scale != 1.0:
                 a.value, a.scale = float(a.value) * b.scale, b.scale
+
+
+def _year_before(a: Quantity, b: Quantity, gap: str) -> bool:
+    """"In 2023, 1.1 million kg": a year written as four bare digits before a comma, or above the other end, opens
+    the clause and is no end of a range: it takes neither the unit nor the multiplier of the number after it."""
+    year = bool(re.fullmatch(r"1\d{3}|20\d\d", a.text)) and a.scale == 1.0
+    return year and ("," in gap or float(a.value) > float(b.value) / (b.scale or 1.0))
 
 
 #: numbers that state no fact and that rewrites rightly drop: citation marks "[12]", list numbering "3. "
@@ -208,6 +217,27 @@ def _list_numbers(text: str) -> str:
     return "".join(out)
 
 
+#: a line that starts with a word and a number, then a colon or dash: "Ingredient 2 - drinks: ...", "Stage 3: ..."
+_WORD_NUM_LINE = re.compile(r"(?m)^[ \t]*([A-Z][A-Za-z]+)[ \t]+#?(\d{1,2})(?=[ \t]*(?:[:.)]|-[ \t]))")
+
+
+def _word_list_numbers(text: str) -> str:
+    """Blank the numbers of labelled list lines: "Ingredient 1 - ...", "Ingredient 2 - ...", "Ingredient 3 - ...", the
+    same word on consecutive lines counting 1, 2, 3, ... (two or more): the label numbers the card's items."""
+    out = list(text)
+    run: list[re.Match] = []
+    for m in list(_WORD_NUM_LINE.finditer(text)) + [None]:
+        if m is not None and run and m.group(1) == run[-1].group(1) and int(m.group(2)) == int(run[-1].group(2)) + 1 \
+                and text.count("\n", run[-1].end(), m.start()) == 1:
+            run.append(m)
+            continue
+        if len(run) >= 2:
+            for r in run:
+                out[r.start(2):r.end(2)] = " " * (r.end(2) - r.start(2))
+        run = [m] if m is not None and int(m.group(2)) == 1 else []
+    return "".join(out)
+
+
 _INLINE_NUM = re.compile(r"(?:(?<=[:.;!?])[ \t]+|^)(\d{1,2})[.)](?=[ \t]+[A-Z\u00C0-\u024F])")
 
 
@@ -252,6 +282,32 @@ def _enumerators(text: str) -> str:
     return "".join(out)
 
 
+_ID_RANGE = re.compile(r"([a-z]+)(\d{1,6})-\1(\d{1,6})")
+_ID_RANGE_GAP = re.compile(r"^\s*(?:-|to|through|thru)\s*$", re.IGNORECASE)
+
+
+def _id_ranges(ids: list[Quantity], text: str) -> list[Quantity]:
+    """A run of codes with one prefix, "L2310-L2314" = "L2310 to L2314", "H1-H4" = "H1 through H4": each form also
+    states the other (the range, its two ends), and the number of codes it spans ("four clocks, H1 to H4"); all
+    soft, so either form may support the other and none is required."""
+    out: list[Quantity] = []
+    pairs = [(m.group(1), m.group(2), m.group(3), q.text, q.start, q.end)
+             for q in ids if q.kind == "id" for m in [_ID_RANGE.fullmatch(str(q.value))] if m]
+    for a, b in zip(ids, ids[1:]):
+        ma = re.fullmatch(r"([a-z]+)(\d{1,6})", str(a.value)) if a.kind == "id" else None
+        mb = re.fullmatch(r"([a-z]+)(\d{1,6})", str(b.value)) if b.kind == "id" else None
+        if ma and mb and ma.group(1) == mb.group(1) and _ID_RANGE_GAP.match(text[a.end:b.start]):
+            pairs.append((ma.group(1), ma.group(2), mb.group(2), text[a.start:b.end], a.start, b.end))
+    for prefix, lo, hi, span, start, end in pairs:
+        if int(lo) >= int(hi):
+            continue
+        for v in (f"{prefix}{lo}", f"{prefix}{hi}", f"{prefix}{lo}-{prefix}{hi}"):
+            out.append(Quantity("id", v, text=span, start=start, end=end, soft=True))
+        if int(hi) - int(lo) < 100:
+            out.append(Quantity("num", float(int(hi) - int(lo) + 1), text=span, start=start, end=end, soft=True))
+    return out
+
+
 #: a number used as a label: "tank No. 2", "win no. 4", "patent number 139,121", "#3"
 _LABEL_NO = re.compile(r"(?:\b(?:no|nos|number)\.?\s*#?|(?<![\w&])#)(?P<n>\d{1,3}(?:,\d{3})+|\d{1,7})\b"
                        r"(?![.,]\d|\s*(?:%|percent|per\s*cent))", re.IGNORECASE)
@@ -265,6 +321,17 @@ def _medals(text: str) -> list[Quantity]:
     """"took bronze" (soft): it may support "third", "in third", and is never required."""
     return [Quantity("ord", float({"gold": 1, "silver": 2, "bronze": 3}[m.group("m").lower()]), text=m.group(0),
                      start=m.start("m"), end=m.end(), soft=True) for m in _MEDAL.finditer(text)]
+
+
+#: a count of none in words: "nobody died", "no one was hurt", "none required treatment", "no deaths", "no new cases"
+_NO_COUNT = re.compile(r"\b(?:nobody|no[ \t]+one|none|no(?=[ \t]+(?:[a-z]+[ \t]+)?[a-z]{2,}(?<!s)s\b))\b", re.IGNORECASE)
+
+
+def _no_counts(text: str) -> list[Quantity]:
+    """"nobody died that month" states the count 0 of a table's "Deaths: 0" (soft: it may support a bare 0 of the
+    other text, and is never required)."""
+    return [Quantity("num", 0.0, text=m.group(0), start=m.start(), end=m.end(), soft=True)
+            for m in _NO_COUNT.finditer(text)]
 
 
 def _labels(text: str) -> tuple[list[Quantity], str]:
@@ -324,8 +391,8 @@ def extract(text: str) -> list[Quantity]:
     """All quantities in `text`, in order of appearance (after Unicode normalisation: "−5", "５" read as "-5", "5")."""
     text = _edge_days(_MAGNITUDE.sub(lambda m: " " * len(m.group(0)), _powers_of_ten(normalize(text))))
     list_counts = _list_counts(normalize(text))
-    text = _enumerators(_footnotes(_inline_list_numbers(_list_numbers(
-        _NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text))))))
+    text = _enumerators(_footnotes(_inline_list_numbers(_word_list_numbers(_list_numbers(
+        _NOISE_FRAME.sub(lambda m: " " * len(m.group(0)), normalize(text)))))))
     labels, text = _labels(text)
     text = _expand_ranges(_VULGAR.sub(_vulgar, _NOISE.sub(lambda m: " " * len(m.group(0)), text)))
     draws = [Quantity("num", 0.5, text=m.group(0), start=m.start(), end=m.end(), soft=True)
@@ -343,6 +410,7 @@ def extract(text: str) -> list[Quantity]:
     ids, rest = _ids(rest)
     regnal, rest = _regnal(rest)
     ids += regnal
+    ids += _id_ranges(ids, rest)
     fractions, rest = _fractions(rest)
     digits = fractions + _digits(rest)
     nums = sorted(digits + _number_words(_blank(rest, digits)), key=lambda q: q.start)
@@ -372,8 +440,9 @@ def extract(text: str) -> list[Quantity]:
             q.bound = ">" if bm.group("gt") else "<"
     _day_ranges(nums, rest)
     _list_announcements(nums, rest, list_counts)
-    out = sorted(dates + ids + nums + weights + labels + _medals(rest), key=lambda q: q.start)
-    return sorted(out + _relative_years(out, rest) + _relative_days(out, rest), key=lambda q: q.start)
+    out = sorted(dates + ids + nums + weights + labels + _medals(rest) + _no_counts(rest), key=lambda q: q.start)
+    return sorted(out + _relative_years(out, rest) + _relative_days(out, rest) + _relative_months(out, rest),
+                  key=lambda q: q.start)
 
 
 #: a list item: "1. ...", "2) ...", "- ...", "• ..."
@@ -573,6 +642,24 @@ def _relative_years(qs: list[Quantity], text: str) -> list[Quantity]:
         y = years[-1] + (-1 if m.group("b") else 1) if years else None
         if y is not None and float(y) not in stated:  # (not "a year later, 1958": the year stated itself)
             out.append(Quantity("num", float(y), text=m.group(0), start=m.start(), end=m.end(), soft=True))
+    return out
+
+
+#: a month of the last year the text names: "in February of that same year", "that year, in February"
+_REL_MONTH = re.compile(r"\b(?P<mon>[A-Z][a-z]+)[ \t]+of[ \t]+(?:that|the)[ \t]+(?:same[ \t]+)?year\b")
+
+
+def _relative_months(qs: list[Quantity], text: str) -> list[Quantity]:
+    """"On August 1, 1861 ... in February of that same year": February of the last year named (1861-02, soft: it
+    may support the other text's "February 1861", and is never required)."""
+    out = []
+    for m in _REL_MONTH.finditer(text):
+        mon = MONTHS.get(m.group("mon"))
+        years = [q.y if q.kind == "date" else int(q.value) for q in qs if q.end <= m.start() and not q.soft and (
+            (q.kind == "date" and q.y) or _plain_year(q))]
+        if mon and years:
+            out.append(Quantity("date", 0.0, text=m.group(0), start=m.start(), end=m.end(), y=years[-1], m=mon,
+                                soft=True))
     return out
 
 

@@ -740,3 +740,40 @@ def test_guineas_are_money_of_their_own():  # author S: "1,500 guineas" -> "£1,
     assert labels("a fee of 1,500 guineas") == ["1500 guinea"]
     assert not same("a fee of 1,500 guineas", "a fee of £1,500")
     assert same("a fee of 1,500 guineas", "a fee of 1,500 guineas (£1,575)")
+
+
+def test_labelled_list_lines_are_numbering():  # author W: "Ingredient 1 - ...", "Ingredient 2 - ..."
+    src = "Packaged food needs a warning. Drinks need a label. Toys are banned."
+    rw = "Ingredient 1 - packaged food: a warning\nIngredient 2 - drinks: a label\nIngredient 3 - toys: banned"
+    assert same(src, rw)
+    # a number inside an item is still content, and a lone "Platform 9:" is no list
+    assert labels("Ingredient 1 - flour\nIngredient 2 - 3 eggs") == ["3"]
+    assert labels("Platform 9: trains north") == ["9"]
+
+
+def test_a_year_before_a_comma_is_no_range_end():  # author W: "In 2023, 1.1 million kilograms"
+    assert labels("In 2023, 1.1 million kilograms of tea") == ["2023", "1100000 kg"]
+    assert same("Output (2023): 1.1 million kg", "In 2023, 1.1 million kilograms.")
+    assert not same("Output (2023): 1.1 million kg", "In 2022, 1.1 million kilograms.")
+    assert labels("between 1500 and 2000 m") == ["1500 m", "2000 m"]
+
+
+def test_a_range_of_codes_in_either_form():  # authors V, W: "L2310-L2314" = "L2310 to L2314", "four, H1 to H4"
+    assert same("lot numbers L2310\u2013L2314", "lot numbers L2310 to L2314")
+    assert same("lot numbers L2310 to L2314", "lot numbers L2310-L2314")
+    assert not same("lot numbers L2310\u2013L2314", "lot numbers L2310 to L2315")
+    assert same("He built four clocks, H1 to H4.", "He built clocks H1\u2013H4.")
+    assert not same("He built four clocks, H1 to H4.", "He built five clocks, H1\u2013H4.")
+
+
+def test_a_month_of_that_same_year():  # author V: "in February 1861" -> "February of that same year"
+    src = "It began on 1 August 1861. Earlier, in February 1861, he added warnings."
+    assert same(src, "It began on August 1, 1861. In February of that same year he added warnings.")
+    assert not same(src, "It began on August 1, 1862. In February of that same year he added warnings.")
+
+
+def test_nobody_states_a_count_of_none():  # author W: a table's "Deaths: 0" -> "nobody died that month"
+    src = "| Month | Deaths |\n|---|---|\n| February | 0 |"
+    assert same(src, "In February nobody died.") and same("Deaths in February: 0", "no deaths in February")
+    assert not same("Deaths in February: 0", "Deaths in February: 3")
+    assert labels("no less, no longer") == []
