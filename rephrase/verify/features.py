@@ -71,6 +71,9 @@ ALIASES = [{"uk", "britain", "great britain", "united kingdom", "british"},
            {"inr", "rupee", "rupees"},
            # a court by its nickname
            {"scotus", "supreme court", "us supreme court", "united states supreme court"},
+           # the world wars by their initialisms and ordinals ("WWII" = "the Second World War")
+           {"wwii", "ww2", "world war ii", "world war two", "second world war"},
+           {"wwi", "ww1", "world war i", "world war one", "first world war", "great war"},
 ]
 
 
@@ -120,7 +123,9 @@ _NAME_PREFIX = re.compile(r"^(?:trans|sub|pan|cis)(?P<rest>[a-z]{5,})$")
 
 
 def _vocab(an: list[Analysis]) -> set[str]:
-    words = {p for a in an for t in a.tokens for w in (t.text, t.lemma) for p in re.split(r"[-']", fold(w)) if p}
+    # punctuation glued to a word is no part of it: "~DKK 11 million", "(approx.", "*Viborg*"
+    words = {p for a in an for t in a.tokens for w in (t.text, t.lemma) for p in re.split(r"[-']", fold(w))
+             for p in (p, p.strip("~\u2248<>()[]{}*_\"\u201c\u201d#@,;:!?/|+=")) if p}
     # an abbreviation's full stops: "Jr." is "jr", "U.S." is "us"
     words |= {w.replace(".", "") for w in words if "." in w and w.replace(".", "").isalpha()}
     glued = {m.group("rest") for w in words for m in [_NAME_PREFIX.match(w)] if m}
@@ -154,7 +159,9 @@ def _ent_words(text: str, labels: set[str]) -> list[str]:
 
 
 #: the Sun, Moon and Earth are named by their adjectives too ("total solar eclipse", "the Solar System")
-_BODY_ALIASES = [{"sun", "solar"}, {"moon", "lunar"}, {"earth", "terrestrial"}]
+#: and by the apsides named after them: a perihelion is the nearest point to the Sun, a perigee to the Earth
+_BODY_ALIASES = [{"sun", "solar", "perihelion", "aphelion"}, {"moon", "lunar", "perilune", "apolune"},
+                 {"earth", "terrestrial", "perigee", "apogee"}]
 #: a register and what it registers: a World Heritage Site is a place on UNESCO's World Heritage List
 _REGISTER_ALIASES = [{"world heritage site", "world heritage sites", "world heritage list"}]
 
@@ -496,6 +503,25 @@ def _alias_language(a: Analysis, start: int, text: str, label: str, alias_words:
     return bool({fold(t.text) for t in a.tokens} & alias_words)
 
 
+#: a letter's closing before the writer's name, at the end of a line or paragraph ("... per bag. Kind regards,
+#: Customer Care", "With apologies, Customer Service", "- Support Team")
+_VALEDICTION = re.compile(r"(?:^|[.!?]\s+)(?:(?:with\s+)?(?:(?:kind|warm|warmest|best|many|sincere|our)\s+)?"
+                          r"(?:regards|wishes|thanks|apologies)|yours(?:\s+(?:sincerely|faithfully|truly))?|"
+                          r"sincerely|cheers|best|thank you)\s*,?\s*$|(?:^|[.!?]\s*)[-\u2013\u2014]\s*$",
+                          re.IGNORECASE)
+
+
+def _sign_off(a: Analysis, start: int, text: str) -> bool:
+    """The writer's role signing a reply ("Kind regards, Customer Care", "- Customer Service Team"): a closing
+    right before it, nothing but punctuation after it, and only common words in it (a role, not a person)."""
+    n = len(text.split())
+    before = " ".join(t.text for t in a.tokens[:start] if t.pos != "SPACE")
+    after = [t for t in a.tokens[start + n:] if t.pos != "SPACE"]
+    ws = _ent_words(text, set())
+    return (bool(ws) and all(_common(w) for w in ws) and all(not t.text[:1].isalnum() for t in after)
+            and bool(_VALEDICTION.search(before.rstrip() + " ")))
+
+
 def _joined_ents(a: Analysis) -> list[tuple[str, str, int]]:
     """The sentence's entities, two that abut with no token between joined: English separates two names by a comma
     or a conjunction, so spaCy's "Stockton & Darlington" + "Railway" is the one name "Stockton & Darlington Railway"."""
@@ -560,7 +586,7 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                 continue
             if _bracket_code(a, start, text) in vocab or (not need_all and _container_place(a, start, _label, vocab)):
                 continue  # "World Wide Web Consortium (W3C)" kept as "the W3C"; "Mainz, Germany" kept as "Mainz"
-            if need_all and (_across_sea(a, start, text, other_text) or
+            if need_all and (_across_sea(a, start, text, other_text) or _sign_off(a, start, text) or
                              _alias_language(a, start, text, _label, alias_words)):
                 continue
             if text.isupper() and len(ws) == 1 and _acronym_of(ws[0], other_words):
@@ -868,7 +894,8 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
                 unmatched = score
                 where_u = f"{side} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
             preds = _negated_predicates(mine[i])
-            if preds and any(_affirms(theirs[k], preds, mine[i]) for k in window):
+            their_texts = rw_sents if side == "source sentence" else src_sents
+            if preds and any(_affirms(theirs[k], preds, mine[i], their_texts[k]) for k in window):
                 flips += 1
                 where_f = where_f or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
     src_text, rw_text = " ".join(src_sents), " ".join(rw_sents)
@@ -1068,16 +1095,19 @@ def _in_fiction(a: Analysis, k: int) -> bool:
     return False
 
 
-def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis) -> bool:
+def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis, text: str = "") -> bool:
     """Whether the sentence states one of `preds` (lemma and class) as a fact, without a negation on it, of a
     compatible subject: when both subjects are proper names they share one ("Fleming could not purify it" is no
     flip of "Florey and Chain purified it"), and so do common-noun subjects ("cheetahs cannot roar" against "lions
-    roar"); a subject the negated sentence sets against its own ("Unlike lions, ...") is never compatible."""
+    roar"); a subject the negated sentence sets against its own ("Unlike lions, ...") is never compatible. A
+    leading yes/no question (`text` is the sentence) states nothing: "Has it ever been moved? No - ..." asks."""
+    question = _question_sents(a, text) if text else set()
     negated_heads = {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
     names, nouns, against = _negated_subjects(negated), _negated_subjects(negated, True), _contrasted(negated)
     named_args = _negated_arg_names(negated)
     for k, t in enumerate(a.tokens):
-        if (fold(t.lemma), _CLASS.get(t.pos)) not in preds or k in negated_heads or t.head in negated_heads:
+        if (fold(t.lemma), _CLASS.get(t.pos)) not in preds or k in negated_heads or t.head in negated_heads \
+                or t.sent in question:
             continue
         if t.dep in _MODIFIER or _in_belief(a, k):
             continue

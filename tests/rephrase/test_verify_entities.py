@@ -502,3 +502,35 @@ def test_no_name_rules_do_not_hide_a_swapped_name(verifier):
     f = _features(verifier, "Going down took about 4 hours. During the descent a window shook.",
                   "Going down took about 4 hours. Piccard, a window shook.")
     assert "Piccard" in f["ent_added"].detail, f["ent_added"]
+
+
+@pytest.mark.parametrize("source,rewrite", [
+    # a name glued to an approximation sign
+    ("The refund cost the firm an estimated DKK 3 million.", "a: how much\nb: ~DKK 3 million"),
+    # the Second World War by its initialism
+    ("The mill kept running through the Second World War.", "The mill kept running through WWII."),
+    ("The mill kept running through WW2.", "The mill kept running through the Second World War."),
+    # a support reply signed by the writer's role
+    ("The shop opened in Leeds in 1990.", "Thanks for asking: the shop opened in Leeds in 1990. Kind regards, "
+                                          "Customer Support Team"),
+    ("The shop opened in Leeds in 1990.", "The shop opened in Leeds in 1990. With apologies, Customer Service"),
+    # the Sun named by the perihelion
+    ("Perihelion distance: about 0.3 AU", "At its closest it comes within about 0.3 AU of the Sun."),
+])
+def test_glued_names_war_initialisms_sign_offs_and_apsides(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_glued_war_sign_off_and_apsis_readings_still_see_a_swapped_name(verifier):
+    f = _features(verifier, "The refund cost the firm an estimated DKK 3 million.", "a: how much\nb: ~SEK 3 million")
+    assert "DKK" in f["ent_missing"].detail, f["ent_missing"]
+    f = _features(verifier, "The mill kept running through the Second World War.",
+                  "The mill kept running through WWI.")
+    assert "WWI" in f["ent_added"].detail, f["ent_added"]
+    # a person's name after the closing, or a role mid-text, is still a name the source lacks
+    f = _features(verifier, "The shop opened in Leeds in 1990.",
+                  "The shop opened in Leeds in 1990, said Customer Care. Kind regards, Tom")
+    assert "Customer Care" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, "Perihelion distance: about 0.3 AU", "At its closest it comes within about 0.3 AU of Jupiter.")
+    assert "Jupiter" in f["ent_added"].detail, f["ent_added"]

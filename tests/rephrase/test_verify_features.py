@@ -348,6 +348,11 @@ def test_neg_flip_sees_a_negated_predicate_the_other_side_states(verifier, sourc
      "Lots of people think a bit of dish soap strips the seasoning, but a little does no harm.", False),
     ("Cheetahs cannot roar.", "Cheetahs roar loudly.", True),
     ("The stone has never been returned to Egypt.", "The stone was returned to Egypt.", True),
+    # a yes/no question asks, it does not state: its answer carries the polarity
+    ("The meteorite has never been moved from where it fell.",
+     "Has the meteorite ever been moved? No - it remains where it fell.", False),
+    ("The meteorite has never been moved from where it fell.",
+     "Where is the meteorite? It has been moved from where it fell.", True),
 ])
 def test_neg_flip_needs_a_stated_predicate_of_the_same_subject(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
