@@ -121,10 +121,10 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("eur", "eur", 1.0, 0, ("EUR",), ("euro",)),
     ("gbp", "gbp", 1.0, 0, ("GBP",), ("pounds sterling",)),
     ("shilling", "gbp", 0.05, 0, (), ("shilling",)),  # pre-decimal: 20 shillings to the pound ("10s.")
-    ("guinea", "gbp", 1.05, 0, (), ("guinea",)),
+    ("guinea", "gbp", 1.05, 0, (), ("guinea",)),  # 21 shillings: "1,500 guineas" is no "£1,500"
     # the old penny (240 to the pound): no alias, read only in a pre-decimal amount ("7s 6d", "sixpence"), as a
     # modern "50 pence" is £0.50
-    ("old_penny", "gbp", 1 / 240, 0, (), ()),  # 21 shillings: "1,500 guineas" is no "£1,500"
+    ("old_penny", "gbp", 1 / 240, 0, (), ()),
 ]
 
 #: currency symbols written before the number
