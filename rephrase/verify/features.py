@@ -722,7 +722,7 @@ _YES_NO = re.compile(r"^(?P<q>(?!\W*(?:why|how|what|who|whom|whose|when|where|wh
 _CONTRAST = re.compile(r"\b(?:rather than|instead of|as opposed to|unlike|in place of|contrary to|far from)\b",
                        re.IGNORECASE)
 #: verbs, adjectives and adverbs whose meaning holds a negation ("refused" = "would not", "absent" = "not present")
-_IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "avoid", "prevent", "poorly", "beyond", "myth", "false",
+_IMPLICIT = frozenset({"refuse", "reject", "deny", "decline", "lack", "avoid", "prevent", "poorly", "beyond", "myth", "false",
                        "zero", "against", "optional",
                        "miss", "cease", "forbid", "ban", "prohibit", "exclude", "except", "skip", "impossible",
                        "neglect", "omit", "barely", "hardly", "rarely", "seldom", "barred", "delay", "overdue"})
@@ -898,6 +898,10 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
             if preds and any(_affirms(theirs[k], preds, mine[i], their_texts[k]) for k in window):
                 flips += 1
                 where_f = where_f or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
+            elif (nominal := _nominal_predicates(mine[i])) and \
+                    any(_affirms_existence(theirs[k], nominal, their_texts[k]) for k in window):
+                flips += 1
+                where_f = where_f or f"{_short(texts[0])!r} denies what {_short(texts[1])!r} states"
     src_text, rw_text = " ".join(src_sents), " ".join(rw_sents)
     for what in _direction_flips(src_text, rw_text) + _contrast_swaps(src_text, rw_text):
         flips += 1
@@ -993,6 +997,66 @@ def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
             out.update((fold(x.lemma), _CLASS[x.pos]) for x in a.tokens if x.head == t.head and x is not h and
                        x.dep in ("attr", "acomp", "xcomp", "dobj", "oprd") and x.pos in ("VERB", "ADJ", "NOUN", "PROPN"))
     return {(w, c) for w, c in out if w.isalpha() and w not in _LIGHT}
+
+
+#: a sentence that quantifies over everything or ranks ("every British ship came through", "the fastest land
+#: animal") rewords "no N ..." without a negation; it is no positive counterpart of one
+_UNIVERSAL = re.compile(r"\b(?:every|each|all|any|only|just|minimum|first)\b", re.IGNORECASE)
+
+
+def _nominal_negations(a: Analysis) -> list[tuple[int, int]]:
+    """(negator, negated noun) token pairs of a nominal negation: "no" as a noun's determiner ("has no moons",
+    "No bridge crosses") and "without" with its object ("without mortar")."""
+    out = []
+    for k, t in enumerate(a.tokens):
+        if t.lower == "no" and t.dep == "det" and 0 <= t.head < len(a.tokens) and a.tokens[t.head].pos == "NOUN":
+            out.append((k, t.head))
+        elif t.lower == "without" and t.dep == "prep":
+            out += [(k, c) for c, x in enumerate(a.tokens) if x.head == k and c != k and x.dep == "pobj" and
+                    x.pos == "NOUN"]
+    return out
+
+
+def _nominal_predicates(a: Analysis) -> set[tuple[str, str]]:
+    """What a nominal negation denies, as (kind, folded lemma): ("exist", "moon") for "Venus has no moons" or
+    "there was no leap day" (the object of have/be), ("with", "mortar") for "laid without mortar", ("verb",
+    "cross") for "No bridge crosses the Amazon" (the verb of a "no N" subject)."""
+    out = set()
+    for k, n in _nominal_negations(a):
+        noun = a.tokens[n]
+        head = a.tokens[noun.head] if 0 <= noun.head < len(a.tokens) else None
+        if a.tokens[k].lower == "without":
+            out.add(("with", fold(noun.lemma)))
+        elif head is not None and noun.dep in ("dobj", "attr") and head.lemma in ("have", "be"):
+            out.add(("exist", fold(noun.lemma)))
+        elif head is not None and noun.dep in ("nsubj", "nsubjpass") and head.pos == "VERB" and \
+                head.lemma not in _LIGHT:
+            out.add(("verb", fold(head.lemma)))
+    return out
+
+
+def _affirms_existence(a: Analysis, preds: set[tuple[str, str]], text: str) -> bool:
+    """Whether the sentence states, positively and with a count or an indefinite article, what `preds`
+    (_nominal_predicates) deny: "Venus has two moons", "It has a solid surface", "levies a VAT" (an object),
+    "with mortar", "A bridge crosses the Amazon" (the verb, of a counted or indefinite subject). A universal or
+    ranking sentence rewords the denial instead ("No animal on land is faster" = "the fastest land animal")."""
+    if _UNIVERSAL.search(text) or any(t.pos in ("ADJ", "ADV") and t.lower.endswith("est") and len(t.lower) > 4 and
+                                      _common(t.lower[:-3]) for t in a.tokens):
+        return False
+    negated = {n for _, n in _nominal_negations(a)} | {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
+    counted = {x.head for x in a.tokens if x.dep == "nummod" or (x.dep == "det" and x.lower in ("a", "an", "some"))}
+    for k, t in enumerate(a.tokens):
+        if k in negated or t.head in negated or not 0 <= t.head < len(a.tokens):
+            continue
+        lemma = fold(t.lemma)
+        if t.pos == "NOUN" and t.dep in ("dobj", "attr") and ("exist", lemma) in preds and k in counted:
+            return True
+        if t.pos == "NOUN" and t.dep == "pobj" and a.tokens[t.head].lower == "with" and ("with", lemma) in preds:
+            return True
+        if t.pos == "VERB" and ("verb", lemma) in preds and t.dep not in _MODIFIER and any(
+                x.head == k and x.dep in ("nsubj", "nsubjpass") and i in counted for i, x in enumerate(a.tokens)):
+            return True
+    return False
 
 
 def _subject_names(a: Analysis, k: int, nouns: bool = False) -> set[str]:

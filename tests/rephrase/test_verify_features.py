@@ -451,3 +451,19 @@ def test_a_clause_told_as_fiction_is_no_flip(verifier, source, rewrite, flipped)
 def test_neg_flip_needs_the_negated_predicates_names(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
     assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # a nominal negation ("no N", "without N") denies existence: a counted or indefinite N stated back flips it
+    ("Mercury has no moons.", "Mercury has one moon.", True),
+    ("No road reaches the village in winter.", "A road reaches the village in winter.", True),
+    ("The wall was built without cement.", "The wall was built with cement.", True),
+    # rewordings of the same denial: a privative verb, a universal, a superlative, the negation kept
+    ("Mercury has no moons.", "Mercury lacks moons.", False),
+    ("No two snowflakes have the same shape.", "Every snowflake has a shape of its own.", False),
+    ("No mammal on land is faster than the cheetah.", "The cheetah is the fastest land mammal.", False),
+    ("The wall was built without cement.", "No cement was used in the wall.", False),
+])
+def test_neg_flip_reads_nominal_negations(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
