@@ -152,6 +152,9 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True  # "Frame five became the cover" for "the fifth frame"
         if q.parts and all(covered(p, others) for p in q.parts):
             return True  # "5 D 22 H 54 M" states "5 days, 22 hours and 54 minutes" part by part
+        if q.unit is None and any(o.kind == "num" and o.unit is None and o.parts and all(p.unit is None for p in o.parts)
+                                  and any(float(p.value) == float(q.value) for p in o.parts) for o in others):
+            return True  # "4 of 5 stars" for "4/5": each count is a part of the fraction (and "4/5" by its parts above)
         if q.unit is None and any(v and float(v.group(3)) == float(q.value) for v in map(version_parts, others)):
             return True  # "version 2 of the GNU GPL" for "GPLv2", "HTTP/2" for "HTTP2"
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
@@ -186,7 +189,8 @@ def version_parts(q: Quantity) -> re.Match | None:
 def _million_reading(q: Quantity) -> Quantity | None:
     """"21m dollars": a number glued to "m" is metres or millions; "42.195k" is thousands or kilometres (a
     runner's "5k"); the other side decides."""
-    if q.kind == "num" and q.unit == "m" and re.fullmatch(r"[\d.,]+m", q.text.strip()):
+    # also spaced, as a minute-taker writes it: "2022: 41 m sets sold" for "41 million sets"
+    if q.kind == "num" and q.unit == "m" and re.fullmatch(r"[\d.,]+[ \u00a0]?m", q.text.strip()):
         return Quantity("num", float(q.value) * 1e6, text=q.text, start=q.start, end=q.end, scale=1e6)
     if q.kind == "num" and q.unit is None and q.scale == 1e3 and re.fullmatch(r"[\d.,]+k", q.text.strip()):
         return Quantity("num", float(q.value) / 1e3, unit="km", text=q.text, start=q.start, end=q.end)

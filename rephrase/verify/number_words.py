@@ -83,6 +83,10 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
             continue  # "km2" after a number is a unit, not an id
         if re.fullmatch(r"(?:s|h|m|kg|mol|yr)-[123]", tok):
             continue  # a unit exponent ("m s-1"), read with its number by the digit pass
+        iso = _isotope(tok)
+        if iso:  # "U-235" = "uranium-235" = "U235": one isotope, however the element is written
+            out.append(Quantity("id", iso, text=tok, start=mt.start(), end=mt.end()))
+            continue
         pm = re.fullmatch(r"(?i:top|under|over|u)-(\d{1,3})s?", tok)
         if pm:  # "top-10", "under-16s": the number, not a name ("the top ten", "children under 16")
             out.append(Quantity("num", float(pm.group(1)), text=tok, start=mt.start(), end=mt.end()))
@@ -92,6 +96,28 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
         tok = _id_head(tok)
         out.append(Quantity("id", tok.lower(), text=tok, start=mt.start(), end=mt.start() + len(tok)))
     return out, _blank(text, out)
+
+
+#: isotopes by element symbol and name, with the span of mass numbers they take (so "U-16", a team "under 16", is no
+#: uranium): "less than 20% U-235" = "less than twenty per cent uranium-235"
+_ISOTOPES = {"U": ("uranium", 210, 245), "Pu": ("plutonium", 228, 247), "Th": ("thorium", 208, 238),
+             "C": ("carbon", 8, 22), "Co": ("cobalt", 50, 75), "I": ("iodine", 108, 145),
+             "Cs": ("caesium", 112, 152), "Sr": ("strontium", 73, 107), "Ra": ("radium", 201, 235),
+             "Rn": ("radon", 193, 231), "Am": ("americium", 223, 252), "Tc": ("technetium", 85, 120),
+             "K": ("potassium", 32, 57), "H": ("hydrogen", 1, 7)}
+_ISOTOPE_NAMES = {name: sym for sym, (name, _, _) in _ISOTOPES.items()} | {"cesium": "Cs"}
+
+
+def _isotope(tok: str) -> str | None:
+    """The canonical "u-235" of an isotope token ("U-235", "U235", "uranium-235"), or None."""
+    m = re.fullmatch(r"([A-Z][a-z]?|[A-Za-z][a-z]{4,11})-?(\d{1,3})", tok)
+    if not m:
+        return None
+    sym = m.group(1) if m.group(1) in _ISOTOPES else _ISOTOPE_NAMES.get(m.group(1).lower())
+    if sym is None or (m.group(1) == sym and len(sym) == 1 and "-" not in tok and int(m.group(2)) < 100):
+        return None  # ("C14", "H2", "K9": a one-letter code glued to a short number is an id; "U235" is uranium)
+    lo, hi = _ISOTOPES[sym][1:]
+    return f"{sym.lower()}-{int(m.group(2))}" if lo <= int(m.group(2)) <= hi else None
 
 
 def _id_head(tok: str) -> str:
@@ -168,7 +194,10 @@ def _fractions(text: str) -> tuple[list[Quantity], str]:
         if not 0 < a < b:  # "225/45", "24/7": no fraction
             continue
         span = 10 <= a <= 99 and b == a + 1  # "full rate for 24/25": the years 2024/25, or a score of 24 out of 25
-        out.append(Quantity("num", a / b, text=m.group(0), start=m.start(), end=m.end(), soft=span))
+        # its parts, the counts "4" and "5" of a "Star rating | 4/5" written "4 of 5 stars" (number_match.covered)
+        parts = () if span else tuple(Quantity("num", float(v), text=m.group(0), start=m.start(), end=m.end())
+                                      for v in (a, b))
+        out.append(Quantity("num", a / b, text=m.group(0), start=m.start(), end=m.end(), soft=span, parts=parts))
         if span:
             out += [Quantity("yy", float(v), text=m.group(0), start=m.start(), end=m.end(), soft=True) for v in (a, b)]
     return out, _blank(text, out)
@@ -448,7 +477,9 @@ _HALF_OF_SCALES = frozenset({"dozen", "hundred", "thousand", "million", "billion
 def _ordinal_word(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
     w, start, end = toks[i]
     prev = toks[i - 1][0] if i else ""
-    if w == "single" and prev in _ARTICLE:  # "a single egg" = 1 egg (soft, like "one")
+    # "a single egg" = 1 egg (soft, like "one"); "in any single year" reads as "in a single year" (the same limit
+    # on each year: "No worker has ever exceeded 5 mSv in a single year" -> "... above 5 mSv in any single year")
+    if w == "single" and prev in _ARTICLE | {"any", "each", "one"}:
         um = _unit_name_at(text, end)
         if um:  # "a single gram" = 1 g, as "one gram"
             return Quantity("num", 1.0, unit=um[0], text=text[start:um[1]], start=start, end=um[1]), i + 2

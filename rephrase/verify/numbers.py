@@ -323,8 +323,10 @@ def _medals(text: str) -> list[Quantity]:
                      start=m.start("m"), end=m.end(), soft=True) for m in _MEDAL.finditer(text)]
 
 
-#: a count of none in words: "nobody died", "no one was hurt", "none required treatment", "no deaths", "no new cases"
-_NO_COUNT = re.compile(r"\b(?:nobody|no[ \t]+one|none|no(?=[ \t]+(?:[a-z]+[ \t]+)?[a-z]{2,}(?<!s)s\b))\b", re.IGNORECASE)
+#: a count of none in words: "nobody died", "no one was hurt", "none required treatment", "no deaths", "no new cases",
+#: and zero times: "never turns riders upside down" for a table's "Inversions: 0"
+_NO_COUNT = re.compile(r"\b(?:nobody|no[ \t]+one|none|never|no(?=[ \t]+(?:[a-z]+[ \t]+)?[a-z]{2,}(?<!s)s\b))\b",
+                       re.IGNORECASE)
 
 
 def _no_counts(text: str) -> list[Quantity]:
@@ -518,14 +520,17 @@ _ONE_IN_GAP = re.compile(r"^[ \t]+in[ \t]+$", re.IGNORECASE)  # ("one in every f
 
 
 def _one_in(nums: list[Quantity], text: str) -> list[Quantity]:
-    """"1 in 70", "one in seventy": odds, a ratio, the same fact as "1/70" (the two counts stay, soft)."""
+    """"1 in 70", "one in seventy": odds, a ratio, the same fact as "1/70"; "seven in ten" = 70% (the two counts
+    stay, soft)."""
     out = []
     for a, b in zip(nums, nums[1:]):
         if not (a.kind == b.kind == "num" and a.unit is None and b.unit is None and _ONE_IN_GAP.match(text[a.end:b.start])):
             continue
         va, vb = float(a.value), float(b.value)
         year = vb.is_integer() and 1000 <= vb <= 2100 and not re.search(r"[,\s]", b.text)  # "3 in 1990"
-        if va == 1 and vb.is_integer() and 1 < vb and not year:  # (odds are "1 in N"; "2 in 3 games" are counts)
+        # (odds are "1 in N"; "2 in 3 games" are counts) and a share of ten, a hundred or a thousand: "seven in ten
+        # guest nights - 70% - were by foreign guests", "three in 100 patients"
+        if vb.is_integer() and not year and (va == 1 < vb or (va.is_integer() and 0 < va < vb and vb in (10, 100, 1000))):
             a.soft = b.soft = True
             out.append(Quantity("num", va / vb, text=text[a.start:b.end], start=a.start, end=b.end))
     return out

@@ -70,11 +70,17 @@ _SUPER_POWER = re.compile(r"(?<![\d.])10([\u207b\u207a]?[\u2070\u00b9\u00b2\u00b
 _SUPERSCRIPT = str.maketrans("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b\u207a", "0123456789-+")
 
 
+#: an underscore between a word and a number in a snake_case key: a YAML block's "occupancy_2023: 74%" or
+#: "until_1991: HEU" writes the year 2023, 1991 (a word character glued before it hid the number)
+_SNAKE_NUMBER = re.compile(r"(?<=[A-Za-z])_(?=\d)|(?<=\d)_(?=[A-Za-z])")
+
+
 def normalize(text: str) -> str:
     """NFKC plus folded quotes, dashes, ellipses and non-breaking spaces; syllable dots inside a word removed;
-    superscript powers of ten as "10^6"."""
+    superscript powers of ten as "10^6"; a snake_case key's underscore beside a number a space."""
     text = _SUPER_POWER.sub(lambda m: "10^" + m.group(1).translate(_SUPERSCRIPT), text)
-    return _SYLLABLE_DOT.sub("", unicodedata.normalize("NFKC", text).translate(_QUOTES))
+    text = _SYLLABLE_DOT.sub("", unicodedata.normalize("NFKC", text).translate(_QUOTES))
+    return _SNAKE_NUMBER.sub(" ", text)
 
 
 @dataclass

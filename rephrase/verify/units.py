@@ -55,6 +55,11 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("cm3", "volume", 1e-6, 0, ("cm3", "cm³", "cc"), ("cubic centimetre", "cubic centimeter")),
     ("m3", "volume", 1.0, 0, ("m3", "m³"), ("cubic metre", "cubic meter")),
     ("km3", "volume", 1e9, 0, ("km3", "km³"), ("cubic kilometre", "cubic kilometer")),
+    # radiation dose (equivalent/effective): "0.005 mSv (5 µSv)" states one dose twice; without these rows the
+    # symbols were unread and the converted "5" stood as a bare number the source lacks
+    ("Sv", "radiation dose", 1.0, 0, ("Sv",), ("sievert",)),
+    ("mSv", "radiation dose", 1e-3, 0, ("mSv",), ("millisievert",)),
+    ("uSv", "radiation dose", 1e-6, 0, ("µSv", "μSv", "uSv"), ("microsievert",)),
     ("l", "volume", 1e-3, 0, ("L", "l"), ("litre", "liter")),
     ("ml", "volume", 1e-6, 0, ("mL", "ml"), ("millilitre", "milliliter")),
     # US and imperial measures differ by ~20%: the factor lies between them, compared within TOLERANCE below

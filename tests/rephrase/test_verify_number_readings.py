@@ -15,6 +15,15 @@ def labels(qs):
     ("A dinner cost 7s. 6d. then.", "A dinner cost 7 shillings and 6 pence then."),
     ("A ticket cost 2s 6d.", "A ticket cost half a crown."),
     ("Clinics stayed open 24 hours a day.", "Clinics were open around the clock."),
+    # a share of ten, a star rating, an isotope, a spaced "m" of millions, a sievert conversion, a snake_case key
+    ("70% of guest nights were by foreign guests.", "Seven in ten guest nights were by foreign guests."),
+    ("Star rating: 4/5.", "It earns 4 of 5 stars."),
+    ("The fuel holds less than 20% U-235.", "The fuel holds less than 20% uranium-235."),
+    ("In 2022, 41 million sets were sold.", "2022: 41 m sets sold."),
+    ("The flight adds 0.005 mSv.", "The flight adds 5 µSv."),
+    ("Occupancy in 2023 was 74%.", "occupancy_2023: 74%"),
+    ("No worker has exceeded 5 mSv in a single year.", "No worker went above 5 mSv in any single year."),
+    ("Inversions: 0. Top speed: 80 km/h.", "It never turns riders upside down and tops out at 80 km/h."),
 ])
 def test_equivalent_readings_match(a, b):
     d = compare(a, b)
@@ -28,6 +37,12 @@ def test_equivalent_readings_match(a, b):
     ("A dinner cost 7s 6d in 1960.", "A dinner cost seven shillings and ninepence in 1960."),
     ("A dinner cost 7s 6d in 1960.", "A dinner cost seven shillings in 1960."),
     ("Clinics stayed open 12 hours a day.", "Clinics were open around the clock."),
+    ("60% of guest nights were by foreign guests.", "Seven in ten guest nights were by foreign guests."),
+    ("Star rating: 4/5.", "It earns 3 of 5 stars."),
+    ("The fuel holds less than 20% U-235.", "The fuel holds less than 20% uranium-238."),
+    ("In 2022, 41 million sets were sold.", "2022: 14 m sets sold."),
+    ("The flight adds 0.005 mSv.", "The flight adds 50 µSv."),
+    ("Occupancy in 2023 was 74%.", "occupancy_2022: 74%"),
 ])
 def test_changed_readings_are_caught(a, b):
     assert compare(a, b).missing
