@@ -982,6 +982,18 @@ _FICTION = frozenset({"movie", "film", "fiction", "legend", "myth", "folklore", 
 _AGAINST = frozenset({"unlike", "contrary", "opposed", "rather", "instead"})
 
 
+#: verbs a rewrite swaps for each other, so that "is not permitted" is flipped by "is allowed" as by "is permitted"
+#: (a reworded negation swaps the predicate for its opposite instead: "is forbidden", "was short-lived")
+_SAME_VERB = [frozenset(g.split()) for g in ("allow permit let authorise authorize", "need require",
+                                            "begin start commence", "build construct erect", "buy purchase",
+                                            "finish complete conclude", "show reveal demonstrate", "use employ",
+                                            "receive obtain", "attend visit", "survive outlive")]
+
+
+def _with_synonyms(preds: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return preds | {(w, c) for p, c in preds if c == "v" for g in _SAME_VERB if p in g for w in g}
+
+
 def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
     """(folded lemma, class) of what a clausal negation negates: the head of a `neg` arc or "never" ("sent" in
     "Britain never sent frigates"), or, for a copula or light verb, its complement ("longest", "tunnel" in "it
@@ -996,7 +1008,7 @@ def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
         else:
             out.update((fold(x.lemma), _CLASS[x.pos]) for x in a.tokens if x.head == t.head and x is not h and
                        x.dep in ("attr", "acomp", "xcomp", "dobj", "oprd") and x.pos in ("VERB", "ADJ", "NOUN", "PROPN"))
-    return {(w, c) for w, c in out if w.isalpha() and w not in _LIGHT}
+    return _with_synonyms({(w, c) for w, c in out if w.isalpha() and w not in _LIGHT})
 
 
 #: a sentence that quantifies over everything or ranks ("every British ship came through", "the fastest land
@@ -1166,6 +1178,8 @@ def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis, text: 
     roar"); a subject the negated sentence sets against its own ("Unlike lions, ...") is never compatible. A
     leading yes/no question (`text` is the sentence) states nothing: "Has it ever been moved? No - ..." asks."""
     question = _question_sents(a, text) if text else set()
+    if re.search(r"\bonly\b", text, re.IGNORECASE):
+        return False  # "Only Muslims are allowed into Mecca" restates "Non-Muslims are not permitted to enter"
     negated_heads = {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
     names, nouns, against = _negated_subjects(negated), _negated_subjects(negated, True), _contrasted(negated)
     named_args = _negated_arg_names(negated)

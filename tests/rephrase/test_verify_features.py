@@ -467,3 +467,17 @@ def test_neg_flip_needs_the_negated_predicates_names(verifier, source, rewrite, 
 def test_neg_flip_reads_nominal_negations(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
     assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # a verb and its synonym state one predicate: "not permitted" is flipped by "allowed" as by "permitted"
+    ("Cyclists are not permitted on the bridge.", "Cyclists are allowed on the bridge.", True),
+    ("The tower did not require scaffolding.", "The tower needed scaffolding.", True),
+    # a reworded negation swaps the predicate for its opposite, which is no flip
+    ("Cyclists are not permitted on the bridge.", "Cyclists are forbidden on the bridge.", False),
+    ("The tower did not require scaffolding.", "No scaffolding was needed for the tower.", False),
+    ("Non-members are not permitted to vote.", "Only members are allowed to vote.", False),
+])
+def test_neg_flip_reads_a_verbs_synonym(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
