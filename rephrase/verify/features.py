@@ -701,8 +701,12 @@ def _negative_prefix(t) -> bool:
     return t.pos in ("ADJ", "ADV", "VERB") and _common(m.group(2))
 
 
-#: "not until 1985" (= first in 1985), "not one but two": focus constructions that do not negate the claim
-_FOCUS = re.compile(r"(?:\bnot\b|n't\b|\bnever\b|\bnobody\b|\bno one\b|\bun[a-z]{4,}ed\b)(?=[^.;]{0,40}\buntil\b)|"
+#: "not until 1985" (= first in 1985), "not inspected since 2011" (= last in 2011), "cannot be deferred for more
+#: than a year" (= a year at most), "not one but two": focus constructions that do not negate the claim (a flipped
+#: bound is _direction_flips' to catch)
+_FOCUS = re.compile(r"(?:\bnot\b|\bcannot\b|n't\b|\bnever\b|\bnobody\b|\bno one\b|\bun[a-z]{4,}ed\b)(?=[^.;]{0,40}(?:\buntil\b|"
+                    r"\bsince\s+(?:the\s+)?(?:(?:early|late|mid)[\s-]*)?\d{4}s?\b|"
+                    r"\b(?:more|longer|later|further|less|fewer|earlier)\s+than\b))|"
                     r"\bnot (?:one|just|merely|simply)\b[^.;]{0,60}\bbut\b", re.IGNORECASE)
 #: one negation repeated over coordinated phrases states it once: "no leaves, no stems and no roots", "without a
 #: doctorate, and without a medical degree", "Nobody knows - and nobody knows the date either" (each repeat here)
@@ -1178,8 +1182,6 @@ def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis, text: 
     roar"); a subject the negated sentence sets against its own ("Unlike lions, ...") is never compatible. A
     leading yes/no question (`text` is the sentence) states nothing: "Has it ever been moved? No - ..." asks."""
     question = _question_sents(a, text) if text else set()
-    if re.search(r"\bonly\b", text, re.IGNORECASE):
-        return False  # "Only Muslims are allowed into Mecca" restates "Non-Muslims are not permitted to enter"
     negated_heads = {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
     names, nouns, against = _negated_subjects(negated), _negated_subjects(negated, True), _contrasted(negated)
     named_args = _negated_arg_names(negated)
@@ -1189,6 +1191,11 @@ def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis, text: 
             continue
         if t.dep in _MODIFIER or _in_belief(a, k):
             continue
+        if any(x.lower == "only" and 0 <= x.head < len(a.tokens) and a.tokens[x.head].head == k and
+               a.tokens[x.head].dep in ("nsubj", "nsubjpass") for x in a.tokens):
+            continue  # "Only members are allowed" restates "Non-members are not permitted", an exclusion
+        if _CLASS.get(t.pos) == "n" and t.dep in ("nsubj", "nsubjpass", "pobj"):
+            continue  # "(in 2012) chicks hatched in the wild" names chicks, it does not state "she had chicks"
         if named_args and not named_args <= {fold(a.tokens[i].text) for i in _below_subject(a, k)}:
             continue  # "didn't launch it from Cornell" against "launched it from MIT": the adjunct, not the act
         theirs = _subject_names(a, k, True)

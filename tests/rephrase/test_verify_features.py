@@ -477,6 +477,12 @@ def test_neg_flip_reads_nominal_negations(verifier, source, rewrite, flipped):
     ("Cyclists are not permitted on the bridge.", "Cyclists are forbidden on the bridge.", False),
     ("The tower did not require scaffolding.", "No scaffolding was needed for the tower.", False),
     ("Non-members are not permitted to vote.", "Only members are allowed to vote.", False),
+    # a negation that scopes a time or a bound, not the act: "not since 2011" = "last in 2011"
+    ("The culvert had not been inspected since 2011.", "2011 - the culvert is inspected for the last time.", False),
+    ("Offers cannot be deferred for more than one year.", "Can I defer my offer? Yes, for one year at most.", False),
+    # a noun predicate is stated as a predicate, not by naming the noun as a subject
+    ("She died in 2003 and never had any chicks.", "In 2012 chicks hatched in the wild.", False),
+    ("She never had any chicks.", "She had two chicks.", True),
 ])
 def test_neg_flip_reads_a_verbs_synonym(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
