@@ -32,6 +32,7 @@ import rephrase.verify.numbers as numbers
 from rephrase.verify.entities import _llm_vocab, _stem_match
 from rephrase.verify.negation import align_groups
 from rephrase.verify.nlp import Analysis, analyse
+from rephrase.verify.scaffold import is_title
 from rephrase.verify.text import is_claimless, shorten
 from rephrase.verify.units import match_unit
 
@@ -150,6 +151,10 @@ _FILLER_WORDS = frozenset("wow whoa woah yay hooray oops aha ouch yikes boom bam
                           "jan feb mar apr jun jul aug sep sept oct nov dec "
                           # internet shorthand for the writer's stance ("IANAL but ...", "IMO"): style, not names
                           "ianal imo imho iirc afaik fwiw tbh tldr btw ftw eli".split())
+#: weekdays abbreviated ("delivered Mon-Sat"): a date, matched by the day's full name on the other side ("Monday to
+#: Saturday"), so "Mon-Fri" for "Monday to Saturday" is still a day the source does not give
+_WEEKDAY_ABBR = {"mon": "monday", "tue": "tuesday", "tues": "tuesday", "wed": "wednesday", "thu": "thursday",
+                 "thur": "thursday", "thurs": "thursday", "fri": "friday", "sat": "saturday", "sun": "sunday"}
 
 
 def _ent_words(text: str, labels: set[str]) -> list[str]:
@@ -293,7 +298,8 @@ _REPORTING_VERBS = frozenset("note receive record resolve agree observe approve 
 _FRAME_INTRO = re.compile(r"(?:you're|you are|you're all)\s+(?:on|listening to|watching|tuned (?:in )?to)\s+(?:the\s+)?$|"
                           r"(?:thanks for|thank you for) (?:listening to|tuning in to|watching|reading)\s+(?:the\s+)?$",
                           re.IGNORECASE)
-_WELCOME = re.compile(r"\bwelcome\s+(?:back\s+)?to\s+(?:the\s+)?$", re.IGNORECASE)
+#: "Welcome back to Summit Stories", "This is Summit Stories": a host opening the programme
+_WELCOME = re.compile(r"\b(?:welcome\s+(?:back\s+)?to|this\s+is)\s+(?:the\s+)?$", re.IGNORECASE)
 
 
 def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
@@ -319,6 +325,12 @@ def _is_frame(a: Analysis, start: int, text: str, first: bool) -> bool:
     if first and _WELCOME.search(before + " ") and all(_common(w) for w in words):
         return True
     return bool(_FRAME_INTRO.search(before + " "))
+
+
+def _direction(a: Analysis) -> bool:
+    """A sentence that is a bracketed stage or sound direction ("[INTRO MUSIC]", "(laughs)")."""
+    toks = [t.text for t in a.tokens if t.pos != "SPACE"]
+    return len(toks) >= 2 and toks[0] in ("[", "(") and toks[-1] in ("]", ")")
 
 
 def _meeting_heading(a: Analysis) -> bool:
@@ -554,9 +566,14 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
     meeting = need_all and bool(side) and _meeting_heading(side[0])
     frame_words: set[str] = set()
     out, the_refs = [], set()
+    # the opening line: the first sentence after any stage directions ("[INTRO MUSIC]\nWelcome back to ...")
+    opening = next((k for k, a in enumerate(side) if not _direction(a)), 0)
     for n_sent, a in enumerate(side):
         alpha = [t.text for t in a.tokens if t.text.isalpha() and len(t.text) > 1]
         caps_line = len(alpha) >= 2 and sum(w.isupper() for w in alpha) >= 0.6 * len(alpha)
+        title_line = is_title(" ".join(t.text for t in a.tokens))  # a heading line ("The Big Cliff Rescue")
+        # all lower case ("ok nokora x7 pro specs since u asked"): case tells no name from a word
+        lower_line = bool(alpha) and not any(c.isupper() for w in alpha for c in w)
         for text, _label, start in _joined_ents(a):
             lead = _LEADING_DET.match(text)
             if lead and a.tokens[start].pos in ("DET", "PRON"):
@@ -564,7 +581,7 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
             text, start = _trim_verbs(a, start, text)
             if need_all and any(not _common(w) for w in set(_ent_words(text, set())) & labels):
                 continue  # a speaker of the dialogue ("Dr Parisa Rahimi", who speaks as "RAHIMI:") is its frame
-            if need_all and _is_frame(a, start, text, n_sent == 0):
+            if need_all and _is_frame(a, start, text, n_sent == opening):
                 frame_words.update(_ent_words(text, set()))
                 continue
             own = set(_ent_words(text, set()))
@@ -595,6 +612,9 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
                 ws = [w for w in ws if not _common(w)]  # SUMMARY LOG") hides case: its common words are no names
                 if not ws:
                     continue
+            if (title_line or lower_line) and len(ws) > 1 and all(_common(w) for w in ws):
+                continue  # a title-case heading ("The Big Cliff Rescue") or all-lower-case chat ("x7 pro specs"):
+                # capitals, or their lack, mark no name, and common words name nothing
             if need_all and len(ws) > 1:  # "the Louvre museum", "BLUE WHALE KEY": the name-like words decide
                 ws = [w for w in ws if not _common(w)] or ws
             if (len(text.split()) > 1 and _text_initials(text) in vocab) or (
@@ -615,7 +635,7 @@ def _unmatched(side: list[Analysis], other: list[Analysis], labels: set[str], ne
             # a word with an alias on the other side ("Tyson Gay (USA" for "the United States"), or a country
             # written as its three-letter sports/ISO code ("JAM" for "Jamaica")
             caps = {fold(x) for x in re.findall(r"[A-Za-z]{2,}", text) if x.isupper()}
-            hits = [_has(w, vocab, w in abbr) or _alias_hit([w], other_text) or
+            hits = [_has(w, vocab, w in abbr) or _alias_hit([w], other_text) or _WEEKDAY_ABBR.get(w) in vocab or
                     (w in caps and _acronym_of(w, other_words)) or  # "NYT Co." for "New York Times Co."
                     (not need_all and len(w) > 3 and w[:3] in codes) for w in ws]
             if not (all(hits) if need_all else any(hits)):

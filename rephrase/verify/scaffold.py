@@ -209,10 +209,10 @@ def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, b
     if g and line != before_all:
         labels.update(w.lower().strip(".,") for w in g.group("name").split())
         line = line[g.end():]
-    return line, is_heading or _is_title(line)
+    return line, is_heading or is_title(line)
 
 
-def _is_title(line: str) -> bool:
+def is_title(line: str) -> bool:
     """A short line with no sentence punctuation at its end, mostly capitalised or upper-case words."""
     s = line.strip()
     if not s or len(s.split()) > 10 or s[-1] in ".!?;,\"')" or ":" in s[:-1]:

@@ -534,3 +534,56 @@ def test_glued_war_sign_off_and_apsis_readings_still_see_a_swapped_name(verifier
     assert "Customer Care" in f["ent_added"].detail, f["ent_added"]
     f = _features(verifier, "Perihelion distance: about 0.3 AU", "At its closest it comes within about 0.3 AU of Jupiter.")
     assert "Jupiter" in f["ent_added"].detail, f["ent_added"]
+
+
+# ---- authors X, Z: weekday ranges, title lines, a programme's opening after a sound cue, lower-case chat
+POST = ("A stamp from Cambrian Post costs £1.35. The universal service obligation requires letter deliveries six days a week, Monday to Saturday. "
+        "Compensation for a lost item is limited to £20.")
+CLIFF = ("On 12 December 1947 the trawler Dhoon ran aground beneath the Látrabjarg cliffs in Iceland. Farmers "
+         "lowered themselves down the cliff face on ropes and hauled twelve crew to safety in a rescue.")
+K3 = ("Kangchenjunga was first climbed on 25 May 1955 by Joe Brown and George Band of a British expedition led by "
+      "Charles Evans.")
+PHONE = "Model: Nokora X7 Pro\nRelease date: 12 October 2023\nWeight: 204 g"
+
+
+@pytest.mark.parametrize("source,rewrite", [
+    # weekdays abbreviated in a range: the source's "Monday to Saturday"
+    (POST, "Cambrian Post - quick notes\n- stamp: £1.35\n- universal service obligation: letters must be delivered "
+           "Mon\u2013Sat, i.e. six days a week\n- lost item: max £20 compensation"),
+    # a title-case title line of common words (spaCy tags "The Big Cliff Rescue" ORG)
+    (CLIFF, "The Big Cliff Rescue \U0001f9d7\U0001f30a\nOn 12 December 1947, a fishing boat called the Dhoon ran "
+            "aground under the Látrabjarg cliffs in Iceland. Farmers climbed down the cliff on ropes and pulled 12 "
+            "sailors up to safety."),
+    # the show a host welcomes listeners to, after a sound cue
+    (K3, "[INTRO MUSIC]\nPRIYA: Welcome back to Summit Stories. I'm Priya.\nANGUS: And I'm Angus.\nPRIYA: "
+         "Kangchenjunga was first climbed on May 25th, 1955, by Joe Brown and George Band, on a British expedition "
+         "led by Charles Evans."),
+    (K3, "This is Summit Stories. Kangchenjunga was first climbed on 25 May 1955 by Joe Brown and George Band, on a "
+         "British expedition led by Charles Evans."),
+    # an all-lower-case chat: spaCy's "pro specs" is two common words
+    (PHONE, "ok nokora x7 pro specs since u asked \U0001f4f1\n- out 12 oct 2023\n- 204g"),
+])
+def test_weekday_ranges_title_lines_show_openings_and_lower_case_chat(verifier, source, rewrite):
+    f = _features(verifier, source, rewrite)
+    assert _clean(f), (f["ent_added"], f["ent_missing"])
+
+
+def test_weekday_title_opening_and_chat_readings_still_see_a_changed_name(verifier):
+    # a weekday the source does not give
+    f = _features(verifier, POST, "Cambrian Post - quick notes\n- stamp: £1.35\n- universal service obligation: "
+                                  "letters must be delivered Mon-Sun, i.e. six days a week\n- lost item: max £20")
+    assert "Mon-Sun" in f["ent_added"].detail, f["ent_added"]
+    # a title line's name-like word is a name
+    f = _features(verifier, CLIFF, "The Big Hornbjarg Rescue\nOn 12 December 1947, a fishing boat called the Dhoon "
+                                   "ran aground under the Látrabjarg cliffs in Iceland.")
+    assert "Hornbjarg" in f["ent_added"].detail, f["ent_added"]
+    # a place welcomed to after the sound cue is content; so is a show named after the opening line
+    f = _features(verifier, K3, "[INTRO MUSIC]\nWelcome to Kathmandu! Kangchenjunga was first climbed on 25 May "
+                                "1955 by Joe Brown and George Band, on a British expedition led by Charles Evans.")
+    assert "Kathmandu" in f["ent_added"].detail, f["ent_added"]
+    f = _features(verifier, K3, "Kangchenjunga was first climbed on 25 May 1955 by Joe Brown and George Band. This "
+                                "is Summit Stories, said Charles Evans, who led the British expedition.")
+    assert f["ent_added"].value > 0, f["ent_added"]
+    # in lower-case chat a word that is no common word is still a name
+    f = _features(verifier, PHONE, "ok motorola x7 pro specs since u asked \U0001f4f1\n- out 12 oct 2023\n- 204g")
+    assert "motorola" in f["ent_added"].detail, f["ent_added"]
