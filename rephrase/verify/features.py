@@ -951,8 +951,10 @@ def _bounds(text: str) -> dict[str, set[str]]:
             continue  # "a few" is some, not few
         what = fold(m.group("what").rstrip(".,")).replace(",", "")
         down = bool(m.group("down"))
-        if re.search(r"(?:\b(?:not|never|no)|n't)(?:\s+\w+)?\s*$", text[max(0, m.start() - 30):m.start()], re.I):
-            down = not down  # "no fewer than 140", "may not drop below 15%": the bound negated
+        reach = "{0,3}" if m.group(0).lower().split()[1:2] == ["than"] else "?"  # (not "did not chime for most of")
+        if re.search(r"(?:\b(?:not|never|no|cannot)|n't)(?:\s+\w+)" + reach + r"\s*$", text[max(0, m.start() - 40):m.start()],
+                     re.I):
+            down = not down  # "no fewer than 140", "may not drop below 15%", "cannot be deferred for more than": negated
         out.setdefault(what, set()).add("down" if down else "up")
     return out
 
@@ -1009,7 +1011,7 @@ _AGAINST = frozenset({"unlike", "contrary", "opposed", "rather", "instead"})
 #: verbs a rewrite swaps for each other, so that "is not permitted" is flipped by "is allowed" as by "is permitted"
 #: (a reworded negation swaps the predicate for its opposite instead: "is forbidden", "was short-lived")
 _SAME_VERB = [frozenset(g.split()) for g in ("allow permit let authorise authorize", "need require",
-                                            "begin start commence", "build construct erect", "buy purchase",
+                                            "begin start commence", "build construct erect", "show exhibit display", "buy purchase",
                                             "finish complete conclude", "show reveal demonstrate", "use employ",
                                             "receive obtain", "attend visit", "survive outlive")]
 
@@ -1040,12 +1042,21 @@ def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
 _UNIVERSAL = re.compile(r"\b(?:every|each|all|any|only|just|minimum|first)\b", re.IGNORECASE)
 
 
+#: a subject that counts some ("Several were injured" against "none ... was injured")
+_SOME = frozenset({"several", "some", "many", "most", "dozens", "hundreds", "thousands"})
+#: verbs whose object is had "with": "using supplementary oxygen" against "without supplementary oxygen"
+_WITH_VERBS = frozenset({"use", "employ", "include", "carry", "need", "require", "add"})
+
+
 def _nominal_negations(a: Analysis) -> list[tuple[int, int]]:
     """(negator, negated noun) token pairs of a nominal negation: "no" as a noun's determiner ("has no moons",
-    "No bridge crosses") and "without" with its object ("without mortar")."""
+    "No bridge crosses"), "without" with its object ("without mortar"), and a negative pronoun as a subject, its
+    own noun ("none of the rescuers was injured", "nobody was hurt")."""
     out = []
     for k, t in enumerate(a.tokens):
-        if t.lower == "no" and t.dep == "det" and 0 <= t.head < len(a.tokens) and a.tokens[t.head].pos == "NOUN":
+        if t.lower in ("none", "nobody", "nothing") and t.dep in ("nsubj", "nsubjpass"):
+            out.append((k, k))
+        elif t.lower == "no" and t.dep == "det" and 0 <= t.head < len(a.tokens) and a.tokens[t.head].pos == "NOUN":
             out.append((k, t.head))
         elif t.lower == "without" and t.dep == "prep":
             out += [(k, c) for c, x in enumerate(a.tokens) if x.head == k and c != k and x.dep == "pobj" and
@@ -1075,19 +1086,26 @@ def _affirms_existence(a: Analysis, preds: set[tuple[str, str]], text: str) -> b
     """Whether the sentence states, positively and with a count or an indefinite article, what `preds`
     (_nominal_predicates) deny: "Venus has two moons", "It has a solid surface", "levies a VAT" (an object),
     "with mortar", "A bridge crosses the Amazon" (the verb, of a counted or indefinite subject). A universal or
-    ranking sentence rewords the denial instead ("No animal on land is faster" = "the fastest land animal")."""
-    if _UNIVERSAL.search(text) or any(t.pos in ("ADJ", "ADV") and t.lower.endswith("est") and len(t.lower) > 4 and
-                                      _common(t.lower[:-3]) for t in a.tokens):
-        return False
+    ranking sentence rewords the denial instead ("No animal on land is faster" = "the fastest land animal"); "using
+    oxygen" states what "without oxygen" denies, "Several were injured" what "none ... was injured" does."""
+    universal = _UNIVERSAL.search(text) or any(t.pos in ("ADJ", "ADV") and t.lower.endswith("est") and
+                                               len(t.lower) > 4 and _common(t.lower[:-3]) for t in a.tokens)
     negated = {n for _, n in _nominal_negations(a)} | {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
-    counted = {x.head for x in a.tokens if x.dep == "nummod" or (x.dep == "det" and x.lower in ("a", "an", "some"))}
+    counted = {x.head for x in a.tokens if x.dep == "nummod" or (x.dep in ("det", "amod") and x.lower in _SOME) or
+               (x.dep == "det" and x.lower in ("a", "an"))}
+    counted |= {i for i, x in enumerate(a.tokens) if x.pos == "NUM" or x.lower in _SOME}
     for k, t in enumerate(a.tokens):
         if k in negated or t.head in negated or not 0 <= t.head < len(a.tokens):
             continue
         lemma = fold(t.lemma)
-        if t.pos == "NOUN" and t.dep in ("dobj", "attr") and ("exist", lemma) in preds and k in counted:
+        if t.pos == "NOUN" and ("with", lemma) in preds and not re.search(r"\bonly\b", text, re.I) and (
+                (t.dep == "pobj" and a.tokens[t.head].lower == "with") or
+                (t.dep == "dobj" and a.tokens[t.head].lemma in _WITH_VERBS)) and \
+                not any(x.head == k and x.dep == "acl" for x in a.tokens):  # ("with the draw boy dispensed with")
             return True
-        if t.pos == "NOUN" and t.dep == "pobj" and a.tokens[t.head].lower == "with" and ("with", lemma) in preds:
+        if universal:
+            continue
+        if t.pos == "NOUN" and t.dep in ("dobj", "attr") and ("exist", lemma) in preds and k in counted:
             return True
         if t.pos == "VERB" and ("verb", lemma) in preds and t.dep not in _MODIFIER and any(
                 x.head == k and x.dep in ("nsubj", "nsubjpass") and i in counted for i, x in enumerate(a.tokens)):

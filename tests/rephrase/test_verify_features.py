@@ -463,6 +463,13 @@ def test_neg_flip_needs_the_negated_predicates_names(verifier, source, rewrite, 
     ("No two snowflakes have the same shape.", "Every snowflake has a shape of its own.", False),
     ("No mammal on land is faster than the cheetah.", "The cheetah is the fastest land mammal.", False),
     ("The wall was built without cement.", "No cement was used in the wall.", False),
+    # "using N" has what "without N" lacks; a counted subject does what "none"/"nobody" did not
+    ("The pair climbed without supplementary oxygen.", "They reached the top, using supplementary oxygen.", True),
+    ("The pair climbed without supplementary oxygen.", "It was the first ascent, made with supplementary oxygen.", True),
+    ("None of the rescuers was seriously injured.", "Several rescuers were seriously injured.", True),
+    ("Nobody was hurt in the blast.", "Two people were hurt in the blast.", True),
+    ("The pair climbed without supplementary oxygen.", "They used no supplementary oxygen.", False),
+    ("None of the rescuers was seriously injured.", "The rescuers all escaped serious injury.", False),
 ])
 def test_neg_flip_reads_nominal_negations(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
@@ -483,6 +490,7 @@ def test_neg_flip_reads_nominal_negations(verifier, source, rewrite, flipped):
     # a noun predicate is stated as a predicate, not by naming the noun as a subject
     ("She died in 2003 and never had any chicks.", "In 2012 chicks hatched in the wild.", False),
     ("She never had any chicks.", "She had two chicks.", True),
+    ("The painting had never been exhibited publicly.", "The painting had been shown publicly once before.", True),
 ])
 def test_neg_flip_reads_a_verbs_synonym(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
