@@ -114,7 +114,15 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True
         if q.d is None:  # "March 1998" is implied by "3 March 1998" (the reverse is a dropped day)
             return any((o.y, o.m) == (q.y, q.m) for o in dates) or (q.y is not None and any(
-                o.kind == "yy" and o.m == q.m and int(o.value) == q.y % 100 for o in others))  # "December '93"
+                o.kind == "yy" and o.m == q.m and int(o.value) == q.y % 100 for o in others)) or (  # "December '93"
+                # "since October twenty thirteen", "in January 1999 ... hatched that May": the bare month and the
+                # year apart (a month with another year is a date of its own, and is caught as such)
+                q.y is not None and any(o.m == q.m and o.y is None and o.d is None for o in dates)
+                and q.y in _years(others))
+        # "25 May '55": the day and month, then the year by its last two digits (the same month before it)
+        if q.y is not None and any(o.y is None and (o.m, o.d) == (q.m, q.d) for o in dates) and any(
+                o.kind == "yy" and o.m in (None, q.m) and int(o.value) == q.y % 100 for o in others):
+            return True
         # "on March 3rd in 1998" states 1998-03-03 in two pieces, and so does "in March 1998 - on the 3rd"
         if any((o.y, o.m) == (q.y, q.m) and o.d is None for o in dates) and any(
                 o.kind == "ord" and float(o.value) == q.d for o in others):
@@ -155,6 +163,9 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
         if q.unit is None and any(o.kind == "num" and o.unit is None and o.parts and all(p.unit is None for p in o.parts)
                                   and any(float(p.value) == float(q.value) for p in o.parts) for o in others):
             return True  # "4 of 5 stars" for "4/5": each count is a part of the fraction (and "4/5" by its parts above)
+        if q.unit is None and q.scale == 1.0 and float(q.value).is_integer() and 1000 <= float(q.value) <= 2100 and any(
+                o.kind == "yy" and o.m is None and int(o.value) == int(q.value) % 100 for o in others):
+            return True  # "automated in 1989" = "automated in '89"
         if q.unit is None and any(v and float(v.group(3)) == float(q.value) for v in map(version_parts, others)):
             return True  # "version 2 of the GNU GPL" for "GPLv2", "HTTP/2" for "HTTP2"
         return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
@@ -217,8 +228,12 @@ def _derived(q: Quantity, others: list[Quantity]) -> bool:
     """A number the other side states as the sum or difference of two of its numbers in the same unit: rewrites
     derive totals and gaps ("31 in all", "two years later") that the source implies."""
     # (operands of 1 left out: "53" is no "52 + 1" but the off-by-one change it looks like)
-    nums = [float(o.value) for o in others if o.kind == "num" and o.unit == q.unit and not o.soft
-            and abs(float(o.value)) != 1][:40]
+    # (in the dimension's base unit where the units differ by a factor: "ten pence more" than "£1.25", "£1.35")
+    unit = UNITS.get(q.unit) if q.unit else None
+    base = (lambda o: o.unit == q.unit or unit is not None and not unit.offset and o.unit in UNITS
+            and UNITS[o.unit].dim == unit.dim and not UNITS[o.unit].offset)
+    nums = [float(o.value) * (UNITS[o.unit].factor / unit.factor if unit else 1.0) for o in others
+            if o.kind == "num" and base(o) and not o.soft and abs(float(o.value)) != 1][:40]
     v = float(q.value)
     return v > 0 and any(math.isclose(a + b, v) or math.isclose(abs(a - b), v)
                          for i, a in enumerate(nums) for b in nums[i + 1:])

@@ -60,9 +60,10 @@ def _month_ordinal(m: re.Match) -> str:
 
 
 #: an all-digit date "22/05/2013", "05/22/2013", "22.05.2013" (the same separator twice)
-_NUMERIC_DATE = re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})(?![\d/]|\.\d)")
+_NUMERIC_DATE = re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4}|\d{2})(?![\d/]|\.\d)")
 #: a bare month name (capitalised; not "May", "March" alone: a verb as often as a month)
-_BARE_MONTH = re.compile(rf"\b(?P<mon>{'|'.join(m for m in sorted(MONTHS, key=len, reverse=True) if m[0].isupper() and m not in ('May', 'March', 'Mar'))})\b")
+_BARE_MONTH = re.compile(rf"\b(?P<mon>{'|'.join(m for m in sorted(MONTHS, key=len, reverse=True) if m[0].isupper() and m not in ('May', 'March', 'Mar'))}|"
+                         r"(?<=\bthat )(?:May|March))\b")  # "hatched that May": the month, not the verb
 #: a day listed before a dated day: "20 or 21 March", "the 20th or 21st of March"
 _DAY_BEFORE = re.compile(r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)?\s*(?:,|or|and|to|-)\s*(?:the\s+)?$", re.IGNORECASE)
 
@@ -78,9 +79,13 @@ def _numeric_dates(text: str) -> list[Quantity]:
     out = []
     for mt in _NUMERIC_DATE.finditer(text):
         a, b, y = int(mt.group("a")), int(mt.group("b")), int(mt.group("y"))
-        readings = [(m, d) for m, d in ((b, a), (a, b)) if 1 <= m <= 12 and 1 <= d <= 31]
-        for m, d in dict.fromkeys(readings):
-            out.append(Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.end(), y=y, m=m, d=d,
+        # "30/8/23": a two-digit year may be of either century (each reading soft, as a day-month swap)
+        years = [y] if len(mt.group("y")) == 4 else [1900 + y, 2000 + y]
+        if len(years) > 1 and mt.group("sep") == "." and re.search(r"(?i)(?:\bv|version\s*)$", text[:mt.start()]):
+            continue  # "v1.2.23" is a version
+        readings = [(yy, m, d) for yy in years for m, d in ((b, a), (a, b)) if 1 <= m <= 12 and 1 <= d <= 31]
+        for yy, m, d in dict.fromkeys(readings):
+            out.append(Quantity("date", 0.0, text=mt.group(0), start=mt.start(), end=mt.end(), y=yy, m=m, d=d,
                                 soft=len(set(readings)) > 1))
     return out
 
@@ -124,7 +129,7 @@ def _dates(text: str) -> tuple[list[Quantity], str]:
 _DAYPART = (r"(?P<dp>a\.?m\.?|p\.?m\.?|(?:in\s+the\s+)?(?:morning|afternoon|evening)|at\s+night|"
             r"o'?clock|(?:z|utc|gmt)\b)")
 #: "20:17:40", "9:16 pm", "23:40 UTC", "20:17:40Z", "2:01:09" (a race time), "59:51"
-_CLOCK = re.compile(r"(?<![\d:.,])(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}(?:\.\d+)?))?(?![\d:])"
+_CLOCK = re.compile(r"(?<![\d:.,])(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}(?:\.\d+)?))?(?!\d|:\d)"  # (a colon after it is a label's: "6 Nov 2019, 07:42:")
                     rf"(?:\s*{_DAYPART})?", re.IGNORECASE)
 _HOUR_WORDS = {w: v for w, v in SMALL.items() if 1 <= v <= 12}
 _MIN_WORD = r"(?:(?:twenty|thirty|forty|fifty)-?\s*)?(?:%s)" % "|".join(sorted(SMALL, key=len, reverse=True))

@@ -22,6 +22,7 @@ _COMPOUND = re.compile(r"^\d+(?:\.\d+)?(?:st|nd|rd|th|0s)?-[A-Za-z]")
 _SUFFIX_RANGE = re.compile(r"^\d+(?:st|nd|rd|th|s)-\d+(?:st|nd|rd|th|s)$")
 
 
+_THOUSANDER = re.compile(r"(?<![\w.,])(\d{1,2},?000)ers?\b")
 _E_NOTATION = re.compile(r"(?<![\w.])(?P<m>\d+(?:\.\d+)?)[eE](?P<e>[+-]?\d{1,3})(?![\w.])")
 
 
@@ -71,6 +72,9 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
     # "1e12", "6.02e23": a number in scientific notation (one trillion), not an id
     out = lsd + [Quantity("num", float(m.group(0)), text=m.group(0), start=m.start(), end=m.end())
            for m in _E_NOTATION.finditer(text)]
+    # "the first 8,000er": a peak over 8,000 metres (soft: it may support an "8,000", and is never required)
+    out += [Quantity("num", float(m.group(1).replace(",", "")), text=m.group(0), start=m.start(), end=m.end(),
+                     soft=True) for m in _THOUSANDER.finditer(text)]
     text = _blank(text, out)
     for mt in _ALNUM.finditer(text):
         tok = mt.group(0)
@@ -91,6 +95,8 @@ def _ids(text: str) -> tuple[list[Quantity], str]:
         if pm:  # "top-10", "under-16s": the number, not a name ("the top ten", "children under 16")
             out.append(Quantity("num", float(pm.group(1)), text=tok, start=mt.start(), end=mt.end()))
             continue
+        if re.fullmatch(r"\d+(?:\.\d+)?-\d+(?:\.\d+)?(?:m|mn|bn|k|tn)", tok) and _currency_before(text, mt.start()):
+            continue  # "£5-7m": a range of money (digit pass), not an id
         if _COMPOUND.match(tok) or _SUFFIX_RANGE.match(tok):
             continue  # "225-day", "3-year-old", "4th-century": a number in a compound adjective (digit pass)
         tok = _id_head(tok)
@@ -145,7 +151,9 @@ def _benign_suffix(tok: str, suf: str) -> bool:
 
 
 # ---------------------------------------------------------------- regnal numbers ("Gregory XIII")
-_REGNAL = re.compile(r"\b(?:[A-Z][a-z]{2,}|[A-Z]{3,})\s+(?P<r>[IVXL]{2,6}|V|X)\b(?![\w'-])")
+_REGNAL = re.compile(r"\b(?:[A-Z][a-z]{2,}|[A-Z]{3,})\s+(?P<r>[IVXL]{2,6}|V|X)\b(?![\w-]|'\w)")  # "'Figure II'"
+#: a text written all in lower case: "john walter ii" (only numerals that are no word or abbreviation: not "iv", "vi")
+_REGNAL_LOWER = re.compile(r"\b[a-z]{3,}\s+(?P<r>ii|iii|vii|viii|xii|xiii|xiv|xvi|xvii|xviii|xix)\b(?![\w-]|'\w)")
 _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50}
 
 
@@ -167,8 +175,8 @@ def _regnal(text: str) -> tuple[list[Quantity], str]:
     """A Roman numeral after a name is an ordinal: "Gregory XIII" = "Gregory the Thirteenth", "World War II" = "the
     Second World War" (a lone "I" is left: mostly the pronoun)."""
     out = []
-    for mt in _REGNAL.finditer(text):
-        n = _roman(mt.group("r"))
+    for mt in list(_REGNAL.finditer(text)) + list(_REGNAL_LOWER.finditer(text)):
+        n = _roman(mt.group("r").upper())
         if n:
             out.append(Quantity("ord", float(n), text=mt.group("r"), start=mt.start("r"), end=mt.end("r")))
     return out, _blank(text, out)
@@ -240,11 +248,23 @@ _INCH_IN_PARENS = re.compile(r"[ \u00a0]?in\.?(?=\s*\))")
 _BELOW_ZERO = re.compile(r"\s+below\s+zero\b", re.IGNORECASE)
 
 
+_CURRENCY_RANGE_BEFORE = re.compile(r"(US\$|[$\u00a3\u20ac])\s?\d+(?:\.\d+)?[-\u2013]$")
+
+
+def _currency_before(text: str, start: int) -> str | None:
+    """The currency (unit) of a sign right before `start`, or before the first end of a range ("£5-7m": the 7 is
+    money too)."""
+    before = text[max(0, start - 4):start].rstrip()
+    sym = next((c for c in CURRENCY_PREFIX if before.endswith(c)), None)
+    rm = _CURRENCY_RANGE_BEFORE.search(text[max(0, start - 16):start]) if sym is None else None
+    sym = sym or (rm.group(1) if rm else None)
+    return CURRENCY_PREFIX[sym] if sym else None
+
+
 def _with_suffixes(text: str, q: Quantity) -> Quantity:
     """Apply a scale word ("1.5 million"), a unit ("3.5 km") and a currency prefix ("$3")."""
     sm = _SCALE_AFTER.match(text, q.end)
-    before = text[max(0, q.start - 4):q.start].rstrip()
-    cm = _CURRENCY_M.match(text, q.end) if not sm and any(before.endswith(c) for c in CURRENCY_PREFIX) else None
+    cm = _CURRENCY_M.match(text, q.end) if not sm and _currency_before(text, q.start) else None
     if cm:
         q.scale = 1e6
         q.value, q.end = float(q.value) * q.scale, cm.end()
@@ -267,11 +287,8 @@ def _with_suffixes(text: str, q: Quantity) -> Quantity:
         um = match_unit(text, q.end)
         if um and UNITS[um[0]].dim == "temperature" and q.unit == "deg":
             q.unit, q.end = um
-    before = text[max(0, q.start - 4):q.start].rstrip()
-    for sym, unit in CURRENCY_PREFIX.items():
-        if before.endswith(sym) and q.unit is None:
-            q.unit = unit
-            break
+    if q.unit is None:
+        q.unit = _currency_before(text, q.start)
     af = _AND_A_FRACTION.match(text, q.end) if q.unit else None
     if af:  # "eight hours and a quarter" = 8.25 h
         q.value, q.end = float(q.value) + (0.5 if af.group(1).lower() == "half" else 0.25), af.end()
@@ -352,8 +369,11 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
                                                          and toks[j + 1][0] not in SCALES
                                                          and not _range_and(text, start, toks[j][2]))):
         gap = text[toks[j - 1][2]:toks[j][1]] if words else ""
-        if toks[j][0] != "and" and words and (gap.strip().lower() not in ("", "-", "and")
-                                              or gap.strip() == "-" != gap):  # " - " is a dash, not "sixty-five"
+        # "fifty-eight thousand, three hundred and forty": a comma after a scale word groups the hundreds
+        comma = (gap.strip() == "," and words[-1] in _GROUP_SCALES and toks[j][0] not in SCALES
+                 and "hundred" in [t[0] for t in toks[j + 1:j + 3]])
+        if toks[j][0] != "and" and words and not comma and (gap.strip().lower() not in ("", "-", "and")
+                                                            or gap.strip() == "-" != gap):  # " - " is a dash
             break
         words.append(toks[j][0])
         j += 1
@@ -380,7 +400,8 @@ def _word_phrase(text: str, toks: list, i: int) -> tuple[Quantity | None, int]:
                         end=toks[j][2]), j + 1
     if words[-1] in TENS and j < len(toks) and toks[j][0] in ORDINALS and _gap(text, toks[j - 1][2], toks[j][1]) == "-":
         return _ordinal_word(text, toks, j)  # "twenty-first": the ordinal reader adds the tens
-    if j < len(toks) and words[-1] in SMALL | TENS and toks[j][0] in FRACTIONS and toks[j][0] not in ("second",):
+    if j < len(toks) and words[-1] in SMALL | TENS and toks[j][0] in FRACTIONS and toks[j][0] not in ("second",) \
+            and not re.match(r"-[A-Za-z]", text[toks[j][2]:]):  # "thirty-eight half-barrier crossings": 38
         n = _words_value(words)  # "two thirds"
         return Quantity("num", n / FRACTIONS[toks[j][0]], text=text[start:toks[j][2]], start=start,
                         end=toks[j][2]), j + 1
@@ -445,9 +466,11 @@ def _unit_name_at(text: str, pos: int) -> tuple[str, int] | None:
 
 def _spoken_year(words: list[str]) -> bool:
     """A year said in two pairs of digits: a teen or "twenty" and then a tens word ("nineteen forty-six",
-    "fifteen eighty-two", "twenty twenty-four"); a count is never said so ("sixty-five", "twenty-four")."""
+    "fifteen eighty-two", "twenty twenty-four", "twenty thirteen"); a count is never said so ("sixty-five",
+    "twenty-four")."""
     return (2 <= len(words) <= 3 and (10 <= SMALL.get(words[0], 0) <= 19 or words[0] == "twenty")
-            and words[1] in TENS and (len(words) == 2 or 0 < SMALL.get(words[2], 10) < 10))
+            and (words[1] in TENS and (len(words) == 2 or 0 < SMALL.get(words[2], 10) < 10)
+                 or len(words) == 2 and 10 <= SMALL.get(words[1], 0) <= 19))
 
 
 def _gap(text: str, a: int, b: int) -> str:

@@ -26,7 +26,7 @@ from rephrase.verify.number_words import (MULTIPLES, SOFT_COUNTS, SOFT_ORDINALS,
                                           _number_words, _regnal)
 from rephrase.verify.quantity import Quantity, _blank
 from rephrase.verify.scaffold import normalize
-from rephrase.verify.units import COMPOUNDS, MONTHS, ORDINALS, UNITS, match_unit, per_unit
+from rephrase.verify.units import COMPOUNDS, MONTHS, ORDINALS, SCALES, UNITS, match_unit, per_unit
 
 __all__ = ["CONVERSION_REL_TOL", "FORMULA_NAMES", "MULTIPLES", "SOFT_COUNTS", "SOFT_ORDINALS", "NumberDiff", "Quantity",
            "compare", "covered", "extract"]
@@ -50,7 +50,8 @@ def _ranges(qs: list[Quantity], text: str) -> None:
     (and scale) of the last."""
     for a, b in zip(reversed(qs[:-1]), reversed(qs[1:])):
         gap = text[a.end:b.start]
-        if a.kind == b.kind == "num" and a.unit is None and b.unit and (_RANGE_GAP.match(gap) or _BY_GAP.match(gap)) and not (
+        if a.kind == b.kind == "num" and (a.unit is None or a.unit == b.unit and a.scale == 1.0 != b.scale
+                                          and UNITS[a.unit].dim in ("usd", "gbp", "eur")) and b.unit and (_RANGE_GAP.match(gap) or _BY_GAP.match(gap)) and not (
                 "," in text[a.end:b.start] and len(b.text) - len(b.text.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 1):
             # (not over a comma to a one-letter symbol: "R seventeen, ninety-four W" is a code, not 17 W)
             if _year_before(a, b, gap):
@@ -58,6 +59,11 @@ def _ranges(qs: list[Quantity], text: str) -> None:
             a.unit = b.unit
             if a.scale == 1.0 and b.scale != 1.0:
                 a.value, a.scale = float(a.value) * b.scale, b.scale
+            sw = re.search(r"(?i)\b(million|billion|trillion)\b", b.text) if a.scale == b.scale == 1.0 else None
+            if sw and not re.search(r"(?i)\b(?:thousand|million|billion|trillion)\b", a.text) and (
+                    float(a.value) < SCALES[sw.group(1).lower()]):
+                # "five to seven million pounds" in words: the first end is millions too
+                a.value = float(a.value) * SCALES[sw.group(1).lower()]
 
 
 def _year_before(a: Quantity, b: Quantity, gap: str) -> bool:
@@ -69,6 +75,7 @@ def _year_before(a: Quantity, b: Quantity, gap: str) -> bool:
 
 #: numbers that state no fact and that rewrites rightly drop: citation marks "[12]", list numbering "3. "
 _NOISE = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]|(?m:^)\s*\d{1,2}[.)/](?=\s+\D)|"
+                    r"(?m:^)[ \t]*\d{1,2}/(?=[ \t]+\d)|"  # a thread's post number before a figure: "2/ 1.19 kg"
                     r"\b(?:p|pp|page|entry|no|vol|episode|ep|card|step|post|slide|item)\.?\s*#?\d{1,4}\b(?!\s*(?:%|percent)|[,.]\d)",
                     re.IGNORECASE)
 
@@ -425,6 +432,7 @@ def extract(text: str) -> list[Quantity]:
     nums += _one_in(nums, rest)
     nums.sort(key=lambda q: q.start)
     _spoken_short_years(nums, dates, rest)
+    _short_year_ends(nums, rest)
     _ranges(nums, rest)
     nums = _compound_measures(nums, rest)
     _out_of(nums, rest)
@@ -466,7 +474,9 @@ def _sterling(nums: list[Quantity], text: str) -> list[Quantity]:
     money_text = bool(_MONEY_TEXT.search(text))
     for q in nums:
         if (q.kind == "num" and q.unit == "lb" and re.search(r"(?i)pounds?$", q.text)
-                and (money_text or _MONEY_BEFORE.search(text[max(0, q.start - 40):q.start]))):
+                and (money_text or _MONEY_BEFORE.search(text[max(0, q.start - 40):q.start])
+                     # "a four-hundred-and-twelve-million-pound plan": a weight is never counted in millions
+                     or re.search(r"(?i)\b(?:million|billion|trillion|bn|m)\b[ -]?pounds?$", q.text))):
             lb = Quantity("num", q.value, unit="lb", text=q.text, start=q.start, end=q.end, scale=q.scale, soft=True)
             q.unit, q.twin = "gbp", lb
             out.append(lb)
@@ -713,6 +723,19 @@ def _spoken_short_years(nums: list[Quantity], dates: list[Quantity], text: str) 
                 and not _AGE_OF.search(text[max(0, q.start - 16):q.start])  # "at the age of seventy-seven"
                 and _CLAUSE_END.match(text, q.end)):
             q.kind = "yy"
+
+
+_YEAR_END_GAP = re.compile(r"^\s*(?:-|\u2013|to)\s*$", re.IGNORECASE)
+
+
+def _short_year_ends(nums: list[Quantity], text: str) -> None:
+    """"twenty twenty-three to twenty-four" (the words of "2023-24"): a later two-digit number in words after a year
+    and "to" is the range's end year in the same century (2024)."""
+    for a, b in zip(nums, nums[1:]):
+        if (_plain_year(a) and b.kind == "num" and b.unit is None and b.text.replace("-", "").isalpha()
+                and float(b.value).is_integer() and int(a.value) % 100 < float(b.value) <= 99
+                and _YEAR_END_GAP.match(text[a.end:b.start])):
+            b.value = float(int(a.value) // 100 * 100 + int(b.value))
 
 
 def _plain_year(q: Quantity) -> bool:

@@ -107,6 +107,12 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("Gbit/s", "data_rate", 1e9, 0, ("Gbit/s", "Gb/s", "Gbps"), ("gigabit per second", "gigabits per second")),
     ("Tbit/s", "data_rate", 1e12, 0, ("Tbit/s", "Tb/s", "Tbps"), ("terabit per second", "terabits per second")),
     ("mg/kg", "dose", 1.0, 0, ("mg/kg",), ()),
+    # storage and battery charge of a spec sheet: "256 GB", "5,000 mAh" (decimal prefixes)
+    ("kB", "data", 8e3, 0, ("kB", "KB"), ("kilobyte",)),
+    ("MB", "data", 8e6, 0, ("MB",), ("megabyte",)),
+    ("GB", "data", 8e9, 0, ("GB",), ("gigabyte",)),
+    ("TB", "data", 8e12, 0, ("TB",), ("terabyte",)),
+    ("mAh", "charge", 3.6, 0, ("mAh",), ("milliampere-hour", "milliamp-hour", "milliamp hour")),
     ("W", "power", 1.0, 0, ("W",), ("watt",)),
     ("kW", "power", 1e3, 0, ("kW",), ("kilowatt",)),
     ("MW", "power", 1e6, 0, ("MW",), ("megawatt",)),
@@ -122,7 +128,7 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     ("GHz", "frequency", 1e9, 0, ("GHz",), ("gigahertz",)),
     ("bc", "era_bc", 1.0, 0, ("BC", "BCE", "B.C."), ()),
     ("usd", "usd", 1.0, 0, ("USD",), ("dollar", "US dollar")),
-    ("usd_cent", "usd", 0.01, 0, ("\u00a2",), ("cent",)),  # "15 cents" = "$0.15", "15¢"
+    ("usd_cent", "usd", 0.01, 0, ("\u00a2",), ("cent", "US cent")),  # "15 cents" = "$0.15", "15¢"
     ("eur", "eur", 1.0, 0, ("EUR",), ("euro",)),
     ("gbp", "gbp", 1.0, 0, ("GBP",), ("pounds sterling",)),
     ("shilling", "gbp", 0.05, 0, (), ("shilling",)),  # pre-decimal: 20 shillings to the pound ("10s.")
@@ -130,6 +136,8 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     # the old penny (240 to the pound): no alias, read only in a pre-decimal amount ("7s 6d", "sixpence"), as a
     # modern "50 pence" is £0.50
     ("old_penny", "gbp", 1 / 240, 0, (), ()),
+    # the decimal penny (since 1971): "58 pence" = "£0.58" (a pre-decimal "6 pence" is read before, with its shillings)
+    ("penny", "gbp", 0.01, 0, (), ("pence", "penny")),
 ]
 
 #: currency symbols written before the number
@@ -161,6 +169,8 @@ def _alias_regex(aliases: dict[str, str], flags: int) -> re.Pattern:
 
 _SYMBOLS = {s: r[0] for r in _UNITS for s in r[4]}
 _NAMES = {p.lower(): r[0] for r in _UNITS for n in r[5] for p in _plurals(n)}
+#: a name of two words hyphenated in a compound adjective: "its 34-square-kilometre reservoir"
+_NAMES.update({a.replace(" ", "-"): u for a, u in list(_NAMES.items()) if " " in a})
 SYMBOL_RE = _alias_regex(_SYMBOLS, 0)
 NAME_RE = _alias_regex(_NAMES, re.IGNORECASE)
 
@@ -173,13 +183,21 @@ COMPOUNDS = {("g", "cm3"): "g/cm3", ("kg", "m3"): "kg/m3", ("km", "h"): "km/h", 
 _PER = re.compile(r"\s*/\s*|\s+per\s+|\s+an?\s+(?=hour|minute|second)|\s+(?:for\s+)?(?:every|each)\s+(?=kilo|hour|minute|second)", re.IGNORECASE)
 
 
+#: symbols a spec sheet writes lower-case and glued to the number: "120hz", "65w", "5000mah", "256gb" (only glued
+#: and only where the lower-case form names no other unit: "5m" stays metres, "2mb" is no millibar here)
+_GLUED_LOWER = {"hz": "Hz", "khz": "kHz", "mhz": "MHz", "ghz": "GHz", "w": "W", "kw": "kW", "kwh": "kWh",
+                "mah": "mAh", "gb": "GB", "tb": "TB", "mb": "MB", "kb": "kB", "v": "V"}
+GLUED_RE = re.compile(rf"(?:{'|'.join(sorted(_GLUED_LOWER, key=len, reverse=True))})(?![A-Za-z0-9²])")
+
+
 def _match_one(text: str, pos: int) -> tuple[str, int] | None:
     for rx, table, fold in ((NAME_RE, _NAMES, True), (SYMBOL_RE, _SYMBOLS, False)):
         m = rx.match(text, pos)
         if m:
             alias = m.group(0).lstrip(" \u00a0\u202f-")
             return table[alias.lower() if fold else alias], m.end()
-    return None
+    m = GLUED_RE.match(text, pos) if pos == 0 or text[pos - 1].isdigit() else None
+    return (_GLUED_LOWER[m.group(0)], m.end()) if m else None
 
 
 def per_unit(text: str, pos: int) -> tuple[str, int] | None:
