@@ -137,7 +137,7 @@ _UNITS: list[tuple[str, str, float, float, tuple[str, ...], tuple[str, ...]]] = 
     # modern "50 pence" is £0.50
     ("old_penny", "gbp", 1 / 240, 0, (), ()),
     # the decimal penny (since 1971): "58 pence" = "£0.58" (a pre-decimal "6 pence" is read before, with its shillings)
-    ("penny", "gbp", 0.01, 0, (), ("pence", "penny")),
+    ("penny", "gbp", 0.01, 0, (), ("pence",)),  # (not "penny": "adding one penny" counts a coin)
 ]
 
 #: currency symbols written before the number

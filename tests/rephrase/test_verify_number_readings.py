@@ -44,6 +44,8 @@ def labels(qs):
     ("Water costs US$0.58 per cubic metre.", "Water costs 58 US cents per cubic metre."),
     ("Water costs US$0.58 per cubic metre.", "Water costs fifty-eight US cents per cubic metre."),
     ("A stamp cost 50 pence.", "A stamp cost £0.50."),
+    ("Adding one penny to the pendulum makes the clock gain 0.4 s a day.",
+     "Put a single coin on the pendulum and the clock gains 0.4 s a day."),
     # a hyphenated compound unit
     ("Reservoir area: 34 km\u00b2.", "Its 34-square-kilometre reservoir fills in spring."),
     ("The flat has 50 m\u00b2.", "It is a 50-square-metre flat."),
