@@ -11,7 +11,9 @@ The features read the texts after scaffolding is removed (rephrase.verify.scaffo
              whose aligned counterpart has no negation at all; negation read from the dependency parse (`neg`
              arcs), negative determiners/pronouns/adverbs, "without", and un-/in-/non- adjectives ("unaware");
 - neg_flip:  negated sentences whose unnegated counterpart states the very predicate negated ("isn't the
-             longest" vs "is the longest"): a flip, where a reworded negation ("was short-lived") changes it;
+             longest" vs "is the longest"): a flip, where a reworded negation ("was short-lived") changes it; a
+             counterpart negated only softly ("rather than") flips too when it states the predicate outright,
+             and what follows "rather than", a question, or "refused to" is not stated;
 - support/coverage: 1 - the best embedding similarity of the least supported rewrite sentence (addition) and of
              the least covered source sentence (omission);
 - novelty/loss: content lemmas of one rewrite sentence that the source never uses (an added clause), and the
@@ -889,6 +891,18 @@ def _without_titles(sim: np.ndarray | None, rw_sents: list[str], titles: set[str
     return sim
 
 
+#: "not for navigation but for geomancy": a negation that contrasts an adjunct, the predicate stays affirmed
+_NOT_BUT = re.compile(r"(?:\bnot\b|n't\b)[^.;:]{0,60}\bbut\b", re.IGNORECASE)
+
+
+def _contrastive(a: Analysis, text: str) -> bool:
+    """Whether the sentence's clausal negations only contrast: "not for navigation but for geomancy", or each
+    after a comma ("took nine years to finish, not the three he had promised")."""
+    negs = [k for k, t in enumerate(a.tokens) if _neg_arc(t) or t.lower == "never"]
+    return bool(_NOT_BUT.search(text)) or bool(negs) and all(
+        k > 0 and a.tokens[k - 1].text in (",", "-", "\u2013", "\u2014") for k in negs)
+
+
 def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
     """neg_parity: aligned groups whose clausal negation parity differs, where neither side words it softly.
     neg_unmatched: negated sentences whose best-aligned counterpart on the other side (that sentence and
@@ -911,18 +925,20 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
             if sum(sp[i].clausal for i in s_idx) % 2 != sum(rp[j].clausal for j in r_idx) % 2:
                 parity += 1
                 where_p = where_p or f"source {_short(src_sents[s_idx[0]])!r} vs rewrite {_short(rw_sents[r_idx[0]])!r}"
-        for score, side, i, j, window in _unmatched_negations(sim, sp, rp):
+        for score, side, i, j, window, soft in _unmatched_negations(sim, sp, rp):
             mine, theirs, texts = (sa, ra, (src_sents[i], rw_sents[j])) if side == "source sentence" else \
                 (ra, sa, (rw_sents[i], src_sents[j]))
-            if score > unmatched:  # the closest pair counts: a flip leaves the rest of the sentence as it was
+            if score > unmatched and not soft:  # the closest pair counts: a flip leaves the rest of the sentence as it was
                 unmatched = score
                 where_u = f"{side} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
+            if soft and _contrastive(mine[i], texts[0]):
+                continue  # "weren't killed by the eruption but by tsunamis": the negation is the adjunct's
             preds = _negated_predicates(mine[i])
             their_texts = rw_sents if side == "source sentence" else src_sents
             if preds and any(_affirms(theirs[k], preds, mine[i], their_texts[k]) for k in window):
                 flips += 1
                 where_f = where_f or f"{_short(texts[0])!r} negates what {_short(texts[1])!r} states"
-            elif (nominal := _nominal_predicates(mine[i])) and \
+            elif not soft and (nominal := _nominal_predicates(mine[i])) and \
                     any(_affirms_existence(theirs[k], nominal, their_texts[k]) for k in window):
                 flips += 1
                 where_f = where_f or f"{_short(texts[0])!r} denies what {_short(texts[1])!r} states"
@@ -1020,6 +1036,10 @@ def _with_synonyms(preds: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return preds | {(w, c) for p, c in preds if c == "v" for g in _SAME_VERB if p in g for w in g}
 
 
+#: verbs of obligation and permission: what they do not require or allow is their complement's act
+_DEONTIC = frozenset({"require", "need", "oblige", "force", "compel", "allow", "permit"})
+
+
 def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
     """(folded lemma, class) of what a clausal negation negates: the head of a `neg` arc or "never" ("sent" in
     "Britain never sent frigates"), or, for a copula or light verb, its complement ("longest", "tunnel" in "it
@@ -1031,6 +1051,9 @@ def _negated_predicates(a: Analysis) -> set[tuple[str, str]]:
         h = a.tokens[t.head]
         if h.lemma not in _LIGHT and h.pos in ("VERB", "ADJ", "NOUN", "PROPN"):
             out.add((fold(h.lemma), _CLASS[h.pos]))
+            if h.lemma in _DEONTIC:  # "are not required to hold a degree" against "must hold a degree"
+                out.update((fold(x.lemma), "v") for x in a.tokens if x.head == t.head and x.dep == "xcomp" and
+                           x.pos == "VERB")
         else:
             out.update((fold(x.lemma), _CLASS[x.pos]) for x in a.tokens if x.head == t.head and x is not h and
                        x.dep in ("attr", "acomp", "xcomp", "dobj", "oprd") and x.pos in ("VERB", "ADJ", "NOUN", "PROPN"))
@@ -1095,7 +1118,7 @@ def _affirms_existence(a: Analysis, preds: set[tuple[str, str]], text: str) -> b
                (x.dep == "det" and x.lower in ("a", "an"))}
     counted |= {i for i, x in enumerate(a.tokens) if x.pos == "NUM" or x.lower in _SOME}
     for k, t in enumerate(a.tokens):
-        if k in negated or t.head in negated or not 0 <= t.head < len(a.tokens):
+        if k in negated or t.head in negated or not 0 <= t.head < len(a.tokens) or _denied(a, k):
             continue
         lemma = fold(t.lemma)
         if t.pos == "NOUN" and ("with", lemma) in preds and not re.search(r"\bonly\b", text, re.I) and (
@@ -1130,16 +1153,38 @@ def _subject_names(a: Analysis, k: int, nouns: bool = False) -> set[str]:
                     names.add(fold(t.text))
                 elif nouns and t.pos == "NOUN":
                     names.add(fold(t.lemma))
-                todo += [c for c, t in enumerate(a.tokens) if t.head == i and c != i and t.dep in ("conj", "compound")]
+                todo += [c for c, t in enumerate(a.tokens) if t.head == i and c != i and (
+                    t.dep in ("conj", "compound") or (t.dep == "amod" and t.text[:1].isupper()))]  # "Viking traders"
             return names
         k = a.tokens[k].head
     return set()
 
 
-def _negated_subjects(a: Analysis, nouns: bool = False) -> set[str]:
+def _negated_subjects(a: Analysis, nouns: bool = False, objects: bool = False) -> set[str]:
     """Proper-name subjects of the sentence's negated predicates ("Fleming" in "Fleming could not purify it");
-    with `nouns`, common-noun subjects too."""
-    return {n for t in a.tokens if (_neg_arc(t) or t.lower == "never") for n in _subject_names(a, t.head, nouns)}
+    with `nouns`, common-noun subjects too. With `objects`, their objects and the subjects of the clauses they
+    govern instead, which the passive makes the subject of the same claim ("did not allow seeds to leave" =
+    "seeds were not permitted to leave"). Plurals are folded to the singular ("Ottomans", "Ottoman miners")."""
+    out = set()
+    for t in a.tokens:
+        if not (_neg_arc(t) or t.lower == "never"):
+            continue
+        if not objects:
+            out |= _subject_names(a, t.head, nouns)
+            continue
+        for c, x in enumerate(a.tokens):
+            if x.head != t.head or c == t.head:
+                continue
+            if x.dep == "dobj" and (x.pos == "PROPN" or (nouns and x.pos == "NOUN")):
+                out.add(fold(x.text if x.pos == "PROPN" else x.lemma))
+            elif x.dep in ("xcomp", "ccomp") and any(y.head == c and i != c and y.dep == "nsubj"
+                                                     for i, y in enumerate(a.tokens)):
+                out |= _subject_names(a, c, nouns)
+    return {_singular(n) for n in out}
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if len(name) > 4 and name.endswith("s") and not name.endswith("ss") else name
 
 
 def _subtree(a: Analysis, k: int) -> set[int]:
@@ -1213,6 +1258,43 @@ def _in_fiction(a: Analysis, k: int) -> bool:
     return False
 
 
+_YES = frozenset({"yes", "yeah", "yep", "right", "correct", "exactly", "indeed", "true", "sure"})
+#: "rather than being an insurance company", "instead of fading": the phrase after it is what the claim is not
+_DENIED_AFTER = (("rather", "than"), ("instead", "of"), ("opposed", "to"), ("place", "of"))
+
+
+def _denied(a: Analysis, k: int) -> bool:
+    """Whether token k is stated as not the case although no `neg` arc says so: it follows "rather than" (within
+    its phrase), sits in a question before its "?" ("Who is counted as unemployed? Only ...") that no "Yes" answers,
+    or depends on a word whose meaning holds the negation ("refused to admit", "warns against mixing", "regenerates
+    poorly")."""
+    sent = a.tokens[k].sent
+    for i in range(k - 1, max(-1, k - 6), -1):
+        t = a.tokens[i]
+        if t.sent != sent or t.pos == "PUNCT":
+            break
+        if i > 0 and (a.tokens[i - 1].lower, t.lower) in _DENIED_AFTER:
+            return True
+    q = next((i for i in range(k + 1, len(a.tokens)) if a.tokens[i].text == "?" and a.tokens[i].sent == sent), None)
+    if q is not None:
+        answer = next((t.lower for t in a.tokens[q + 1:] if t.pos not in ("PUNCT", "SPACE")), "")
+        if answer not in _YES:  # "Was it the first? Yes - ..." affirms what it asks
+            return True
+    h = a.tokens[k].head
+    if any(x.head == k and x.lower in _IMPLICIT for x in a.tokens) or (  # "carrying it is optional"
+            a.tokens[k].dep in ("csubj", "csubjpass") and any(x.head == h and x.dep in ("acomp", "attr") and
+                                                               x.lower in _IMPLICIT for x in a.tokens)):
+        return True
+    h = k
+    for _ in range(2):
+        h = a.tokens[h].head
+        if not 0 <= h < len(a.tokens) or a.tokens[h].sent != sent:
+            break
+        if a.tokens[h].lemma in _IMPLICIT or a.tokens[h].lower in _IMPLICIT:
+            return True
+    return False
+
+
 def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis, text: str = "") -> bool:
     """Whether the sentence states one of `preds` (lemma and class) as a fact, without a negation on it, of a
     compatible subject: when both subjects are proper names they share one ("Fleming could not purify it" is no
@@ -1222,35 +1304,40 @@ def _affirms(a: Analysis, preds: set[tuple[str, str]], negated: Analysis, text: 
     question = _question_sents(a, text) if text else set()
     negated_heads = {t.head for t in a.tokens if _neg_arc(t) or t.lower == "never"}
     names, nouns, against = _negated_subjects(negated), _negated_subjects(negated, True), _contrasted(negated)
+    passive = _negated_subjects(negated, True, objects=True)
     named_args = _negated_arg_names(negated)
     for k, t in enumerate(a.tokens):
         if (fold(t.lemma), _CLASS.get(t.pos)) not in preds or k in negated_heads or t.head in negated_heads \
                 or t.sent in question:
             continue
-        if t.dep in _MODIFIER or _in_belief(a, k):
+        if t.dep in _MODIFIER or _in_belief(a, k) or _denied(a, k):
             continue
-        if any(x.lower == "only" and 0 <= x.head < len(a.tokens) and a.tokens[x.head].head == k and
+        if any(x.lower == "only" and 0 <= x.head < len(a.tokens) and a.tokens[x.head].head in (k, t.head) and
                a.tokens[x.head].dep in ("nsubj", "nsubjpass") for x in a.tokens):
             continue  # "Only members are allowed" restates "Non-members are not permitted", an exclusion
         if _CLASS.get(t.pos) == "n" and t.dep in ("nsubj", "nsubjpass", "pobj"):
             continue  # "(in 2012) chicks hatched in the wild" names chicks, it does not state "she had chicks"
+        if _CLASS.get(t.pos) == "n" and t.dep == "dobj" and a.tokens[t.head].lemma not in _LIGHT:
+            continue  # "are not free sugars" (a class) against "free sugars include sugars added to foods"
         if named_args and not named_args <= {fold(a.tokens[i].text) for i in _below_subject(a, k)}:
             continue  # "didn't launch it from Cornell" against "launched it from MIT": the adjunct, not the act
-        theirs = _subject_names(a, k, True)
-        if theirs & against:
+        theirs = {_singular(n) for n in _subject_names(a, k, True)}
+        if theirs & {_singular(n) for n in against}:
             continue
-        if names and (named := _subject_names(a, k)) and not named & names:
+        if names and (named := {_singular(n) for n in _subject_names(a, k)}) and not named & (names | passive):
             continue
-        if nouns and theirs and not theirs & nouns:
+        if nouns and theirs and not theirs & (nouns | passive):
             continue
         return True
     return False
 
 
 def _unmatched_negations(sim, sp, rp):
-    """(similarity, side, i, j, window) for each negated sentence i of `side` whose aligned window on the other
-    side states no negation (Polarity.matches); j is its best match, the window that and its neighbours scoring
-    at least 80% of it."""
+    """(similarity, side, i, j, window, soft) for each negated sentence i of `side` whose aligned window on the
+    other side states no negation (Polarity.matches); j is its best match, the window that and its neighbours
+    scoring at least 80% of it. With `soft`, the window states one only in a soft form ("rather than", "refused"):
+    no unmatched negation, but a flip still if it states the negated predicate outright ("It was not a democratic
+    document" against "Yes, it was a democratic document, ... rather than for ordinary people")."""
     for side, pols, other, mat in (("source sentence", sp, rp, sim), ("rewrite sentence", rp, sp, sim.T)):
         for i, pol in enumerate(pols):
             if not pol.negated:
@@ -1260,7 +1347,9 @@ def _unmatched_negations(sim, sp, rp):
                 continue  # no counterpart at all: the omission/addition features speak for it
             window = [k for k in (j - 1, j, j + 1) if 0 <= k < len(other) and mat[i, k] >= 0.8 * mat[i, j]]
             if not any(pol.matches(other[k]) for k in window):
-                yield float(mat[i, j]), side, i, j, window
+                yield float(mat[i, j]), side, i, j, window, False
+            elif pol.clausal and not any(other[k].clausal or other[k].exclusive_neg for k in window):
+                yield float(mat[i, j]), side, i, j, window, True  # matched by a soft word only ("rather than")
 
 
 # ---------------------------------------------------------------- similarity and lexical coverage

@@ -495,3 +495,31 @@ def test_neg_flip_reads_nominal_negations(verifier, source, rewrite, flipped):
 def test_neg_flip_reads_a_verbs_synonym(verifier, source, rewrite, flipped):
     f = _features(verifier, source, rewrite)
     assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
+
+
+@pytest.mark.parametrize("source, rewrite, flipped", [
+    # a counterpart with only a soft negation ("rather than") still flips when it states the predicate outright
+    ("The bridge was not a toll road: it charged lorries, not cars.",
+     "Was it a toll road? Yes, it was a toll road, though it charged lorries rather than cars.", True),
+    ("The mill was never rebuilt after the fire.", "After the fire the mill was rebuilt, rather than left as a ruin.",
+     True),
+    # ... but what follows "rather than", a wh-question, or a word holding the negation is not stated
+    ("The guild is not a bank but a club in which members pool savings.",
+     "Rather than being a bank, the guild is a club where members pool savings.", False),
+    ("Retired staff are not counted as members.",
+     "Who is counted as a member? Only staff in work, after six months rather than retired staff.", False),
+    ("The council did not admit her to the chamber.", "The council refused to admit her to the chamber.", False),
+    ("She took four years to finish it, not the two she had planned.",
+     "She finished in four years rather than the two she had planned.", False),
+    # obligation and permission: what is not required is the complement's act
+    ("Drivers are not required to carry a paper licence.", "All drivers must carry a paper licence.", True),
+    ("Drivers are not required to carry a paper licence.", "Carrying a paper licence is optional for drivers.", False),
+    # the passive makes the object the subject: "did not allow seeds to leave" = "seeds were not permitted to leave"
+    ("The port authorities did not allow live cattle to leave the island.",
+     "Live cattle were permitted to leave the island.", True),
+    # a plural subject and its singular modifier name the same people
+    ("The Vikings never reached the inland lakes.", "Viking traders eventually reached the inland lakes.", True),
+])
+def test_neg_flip_reads_soft_counterparts_obligation_and_the_passive(verifier, source, rewrite, flipped):
+    f = _features(verifier, source, rewrite)
+    assert (f["neg_flip"].value > 0) == flipped, f["neg_flip"]
