@@ -928,7 +928,8 @@ def _negation_features(src_sents, rw_sents, sa, ra, sim) -> list[Feature]:
         for score, side, i, j, window, soft in _unmatched_negations(sim, sp, rp):
             mine, theirs, texts = (sa, ra, (src_sents[i], rw_sents[j])) if side == "source sentence" else \
                 (ra, sa, (rw_sents[i], src_sents[j]))
-            if score > unmatched and not soft:  # the closest pair counts: a flip leaves the rest of the sentence as it was
+            # the closest pair counts: a flip leaves the rest of the sentence as it was
+            if score > unmatched and not soft:
                 unmatched = score
                 where_u = f"{side} {_short(texts[0])!r} is negated, its counterpart {_short(texts[1])!r} is not"
             if soft and _contrastive(mine[i], texts[0]):
