@@ -135,8 +135,9 @@ def table_from_docs(docs: Iterable[dict[str, Any]], synthetic: bool = False) -> 
 
 
 def scores_list(scores: Mapping[str, float] | Iterable | None) -> list[dict[str, Any]]:
-    """Scores as stored (SCORES_TYPE): [{"name", "value"}] sorted by name, from a dict or any stored form."""
-    return [{"name": k, "value": v} for k, v in sorted(scores_dict(scores).items())]
+    """Scores as stored (SCORES_TYPE): [{"name", "value"}] sorted by name, from a dict or any stored form; values
+    to 4 decimals (see rephrase.verify.base.Verdict.to_fidelity: a resumed run writes the same rows)."""
+    return [{"name": k, "value": v if v is None else round(float(v), 4)} for k, v in sorted(scores_dict(scores).items())]
 
 
 def scores_dict(scores: Mapping[str, float] | Iterable | None) -> dict[str, float]:

@@ -45,8 +45,12 @@ class Verdict:
         return {c.name: float(c.score) for c in self.checks}
 
     def to_fidelity(self) -> dict[str, Any]:
-        """The `fidelity` struct of synthetic rows (corpus.schema.FIDELITY_TYPE)."""
-        return {"accepted": self.accepted, "reasons": self.reasons, "scores": self.scores}
+        """The `fidelity` struct of synthetic rows (corpus.schema.FIDELITY_TYPE). Scores are stored to 4 decimals:
+        the encoder's last bits depend on which texts shared its batch (padding, and the embedding cache that
+        spares re-encoding; rephrase.verify.embed), and a resumed run must write the rows an uninterrupted one
+        would."""
+        return {"accepted": self.accepted, "reasons": self.reasons,
+                "scores": {k: round(v, 4) for k, v in self.scores.items()}}
 
     @classmethod
     def of(cls, checks: list[CheckResult]) -> "Verdict":
