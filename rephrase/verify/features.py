@@ -1259,7 +1259,6 @@ def _in_fiction(a: Analysis, k: int) -> bool:
     return False
 
 
-_YES = frozenset({"yes", "yeah", "yep", "right", "correct", "exactly", "indeed", "true", "sure"})
 #: "rather than being an insurance company", "instead of fading": the phrase after it is what the claim is not
 _DENIED_AFTER = (("rather", "than"), ("instead", "of"), ("opposed", "to"), ("place", "of"))
 
@@ -1279,7 +1278,7 @@ def _denied(a: Analysis, k: int) -> bool:
     q = next((i for i in range(k + 1, len(a.tokens)) if a.tokens[i].text == "?" and a.tokens[i].sent == sent), None)
     if q is not None:
         answer = next((t.lower for t in a.tokens[q + 1:] if t.pos not in ("PUNCT", "SPACE")), "")
-        if answer not in _YES:  # "Was it the first? Yes - ..." affirms what it asks
+        if not _AFFIRM.match(answer):  # "Was it the first? Yes - ..." affirms what it asks
             return True
     h = a.tokens[k].head
     if any(x.head == k and x.lower in _IMPLICIT for x in a.tokens) or (  # "carrying it is optional"
