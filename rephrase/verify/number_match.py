@@ -100,9 +100,15 @@ def _bare_degrees(a: Quantity, b: Quantity) -> bool:
     return "deg" in units and bool(units & {"degC", "degF"})
 
 
+def _calendar_year(q: Quantity) -> bool:
+    """A bare integer, or a "Year" column's cell ("| 1777 | born 30 April |" reads as 1777 with unit year)."""
+    return q.kind == "num" and float(q.value).is_integer() and (
+        q.unit is None or (q.unit == "year" and q.scale == 1.0 and 1000 <= float(q.value) <= 2100))
+
+
 def _years(qs: list[Quantity]) -> set[int]:
     ys = {q.y for q in qs if q.kind == "date" and q.y is not None}
-    ys |= {int(q.value) for q in qs if q.kind == "num" and q.unit is None and float(q.value).is_integer()}
+    ys |= {int(q.value) for q in qs if _calendar_year(q)}
     return ys
 
 
@@ -168,8 +174,7 @@ def covered(q: Quantity, others: list[Quantity]) -> bool:
             return True  # "automated in 1989" = "automated in '89"
         if q.unit is None and any(v and float(v.group(3)) == float(q.value) for v in map(version_parts, others)):
             return True  # "version 2 of the GNU GPL" for "GPLv2", "HTTP/2" for "HTTP2"
-        return q.unit is None and float(q.value).is_integer() and int(q.value) in _years(
-            [o for o in others if o.kind == "date"])
+        return _calendar_year(q) and int(q.value) in _years([o for o in others if o.kind == "date"])
     if q.kind in ("decade", "ord") and any(_same_century(q, o) for o in others):
         return True  # "the 1400s" = "the 15th century"
     if q.kind == "ord" and any(o.kind == "num" and o.pos and float(o.value) == float(q.value) for o in others):

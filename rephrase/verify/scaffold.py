@@ -200,9 +200,14 @@ def _strip_line(line: str, repeated: set[str], labels: set[str]) -> tuple[str, b
             if _ROLE_RE.match(label) or label.lower() in repeated or _HONORIFIC.match(label + " ") or (
                     label.isupper() and len(label) > 1 and _plausible_label(label)):
                 labels.update(w.lower().strip(".") for w in label.split())
-                if m.group("paren") and _ROLE_RE.match(label):  # "HOST (Priya Nair):" is Priya Nair speaking
-                    labels.update(w.lower().strip(".,") for w in m.group("paren").split())
+                paren = m.group("paren")
+                if paren and _ROLE_RE.match(label):  # "HOST (Priya Nair):" is Priya Nair speaking
+                    labels.update(w.lower().strip(".,") for w in paren.split())
                 line = line[m.end():]
+                if paren and any(c.isdigit() for c in paren) and label.lower() not in repeated \
+                        and not _ROLE_RE.match(label):
+                    # a glossary term, not a speaker: "FORTRAN (1957): designed at IBM" keeps its year
+                    line = f"({paren}) {line}"
         if line == before:
             break
     g = _INLINE_GREETING.match(line)  # a speaker greeting the other party: "Agent: Hello Aiko! SQLite is ..."

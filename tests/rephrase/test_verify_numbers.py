@@ -777,3 +777,11 @@ def test_nobody_states_a_count_of_none():  # author W: a table's "Deaths: 0" -> 
     assert same(src, "In February nobody died.") and same("Deaths in February: 0", "no deaths in February")
     assert not same("Deaths in February: 0", "Deaths in February: 3")
     assert labels("no less, no longer") == []
+
+
+def test_a_year_column_and_the_day_in_its_row():  # author U: "30 April 1777" -> "| 1777 | born 30 April |"
+    src = "Gauss was born on 30 April 1777 in Braunschweig and died on 23 February 1855."
+    table = "| Year | Event |\n|---|---|\n| 1777 | born 30 April in Braunschweig |\n| 1855 | dies 23 February |"
+    assert same(src, table)
+    assert not same(src, table.replace("1855", "1856"))
+    assert not same(src, table.replace("30 April", "3 April"))

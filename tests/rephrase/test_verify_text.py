@@ -106,6 +106,9 @@ def test_scaffold_labels_lower_case_chat_speakers_and_bracketed_names():
     # a one-off lower-case "key: value" line is content, and a name in brackets after a non-role label is kept out
     out = strip("ship: endurance\nsank: 21 nov 1915\nDUKE (CAPCOM): Roger.\nDUKE (CAPCOM): Copy.")
     assert out.text.startswith("ship: endurance") and "capcom" not in out.labels
+    # author I: an upper-case glossary term's bracketed year is content; a repeated speaker's time stamp is not
+    out = strip("FORTRAN (1957): designed at IBM.\nHOST (00:01): Hello.\nHOST (00:03): Bye.")
+    assert out.text.split("\n") == ["(1957) designed at IBM.", "Hello.", "Bye."]
 
 
 def test_scaffold_normalize_keeps_superscript_powers_of_ten():  # author R: "30 × 10⁶ m³" is no "106 m3"
